@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Module build in the style of the Rust-for-Linux out-of-tree template, plus
+# memlab's entry points. KDIR defaults to memlab's cached test kernel build
+# (made on first use by scripts/build-kernel.sh); override it to build
+# against another tree built by the same rustc.
+#
+#   make demo    set everything up, boot the VM, load memlab, show its output
+#   make test    set everything up, run host tests and in-VM tests
+#   make         build rust_memlab.ko against KDIR
+
+FLAVOUR ?= test
+KDIR ?= $(shell bash scripts/build-kernel.sh $(FLAVOUR))
+LLVM ?= -19
+
+default:
+	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM)
+
+modules_install: default
+	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM) modules_install
+
+clean:
+	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM) clean
+
+rust-analyzer:
+	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM) rust-analyzer
+
+setup:
+	bash scripts/setup-toolchain.sh
+
+demo:
+	bash scripts/demo.sh
+
+test:
+	bash scripts/test.sh
+
+.PHONY: default modules_install clean rust-analyzer setup demo test

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Install everything memlab needs on a Debian 12 (bookworm) machine:
+# apt packages (qemu-system-x86 from bookworm-backports), rustup components,
+# bindgen-cli. Idempotent and quiet when everything is already there.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev
+	libssl-dev cpio busybox-static xz-utils zstd ca-certificates)
+BPO_PKGS=(qemu-system-x86)
+
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+missing_pkgs() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
+	done
+}
+
+# The machine's own Debian mirror, read from its apt sources so that no
+# registry host is written into this repository.
+debian_mirror() {
+	local uri
+	uri=$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+		grep -v security | grep -oE 'https?://[^ ]+/debian/?' | head -n 1 || true)
+	[ -n "$uri" ] || die "cannot find the machine's Debian mirror in /etc/apt/sources.list*"
+	echo "${uri%/}"
+}
+
+ensure_backports() {
+	local f=/etc/apt/sources.list.d/memlab-bookworm-backports.sources
+	grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
+	say "adding bookworm-backports (for qemu-system-x86 10.x, matching qemu-utils)"
+	$SUDO tee "$f" >/dev/null <<SRC
+Types: deb
+URIs: $(debian_mirror)
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+	NEED_UPDATE=1
+}
+
+if [ "${1:-}" = --print-mirror ]; then
+	debian_mirror
+	exit 0
+fi
+
+NEED_UPDATE=0
+ensure_backports
+mapfile -t miss < <(missing_pkgs "${APT_PKGS[@]}")
+mapfile -t miss_bpo < <(missing_pkgs "${BPO_PKGS[@]}")
+if [ "${#miss[@]}" -gt 0 ] || [ "${#miss_bpo[@]}" -gt 0 ] || [ "$NEED_UPDATE" = 1 ]; then
+	if [ "${#miss[@]}" -gt 0 ] || [ "${#miss_bpo[@]}" -gt 0 ]; then
+		say "installing apt packages: ${miss[*]} ${miss_bpo[*]}"
+		run_with_progress "apt-get update" "$MEMLAB_CACHE/apt-update.log" $SUDO apt-get update
+		export DEBIAN_FRONTEND=noninteractive
+		if [ "${#miss[@]}" -gt 0 ]; then
+			run_with_progress "apt-get install" "$MEMLAB_CACHE/apt-install.log" \
+				$SUDO apt-get install -y --no-install-recommends "${miss[@]}"
+		fi
+		if [ "${#miss_bpo[@]}" -gt 0 ]; then
+			run_with_progress "apt-get install (backports)" "$MEMLAB_CACHE/apt-install-bpo.log" \
+				$SUDO apt-get install -y --no-install-recommends -t bookworm-backports "${miss_bpo[@]}"
+		fi
+	fi
+fi
+
+command -v rustup >/dev/null || die "rustup not found: memlab needs the machine's rustup toolchain"
+installed=$(rustup component list --installed 2>/dev/null)
+if ! grep -q '^rust-src' <<<"$installed"; then
+	say "rustup component add rust-src"
+	rustup component add rust-src >&2
+fi
+if ! grep -q 'x86_64-unknown-linux-musl' <<<"$installed"; then
+	# memlabctl runs in a busybox initramfs with no libc: link it statically.
+	say "rustup target add x86_64-unknown-linux-musl"
+	rustup target add x86_64-unknown-linux-musl >&2
+fi
+for c in rustfmt clippy; do
+	grep -q "^$c" <<<"$installed" || { say "rustup component add $c"; rustup component add "$c" >&2; }
+done
+
+if ! bindgen --version 2>/dev/null | grep -qF "$BINDGEN_VERSION"; then
+	run_with_progress "cargo install bindgen-cli@$BINDGEN_VERSION" "$MEMLAB_CACHE/bindgen-install.log" \
+		cargo install --locked --quiet bindgen-cli --version "$BINDGEN_VERSION"
+fi

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `memlabctl`: the user-space side of memlab inside the VM.
+//!
+//! Built statically (x86_64-unknown-linux-musl) for the busybox initramfs.
+//!
+//! ```text
+//! memlabctl version                 ABI version of the loaded module
+//! memlabctl demo                    what the module exposes, for people
+//! memlabctl test [--inject-failure] in-VM tests, TAP on stdout
+//! ```
+
+mod dev;
+mod tap;
+mod tests;
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: memlabctl version | demo | test [--inject-failure]");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("version") => match dev::Memlab::open().and_then(|d| d.version()) {
+            Ok(v) => {
+                println!(
+                    "memlab ABI {} (struct {} B, page {} B, MAX_PAGE_ORDER {})",
+                    v.abi_version, v.struct_size, v.page_size, v.max_page_order
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("memlabctl: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("demo") => tests::demo(),
+        Some("test") => {
+            let inject = args[1..].iter().any(|a| a == "--inject-failure");
+            if args[1..].iter().any(|a| a != "--inject-failure") {
+                return usage();
+            }
+            tests::run(inject)
+        }
+        _ => usage(),
+    }
+}

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The in-VM tests and the demo. The init script loads the module before
+//! `memlabctl test` and leaves unloading to the last tests here, so the
+//! whole run, teardown included, is one TAP stream.
+
+use crate::dev::{uapi, Memlab, DEBUGFS, DEV_PATH};
+use crate::tap::{check, Case, Outcome};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::process::ExitCode;
+
+const MODULE: &str = "rust_memlab";
+const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
+
+fn errno_of(r: io::Result<impl Sized>) -> Option<i32> {
+    r.err().and_then(|e| e.raw_os_error())
+}
+
+fn expect_errno(r: io::Result<impl Sized>, want: i32, name: &str) -> Outcome {
+    match errno_of(r) {
+        Some(e) if e == want => Ok(()),
+        Some(e) => Err(format!("expected {name} ({want}), got errno {e}")),
+        None => Err(format!("expected {name} ({want}), but the call succeeded")),
+    }
+}
+
+fn module_loaded() -> bool {
+    fs::read_to_string("/proc/modules")
+        .map(|m| m.lines().any(|l| l.split(' ').next() == Some(MODULE)))
+        .unwrap_or(false)
+}
+
+/// Runs `f` in a child process that has dropped CAP_SYS_ADMIN from its
+/// effective set (still uid 0), and returns the child's exit code.
+fn in_child_without_cap_sys_admin(f: fn() -> i32) -> io::Result<i32> {
+    // SAFETY: fork in a single-threaded process; the child only makes raw
+    // syscalls and calls `f`, then `_exit`s without unwinding.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        let mut hdr = Header { version: 0x2008_0522, pid: 0 };
+        let mut data = [Data::default(); 2];
+        // SAFETY: capget/capset with a v3 header and two data words, as the
+        // ABI requires; both point to live stack memory.
+        let code = unsafe {
+            if libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) != 0 {
+                100
+            } else {
+                data[0].effective &= !(1 << 21); // CAP_SYS_ADMIN
+                if libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) != 0 {
+                    101
+                } else {
+                    f()
+                }
+            }
+        };
+        // SAFETY: terminating the forked child without running destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(io::Error::last_os_error());
+    }
+    if libc::WIFEXITED(status) {
+        Ok(libc::WEXITSTATUS(status))
+    } else {
+        Ok(-1)
+    }
+}
+
+fn cases(inject_failure: bool) -> Vec<Case> {
+    let mut v: Vec<Case> = Vec::new();
+    macro_rules! case {
+        ($name:expr, $body:expr) => {
+            v.push(Case { name: $name, run: Box::new($body) })
+        };
+    }
+
+    case!("module is loaded", || check(module_loaded(), || {
+        format!("{MODULE} not in /proc/modules")
+    }));
+    case!("/dev/memlab is a character device with mode 0600", || {
+        let md = fs::metadata(DEV_PATH).map_err(|e| format!("{DEV_PATH}: {e}"))?;
+        check(md.file_type().is_char_device(), || "not a char device".into())?;
+        let mode = md.permissions().mode() & 0o7777;
+        check(mode == 0o600, || format!("mode is {mode:o}"))
+    });
+    case!("VERSION ioctl reports the ABI this harness was built for", || {
+        let v = Memlab::open().and_then(|d| d.version()).map_err(|e| e.to_string())?;
+        let want = uapi::MemlabVersion {
+            abi_version: uapi::MEMLAB_ABI_VERSION,
+            struct_size: std::mem::size_of::<uapi::MemlabVersion>() as u32,
+            max_page_order: 10,
+            page_size: 4096,
+        };
+        check(v == want, || format!("got {v:?}, want {want:?}"))
+    });
+    case!("debugfs version file names the ABI", || {
+        let got = fs::read_to_string(format!("{DEBUGFS}/version")).map_err(|e| e.to_string())?;
+        let want = format!("memlab ABI {}\n", uapi::MEMLAB_ABI_VERSION);
+        check(got == want, || format!("got {got:?}, want {want:?}"))
+    });
+    case!("unknown ioctl command fails with ENOTTY", || {
+        let d = Memlab::open().map_err(|e| e.to_string())?;
+        expect_errno(d.ioctl_raw(uapi::MEMLAB_IOC_VERSION + 0x7f, 0), libc::ENOTTY, "ENOTTY")
+    });
+    case!("VERSION ioctl into an unmapped address fails with EFAULT", || {
+        let d = Memlab::open().map_err(|e| e.to_string())?;
+        expect_errno(d.ioctl_raw(uapi::MEMLAB_IOC_VERSION, 16), libc::EFAULT, "EFAULT")
+    });
+    case!("open without CAP_SYS_ADMIN fails with EPERM", || {
+        let code = in_child_without_cap_sys_admin(|| match Memlab::open() {
+            Ok(_) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(0),
+        })
+        .map_err(|e| e.to_string())?;
+        check(code == libc::EPERM, || format!("child saw errno {code} (0 = open succeeded)"))
+    });
+    if inject_failure {
+        case!("injected failure (memlabctl test --inject-failure)", || {
+            Err("deliberately failed: the host must report this run as failed".into())
+        });
+    }
+    case!("rmmod rust_memlab succeeds", || {
+        let name = c"rust_memlab";
+        // SAFETY: NUL-terminated module name; O_NONBLOCK as rmmod uses.
+        let rc = unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) };
+        check(rc == 0, || format!("delete_module: {}", io::Error::last_os_error()))
+    });
+    case!("unload removes /dev/memlab and the debugfs tree", || {
+        check(!module_loaded(), || "module still listed".into())?;
+        check(fs::metadata(DEV_PATH).is_err(), || format!("{DEV_PATH} still exists"))?;
+        check(fs::metadata(DEBUGFS).is_err(), || format!("{DEBUGFS} still exists"))
+    });
+    case!("kmemleak finds no new leak after unload", kmemleak_clean);
+    v
+}
+
+/// Scans for leaks; the init script cleared older reports before loading
+/// the module, so anything here appeared while memlab was loaded.
+fn kmemleak_clean() -> Outcome {
+    if fs::metadata(KMEMLEAK).is_err() {
+        return Err(format!("{KMEMLEAK} missing: the test kernel must have DEBUG_KMEMLEAK"));
+    }
+    // kmemleak ignores objects younger than 5 s; let unload's frees settle.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    for _ in 0..2 {
+        fs::write(KMEMLEAK, "scan").map_err(|e| format!("scan: {e}"))?;
+    }
+    let report = fs::read_to_string(KMEMLEAK).map_err(|e| e.to_string())?;
+    check(report.trim().is_empty(), || report)
+}
+
+pub fn run(inject_failure: bool) -> ExitCode {
+    let failed = crate::tap::run(cases(inject_failure));
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+pub fn demo() -> ExitCode {
+    println!("== memlab demo ==");
+    match Memlab::open().and_then(|d| d.version()) {
+        Ok(v) => println!(
+            "/dev/memlab: ABI {}, page size {} B, MAX_PAGE_ORDER {}",
+            v.abi_version, v.page_size, v.max_page_order
+        ),
+        Err(e) => {
+            eprintln!("memlabctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("\n$ ls {DEBUGFS}");
+    match fs::read_dir(DEBUGFS) {
+        Ok(rd) => {
+            let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+            names.sort();
+            for n in names {
+                println!("{}", n.to_string_lossy());
+            }
+        }
+        Err(e) => {
+            eprintln!("memlabctl: {DEBUGFS}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("\n$ cat {DEBUGFS}/version");
+    match fs::read_to_string(format!("{DEBUGFS}/version")) {
+        Ok(s) => print!("{s}"),
+        Err(e) => {
+            eprintln!("memlabctl: version: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("\n$ cat /proc/buddyinfo (the kernel's own free lists)");
+    if let Ok(s) = fs::read_to_string("/proc/buddyinfo") {
+        print!("{s}");
+    }
+    ExitCode::SUCCESS
+}
