@@ -34,7 +34,7 @@ module! {
     },
 }
 
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct Memlab {
     #[pin]
     _debugfs: debugfs::Tree,

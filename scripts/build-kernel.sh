@@ -10,6 +10,7 @@ flavour=${1:-test}
 frag_dir=$MEMLAB_ROOT/scripts/kernel
 [ -f "$frag_dir/$flavour.config" ] || die "unknown kernel flavour '$flavour' (test or bench)"
 
+bash "$MEMLAB_ROOT/scripts/setup-toolchain.sh"
 bash "$MEMLAB_ROOT/scripts/fetch-kernel.sh"
 
 key=$( {

@@ -48,7 +48,8 @@ main() {
 	bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd"
 
 	local log=$MEMLAB_OUT/console-$flavour-$cmd${inject:+-inject-$inject}.log
-	local append="console=ttyS0 panic=-1 loglevel=4 memlab.cmd=$cmd${inject:+ memlab.inject=$inject}"
+	# loglevel=5: warnings (WARN, lockdep) and worse reach the console; info does not.
+	local append="console=ttyS0 panic=-1 loglevel=5 memlab.cmd=$cmd${inject:+ memlab.inject=$inject}"
 	say "booting QEMU (TCG, 2 vCPUs, timeout ${timeout}s); console log: $log"
 	# TCG: KVM guests hang on these machines (see README).
 	set +e

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("memlabctl: {e}");
+                eprintln!("memlabctl: {}: {e}", dev::DEV_PATH);
                 ExitCode::FAILURE
             }
         },

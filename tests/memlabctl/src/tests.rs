@@ -54,7 +54,10 @@ fn in_child_without_cap_sys_admin(f: fn() -> i32) -> io::Result<i32> {
             permitted: u32,
             inheritable: u32,
         }
-        let mut hdr = Header { version: 0x2008_0522, pid: 0 };
+        let mut hdr = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
         let mut data = [Data::default(); 2];
         // SAFETY: capget/capset with a v3 header and two data words, as the
         // ABI requires; both point to live stack memory.
@@ -89,7 +92,10 @@ fn cases(inject_failure: bool) -> Vec<Case> {
     let mut v: Vec<Case> = Vec::new();
     macro_rules! case {
         ($name:expr, $body:expr) => {
-            v.push(Case { name: $name, run: Box::new($body) })
+            v.push(Case {
+                name: $name,
+                run: Box::new($body),
+            })
         };
     }
 
@@ -98,20 +104,27 @@ fn cases(inject_failure: bool) -> Vec<Case> {
     }));
     case!("/dev/memlab is a character device with mode 0600", || {
         let md = fs::metadata(DEV_PATH).map_err(|e| format!("{DEV_PATH}: {e}"))?;
-        check(md.file_type().is_char_device(), || "not a char device".into())?;
+        check(md.file_type().is_char_device(), || {
+            "not a char device".into()
+        })?;
         let mode = md.permissions().mode() & 0o7777;
         check(mode == 0o600, || format!("mode is {mode:o}"))
     });
-    case!("VERSION ioctl reports the ABI this harness was built for", || {
-        let v = Memlab::open().and_then(|d| d.version()).map_err(|e| e.to_string())?;
-        let want = uapi::MemlabVersion {
-            abi_version: uapi::MEMLAB_ABI_VERSION,
-            struct_size: std::mem::size_of::<uapi::MemlabVersion>() as u32,
-            max_page_order: 10,
-            page_size: 4096,
-        };
-        check(v == want, || format!("got {v:?}, want {want:?}"))
-    });
+    case!(
+        "VERSION ioctl reports the ABI this harness was built for",
+        || {
+            let v = Memlab::open()
+                .and_then(|d| d.version())
+                .map_err(|e| e.to_string())?;
+            let want = uapi::MemlabVersion {
+                abi_version: uapi::MEMLAB_ABI_VERSION,
+                struct_size: std::mem::size_of::<uapi::MemlabVersion>() as u32,
+                max_page_order: 10,
+                page_size: 4096,
+            };
+            check(v == want, || format!("got {v:?}, want {want:?}"))
+        }
+    );
     case!("debugfs version file names the ABI", || {
         let got = fs::read_to_string(format!("{DEBUGFS}/version")).map_err(|e| e.to_string())?;
         let want = format!("memlab ABI {}\n", uapi::MEMLAB_ABI_VERSION);
@@ -119,19 +132,32 @@ fn cases(inject_failure: bool) -> Vec<Case> {
     });
     case!("unknown ioctl command fails with ENOTTY", || {
         let d = Memlab::open().map_err(|e| e.to_string())?;
-        expect_errno(d.ioctl_raw(uapi::MEMLAB_IOC_VERSION + 0x7f, 0), libc::ENOTTY, "ENOTTY")
+        expect_errno(
+            d.ioctl_raw(uapi::MEMLAB_IOC_VERSION + 0x7f, 0),
+            libc::ENOTTY,
+            "ENOTTY",
+        )
     });
-    case!("VERSION ioctl into an unmapped address fails with EFAULT", || {
-        let d = Memlab::open().map_err(|e| e.to_string())?;
-        expect_errno(d.ioctl_raw(uapi::MEMLAB_IOC_VERSION, 16), libc::EFAULT, "EFAULT")
-    });
+    case!(
+        "VERSION ioctl into an unmapped address fails with EFAULT",
+        || {
+            let d = Memlab::open().map_err(|e| e.to_string())?;
+            expect_errno(
+                d.ioctl_raw(uapi::MEMLAB_IOC_VERSION, 16),
+                libc::EFAULT,
+                "EFAULT",
+            )
+        }
+    );
     case!("open without CAP_SYS_ADMIN fails with EPERM", || {
         let code = in_child_without_cap_sys_admin(|| match Memlab::open() {
             Ok(_) => 0,
             Err(e) => e.raw_os_error().unwrap_or(0),
         })
         .map_err(|e| e.to_string())?;
-        check(code == libc::EPERM, || format!("child saw errno {code} (0 = open succeeded)"))
+        check(code == libc::EPERM, || {
+            format!("child saw errno {code} (0 = open succeeded)")
+        })
     });
     if inject_failure {
         case!("injected failure (memlabctl test --inject-failure)", || {
@@ -142,12 +168,18 @@ fn cases(inject_failure: bool) -> Vec<Case> {
         let name = c"rust_memlab";
         // SAFETY: NUL-terminated module name; O_NONBLOCK as rmmod uses.
         let rc = unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) };
-        check(rc == 0, || format!("delete_module: {}", io::Error::last_os_error()))
+        check(rc == 0, || {
+            format!("delete_module: {}", io::Error::last_os_error())
+        })
     });
     case!("unload removes /dev/memlab and the debugfs tree", || {
         check(!module_loaded(), || "module still listed".into())?;
-        check(fs::metadata(DEV_PATH).is_err(), || format!("{DEV_PATH} still exists"))?;
-        check(fs::metadata(DEBUGFS).is_err(), || format!("{DEBUGFS} still exists"))
+        check(fs::metadata(DEV_PATH).is_err(), || {
+            format!("{DEV_PATH} still exists")
+        })?;
+        check(fs::metadata(DEBUGFS).is_err(), || {
+            format!("{DEBUGFS} still exists")
+        })
     });
     case!("kmemleak finds no new leak after unload", kmemleak_clean);
     v
@@ -157,7 +189,9 @@ fn cases(inject_failure: bool) -> Vec<Case> {
 /// the module, so anything here appeared while memlab was loaded.
 fn kmemleak_clean() -> Outcome {
     if fs::metadata(KMEMLEAK).is_err() {
-        return Err(format!("{KMEMLEAK} missing: the test kernel must have DEBUG_KMEMLEAK"));
+        return Err(format!(
+            "{KMEMLEAK} missing: the test kernel must have DEBUG_KMEMLEAK"
+        ));
     }
     // kmemleak ignores objects younger than 5 s; let unload's frees settle.
     std::thread::sleep(std::time::Duration::from_secs(6));
@@ -185,7 +219,7 @@ pub fn demo() -> ExitCode {
             v.abi_version, v.page_size, v.max_page_order
         ),
         Err(e) => {
-            eprintln!("memlabctl: {e}");
+            eprintln!("memlabctl: {DEV_PATH}: {e}");
             return ExitCode::FAILURE;
         }
     }

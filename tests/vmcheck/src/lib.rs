@@ -38,10 +38,16 @@ pub struct Check {
 
 impl Check {
     fn pass(name: impl Into<String>) -> Self {
-        Check { name: name.into(), failure: None }
+        Check {
+            name: name.into(),
+            failure: None,
+        }
     }
     fn fail(name: impl Into<String>, why: impl Into<String>) -> Self {
-        Check { name: name.into(), failure: Some(why.into()) }
+        Check {
+            name: name.into(),
+            failure: Some(why.into()),
+        }
     }
 }
 
@@ -76,7 +82,11 @@ pub fn judge(log: &str, tap: bool) -> Vec<Check> {
         } else if let Some((ok, num, name)) = tap_result(line) {
             seen += 1;
             let name = format!("vm {num}: {name}");
-            checks.push(if ok { Check::pass(name) } else { Check::fail(name, "not ok") });
+            checks.push(if ok {
+                Check::pass(name)
+            } else {
+                Check::fail(name, "not ok")
+            });
         } else if let Some(s) = line.strip_prefix("MEMLAB-EXIT: ") {
             exit = Some(s.trim().to_string());
         }
@@ -87,17 +97,24 @@ pub fn judge(log: &str, tap: bool) -> Vec<Check> {
     if tap {
         checks.push(match plan {
             None => Check::fail("vm: TAP plan", "no TAP plan (1..N) in the console"),
-            Some(n) if n != seen => {
-                Check::fail("vm: TAP plan", format!("plan was 1..{n} but {seen} results arrived"))
-            }
+            Some(n) if n != seen => Check::fail(
+                "vm: TAP plan",
+                format!("plan was 1..{n} but {seen} results arrived"),
+            ),
             Some(0) => Check::fail("vm: TAP plan", "empty plan: no test ran"),
             Some(_) => Check::pass("vm: TAP plan complete"),
         });
     }
     checks.push(match exit.as_deref() {
         Some("0") => Check::pass("vm: guest exit status 0"),
-        Some(s) => Check::fail("vm: guest exit status", format!("guest exited with status {s}")),
-        None => Check::fail("vm: guest exit status", "no MEMLAB-EXIT line: guest died or hung"),
+        Some(s) => Check::fail(
+            "vm: guest exit status",
+            format!("guest exited with status {s}"),
+        ),
+        None => Check::fail(
+            "vm: guest exit status",
+            "no MEMLAB-EXIT line: guest died or hung",
+        ),
     });
     checks.push(if splats.is_empty() {
         Check::pass("vm: console free of BUG/WARNING/Oops/KASAN/lockdep/kmemleak reports")
@@ -111,10 +128,14 @@ pub fn judge(log: &str, tap: bool) -> Vec<Check> {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "MEMLAB: kernel 7.2.13\nTAP version 13\n1..2\nok 1 - a\nok 2 - b\nMEMLAB-EXIT: 0\n";
+    const GOOD: &str =
+        "MEMLAB: kernel 7.2.13\nTAP version 13\n1..2\nok 1 - a\nok 2 - b\nMEMLAB-EXIT: 0\n";
 
     fn failures(c: &[Check]) -> Vec<&str> {
-        c.iter().filter(|c| c.failure.is_some()).map(|c| c.name.as_str()).collect()
+        c.iter()
+            .filter(|c| c.failure.is_some())
+            .map(|c| c.name.as_str())
+            .collect()
     }
 
     #[test]
@@ -163,7 +184,10 @@ mod tests {
             let log = GOOD.replace("ok 2 - b\n", &format!("ok 2 - b\n{splat}\n"));
             let c = judge(&log, true);
             assert_eq!(failures(&c), ["vm: console clean"], "{splat}");
-            assert_eq!(c.last().and_then(|c| c.failure.clone()).as_deref(), Some(splat));
+            assert_eq!(
+                c.last().and_then(|c| c.failure.clone()).as_deref(),
+                Some(splat)
+            );
         }
     }
 
