@@ -7,12 +7,25 @@
 //! `/sys/kernel/debug/memlab/`. Dropping the module drops them, in reverse
 //! field order, so nothing outlives `rmmod`.
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
+
+// The mirror core: plain `core` Rust, the same files tests/host compiles.
+// `pub` so the parts the module does not call yet are not dead code.
+#[path = "src/buddy.rs"]
+pub mod buddy;
+#[path = "src/render.rs"]
+pub mod render;
+#[path = "src/sizeclass.rs"]
+pub mod sizeclass;
+#[path = "src/slab.rs"]
+pub mod slab;
 
 #[path = "src/chardev.rs"]
 mod chardev;
 #[path = "src/debugfs.rs"]
 mod debugfs;
+#[path = "src/real/mod.rs"]
+mod real;
 #[path = "src/uapi.rs"]
 pub mod uapi;
 
@@ -49,20 +62,24 @@ impl kernel::InPlaceModule for Memlab {
             kernel::warn_on!(true);
         }
         pr_info!(
-            "memlab: loaded (ABI {}, max_pinned_mb={})\n",
+            "loaded (ABI {}, max_pinned_mb={})\n",
             uapi::MEMLAB_ABI_VERSION,
             *module_parameters::max_pinned_mb.value()
         );
+        let max_pinned = (*module_parameters::max_pinned_mb.value() as usize) << 20;
         try_pin_init!(Self {
             _debugfs <- debugfs::Tree::new(),
-            _chardev <- chardev::Registration::new(),
-        })
+            _chardev <- chardev::Registration::new(
+                Arc::new(real::Real::new()?, GFP_KERNEL)?,
+                max_pinned,
+            ),
+        }? Error)
     }
 }
 
 #[pinned_drop]
 impl PinnedDrop for Memlab {
     fn drop(self: Pin<&mut Self>) {
-        pr_info!("memlab: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }

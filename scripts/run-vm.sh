@@ -32,7 +32,7 @@ main() {
 	local mo=$MEMLAB_OUT/module-$flavour
 	mkdir -p "$mo"
 	say "building rust_memlab.ko against the $flavour kernel"
-	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" modules >"$MEMLAB_OUT/module-$flavour.log" 2>&1 ||
+	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" CLIPPY=1 modules >"$MEMLAB_OUT/module-$flavour.log" 2>&1 ||
 		{ cat "$MEMLAB_OUT/module-$flavour.log" >&2; die "module build failed"; }
 	if [ -s "$MEMLAB_OUT/module-$flavour.log" ]; then
 		cat "$MEMLAB_OUT/module-$flavour.log" >&2
@@ -53,7 +53,7 @@ main() {
 	say "booting QEMU (TCG, 2 vCPUs, timeout ${timeout}s); console log: $log"
 	# TCG: KVM guests hang on these machines (see README).
 	set +e
-	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1G \
+	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "${MEMLAB_VM_MEM:-1G}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" -append "$append" \
 		-display none -monitor none -serial stdio -no-reboot </dev/null |
 		tr -d '\r' | tee "$log"

@@ -23,6 +23,7 @@ const IOC_NRSHIFT: u32 = 0;
 const IOC_TYPESHIFT: u32 = IOC_NRSHIFT + IOC_NRBITS;
 const IOC_SIZESHIFT: u32 = IOC_TYPESHIFT + IOC_TYPEBITS;
 const IOC_DIRSHIFT: u32 = IOC_SIZESHIFT + IOC_SIZEBITS;
+const IOC_WRITE: u32 = 1;
 const IOC_READ: u32 = 2;
 
 /// Encodes an ioctl number like the kernel's `_IOC()` (asm-generic layout).
@@ -51,3 +52,157 @@ pub struct MemlabVersion {
 pub const MEMLAB_IOC_VERSION: u32 = ioc(IOC_READ, 0x00, core::mem::size_of::<MemlabVersion>());
 
 const _: () = assert!(core::mem::size_of::<MemlabVersion>() == 16);
+
+/// Allocator family: `kmalloc`/`kfree` (`size` bytes).
+pub const MEMLAB_FAMILY_KMALLOC: u32 = 0;
+/// Allocator family: `vmalloc`/`vfree` (`size` bytes).
+pub const MEMLAB_FAMILY_VMALLOC: u32 = 1;
+/// Allocator family: `alloc_pages`/`__free_pages` (`order`).
+pub const MEMLAB_FAMILY_PAGES: u32 = 2;
+/// Allocator family: one object from a `kmem_cache` of `size` bytes aligned
+/// to `align` (the cache is created for the handle and destroyed with it).
+pub const MEMLAB_FAMILY_KMEM_CACHE: u32 = 3;
+/// Allocator family: `dma_alloc_coherent`/`dma_free_coherent` (`size` bytes)
+/// on memlab's own device.
+pub const MEMLAB_FAMILY_DMA: u32 = 4;
+/// Number of allocator families.
+pub const MEMLAB_NR_FAMILIES: u32 = 5;
+
+/// GFP selector: GFP_KERNEL.
+pub const MEMLAB_GFP_KERNEL: u32 = 0;
+/// GFP selector: GFP_ATOMIC.
+pub const MEMLAB_GFP_ATOMIC: u32 = 1;
+/// GFP selector: GFP_NOWAIT.
+pub const MEMLAB_GFP_NOWAIT: u32 = 2;
+/// GFP selector: GFP_NOIO.
+pub const MEMLAB_GFP_NOIO: u32 = 3;
+/// GFP selector: GFP_NOFS.
+pub const MEMLAB_GFP_NOFS: u32 = 4;
+/// GFP selector: GFP_USER.
+pub const MEMLAB_GFP_USER: u32 = 5;
+/// GFP selector: GFP_HIGHUSER.
+pub const MEMLAB_GFP_HIGHUSER: u32 = 6;
+/// GFP selector: GFP_DMA (GFP_KERNEL | __GFP_DMA).
+pub const MEMLAB_GFP_DMA: u32 = 7;
+/// GFP selector: GFP_DMA32 (GFP_KERNEL | __GFP_DMA32).
+pub const MEMLAB_GFP_DMA32: u32 = 8;
+/// Number of GFP selectors; the low byte of a `gfp` field must be below it.
+pub const MEMLAB_NR_GFP: u32 = 9;
+/// Modifier bit: add __GFP_ZERO (the module verifies the memory is zero).
+pub const MEMLAB_GFP_ZERO: u32 = 1 << 8;
+
+/// Zone value: ZONE_DMA.
+pub const MEMLAB_ZONE_DMA: u32 = 0;
+/// Zone value: ZONE_DMA32.
+pub const MEMLAB_ZONE_DMA32: u32 = 1;
+/// Zone value: ZONE_NORMAL.
+pub const MEMLAB_ZONE_NORMAL: u32 = 2;
+/// Zone value: ZONE_MOVABLE.
+pub const MEMLAB_ZONE_MOVABLE: u32 = 3;
+/// Zone value: the pages span more than one zone (vmalloc).
+pub const MEMLAB_ZONE_MIXED: u32 = 0xfe;
+
+/// Argument of [`MEMLAB_IOC_ALLOC`]: what to allocate; `handle` comes back.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemlabAlloc {
+    /// In: `MEMLAB_FAMILY_*`.
+    pub family: u32,
+    /// In: `MEMLAB_GFP_*`, optionally `| MEMLAB_GFP_ZERO`.
+    pub gfp: u32,
+    /// In: bytes (all families but pages).
+    pub size: u64,
+    /// In: page order (pages only; 0..=MAX_PAGE_ORDER).
+    pub order: u32,
+    /// In: alignment in bytes, a power of two or 0 (kmem_cache only).
+    pub align: u32,
+    /// Out: the handle naming this allocation on this open file (>= 1).
+    pub handle: u32,
+    /// Must be zero.
+    pub reserved: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<MemlabAlloc>() == 32);
+
+/// Reply of [`MEMLAB_IOC_INSPECT`]: what the kernel really handed out.
+/// No kernel virtual address is ever reported.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemlabBlockInfo {
+    /// In: the handle to inspect.
+    pub handle: u32,
+    /// `MEMLAB_FAMILY_*`.
+    pub family: u32,
+    /// The `gfp` it was allocated with.
+    pub gfp: u32,
+    /// `MEMLAB_ZONE_*` of its pages.
+    pub zone: u32,
+    /// Bytes requested.
+    pub size: u64,
+    /// Bytes usable (ksize for kmalloc, whole pages otherwise).
+    pub usable: u64,
+    /// Page frame number of the first page.
+    pub first_pfn: u64,
+    /// Pages spanned.
+    pub nr_pages: u64,
+    /// Physically contiguous runs among those pages (1 = contiguous).
+    pub phys_runs: u64,
+    /// Device (bus) address for DMA handles, else 0.
+    pub dma_addr: u64,
+    /// Nanoseconds the allocation call took.
+    pub alloc_ns: u64,
+    /// log2 of the largest power of two dividing the physical address.
+    pub align_log2: u32,
+    /// 1 if the memory was checked and found zero (with MEMLAB_GFP_ZERO).
+    pub zeroed: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<MemlabBlockInfo>() == 80);
+
+/// Exercise: kmalloc size sweep, ksize, KMALLOC_MAX_SIZE limit.
+pub const MEMLAB_EX_KMALLOC: u32 = 0;
+/// Exercise: vmalloc sizes, PFNs, physically discontiguous runs.
+pub const MEMLAB_EX_VMALLOC: u32 = 1;
+/// Exercise: alloc_pages orders 0..=MAX_PAGE_ORDER and the first failing order.
+pub const MEMLAB_EX_PAGES: u32 = 2;
+/// Exercise: kmem_cache with constructor and alignment.
+pub const MEMLAB_EX_KMEM_CACHE: u32 = 3;
+/// Exercise: dma_alloc_coherent and dma_map_single.
+pub const MEMLAB_EX_DMA: u32 = 4;
+/// Exercise: the GFP flag matrix, atomic ones under a spinlock.
+pub const MEMLAB_EX_GFP: u32 = 5;
+/// Number of exercises.
+pub const MEMLAB_NR_EXERCISES: u32 = 6;
+
+/// Argument of [`MEMLAB_IOC_EXERCISE`]: which exercise; its summary back.
+/// The full report goes to debugfs `real/report` (and `real/report.json`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemlabExercise {
+    /// In: `MEMLAB_EX_*`.
+    pub id: u32,
+    /// In: repetitions per case for latency figures (0 = default, max 1000).
+    pub reps: u32,
+    /// Out: cases run.
+    pub cases: u32,
+    /// Out: cases whose outcome matched the expectation.
+    pub passed: u32,
+    /// Out: median latency over all cases' main operation, ns.
+    pub median_ns: u64,
+    /// Out: 99th percentile latency, ns.
+    pub p99_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<MemlabExercise>() == 32);
+
+/// `_IOWR(0xB7, 0x01, struct memlab_alloc)`: allocate, return a handle.
+pub const MEMLAB_IOC_ALLOC: u32 =
+    ioc(IOC_READ | IOC_WRITE, 0x01, core::mem::size_of::<MemlabAlloc>());
+/// `_IOW(0xB7, 0x02, __u32)`: free the handle.
+pub const MEMLAB_IOC_FREE: u32 = ioc(IOC_WRITE, 0x02, core::mem::size_of::<u32>());
+/// `_IOWR(0xB7, 0x03, struct memlab_block_info)`: describe the handle.
+pub const MEMLAB_IOC_INSPECT: u32 =
+    ioc(IOC_READ | IOC_WRITE, 0x03, core::mem::size_of::<MemlabBlockInfo>());
+/// `_IOWR(0xB7, 0x04, struct memlab_exercise)`: run an exercise.
+pub const MEMLAB_IOC_EXERCISE: u32 =
+    ioc(IOC_READ | IOC_WRITE, 0x04, core::mem::size_of::<MemlabExercise>());
