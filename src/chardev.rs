@@ -174,16 +174,18 @@ impl MemlabFile {
     }
 
     fn free(&self, handle: u32) -> Result {
-        let mut h = self.handles.lock();
-        let i = Self::slot_of(&h, handle)?;
-        let block = h.slots[i].take();
-        if let Some(b) = &block {
-            h.pinned -= b.pinned_bytes();
-            h.live -= 1;
-        }
-        drop(h);
-        // Freed outside the lock: vfree may sleep, and nothing else needs it.
-        drop(block);
+        // The block is freed when `_block` goes out of scope, after the
+        // guard: outside the lock, since nothing else needs it there.
+        let _block = {
+            let mut h = self.handles.lock();
+            let i = Self::slot_of(&h, handle)?;
+            let block = h.slots[i].take();
+            if let Some(b) = &block {
+                h.pinned -= b.pinned_bytes();
+                h.live -= 1;
+            }
+            block
+        };
         Ok(())
     }
 

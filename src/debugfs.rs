@@ -24,7 +24,7 @@ impl Tree {
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         let root = Dir::new(c"memlab");
         try_pin_init!(Self {
-            _version <- root.read_callback_file(c"version", (), &|_: &(), f| {
+            _version <- root.read_callback_file(c"version", (), &|(): &(), f| {
                 writeln!(f, "memlab ABI {}", uapi::MEMLAB_ABI_VERSION)
             }),
             _root: root,

@@ -196,13 +196,22 @@ pub struct MemlabExercise {
 const _: () = assert!(core::mem::size_of::<MemlabExercise>() == 32);
 
 /// `_IOWR(0xB7, 0x01, struct memlab_alloc)`: allocate, return a handle.
-pub const MEMLAB_IOC_ALLOC: u32 =
-    ioc(IOC_READ | IOC_WRITE, 0x01, core::mem::size_of::<MemlabAlloc>());
+pub const MEMLAB_IOC_ALLOC: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    0x01,
+    core::mem::size_of::<MemlabAlloc>(),
+);
 /// `_IOW(0xB7, 0x02, __u32)`: free the handle.
 pub const MEMLAB_IOC_FREE: u32 = ioc(IOC_WRITE, 0x02, core::mem::size_of::<u32>());
 /// `_IOWR(0xB7, 0x03, struct memlab_block_info)`: describe the handle.
-pub const MEMLAB_IOC_INSPECT: u32 =
-    ioc(IOC_READ | IOC_WRITE, 0x03, core::mem::size_of::<MemlabBlockInfo>());
+pub const MEMLAB_IOC_INSPECT: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    0x03,
+    core::mem::size_of::<MemlabBlockInfo>(),
+);
 /// `_IOWR(0xB7, 0x04, struct memlab_exercise)`: run an exercise.
-pub const MEMLAB_IOC_EXERCISE: u32 =
-    ioc(IOC_READ | IOC_WRITE, 0x04, core::mem::size_of::<MemlabExercise>());
+pub const MEMLAB_IOC_EXERCISE: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    0x04,
+    core::mem::size_of::<MemlabExercise>(),
+);

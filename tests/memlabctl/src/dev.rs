@@ -40,6 +40,40 @@ impl Memlab {
         }
     }
 
+    /// `MEMLAB_IOC_ALLOC`: returns the new handle.
+    pub fn alloc(&self, req: &uapi::MemlabAlloc) -> io::Result<u32> {
+        let mut r = *req;
+        self.ioctl_raw(uapi::MEMLAB_IOC_ALLOC, &mut r as *mut _ as usize)?;
+        Ok(r.handle)
+    }
+
+    /// `MEMLAB_IOC_FREE`.
+    pub fn free(&self, handle: u32) -> io::Result<()> {
+        self.ioctl_raw(uapi::MEMLAB_IOC_FREE, &handle as *const _ as usize)?;
+        Ok(())
+    }
+
+    /// `MEMLAB_IOC_INSPECT`.
+    pub fn inspect(&self, handle: u32) -> io::Result<uapi::MemlabBlockInfo> {
+        let mut info = uapi::MemlabBlockInfo {
+            handle,
+            ..Default::default()
+        };
+        self.ioctl_raw(uapi::MEMLAB_IOC_INSPECT, &mut info as *mut _ as usize)?;
+        Ok(info)
+    }
+
+    /// `MEMLAB_IOC_EXERCISE`.
+    pub fn exercise(&self, id: u32, reps: u32) -> io::Result<uapi::MemlabExercise> {
+        let mut ex = uapi::MemlabExercise {
+            id,
+            reps,
+            ..Default::default()
+        };
+        self.ioctl_raw(uapi::MEMLAB_IOC_EXERCISE, &mut ex as *mut _ as usize)?;
+        Ok(ex)
+    }
+
     /// `MEMLAB_IOC_VERSION`.
     pub fn version(&self) -> io::Result<uapi::MemlabVersion> {
         let mut v = uapi::MemlabVersion::default();

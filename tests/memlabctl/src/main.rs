@@ -8,16 +8,27 @@
 //! memlabctl version                 ABI version of the loaded module
 //! memlabctl demo                    what the module exposes, for people
 //! memlabctl test [--inject-failure] in-VM tests, TAP on stdout
+//! memlabctl alloc FAMILY SIZE|order=N [gfp=G[+zero]] [align=N] [count=N] [--json]
+//! memlabctl exercise NAME|all [reps=N] [--json]
+//! memlabctl report [--json]
 //! ```
 
+mod cli;
 mod dev;
+mod names;
 mod tap;
 mod tests;
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: memlabctl version | demo | test [--inject-failure]");
+    eprintln!(
+        "usage: memlabctl version | demo | test [--inject-failure]\n\
+         \x20      memlabctl alloc kmalloc|vmalloc|pages|kmem_cache|dma SIZE|order=N \
+         [gfp=GFP_KERNEL[+zero]] [align=N] [count=N] [--json]\n\
+         \x20      memlabctl exercise kmalloc|vmalloc|pages|kmem_cache|dma|gfp|all [reps=N] [--json]\n\
+         \x20      memlabctl report [--json]"
+    );
     ExitCode::from(2)
 }
 
@@ -38,6 +49,9 @@ fn main() -> ExitCode {
             }
         },
         Some("demo") => tests::demo(),
+        Some("alloc") => cli::alloc(&args[1..]),
+        Some("exercise") => cli::exercise(&args[1..]),
+        Some("report") => cli::report(&args[1..]),
         Some("test") => {
             let inject = args[1..].iter().any(|a| a == "--inject-failure");
             if args[1..].iter().any(|a| a != "--inject-failure") {

@@ -159,6 +159,7 @@ fn cases(inject_failure: bool) -> Vec<Case> {
             format!("child saw errno {code} (0 = open succeeded)")
         })
     });
+    abi_cases(&mut v);
     if inject_failure {
         case!("injected failure (memlabctl test --inject-failure)", || {
             Err("deliberately failed: the host must report this run as failed".into())
@@ -183,6 +184,199 @@ fn cases(inject_failure: bool) -> Vec<Case> {
     });
     case!("kmemleak finds no new leak after unload", kmemleak_clean);
     v
+}
+
+/// A request that must be refused with `want` before any allocation.
+fn refused(req: uapi::MemlabAlloc, want: i32, name: &str) -> Outcome {
+    let d = Memlab::open().map_err(|e| e.to_string())?;
+    expect_errno(d.alloc(&req), want, name)
+}
+
+fn kmalloc(size: u64) -> uapi::MemlabAlloc {
+    uapi::MemlabAlloc {
+        family: uapi::MEMLAB_FAMILY_KMALLOC,
+        size,
+        ..Default::default()
+    }
+}
+
+/// Hostile input to the allocation ABI: each class gets its errno.
+fn abi_cases(v: &mut Vec<Case>) {
+    use uapi::*;
+    let cases: Vec<(&'static str, uapi::MemlabAlloc, i32, &'static str)> = vec![
+        (
+            "ALLOC with an unknown family fails with EINVAL",
+            MemlabAlloc {
+                family: MEMLAB_NR_FAMILIES,
+                size: 64,
+                ..Default::default()
+            },
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC with an unknown GFP selector fails with EINVAL",
+            MemlabAlloc {
+                gfp: MEMLAB_NR_GFP,
+                ..kmalloc(64)
+            },
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC with an unknown GFP modifier bit fails with EINVAL",
+            MemlabAlloc {
+                gfp: 1 << 9,
+                ..kmalloc(64)
+            },
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC with a nonzero reserved field fails with EINVAL",
+            MemlabAlloc {
+                reserved: 1,
+                ..kmalloc(64)
+            },
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC of zero bytes fails with EINVAL",
+            kmalloc(0),
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC of pages above MAX_PAGE_ORDER fails with EINVAL",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_PAGES,
+                order: 11,
+                ..Default::default()
+            },
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC of pages with order 2^31 fails with EINVAL",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_PAGES,
+                order: 1 << 31,
+                ..Default::default()
+            },
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC with a non-power-of-two alignment fails with EINVAL",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_KMEM_CACHE,
+                size: 64,
+                align: 48,
+                ..Default::default()
+            },
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC with an alignment for kmalloc fails with EINVAL",
+            MemlabAlloc {
+                align: 64,
+                ..kmalloc(64)
+            },
+            libc::EINVAL,
+            "EINVAL",
+        ),
+        (
+            "ALLOC larger than max_pinned_mb fails with E2BIG",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_VMALLOC,
+                size: (64 << 20) + 1,
+                ..Default::default()
+            },
+            libc::E2BIG,
+            "E2BIG",
+        ),
+        (
+            "ALLOC of u64::MAX bytes fails with E2BIG",
+            kmalloc(u64::MAX),
+            libc::E2BIG,
+            "E2BIG",
+        ),
+    ];
+    for (name, req, errno, errname) in cases {
+        v.push(Case {
+            name,
+            run: Box::new(move || refused(req, errno, errname)),
+        });
+    }
+    v.push(Case {
+        name: "FREE and INSPECT of unknown handles fail with EINVAL",
+        run: Box::new(|| {
+            let d = Memlab::open().map_err(|e| e.to_string())?;
+            for h in [0, 1, 1024, u32::MAX] {
+                expect_errno(d.free(h), libc::EINVAL, "EINVAL")
+                    .map_err(|e| format!("FREE {h}: {e}"))?;
+                expect_errno(d.inspect(h), libc::EINVAL, "EINVAL")
+                    .map_err(|e| format!("INSPECT {h}: {e}"))?;
+            }
+            Ok(())
+        }),
+    });
+    v.push(Case {
+        name: "EXERCISE with an unknown id or too many reps fails with EINVAL",
+        run: Box::new(|| {
+            let d = Memlab::open().map_err(|e| e.to_string())?;
+            expect_errno(d.exercise(MEMLAB_NR_EXERCISES, 0), libc::EINVAL, "EINVAL")?;
+            expect_errno(d.exercise(MEMLAB_EX_KMALLOC, 1001), libc::EINVAL, "EINVAL")
+        }),
+    });
+    v.push(Case {
+        name: "pinned memory is capped per open file (E2BIG) and freed on close",
+        run: Box::new(pin_cap_and_close),
+    });
+}
+
+/// MemFree in KiB from /proc/meminfo.
+fn mem_free_kib() -> Result<u64, String> {
+    let m = fs::read_to_string("/proc/meminfo").map_err(|e| e.to_string())?;
+    m.lines()
+        .find_map(|l| l.strip_prefix("MemFree:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no MemFree in /proc/meminfo".into())
+}
+
+/// 40 MiB fits under the default 64 MiB cap, a second 40 MiB does not; the
+/// first is freed by closing the file, seen in MemFree.
+fn pin_cap_and_close() -> Outcome {
+    let big = uapi::MemlabAlloc {
+        family: uapi::MEMLAB_FAMILY_VMALLOC,
+        size: 40 << 20,
+        ..Default::default()
+    };
+    let before = mem_free_kib()?;
+    {
+        let d = Memlab::open().map_err(|e| e.to_string())?;
+        let h = d.alloc(&big).map_err(|e| format!("first 40 MiB: {e}"))?;
+        expect_errno(d.alloc(&big), libc::E2BIG, "E2BIG")
+            .map_err(|e| format!("second 40 MiB: {e}"))?;
+        let during = mem_free_kib()?;
+        check(before.saturating_sub(during) >= 39 << 10, || {
+            format!(
+                "MemFree fell only {} KiB while 40 MiB was held",
+                before.saturating_sub(during)
+            )
+        })?;
+        // Freeing explicitly makes room again.
+        d.free(h).map_err(|e| format!("FREE: {e}"))?;
+        let _h = d
+            .alloc(&big)
+            .map_err(|e| format!("40 MiB after FREE: {e}"))?;
+    }
+    let after = mem_free_kib()?;
+    check(after + (8 << 10) >= before, || {
+        format!("MemFree {before} KiB before, {after} KiB after close: not returned")
+    })
 }
 
 /// Scans for leaks; the init script cleared older reports before loading
