@@ -11,14 +11,18 @@
 //! [`SlabCache`]; each class is aligned to the largest power of two dividing
 //! its size, as `create_boot_cache()` does for kmalloc caches. Larger requests
 //! up to [`KMALLOC_MAX_SIZE`] take a whole block of `get_order(size)` straight
-//! from the page source, tagged [`TAG_KMALLOC_LARGE`]. [`Kmalloc::kfree`]
-//! tells the two apart from the page metadata of the pointer's block, like
-//! the kernel's `kfree()` looks at the folio.
+//! from the page source, tagged with the [`Kmalloc`]'s own large-block tag
+//! ([`Kmalloc::large_tag`]), a protected tag like a cache's, so no public buddy
+//! call and no other kmalloc mirror can forge, retag or free such a block.
+//! [`Kmalloc::kfree`] tells the two apart from the page metadata of the
+//! pointer's block, like the kernel's `kfree()` looks at the folio.
 
 use core::ptr::NonNull;
 
 use crate::buddy::{BuddyError, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE};
-use crate::slab::{Block, PageSource, SlabCache, SlabError, SlabFlags, SlabInvariantError};
+use crate::slab::{
+    Block, OwnerTag, PageSource, SlabCache, SlabError, SlabFlags, SlabInvariantError,
+};
 
 /// Smallest size class (`KMALLOC_MIN_SIZE`).
 pub const KMALLOC_MIN_SIZE: usize = 8;
@@ -29,8 +33,6 @@ pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
 pub const KMALLOC_MAX_SIZE: usize = PAGE_SIZE << MAX_PAGE_ORDER;
 /// Number of size classes.
 pub const NR_KMALLOC_CLASSES: usize = 13;
-/// Owner tag of blocks that back large (page-sized) kmalloc requests.
-pub const TAG_KMALLOC_LARGE: u32 = 1;
 /// What `kmalloc(0)` returns and `kfree` accepts as a no-op
 /// (`ZERO_SIZE_PTR`).
 pub const ZERO_SIZE_PTR: *mut u8 = core::ptr::without_provenance_mut(16);
@@ -180,6 +182,8 @@ impl core::fmt::Display for KmallocError {
 /// The kmalloc mirror: one [`SlabCache`] per size class over a page source.
 pub struct Kmalloc {
     caches: [SlabCache; NR_KMALLOC_CLASSES],
+    /// Protected owner tag of this mirror's large blocks (unique).
+    large_tag: OwnerTag,
     large_blocks: u64,
     large_pages: u64,
 }
@@ -213,6 +217,7 @@ impl Kmalloc {
                 class(11)?,
                 class(12)?,
             ],
+            large_tag: crate::slab::new_owner_tag()?,
             large_blocks: 0,
             large_pages: 0,
         })
@@ -226,6 +231,12 @@ impl Kmalloc {
     /// The cache of one size class.
     pub fn cache(&self, class: SizeClass) -> &SlabCache {
         &self.caches[class.index()]
+    }
+
+    /// Owner tag of this mirror's large (page-sized) blocks in the page
+    /// metadata; unique, and refused by the buddy's public calls.
+    pub fn large_tag(&self) -> u32 {
+        self.large_tag.get()
     }
 
     /// Large (page-sized) allocations currently live.
@@ -256,7 +267,7 @@ impl Kmalloc {
         }
         let order = get_order(size);
         let block = src
-            .alloc_block(order, TAG_KMALLOC_LARGE)
+            .alloc_block(order, &self.large_tag)
             .ok_or(KmallocError::OutOfMemory)?;
         self.large_blocks += 1;
         self.large_pages += 1 << order;
@@ -270,14 +281,16 @@ impl Kmalloc {
             return Ok(());
         }
         let block = src.block_of(ptr).ok_or(KmallocError::ForeignPointer)?;
-        if block.tag == TAG_KMALLOC_LARGE {
+        if block.tag == self.large_tag.get() {
             if block.head.as_ptr() != ptr {
                 return Err(KmallocError::NotBlockHead);
             }
-            src.free_block(block.head, block.order, TAG_KMALLOC_LARGE)
+            src.free_block(block.head, block.order, &self.large_tag)
                 .map_err(KmallocError::Page)?;
-            self.large_blocks -= 1;
-            self.large_pages -= 1 << block.order;
+            // Saturating: a block forged with this tag through the safe
+            // `PageSource::alloc_block` must not underflow (panic) here.
+            self.large_blocks = self.large_blocks.saturating_sub(1);
+            self.large_pages = self.large_pages.saturating_sub(1 << block.order);
             return Ok(());
         }
         let cache = self.cache_of(&block)?;
@@ -292,7 +305,7 @@ impl Kmalloc {
             return Ok(0);
         }
         let block = src.block_of(ptr).ok_or(KmallocError::ForeignPointer)?;
-        if block.tag == TAG_KMALLOC_LARGE {
+        if block.tag == self.large_tag.get() {
             if block.head.as_ptr().cast_const() != ptr {
                 return Err(KmallocError::NotBlockHead);
             }

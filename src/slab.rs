@@ -74,9 +74,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::buddy::{Buddy, BuddyError, PageMeta, Region, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE};
 
-/// Tags below this are for non-slab owners of blocks (such as
-/// [`crate::buddy::TAG_NONE`] and large kmalloc blocks); caches get tags from
-/// here up, which the buddy's public calls refuse
+/// Tags below this are for public owners of blocks (such as
+/// [`crate::buddy::TAG_NONE`]); caches (and each kmalloc mirror's large
+/// blocks) get tags from here up, which the buddy's public calls refuse
 /// ([`crate::buddy::FIRST_PROTECTED_TAG`]).
 pub const FIRST_CACHE_TAG: u32 = crate::buddy::FIRST_PROTECTED_TAG;
 /// Size of a cache line, the colour unit.
@@ -97,6 +97,43 @@ pub const MAX_NAME_LEN: usize = 32;
 /// Next tag for a new cache; tags are never reused, so two caches can never
 /// claim the same slab.
 static NEXT_CACHE_TAG: AtomicU32 = AtomicU32::new(FIRST_CACHE_TAG);
+
+/// The right to allocate and free blocks of a [`PageSource`] under one owner
+/// tag.
+///
+/// Public tags (below [`FIRST_CACHE_TAG`]) anyone may name with
+/// [`OwnerTag::public`]. Protected ones are made only by `new_owner_tag`,
+/// never twice and never copied: a cache or kmalloc mirror keeps its token
+/// private, so no other code can free its slabs or forge one through the
+/// safe `PageSource` methods.
+///
+/// ```compile_fail
+/// // A protected tag cannot be made from a number.
+/// let forged = memlab_core::slab::OwnerTag(0x100);
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+pub struct OwnerTag(u32);
+
+impl OwnerTag {
+    /// A public tag (module-specific owners of raw blocks use 2..=255).
+    pub const fn public(tag: u8) -> OwnerTag {
+        OwnerTag(tag as u32)
+    }
+
+    /// The tag's number, as [`Block::tag`] reports it.
+    pub const fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+/// A fresh owner tag at or above [`FIRST_CACHE_TAG`], never given out before
+/// (for a cache, or for the large blocks of one kmalloc mirror).
+pub(crate) fn new_owner_tag() -> Result<OwnerTag, SlabError> {
+    NEXT_CACHE_TAG
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_add(1))
+        .map(OwnerTag)
+        .map_err(|_| SlabError::TagsExhausted)
+}
 
 /// Magic number at the start of every slab descriptor.
 const SLAB_MAGIC: u32 = 0x51AB_CAFE;
@@ -127,10 +164,15 @@ pub struct Block {
 ///   not the head of an allocated block of that order and tag.
 pub unsafe trait PageSource {
     /// Allocates a block of `1 << order` pages owned by `tag`.
-    fn alloc_block(&mut self, order: u32, tag: u32) -> Option<NonNull<u8>>;
+    fn alloc_block(&mut self, order: u32, tag: &OwnerTag) -> Option<NonNull<u8>>;
     /// Frees the block whose first byte is at `head`, allocated with `order`
     /// and `tag`.
-    fn free_block(&mut self, head: NonNull<u8>, order: u32, tag: u32) -> Result<(), BuddyError>;
+    fn free_block(
+        &mut self,
+        head: NonNull<u8>,
+        order: u32,
+        tag: &OwnerTag,
+    ) -> Result<(), BuddyError>;
     /// The allocated block containing `addr`, if any, from metadata alone.
     fn block_of(&self, addr: *const u8) -> Option<Block>;
 }
@@ -196,13 +238,35 @@ where
     /// address of `PAGE_SIZE` bytes valid for reads and writes, `map` must be
     /// linear over each region with blocks aligned to their size, and
     /// `ptr_to_pfn` its inverse. The memory of the frames must be accessed
-    /// only through blocks allocated from `buddy`, by their owners.
+    /// only through blocks allocated from `buddy`, by their owners. Every
+    /// `BuddyPages` ever made over `buddy` must use this same mapping (slabs
+    /// allocated through one are found again through another).
     pub unsafe fn new(buddy: &'a mut Buddy<M, R>, map: A) -> Self {
         BuddyPages { buddy, map }
     }
 
-    /// The buddy allocator served.
-    pub fn buddy(&mut self) -> &mut Buddy<M, R> {
+    /// The buddy allocator served, read-only: a mutable one could grow it by
+    /// regions that `map` does not back (see [`BuddyPages::buddy_mut`]).
+    ///
+    /// ```compile_fail
+    /// # use memlab_core::buddy::{Buddy, PageMeta, Region};
+    /// # use memlab_core::slab::{BuddyPages, LinearMap};
+    /// # fn f(src: &mut BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap>) {
+    /// src.buddy().add_region(1 << 40, 1024).unwrap();
+    /// # }
+    /// ```
+    pub fn buddy(&self) -> &Buddy<M, R> {
+        self.buddy
+    }
+
+    /// The buddy allocator served, for allocating and freeing untagged or
+    /// publicly tagged blocks directly.
+    ///
+    /// # Safety
+    ///
+    /// Regions added through the returned reference must meet the contract of
+    /// [`BuddyPages::new`] for this mapping.
+    pub unsafe fn buddy_mut(&mut self) -> &mut Buddy<M, R> {
         self.buddy
     }
 
@@ -216,15 +280,17 @@ where
 // is freed; `new`'s contract makes their addresses valid, linear and
 // naturally aligned. `block_of` reads buddy metadata only, and `free_block`
 // goes through `Buddy::free_owned`, which validates head, order and tag.
-// Protected tags (every cache's) are only set and cleared here, so a block
-// with a cache's tag was allocated for that cache through this trait.
+// Protected tags (every cache's) are only set and cleared here, and only
+// their owner holds the `OwnerTag` to pass in, so a block with a cache's tag
+// was allocated for that cache, by that cache, through this trait.
 unsafe impl<M, R, A> PageSource for BuddyPages<'_, M, R, A>
 where
     M: core::ops::DerefMut<Target = [PageMeta]>,
     R: core::ops::DerefMut<Target = [Region]>,
     A: AddrMap,
 {
-    fn alloc_block(&mut self, order: u32, tag: u32) -> Option<NonNull<u8>> {
+    fn alloc_block(&mut self, order: u32, tag: &OwnerTag) -> Option<NonNull<u8>> {
+        let tag = tag.get();
         let pfn = self.buddy.alloc_owned(order, tag).ok()?;
         match self.map.pfn_to_ptr(pfn) {
             Some(ptr) => Some(ptr),
@@ -236,7 +302,13 @@ where
         }
     }
 
-    fn free_block(&mut self, head: NonNull<u8>, order: u32, tag: u32) -> Result<(), BuddyError> {
+    fn free_block(
+        &mut self,
+        head: NonNull<u8>,
+        order: u32,
+        tag: &OwnerTag,
+    ) -> Result<(), BuddyError> {
+        let tag = tag.get();
         let pfn = self
             .map
             .ptr_to_pfn(head.as_ptr())
@@ -505,7 +577,7 @@ fn calculate_geometry(stride: usize, align: usize) -> Option<Geometry> {
 /// is `k`; `active_objs` is the sum of the slabs' `inuse`.
 pub struct SlabCache {
     name: CacheName,
-    tag: u32,
+    tag: OwnerTag,
     object_size: usize,
     size: usize,
     align: usize,
@@ -565,9 +637,7 @@ impl SlabCache {
         let stride = align_up(size, align).ok_or(SlabError::ObjectTooLarge)?;
         let geo = calculate_geometry(stride, align).ok_or(SlabError::ObjectTooLarge)?;
         let colour_off = CACHE_LINE_SIZE.max(align);
-        let tag = NEXT_CACHE_TAG
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_add(1))
-            .map_err(|_| SlabError::TagsExhausted)?;
+        let tag = new_owner_tag()?;
         let mut bytes = [0; MAX_NAME_LEN];
         bytes[..name.len()].copy_from_slice(name.as_bytes());
         // set_min_partial() in mm/slub.c: min(10, max(5, ilog2(size) / 2)).
@@ -609,7 +679,7 @@ impl SlabCache {
 
     /// The owner tag of this cache's slabs in the page metadata.
     pub fn tag(&self) -> u32 {
-        self.tag
+        self.tag.get()
     }
 
     /// Object size requested at creation.
@@ -735,7 +805,7 @@ impl SlabCache {
         block: Block,
         ptr: *mut u8,
     ) -> Result<(), SlabError> {
-        if block.tag != self.tag || block.order != self.order {
+        if block.tag != self.tag.get() || block.order != self.order {
             return Err(SlabError::ForeignPointer);
         }
         let slab = block.head.as_ptr().cast::<SlabHeader>();
@@ -743,7 +813,7 @@ impl SlabCache {
         // it is one of this cache's slabs: its descriptor and bitmap are
         // initialised and only this cache (borrowed mutably) accesses them.
         unsafe {
-            if (*slab).magic != SLAB_MAGIC || (*slab).tag != self.tag {
+            if (*slab).magic != SLAB_MAGIC || (*slab).tag != self.tag.get() {
                 return Err(SlabError::Corrupt);
             }
             let offset = ptr
@@ -788,7 +858,7 @@ impl SlabCache {
         let Some(block) = src.block_of(ptr) else {
             return false;
         };
-        if block.tag != self.tag || block.order != self.order {
+        if block.tag != self.tag.get() || block.order != self.order {
             return false;
         }
         let slab = block.head.as_ptr().cast::<SlabHeader>();
@@ -846,7 +916,7 @@ impl SlabCache {
                     .block_of(slab.cast::<u8>())
                     .ok_or(SlabInvariantError::PageSource)?;
                 if block.head.as_ptr() != slab.cast::<u8>()
-                    || block.tag != self.tag
+                    || block.tag != self.tag.get()
                     || block.order != self.order
                 {
                     return Err(SlabInvariantError::PageSource);
@@ -855,7 +925,7 @@ impl SlabCache {
                 // cache, so it is one of its slabs with a live descriptor.
                 unsafe {
                     let h = &*slab;
-                    if h.magic != SLAB_MAGIC || h.tag != self.tag {
+                    if h.magic != SLAB_MAGIC || h.tag != self.tag.get() {
                         return Err(SlabInvariantError::Descriptor);
                     }
                     if usize::from(h.list) != k || h.prev != prev {
@@ -910,7 +980,7 @@ impl SlabCache {
     /// Allocates, initialises and constructs a new slab on the empty list.
     fn grow<P: PageSource>(&mut self, src: &mut P) -> Result<(), SlabError> {
         let head = src
-            .alloc_block(self.order, self.tag)
+            .alloc_block(self.order, &self.tag)
             .ok_or(SlabError::OutOfMemory)?;
         let colour = self.colour_next as usize * self.colour_off;
         self.colour_next += 1;
@@ -929,7 +999,7 @@ impl SlabCache {
                 slab,
                 SlabHeader {
                     magic: SLAB_MAGIC,
-                    tag: self.tag,
+                    tag: self.tag.get(),
                     next: ptr::null_mut(),
                     prev: ptr::null_mut(),
                     objs,
@@ -967,7 +1037,7 @@ impl SlabCache {
         // SAFETY: `slab` is live (caller); unlink before the memory goes.
         unsafe { self.list_del(slab) };
         let head = NonNull::new(slab.cast::<u8>()).ok_or(SlabError::Corrupt)?;
-        if let Err(e) = src.free_block(head, self.order, self.tag) {
+        if let Err(e) = src.free_block(head, self.order, &self.tag) {
             // SAFETY: The block was not freed, so the descriptor is still live.
             unsafe { self.list_add(slab, ListKind::Empty) };
             return Err(SlabError::PageSource(e));

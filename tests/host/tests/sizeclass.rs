@@ -6,13 +6,13 @@
 mod harness;
 
 use harness::{zone, Arena, Zone};
-use memlab_core::buddy::{PageMeta, Region, PAGE_SIZE};
+use memlab_core::buddy::{Buddy, PageMeta, Region, PAGE_SIZE};
 use memlab_core::render;
 use memlab_core::sizeclass::{
     get_order, kmalloc_size_roundup, Kmalloc, KmallocError, SizeClass, KMALLOC_MAX_CACHE_SIZE,
     KMALLOC_MAX_SIZE, NR_KMALLOC_CLASSES, ZERO_SIZE_PTR,
 };
-use memlab_core::slab::{BuddyPages, LinearMap, SlabCache, SlabError, SlabFlags};
+use memlab_core::slab::{AddrMap, BuddyPages, LinearMap, SlabCache, SlabError, SlabFlags};
 
 const BASE_PFN: u64 = 0x10_0000;
 const PAGES: u64 = 4096;
@@ -215,4 +215,56 @@ fn kmalloc_slabinfo() {
         km.kfree(&mut src, p.as_ptr()).unwrap();
     }
     km.destroy(&mut src).unwrap();
+}
+
+/// A block the caller tagged with a public tag, or another `Kmalloc`'s large
+/// block, is not this kmalloc's: kfree must refuse it (it used to take any
+/// block tagged 1 and underflow its large-block counters, a panic in the
+/// module with overflow checks on).
+#[test]
+fn kfree_refuses_large_blocks_it_does_not_own() {
+    let mut pool = Pool::new();
+    let mut km = Kmalloc::new().unwrap();
+    let mut other = Kmalloc::new().unwrap();
+    let mut src = pool.src();
+    // Every public tag, including the one large kmalloc blocks used to share.
+    for tag in 0..4u32 {
+        let pfn = buddy_mut(&mut src).alloc_tagged(2, tag).unwrap();
+        let ptr = pool_ptr(&src, pfn);
+        assert_eq!(km.kfree(&mut src, ptr), Err(KmallocError::ForeignPointer));
+        assert_eq!(km.ksize(&src, ptr), Err(KmallocError::ForeignPointer));
+        assert_eq!(km.large_blocks(), 0);
+        buddy_mut(&mut src).free_tagged(pfn, 2, tag).unwrap();
+    }
+    // Another kmalloc's large block.
+    let big = other.kmalloc(&mut src, 3 * PAGE_SIZE).unwrap();
+    assert_eq!(
+        km.kfree(&mut src, big.as_ptr()),
+        Err(KmallocError::ForeignPointer)
+    );
+    assert_eq!(
+        km.ksize(&src, big.as_ptr()),
+        Err(KmallocError::ForeignPointer)
+    );
+    assert_eq!((km.large_blocks(), other.large_blocks()), (0, 1));
+    // Nor can a public call retag or free it behind kmalloc's back.
+    let pfn = src.map().ptr_to_pfn(big.as_ptr()).unwrap();
+    assert!(buddy_mut(&mut src).set_tag(pfn, 0).is_err());
+    assert!(buddy_mut(&mut src).free(pfn, 2).is_err());
+    other.kfree(&mut src, big.as_ptr()).unwrap();
+    km.destroy(&mut src).unwrap();
+    other.destroy(&mut src).unwrap();
+    assert_eq!(src.buddy().free_pages(), PAGES);
+}
+
+fn pool_ptr(src: &BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap>, pfn: u64) -> *mut u8 {
+    src.map().pfn_to_ptr(pfn).unwrap().as_ptr()
+}
+
+/// The zone behind `src`, for direct page calls (no regions are added).
+fn buddy_mut<'s>(
+    src: &'s mut BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap>,
+) -> &'s mut Buddy<Vec<PageMeta>, Vec<Region>> {
+    // SAFETY: The tests only allocate and free through it, never add regions.
+    unsafe { src.buddy_mut() }
 }

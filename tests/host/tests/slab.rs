@@ -8,10 +8,10 @@ mod harness;
 use std::collections::HashSet;
 
 use harness::{zone, Arena, Zone};
-use memlab_core::buddy::{BuddyError, PageMeta, Region, PAGE_SIZE};
+use memlab_core::buddy::{Buddy, BuddyError, PageMeta, Region, PAGE_SIZE};
 use memlab_core::slab::{
-    AddrMap, BuddyPages, LinearMap, PageSource, SlabCache, SlabError, SlabFlags, SlabInfo,
-    MAX_OBJS_PER_SLAB,
+    AddrMap, BuddyPages, LinearMap, OwnerTag, PageSource, SlabCache, SlabError, SlabFlags,
+    SlabInfo, MAX_OBJS_PER_SLAB,
 };
 
 const BASE_PFN: u64 = 0x8000;
@@ -251,10 +251,10 @@ fn misuse_is_detected() {
         Err(SlabError::ForeignPointer)
     );
     // A raw page block of the zone is not a slab either.
-    let pfn = src.buddy().alloc(0).unwrap();
+    let pfn = buddy_mut(&mut src).alloc(0).unwrap();
     let page = src.map().pfn_to_ptr(pfn).unwrap().as_ptr();
     assert_eq!(a.free(&mut src, page), Err(SlabError::ForeignPointer));
-    src.buddy().free(pfn, 0).unwrap();
+    buddy_mut(&mut src).free(pfn, 0).unwrap();
     assert_eq!((snapshot(&a), snapshot(&b)), (ia, ib));
     a.check_invariants(&src).unwrap();
     b.check_invariants(&src).unwrap();
@@ -267,19 +267,24 @@ fn misuse_is_detected() {
     assert!(a.owns(&src, x2));
     // Freeing the slab's block behind the cache's back is refused (owner tag).
     let slab_pfn = src.map().ptr_to_pfn(x2).unwrap();
-    assert!(src.buddy().free(slab_pfn, 0).is_err());
+    assert!(buddy_mut(&mut src).free(slab_pfn, 0).is_err());
     let tag = a.tag();
     assert_eq!(
-        src.buddy().free_tagged(slab_pfn, 0, tag),
+        buddy_mut(&mut src).free_tagged(slab_pfn, 0, tag),
         Err(BuddyError::ProtectedTag(tag))
     );
     assert_eq!(
-        src.buddy().set_tag(slab_pfn, 0),
+        buddy_mut(&mut src).set_tag(slab_pfn, 0),
         Err(BuddyError::ProtectedTag(tag))
     );
+    // Nor through the page source with any tag one can name.
+    let slab_head = src.map().pfn_to_ptr(slab_pfn).unwrap();
+    for t in [0, 1, 2, 255] {
+        assert!(src.free_block(slab_head, 0, &OwnerTag::public(t)).is_err());
+    }
     // Nor can a block be forged with a cache's tag.
     assert_eq!(
-        src.buddy().alloc_tagged(0, tag),
+        buddy_mut(&mut src).alloc_tagged(0, tag),
         Err(BuddyError::ProtectedTag(tag))
     );
     assert_eq!(a.destroy(&mut src), Err(SlabError::Busy(1)));
@@ -427,4 +432,12 @@ fn cache_name_and_numbers() {
     assert_eq!(i.pagesperslab, 1 << c.order());
     assert_eq!(i.objperslab, c.objects_per_slab());
     assert!(cache("other", 192).tag() != c.tag(), "tags are unique");
+}
+
+/// The zone behind `src`, for direct page calls (no regions are added).
+fn buddy_mut<'s>(
+    src: &'s mut BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap>,
+) -> &'s mut Buddy<Vec<PageMeta>, Vec<Region>> {
+    // SAFETY: The tests only allocate and free through it, never add regions.
+    unsafe { src.buddy_mut() }
 }
