@@ -7,6 +7,7 @@
 #
 #   make demo    set everything up, boot the VM, load memlab, show its output
 #   make test    set everything up, run host tests and in-VM tests
+#   make bench   benchmarks (ratios, not tests): mirror core vs crates.io peers
 #   make         build rust_memlab.ko against KDIR
 
 FLAVOUR ?= test
@@ -34,4 +35,8 @@ demo:
 test:
 	bash scripts/test.sh
 
-.PHONY: default modules_install clean rust-analyzer setup demo test
+bench:
+	bash scripts/setup-toolchain.sh
+	cargo bench --locked -p memlab-core
+
+.PHONY: default modules_install clean rust-analyzer setup demo test bench

@@ -24,6 +24,8 @@ pub mod slab;
 mod chardev;
 #[path = "src/debugfs.rs"]
 mod debugfs;
+#[path = "src/mirror/mod.rs"]
+mod mirror;
 #[path = "src/real/mod.rs"]
 mod real;
 #[path = "src/uapi.rs"]
@@ -40,6 +42,10 @@ module! {
             default: 64,
             description: "Most memory (MiB) one open /dev/memlab may keep allocated",
         },
+        pool_mb: u32 {
+            default: 16,
+            description: "Pages (MiB) the mirror allocators take from the kernel at load",
+        },
         inject_warn: u32 {
             default: 0,
             description: "Test hook: 1 = WARN once at load, to prove the test rig catches it",
@@ -55,8 +61,18 @@ struct Memlab {
     _chardev: chardev::Registration,
 }
 
+/// The `pool_mb` parameter in pages, validated.
+fn pool_pages() -> Result<u64> {
+    let pool_mb = *module_parameters::pool_mb.value();
+    if pool_mb == 0 || pool_mb > 1024 {
+        pr_err!("pool_mb must be 1..=1024, not {}\n", pool_mb);
+        return Err(EINVAL);
+    }
+    Ok(u64::from(pool_mb) << (20 - kernel::page::PAGE_SHIFT))
+}
+
 impl kernel::InPlaceModule for Memlab {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         if *module_parameters::inject_warn.value() != 0 {
             // Deliberate: the test rig must turn a guest WARNING into a failed run.
             kernel::warn_on!(true);
@@ -67,13 +83,15 @@ impl kernel::InPlaceModule for Memlab {
             *module_parameters::max_pinned_mb.value()
         );
         let max_pinned = (*module_parameters::max_pinned_mb.value() as usize) << 20;
-        try_pin_init!(Self {
-            _debugfs <- debugfs::Tree::new(),
-            _chardev <- chardev::Registration::new(
-                Arc::new(real::Real::new()?, GFP_KERNEL)?,
-                max_pinned,
-            ),
-        }? Error)
+
+        pin_init::pin_init_scope(move || {
+            let real = Arc::pin_init(real::Real::new(module), GFP_KERNEL)?;
+            let mirror = mirror::Mirror::new(pool_pages()?)?;
+            Ok(try_pin_init!(Self {
+                _debugfs <- debugfs::Tree::new(real.clone(), mirror.clone()),
+                _chardev <- chardev::Registration::new(real, mirror, max_pinned),
+            }? Error))
+        })
     }
 }
 

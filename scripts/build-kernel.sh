@@ -6,52 +6,65 @@
 # rebuilds in a fresh directory.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-flavour=${1:-test}
-frag_dir=$MEMLAB_ROOT/scripts/kernel
-[ -f "$frag_dir/$flavour.config" ] || die "unknown kernel flavour '$flavour' (test or bench)"
+# The whole script is one function, read before it runs, so editing this
+# file during a long build cannot derail the running copy.
+main() {
+	flavour=${1:-test}
+	frag_dir=$MEMLAB_ROOT/scripts/kernel
+	[ -f "$frag_dir/$flavour.config" ] || die "unknown kernel flavour '$flavour' (test or bench)"
 
-bash "$MEMLAB_ROOT/scripts/setup-toolchain.sh"
-bash "$MEMLAB_ROOT/scripts/fetch-kernel.sh"
+	bash "$MEMLAB_ROOT/scripts/setup-toolchain.sh"
+	bash "$MEMLAB_ROOT/scripts/fetch-kernel.sh"
 
-key=$( {
-	echo "$KERNEL_PKG=$KERNEL_PKG_VERSION $KERNEL_PKG_SHA256"
-	cat "$frag_dir/base.config" "$frag_dir/$flavour.config"
-	rustc --version
-	"clang$LLVM_SUFFIX" --version | head -n 1
-	bindgen --version
-} | sha256sum | cut -c1-16)
-build=$MEMLAB_CACHE/kernel/$flavour-$key
+	key=$( {
+		echo "$KERNEL_PKG=$KERNEL_PKG_VERSION $KERNEL_PKG_SHA256"
+		cat "$frag_dir/base.config" "$frag_dir/$flavour.config"
+		rustc --version
+		"clang$LLVM_SUFFIX" --version | head -n 1
+		bindgen --version
+	} | sha256sum | cut -c1-16)
+	build=$MEMLAB_CACHE/kernel/$flavour-$key
 
-if [ -f "$build/.memlab-complete" ]; then
+	if [ -f "$build/.memlab-complete" ]; then
+		echo "$build"
+		return 0
+	fi
+
+	say "building the $flavour kernel into $build (cold: about 10-15 min on 2 cores)"
+	rm -rf "$build"
+	mkdir -p "$build"
+	kmake=(make -C "$KERNEL_SRC" O="$build" LLVM="$LLVM_SUFFIX" -j"$(($(nproc) + 1))")
+
+	"${kmake[@]}" tinyconfig >"$build/config.log" 2>&1
+	"$KERNEL_SRC/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" \
+		"$frag_dir/base.config" "$frag_dir/$flavour.config" >>"$build/config.log" 2>&1
+	"${kmake[@]}" olddefconfig >>"$build/config.log" 2>&1
+
+	# merge_config silently drops options whose dependencies are not met; a
+	# kernel without what we asked for must not be used.
+	missing=0
+	while IFS= read -r line; do
+		case "$line" in
+		CONFIG_*=n) opt=${line%%=*}; grep -q "^$opt=" "$build/.config" && { say "wanted $line, got $(grep "^$opt=" "$build/.config")"; missing=1; } ;;
+		CONFIG_*) grep -qxF "$line" "$build/.config" || { say "wanted $line, got: $(grep "^${line%%=*}[= ]" "$build/.config" || echo unset)"; missing=1; } ;;
+		esac
+	done < <(grep -h '^CONFIG_' "$frag_dir/base.config" "$frag_dir/$flavour.config")
+	[ "$missing" = 0 ] || die "kernel config lacks requested options (see above; log: $build/config.log)"
+
+	run_with_progress "kernel build ($flavour)" "$build/build.log" "${kmake[@]}" bzImage modules_prepare
+	# Module.symvers comes from 'make modules'; without it modpost reports every
+	# kernel symbol as undefined in out-of-tree modules.
+	run_with_progress "kernel modules ($flavour)" "$build/modules.log" "${kmake[@]}" modules
+	[ -f "$build/Module.symvers" ] || die "no Module.symvers in $build"
+	touch "$build/.memlab-complete"
+
+	# Keep the cache bounded: drop failed builds of this flavour and all but the
+	# two newest complete ones.
+	for d in "$MEMLAB_CACHE/kernel/$flavour"-*; do
+		[ "$d" = "$build" ] || [ -f "$d/.memlab-complete" ] || rm -rf "$d"
+	done
+	ls -dt "$MEMLAB_CACHE/kernel/$flavour"-*/.memlab-complete 2>/dev/null | tail -n +3 |
+		while read -r stamp; do rm -rf "$(dirname "$stamp")"; done
 	echo "$build"
-	exit 0
-fi
-
-say "building the $flavour kernel into $build (cold: about 10-15 min on 2 cores)"
-rm -rf "$build"
-mkdir -p "$build"
-kmake=(make -C "$KERNEL_SRC" O="$build" LLVM="$LLVM_SUFFIX" -j"$(($(nproc) + 1))")
-
-"${kmake[@]}" tinyconfig >"$build/config.log" 2>&1
-"$KERNEL_SRC/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" \
-	"$frag_dir/base.config" "$frag_dir/$flavour.config" >>"$build/config.log" 2>&1
-"${kmake[@]}" olddefconfig >>"$build/config.log" 2>&1
-
-# merge_config silently drops options whose dependencies are not met; a
-# kernel without what we asked for must not be used.
-missing=0
-while IFS= read -r line; do
-	case "$line" in
-	CONFIG_*=n) opt=${line%%=*}; grep -q "^$opt=" "$build/.config" && { say "wanted $line, got $(grep "^$opt=" "$build/.config")"; missing=1; } ;;
-	CONFIG_*) grep -qxF "$line" "$build/.config" || { say "wanted $line, got: $(grep "^${line%%=*}[= ]" "$build/.config" || echo unset)"; missing=1; } ;;
-	esac
-done < <(grep -h '^CONFIG_' "$frag_dir/base.config" "$frag_dir/$flavour.config")
-[ "$missing" = 0 ] || die "kernel config lacks requested options (see above; log: $build/config.log)"
-
-run_with_progress "kernel build ($flavour)" "$build/build.log" "${kmake[@]}" bzImage modules_prepare
-# Module.symvers comes from 'make modules'; without it modpost reports every
-# kernel symbol as undefined in out-of-tree modules.
-run_with_progress "kernel modules ($flavour)" "$build/modules.log" "${kmake[@]}" modules
-[ -f "$build/Module.symvers" ] || die "no Module.symvers in $build"
-touch "$build/.memlab-complete"
-echo "$build"
+}
+main "$@"

@@ -7,7 +7,7 @@
 //! node with mode 0600. Every ioctl argument is hostile until validated:
 //!
 //! - unknown command: ENOTTY; bad pointer: EFAULT;
-//! - unknown family, GFP selector or exercise, nonzero reserved field, zero
+//! - unknown family, backend, GFP selector or exercise, zero
 //!   size, order above MAX_PAGE_ORDER, alignment not a power of two, unknown
 //!   handle: EINVAL;
 //! - a request that would take the file past `max_pinned_mb`, or past
@@ -16,6 +16,7 @@
 //!
 //! Allocations belong to the open file: closing it frees them all.
 
+use crate::mirror::{Mirror, MirrorBlock};
 use crate::real::{Real, RealBlock};
 use crate::uapi;
 use kernel::{
@@ -67,15 +68,21 @@ pub(crate) struct Registration {
     #[pin]
     misc: MiscDeviceRegistration<MemlabFile>,
     real: Arc<Real>,
+    mirror: Arc<Mirror>,
     max_pinned: usize,
 }
 
 impl Registration {
     /// Registers `/dev/memlab`; each open file may pin `max_pinned` bytes.
-    pub(crate) fn new(real: Arc<Real>, max_pinned: usize) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(
+        real: Arc<Real>,
+        mirror: Arc<Mirror>,
+        max_pinned: usize,
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"memlab" }),
             real,
+            mirror,
             max_pinned,
         })
     }
@@ -88,10 +95,32 @@ impl Registration {
     }
 }
 
+/// A live allocation from either backend; dropping it frees it.
+enum Block {
+    Real(RealBlock),
+    Mirror(MirrorBlock),
+}
+
+impl Block {
+    fn info(&self) -> uapi::MemlabBlockInfo {
+        match self {
+            Block::Real(b) => b.info(),
+            Block::Mirror(b) => b.info(),
+        }
+    }
+
+    fn pinned_bytes(&self) -> usize {
+        match self {
+            Block::Real(b) => b.pinned_bytes(),
+            Block::Mirror(b) => b.pinned_bytes(),
+        }
+    }
+}
+
 /// The live allocations of one open file.
 struct Handles {
     /// Slot `i` holds handle `i + 1`.
-    slots: KVec<Option<RealBlock>>,
+    slots: KVec<Option<Block>>,
     live: usize,
     pinned: usize,
 }
@@ -100,6 +129,7 @@ struct Handles {
 #[pin_data]
 pub(crate) struct MemlabFile {
     real: Arc<Real>,
+    mirror: Arc<Mirror>,
     max_pinned: usize,
     #[pin]
     handles: Mutex<Handles>,
@@ -123,7 +153,10 @@ fn request_bytes(req: &uapi::MemlabAlloc) -> Result<usize> {
 
 /// Checks everything about `req` that does not depend on the allocator.
 fn validate(req: &uapi::MemlabAlloc) -> Result {
-    if req.family >= uapi::MEMLAB_NR_FAMILIES || req.reserved != 0 || req.handle != 0 {
+    if req.family >= uapi::MEMLAB_NR_FAMILIES
+        || req.backend > uapi::MEMLAB_BACKEND_MIRROR
+        || req.handle != 0
+    {
         return Err(EINVAL);
     }
     if req.gfp & !(0xff | uapi::MEMLAB_GFP_ZERO) != 0 || req.gfp & 0xff >= uapi::MEMLAB_NR_GFP {
@@ -157,7 +190,11 @@ impl MemlabFile {
                 h.slots.len() - 1
             }
         };
-        let block = self.real.alloc(req)?;
+        let block = if req.backend == uapi::MEMLAB_BACKEND_MIRROR {
+            Block::Mirror(self.mirror.alloc(req)?)
+        } else {
+            Block::Real(self.real.alloc(req)?)
+        };
         h.pinned += block.pinned_bytes();
         h.live += 1;
         h.slots[slot] = Some(block);
@@ -192,7 +229,7 @@ impl MemlabFile {
     fn inspect(&self, handle: u32) -> Result<uapi::MemlabBlockInfo> {
         let h = self.handles.lock();
         let i = Self::slot_of(&h, handle)?;
-        let mut info = h.slots[i].as_ref().map(RealBlock::info).ok_or(EINVAL)?;
+        let mut info = h.slots[i].as_ref().map(Block::info).ok_or(EINVAL)?;
         info.handle = handle;
         Ok(info)
     }
@@ -210,6 +247,7 @@ impl MiscDevice for MemlabFile {
         KBox::try_pin_init(
             try_pin_init!(MemlabFile {
                 real: reg.real.clone(),
+                mirror: reg.mirror.clone(),
                 max_pinned: reg.max_pinned,
                 handles <- new_mutex!(Handles { slots: KVec::new(), live: 0, pinned: 0 }),
             }),

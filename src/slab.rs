@@ -868,8 +868,14 @@ impl SlabCache {
             let Some(offset) = ptr.addr().checked_sub((*slab).objs.addr()) else {
                 return false;
             };
-            let index = offset / self.size;
-            if offset % self.size != 0 || index >= self.objects as usize {
+            // Checked: a division the compiler cannot prove nonzero would
+            // leave a panic call at the end of this function.
+            let (Some(index), Some(0)) =
+                (offset.checked_div(self.size), offset.checked_rem(self.size))
+            else {
+                return false;
+            };
+            if index >= self.objects as usize {
                 return false;
             }
             let bitmap = bitmap_of(slab);

@@ -91,6 +91,11 @@ pub const MEMLAB_NR_GFP: u32 = 9;
 /// Modifier bit: add __GFP_ZERO (the module verifies the memory is zero).
 pub const MEMLAB_GFP_ZERO: u32 = 1 << 8;
 
+/// Backend: the kernel's real allocators.
+pub const MEMLAB_BACKEND_REAL: u32 = 0;
+/// Backend: memlab's mirror allocators on the module's pool.
+pub const MEMLAB_BACKEND_MIRROR: u32 = 1;
+
 /// Zone value: ZONE_DMA.
 pub const MEMLAB_ZONE_DMA: u32 = 0;
 /// Zone value: ZONE_DMA32.
@@ -118,8 +123,9 @@ pub struct MemlabAlloc {
     pub align: u32,
     /// Out: the handle naming this allocation on this open file (>= 1).
     pub handle: u32,
-    /// Must be zero.
-    pub reserved: u32,
+    /// In: `MEMLAB_BACKEND_REAL` (the kernel's allocators) or
+    /// `MEMLAB_BACKEND_MIRROR` (memlab's own, on its pool).
+    pub backend: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<MemlabAlloc>() == 32);

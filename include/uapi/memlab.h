@@ -21,4 +21,82 @@ struct memlab_version {
 
 #define MEMLAB_IOC_VERSION _IOR(MEMLAB_IOC_MAGIC, 0x00, struct memlab_version)
 
+/* Allocator families (struct memlab_alloc.family). */
+#define MEMLAB_FAMILY_KMALLOC		0	/* size bytes */
+#define MEMLAB_FAMILY_VMALLOC		1	/* size bytes */
+#define MEMLAB_FAMILY_PAGES		2	/* 1 << order pages */
+#define MEMLAB_FAMILY_KMEM_CACHE	3	/* one object of size bytes, align */
+#define MEMLAB_FAMILY_DMA		4	/* dma_alloc_coherent, size bytes */
+
+/* GFP selectors (low byte of gfp), plus the __GFP_ZERO modifier bit. */
+#define MEMLAB_GFP_KERNEL	0
+#define MEMLAB_GFP_ATOMIC	1
+#define MEMLAB_GFP_NOWAIT	2
+#define MEMLAB_GFP_NOIO		3
+#define MEMLAB_GFP_NOFS		4
+#define MEMLAB_GFP_USER		5
+#define MEMLAB_GFP_HIGHUSER	6
+#define MEMLAB_GFP_DMA		7
+#define MEMLAB_GFP_DMA32	8
+#define MEMLAB_GFP_ZERO		(1 << 8)
+
+/* Backends (struct memlab_alloc.backend). */
+#define MEMLAB_BACKEND_REAL	0	/* the kernel's allocators */
+#define MEMLAB_BACKEND_MIRROR	1	/* memlab's own, on its pool */
+
+/* Zones (struct memlab_block_info.zone). */
+#define MEMLAB_ZONE_DMA		0
+#define MEMLAB_ZONE_DMA32	1
+#define MEMLAB_ZONE_NORMAL	2
+#define MEMLAB_ZONE_MOVABLE	3
+#define MEMLAB_ZONE_MIXED	0xfe
+
+struct memlab_alloc {
+	__u32 family;	/* in: MEMLAB_FAMILY_* */
+	__u32 gfp;	/* in: MEMLAB_GFP_* [| MEMLAB_GFP_ZERO] */
+	__u64 size;	/* in: bytes (all but pages) */
+	__u32 order;	/* in: page order (pages only) */
+	__u32 align;	/* in: power of two or 0 (kmem_cache only) */
+	__u32 handle;	/* out: handle on this open file, >= 1 */
+	__u32 backend;	/* in: MEMLAB_BACKEND_* */
+};
+
+struct memlab_block_info {
+	__u32 handle;	/* in: the handle */
+	__u32 family;
+	__u32 gfp;
+	__u32 zone;	/* MEMLAB_ZONE_* */
+	__u64 size;	/* bytes requested */
+	__u64 usable;	/* ksize, or whole pages */
+	__u64 first_pfn;
+	__u64 nr_pages;
+	__u64 phys_runs;	/* physically contiguous runs (1 = contiguous) */
+	__u64 dma_addr;	/* bus address (DMA), else 0 */
+	__u64 alloc_ns;	/* latency of the allocation call */
+	__u32 align_log2;	/* of the physical address */
+	__u32 zeroed;	/* 1 if checked zero (MEMLAB_GFP_ZERO) */
+};
+
+/* Exercises (struct memlab_exercise.id). */
+#define MEMLAB_EX_KMALLOC	0
+#define MEMLAB_EX_VMALLOC	1
+#define MEMLAB_EX_PAGES		2
+#define MEMLAB_EX_KMEM_CACHE	3
+#define MEMLAB_EX_DMA		4
+#define MEMLAB_EX_GFP		5
+
+struct memlab_exercise {
+	__u32 id;	/* in: MEMLAB_EX_* */
+	__u32 reps;	/* in: repetitions per case, 0 = default, <= 1000 */
+	__u32 cases;	/* out */
+	__u32 passed;	/* out: cases that behaved as expected */
+	__u64 median_ns;	/* out */
+	__u64 p99_ns;	/* out */
+};
+
+#define MEMLAB_IOC_ALLOC _IOWR(MEMLAB_IOC_MAGIC, 0x01, struct memlab_alloc)
+#define MEMLAB_IOC_FREE _IOW(MEMLAB_IOC_MAGIC, 0x02, __u32)
+#define MEMLAB_IOC_INSPECT _IOWR(MEMLAB_IOC_MAGIC, 0x03, struct memlab_block_info)
+#define MEMLAB_IOC_EXERCISE _IOWR(MEMLAB_IOC_MAGIC, 0x04, struct memlab_exercise)
+
 #endif /* _UAPI_MEMLAB_H */

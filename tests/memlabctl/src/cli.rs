@@ -65,7 +65,8 @@ pub fn block_json(i: &uapi::MemlabBlockInfo) -> String {
     )
 }
 
-/// `memlabctl alloc FAMILY SIZE|order=N [gfp=G[+zero]] [align=N] [count=N] [--json]`:
+/// `memlabctl alloc FAMILY SIZE|order=N [gfp=G[+zero]] [align=N] [count=N]
+/// [backend=real|mirror] [--json]`:
 /// allocates, prints what the kernel handed out, frees everything on exit
 /// (handles belong to the open file).
 pub fn alloc(args: &[String]) -> ExitCode {
@@ -90,6 +91,13 @@ pub fn alloc(args: &[String]) -> ExitCode {
             parse_size(v)
                 .and_then(|n| u32::try_from(n).ok())
                 .map(|n| req.align = n)
+        } else if let Some(v) = a.strip_prefix("backend=") {
+            let backend = match v {
+                "real" => Some(uapi::MEMLAB_BACKEND_REAL),
+                "mirror" => Some(uapi::MEMLAB_BACKEND_MIRROR),
+                _ => None,
+            };
+            backend.map(|b| req.backend = b)
         } else if let Some(v) = a.strip_prefix("count=") {
             v.parse().ok().map(|n| count = n)
         } else {

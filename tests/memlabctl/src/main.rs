@@ -8,14 +8,16 @@
 //! memlabctl version                 ABI version of the loaded module
 //! memlabctl demo                    what the module exposes, for people
 //! memlabctl test [--inject-failure] in-VM tests, TAP on stdout
-//! memlabctl alloc FAMILY SIZE|order=N [gfp=G[+zero]] [align=N] [count=N] [--json]
+//! memlabctl alloc FAMILY SIZE|order=N [gfp=G[+zero]] [align=N] [count=N] [backend=real|mirror] [--json]
 //! memlabctl exercise NAME|all [reps=N] [--json]
 //! memlabctl report [--json]
 //! ```
 
 mod cli;
 mod dev;
+mod mirror_tests;
 mod names;
+mod real_tests;
 mod tap;
 mod tests;
 
@@ -25,7 +27,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: memlabctl version | demo | test [--inject-failure]\n\
          \x20      memlabctl alloc kmalloc|vmalloc|pages|kmem_cache|dma SIZE|order=N \
-         [gfp=GFP_KERNEL[+zero]] [align=N] [count=N] [--json]\n\
+         [gfp=GFP_KERNEL[+zero]] [align=N] [count=N] [backend=real|mirror] [--json]\n\
          \x20      memlabctl exercise kmalloc|vmalloc|pages|kmem_cache|dma|gfp|all [reps=N] [--json]\n\
          \x20      memlabctl report [--json]"
     );

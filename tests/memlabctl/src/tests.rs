@@ -160,6 +160,8 @@ fn cases(inject_failure: bool) -> Vec<Case> {
         })
     });
     abi_cases(&mut v);
+    v.extend(crate::real_tests::cases());
+    v.extend(crate::mirror_tests::cases());
     if inject_failure {
         case!("injected failure (memlabctl test --inject-failure)", || {
             Err("deliberately failed: the host must report this run as failed".into())
@@ -233,9 +235,9 @@ fn abi_cases(v: &mut Vec<Case>) {
             "EINVAL",
         ),
         (
-            "ALLOC with a nonzero reserved field fails with EINVAL",
+            "ALLOC with an unknown backend fails with EINVAL",
             MemlabAlloc {
-                reserved: 1,
+                backend: 2,
                 ..kmalloc(64)
             },
             libc::EINVAL,
@@ -405,43 +407,154 @@ pub fn run(inject_failure: bool) -> ExitCode {
     }
 }
 
+fn show_file(path: &str, max_lines: usize) -> bool {
+    println!("\n$ cat {path}");
+    match fs::read_to_string(path) {
+        Ok(s) => {
+            for l in s.lines().take(max_lines) {
+                println!("{l}");
+            }
+            if s.lines().count() > max_lines {
+                println!("... ({} lines in all)", s.lines().count());
+            }
+            true
+        }
+        Err(e) => {
+            println!("memlabctl: {path}: {e}");
+            false
+        }
+    }
+}
+
+/// The same requests on both backends, one table: what the kernel's
+/// allocators hand out next to what memlab's mirror hands out.
+fn side_by_side(d: &Memlab) -> bool {
+    use uapi::*;
+    let reqs: [(&str, MemlabAlloc); 7] = [
+        (
+            "kmalloc 100 B",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_KMALLOC,
+                size: 100,
+                ..Default::default()
+            },
+        ),
+        (
+            "kmalloc 5000 B",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_KMALLOC,
+                size: 5000,
+                ..Default::default()
+            },
+        ),
+        (
+            "kmalloc 64 KiB",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_KMALLOC,
+                size: 65536,
+                ..Default::default()
+            },
+        ),
+        (
+            "pages order 3",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_PAGES,
+                order: 3,
+                ..Default::default()
+            },
+        ),
+        (
+            "pages, GFP_DMA",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_PAGES,
+                gfp: MEMLAB_GFP_DMA,
+                ..Default::default()
+            },
+        ),
+        (
+            "pages, GFP_DMA32",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_PAGES,
+                gfp: MEMLAB_GFP_DMA32,
+                ..Default::default()
+            },
+        ),
+        (
+            "kmem_cache 100 B align 256",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_KMEM_CACHE,
+                size: 100,
+                align: 256,
+                ..Default::default()
+            },
+        ),
+    ];
+    println!("\n-- real vs mirror: the same requests on both backends --");
+    println!(
+        "{:<28} {:<7} {}",
+        "request",
+        "backend",
+        crate::cli::BLOCK_HEADER
+    );
+    let mut ok = true;
+    for (what, req) in reqs {
+        for (bname, backend) in [
+            ("real", MEMLAB_BACKEND_REAL),
+            ("mirror", MEMLAB_BACKEND_MIRROR),
+        ] {
+            let r = MemlabAlloc { backend, ..req };
+            match d.alloc(&r).and_then(|h| d.inspect(h)) {
+                Ok(i) => println!("{what:<28} {bname:<7} {}", crate::cli::block_row(&i)),
+                Err(e) => {
+                    ok = false;
+                    println!("{what:<28} {bname:<7} failed: {e}");
+                }
+            }
+        }
+    }
+    ok
+}
+
 pub fn demo() -> ExitCode {
     println!("== memlab demo ==");
-    match Memlab::open().and_then(|d| d.version()) {
+    let d = match Memlab::open() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("memlabctl: {DEV_PATH}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match d.version() {
         Ok(v) => println!(
             "/dev/memlab: ABI {}, page size {} B, MAX_PAGE_ORDER {}",
             v.abi_version, v.page_size, v.max_page_order
         ),
         Err(e) => {
-            eprintln!("memlabctl: {DEV_PATH}: {e}");
+            eprintln!("memlabctl: VERSION: {e}");
             return ExitCode::FAILURE;
         }
     }
-    println!("\n$ ls {DEBUGFS}");
-    match fs::read_dir(DEBUGFS) {
-        Ok(rd) => {
-            let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
-            names.sort();
-            for n in names {
-                println!("{}", n.to_string_lossy());
-            }
-        }
-        Err(e) => {
-            eprintln!("memlabctl: {DEBUGFS}: {e}");
-            return ExitCode::FAILURE;
-        }
+    let mut ok = true;
+    println!("\n-- 1. the real allocators: every exercise --");
+    ok &= crate::cli::exercise(&["all".to_string()]) == ExitCode::SUCCESS;
+    ok &= show_file(&format!("{DEBUGFS}/real/report"), 400);
+    ok &= side_by_side(&d);
+    println!("\n-- 2. the mirror's own view, in the kernel's formats --");
+    for f in [
+        "pool",
+        "buddyinfo",
+        "extfrag_index",
+        "unusable_index",
+        "slabinfo",
+    ] {
+        ok &= show_file(&format!("{DEBUGFS}/mirror/{f}"), 40);
     }
-    println!("\n$ cat {DEBUGFS}/version");
-    match fs::read_to_string(format!("{DEBUGFS}/version")) {
-        Ok(s) => print!("{s}"),
-        Err(e) => {
-            eprintln!("memlabctl: version: {e}");
-            return ExitCode::FAILURE;
-        }
+    println!("\n-- 3. the kernel's own free lists, for comparison --");
+    ok &= show_file("/proc/buddyinfo", 10);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("memlabctl: demo: some steps failed (see above)");
+        ExitCode::FAILURE
     }
-    println!("\n$ cat /proc/buddyinfo (the kernel's own free lists)");
-    if let Ok(s) = fs::read_to_string("/proc/buddyinfo") {
-        print!("{s}");
-    }
-    ExitCode::SUCCESS
 }

@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mirror: memlab's own buddy and slab allocators (src/buddy.rs,
+//! src/slab.rs, src/sizeclass.rs) running inside the module on a pool of
+//! real pages it owns.
+//!
+//! # Zones and GFP
+//!
+//! Pool blocks keep the zone the real allocator took them from, and each
+//! zone gets its own [`Buddy`]. A request walks a zonelist like the
+//! kernel's: GFP_DMA only ZONE_DMA; GFP_DMA32 DMA32 then DMA; everything else
+//! Normal, DMA32, DMA. Each zone keeps a reserve of 1/32 of its pages (its
+//! "min watermark"): GFP_ATOMIC may dip into it, every other selector may
+//! not. Selectors that may reclaim (all but ATOMIC and NOWAIT) shrink the
+//! empty slabs of the kmalloc caches once before failing.
+//!
+//! # Locking
+//!
+//! One spinlock, [`Mirror::state`], covers the zones and the kmalloc caches:
+//! slab code calls into the buddy with the cache held, and a single lock
+//! makes that order trivially safe on SMP. Nothing under it sleeps (pool
+//! memory is in the direct map; debugfs renders into seq_file's buffer). A
+//! kmem_cache handle owns its own `SlabCache` but takes the same lock to
+//! reach the pages. Per-CPU fast paths are future work.
+//!
+//! # Lifetime
+//!
+//! `Mirror` is dropped at unload: the state (buddy metadata, caches) first,
+//! then the pool, whose blocks go back to the real page allocator whatever
+//! the mirror still had handed out. Handles hold an `Arc<Mirror>`, so that
+//! happens only after the last open file is closed.
+
+pub(crate) mod pool;
+
+use crate::buddy::{Buddy, PageMeta, Region, NR_PAGE_ORDERS};
+use crate::real::phys;
+use crate::render;
+use crate::sizeclass::Kmalloc;
+use crate::slab::{Block, BuddyPages, LinearMap, OwnerTag, PageSource, SlabCache, SlabFlags};
+use crate::uapi;
+use core::fmt;
+use core::ptr::NonNull;
+use kernel::{
+    bindings, new_spinlock,
+    prelude::*,
+    sync::{Arc, SpinLock},
+    time::{Instant, Monotonic},
+};
+use pool::Pool;
+
+/// Zones the mirror models, indexed by `MEMLAB_ZONE_*`.
+const NR_MIRROR_ZONES: usize = 3;
+const ZONE_NAMES: [&str; NR_MIRROR_ZONES] = ["DMA", "DMA32", "Normal"];
+
+/// A zone's buddy allocator, its storage in kernel vectors.
+type ZoneBuddy = Buddy<KVVec<PageMeta>, KVec<Region>>;
+
+/// Everything behind the mirror's lock.
+pub(crate) struct MirrorState {
+    zones: [Option<ZoneBuddy>; NR_MIRROR_ZONES],
+    /// Pages each zone keeps back from all but GFP_ATOMIC.
+    reserve: [u64; NR_MIRROR_ZONES],
+    kmalloc: Kmalloc,
+}
+
+/// The zonelist a GFP selector walks, most preferred first.
+fn zonelist(gfp: u32) -> &'static [usize] {
+    match gfp & 0xff {
+        uapi::MEMLAB_GFP_DMA => &[0],
+        uapi::MEMLAB_GFP_DMA32 => &[1, 0],
+        _ => &[2, 1, 0],
+    }
+}
+
+/// The direct map: frame `pfn` is at `page_offset_base + (pfn << PAGE_SHIFT)`.
+fn direct_map() -> LinearMap {
+    LinearMap::new(phys::pfn_to_virt(0), 0)
+}
+
+/// [`PageSource`] over all zones of the mirror, for one request.
+struct ZonedPages<'a> {
+    zones: &'a mut [Option<ZoneBuddy>; NR_MIRROR_ZONES],
+    reserve: [u64; NR_MIRROR_ZONES],
+    order: &'static [usize],
+    atomic: bool,
+}
+
+impl ZonedPages<'_> {
+    fn zone_of(&self, addr: *const u8) -> Option<usize> {
+        let pfn = crate::slab::AddrMap::ptr_to_pfn(&direct_map(), addr)?;
+        (0..NR_MIRROR_ZONES).find(|&z| {
+            self.zones[z]
+                .as_ref()
+                .is_some_and(|b| b.allocated_block(pfn).is_some())
+        })
+    }
+}
+
+// SAFETY: every block comes from a zone's buddy through `BuddyPages`, whose
+// contract holds: the pool's frames are in the direct map, owned by the pool
+// for the mirror's lifetime, and reached only through blocks handed out
+// here. `block_of` reads metadata only; `free_block` goes to the zone that
+// has the block allocated, whose buddy validates head, order and tag.
+unsafe impl PageSource for ZonedPages<'_> {
+    fn alloc_block(&mut self, order: u32, tag: &OwnerTag) -> Option<NonNull<u8>> {
+        for &z in self.order {
+            let reserve = if self.atomic { 0 } else { self.reserve[z] };
+            let Some(buddy) = self.zones[z].as_mut() else {
+                continue;
+            };
+            if buddy.free_pages() < reserve + (1u64 << order) {
+                continue;
+            }
+            // SAFETY: see the impl's safety comment.
+            let mut src = unsafe { BuddyPages::new(buddy, direct_map()) };
+            if let Some(p) = src.alloc_block(order, tag) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn free_block(
+        &mut self,
+        head: NonNull<u8>,
+        order: u32,
+        tag: &OwnerTag,
+    ) -> core::result::Result<(), crate::buddy::BuddyError> {
+        let z = self
+            .zone_of(head.as_ptr())
+            .ok_or(crate::buddy::BuddyError::OutsideRegions(0))?;
+        let buddy = self.zones[z]
+            .as_mut()
+            .ok_or(crate::buddy::BuddyError::OutsideRegions(0))?;
+        // SAFETY: see the impl's safety comment.
+        unsafe { BuddyPages::new(buddy, direct_map()) }.free_block(head, order, tag)
+    }
+
+    fn block_of(&self, addr: *const u8) -> Option<Block> {
+        let map = direct_map();
+        let pfn = crate::slab::AddrMap::ptr_to_pfn(&map, addr)?;
+        self.zones.iter().flatten().find_map(|b| {
+            let blk = b.allocated_block(pfn)?;
+            Some(Block {
+                head: crate::slab::AddrMap::pfn_to_ptr(&map, blk.head_pfn)?,
+                order: blk.order,
+                tag: blk.tag,
+            })
+        })
+    }
+}
+
+impl<'a> ZonedPages<'a> {
+    fn new(
+        zones: &'a mut [Option<ZoneBuddy>; NR_MIRROR_ZONES],
+        reserve: [u64; NR_MIRROR_ZONES],
+        gfp: u32,
+    ) -> Self {
+        ZonedPages {
+            zones,
+            reserve,
+            order: zonelist(gfp),
+            atomic: gfp & 0xff == uapi::MEMLAB_GFP_ATOMIC,
+        }
+    }
+}
+
+/// Selectors that may reclaim: all but GFP_ATOMIC and GFP_NOWAIT.
+fn may_reclaim(gfp: u32) -> bool {
+    !matches!(
+        gfp & 0xff,
+        uapi::MEMLAB_GFP_ATOMIC | uapi::MEMLAB_GFP_NOWAIT
+    )
+}
+
+impl MirrorState {
+    /// Runs `f` on a page source for `gfp`; if it fails and `gfp` may
+    /// reclaim, shrinks the kmalloc caches' empty slabs and tries once more
+    /// (the mirror's stand-in for direct reclaim).
+    fn with_reclaim<T>(
+        &mut self,
+        gfp: u32,
+        mut f: impl FnMut(&mut Kmalloc, &mut ZonedPages<'_>) -> Option<T>,
+    ) -> Option<T> {
+        let MirrorState {
+            zones,
+            reserve,
+            kmalloc,
+        } = self;
+        let mut src = ZonedPages::new(zones, *reserve, gfp);
+        let r = f(kmalloc, &mut src);
+        if r.is_some() || !may_reclaim(gfp) {
+            return r;
+        }
+        let _ = kmalloc.shrink(&mut src);
+        f(kmalloc, &mut src)
+    }
+
+    fn free_counts(&self) -> [Option<[u64; NR_PAGE_ORDERS]>; NR_MIRROR_ZONES] {
+        let mut out = [None; NR_MIRROR_ZONES];
+        for (o, z) in out.iter_mut().zip(&self.zones) {
+            *o = z.as_ref().map(Buddy::free_counts);
+        }
+        out
+    }
+}
+
+/// memlab's allocators on the module's own pool.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Mirror {
+    #[pin]
+    state: SpinLock<MirrorState>,
+    /// Dropped after `state`: the frames go back to the kernel last.
+    pool: Pool,
+}
+
+impl Mirror {
+    /// Takes `pool_pages` pages from the real allocator and builds the zones.
+    pub(crate) fn new(pool_pages: u64) -> Result<Arc<Self>> {
+        let pool = Pool::take(pool_pages)?;
+        let mut zones: [Option<ZoneBuddy>; NR_MIRROR_ZONES] = [None, None, None];
+        let mut reserve = [0; NR_MIRROR_ZONES];
+        for (z, slot) in zones.iter_mut().enumerate() {
+            let blocks = || pool.blocks.iter().filter(|b| b.zone as usize == z);
+            let pages: u64 = blocks().map(|b| b.nr_pages).sum();
+            if pages == 0 {
+                continue;
+            }
+            let meta = KVVec::from_elem(PageMeta::INIT, pages as usize, GFP_KERNEL)?;
+            let regions = KVec::from_elem(Region::EMPTY, blocks().count(), GFP_KERNEL)?;
+            let mut buddy = Buddy::new(meta, regions);
+            for b in blocks() {
+                buddy.add_region(b.pfn, b.nr_pages).map_err(|_| EINVAL)?;
+            }
+            reserve[z] = pages / 32;
+            *slot = Some(buddy);
+        }
+        if pool
+            .blocks
+            .iter()
+            .any(|b| b.zone as usize >= NR_MIRROR_ZONES)
+        {
+            // Only DMA, DMA32 and Normal are modelled; GFP_KERNEL never
+            // takes from ZONE_MOVABLE, so this is a kernel we do not know.
+            return Err(EINVAL);
+        }
+        let kmalloc = Kmalloc::new().map_err(|_| ENOMEM)?;
+        Arc::pin_init(
+            pin_init!(Mirror {
+                state <- new_spinlock!(MirrorState { zones, reserve, kmalloc }, "memlab_mirror"),
+                pool,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Pages in the pool.
+    pub(crate) fn pool_pages(&self) -> u64 {
+        self.pool.nr_pages()
+    }
+
+    /// Writes `mirror/buddyinfo`: the layout of /proc/buddyinfo.
+    pub(crate) fn buddyinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.per_zone(f, |w, n, z, c| render::buddyinfo(w, n, z, c))
+    }
+
+    /// Writes `mirror/extfrag_index` (layout of debugfs extfrag/extfrag_index).
+    pub(crate) fn extfrag_index(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.per_zone(f, |w, n, z, c| render::extfrag_index(w, n, z, c))
+    }
+
+    /// Writes `mirror/unusable_index` (layout of debugfs extfrag/unusable_index).
+    pub(crate) fn unusable_index(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.per_zone(f, |w, n, z, c| render::unusable_index(w, n, z, c))
+    }
+
+    fn per_zone(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        line: impl Fn(&mut fmt::Formatter<'_>, i32, &str, &[u64; NR_PAGE_ORDERS]) -> fmt::Result,
+    ) -> fmt::Result {
+        // Copy under the lock, format outside it.
+        let counts = self.state.lock().free_counts();
+        for (z, c) in counts.iter().enumerate() {
+            if let Some(c) = c {
+                line(f, 0, ZONE_NAMES[z], c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `mirror/slabinfo`: "slabinfo - version: 2.1" as /proc/slabinfo.
+    pub(crate) fn slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state.lock();
+        // Rendering into seq_file's buffer does not sleep.
+        render::slabinfo(f, st.kmalloc.caches())
+    }
+
+    /// Writes `mirror/pool`: where the pool's frames came from.
+    pub(crate) fn pool_report(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "pool: {} pages in {} blocks",
+            self.pool_pages(),
+            self.pool.blocks.len()
+        )?;
+        writeln!(
+            f,
+            "{:<8} {:>12} {:>12} {:>6}",
+            "zone", "start_pfn", "end_pfn", "order"
+        )?;
+        for b in self.pool.blocks.iter() {
+            writeln!(
+                f,
+                "{:<8} {:>#12x} {:>#12x} {:>6}",
+                phys::zone_name(b.zone),
+                b.pfn,
+                b.pfn + b.nr_pages,
+                b.nr_pages.trailing_zeros()
+            )?;
+        }
+        let st = self.state.lock();
+        for (z, buddy) in st.zones.iter().enumerate() {
+            if let Some(b) = buddy {
+                writeln!(
+                    f,
+                    "zone {:<6} managed {:>8} free {:>8} reserve {:>6}",
+                    ZONE_NAMES[z],
+                    b.managed_pages(),
+                    b.free_pages(),
+                    st.reserve[z]
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Mirror {
+    fn drop(self: Pin<&mut Self>) {
+        let st = self.state.lock();
+        let (managed, free) = st.zones.iter().flatten().fold((0, 0), |(m, f), b| {
+            (m + b.managed_pages(), f + b.free_pages())
+        });
+        drop(st);
+        pr_info!(
+            "mirror: returning {} pool pages to the kernel ({} were still allocated in the mirror)\n",
+            self.pool.nr_pages(),
+            managed - free
+        );
+    }
+}
+
+/// Owner tag of raw page blocks handed out through the pages family.
+const TAG_MIRROR_PAGES: OwnerTag = OwnerTag::public(2);
+
+/// What a mirror handle holds.
+enum Held {
+    Pages { head: NonNull<u8>, order: u32 },
+    Kmalloc { ptr: NonNull<u8> },
+    Cache { cache: SlabCache, ptr: NonNull<u8> },
+}
+
+/// One live allocation from the mirror; dropping it frees it there.
+pub(crate) struct MirrorBlock {
+    mirror: Arc<Mirror>,
+    held: Held,
+    info: uapi::MemlabBlockInfo,
+}
+
+// SAFETY: the pointers name mirror memory owned by this handle; freeing it
+// goes through the mirror's lock from whichever thread drops the handle.
+unsafe impl Send for MirrorBlock {}
+// SAFETY: `&MirrorBlock` only reads `info`.
+unsafe impl Sync for MirrorBlock {}
+
+impl MirrorBlock {
+    /// What the mirror handed out (the caller fills in `handle`).
+    pub(crate) fn info(&self) -> uapi::MemlabBlockInfo {
+        self.info
+    }
+
+    /// Bytes this allocation pins (counted against `max_pinned_mb`).
+    pub(crate) fn pinned_bytes(&self) -> usize {
+        self.info.usable as usize
+    }
+}
+
+impl Drop for MirrorBlock {
+    fn drop(&mut self) {
+        let gfp = self.info.gfp;
+        let mut guard = self.mirror.state.lock();
+        let MirrorState {
+            zones,
+            reserve,
+            kmalloc,
+        } = &mut *guard;
+        let mut src = ZonedPages::new(zones, *reserve, gfp);
+        let r = match &mut self.held {
+            Held::Pages { head, order } => src
+                .free_block(*head, *order, &TAG_MIRROR_PAGES)
+                .map_err(|_| ()),
+            Held::Kmalloc { ptr } => kmalloc.kfree(&mut src, ptr.as_ptr()).map_err(|_| ()),
+            Held::Cache { cache, ptr } => cache
+                .free(&mut src, ptr.as_ptr())
+                .and_then(|()| cache.destroy(&mut src))
+                .map_err(|_| ()),
+        };
+        drop(guard);
+        if r.is_err() {
+            // Cannot happen for a handle the mirror itself handed out; if it
+            // does, the pages still go back to the kernel with the pool.
+            pr_err!("mirror: freeing a {} handle failed\n", self.info.family);
+        }
+    }
+}
+
+/// Bytes of kernel address space `[ptr, ptr + len)` spans, in pages.
+fn pages_spanned(ptr: NonNull<u8>, len: u64) -> u64 {
+    let start = ptr.as_ptr() as u64 >> bindings::PAGE_SHIFT;
+    let end = (ptr.as_ptr() as u64 + len.max(1) - 1) >> bindings::PAGE_SHIFT;
+    end - start + 1
+}
+
+impl Mirror {
+    /// Allocates what `req` names from the mirror. The caller validated the
+    /// request's shape (family, selector, order, size, alignment).
+    pub(crate) fn alloc(self: &Arc<Self>, req: &uapi::MemlabAlloc) -> Result<MirrorBlock> {
+        let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
+        let start = Instant::<Monotonic>::now();
+        let mut guard = self.state.lock();
+        let (held, usable) = match req.family {
+            uapi::MEMLAB_FAMILY_PAGES => {
+                let order = req.order;
+                let head = guard
+                    .with_reclaim(req.gfp, |_, src| src.alloc_block(order, &TAG_MIRROR_PAGES))
+                    .ok_or(ENOMEM)?;
+                (
+                    Held::Pages { head, order },
+                    (bindings::PAGE_SIZE as u64) << order,
+                )
+            }
+            uapi::MEMLAB_FAMILY_KMALLOC => {
+                // Above KMALLOC_MAX_SIZE, like the real kmalloc: NULL, ENOMEM.
+                let ptr = guard
+                    .with_reclaim(req.gfp, |km, src| km.kmalloc(src, size).ok())
+                    .ok_or(ENOMEM)?;
+                let MirrorState {
+                    zones,
+                    reserve,
+                    kmalloc,
+                } = &mut *guard;
+                let src = ZonedPages::new(zones, *reserve, req.gfp);
+                let usable = kmalloc.ksize(&src, ptr.as_ptr()).unwrap_or(size);
+                (Held::Kmalloc { ptr }, usable as u64)
+            }
+            uapi::MEMLAB_FAMILY_KMEM_CACHE => {
+                let mut cache = SlabCache::new(
+                    "memlab-mirror",
+                    size,
+                    req.align as usize,
+                    SlabFlags::NONE,
+                    None,
+                )
+                .map_err(|_| EINVAL)?;
+                let ptr = guard
+                    .with_reclaim(req.gfp, |_, src| cache.alloc(src).ok())
+                    .ok_or(ENOMEM)?;
+                let usable = cache.object_size() as u64;
+                (Held::Cache { cache, ptr }, usable)
+            }
+            // vmalloc and DMA have no mirror yet.
+            _ => return Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32))),
+        };
+        drop(guard);
+        let alloc_ns = start.elapsed().as_nanos().max(0) as u64;
+        let head = match &held {
+            Held::Pages { head, .. } => *head,
+            Held::Kmalloc { ptr } | Held::Cache { ptr, .. } => *ptr,
+        };
+        let phys = phys::linear_phys(head.as_ptr().cast());
+        let mut block = MirrorBlock {
+            mirror: self.clone(),
+            held,
+            info: uapi::MemlabBlockInfo {
+                family: req.family,
+                gfp: req.gfp,
+                zone: phys::zone_of_pfn(phys >> bindings::PAGE_SHIFT),
+                size: req.size,
+                usable,
+                first_pfn: phys >> bindings::PAGE_SHIFT,
+                nr_pages: pages_spanned(head, usable),
+                phys_runs: 1,
+                alloc_ns,
+                align_log2: phys::align_log2(phys),
+                ..Default::default()
+            },
+        };
+        if req.gfp & uapi::MEMLAB_GFP_ZERO != 0 {
+            // SAFETY: the handle owns `usable` bytes at `head` in the direct map.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(head.as_ptr(), usable as usize) };
+            bytes.fill(0);
+            block.info.zeroed = u32::from(bytes.iter().all(|b| *b == 0));
+        }
+        Ok(block)
+    }
+}

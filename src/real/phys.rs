@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Physical facts about memory the real allocators handed out: page frame
+//! numbers, zones, alignment, contiguity, and the page allocator's own free
+//! lists (what `/proc/buddyinfo` prints).
+//!
+//! x86-64 only: the direct map starts at `page_offset_base` and `struct page`
+//! lives in the virtual memmap at `vmemmap_base` (SPARSEMEM_VMEMMAP), so
+//! linear address, PFN and `struct page` convert by arithmetic, as the C
+//! macros `__pa`, `pfn_to_page` and `page_to_pfn` do. The node is
+//! `contig_page_data` (the test and bench kernels are built without NUMA).
+
+use crate::uapi;
+use core::ffi::c_void;
+use kernel::{bindings, page::PAGE_SHIFT};
+
+/// Highest order the page allocator serves.
+pub(crate) const MAX_ORDER: usize = bindings::MAX_PAGE_ORDER as usize;
+/// Zones per node.
+pub(crate) const NR_ZONES: usize = bindings::MAX_NR_ZONES as usize;
+/// Zone names as `/proc/buddyinfo` prints them.
+pub(crate) const ZONE_NAMES: [&str; NR_ZONES] = ["DMA", "DMA32", "Normal", "Movable"];
+
+/// Name of a `MEMLAB_ZONE_*` value.
+pub(crate) fn zone_name(zone: u32) -> &'static str {
+    match zone {
+        uapi::MEMLAB_ZONE_MIXED => "mixed",
+        z => ZONE_NAMES.get(z as usize).copied().unwrap_or("?"),
+    }
+}
+
+/// The kernel's node descriptor (the only node without NUMA).
+fn node() -> *const bindings::pglist_data {
+    // `contig_page_data` is a static that lives as long as the kernel;
+    // taking its address reads nothing.
+    &raw const bindings::contig_page_data
+}
+
+/// The PFN of `page`, like `page_to_pfn`.
+pub(crate) fn page_to_pfn(page: *const bindings::page) -> u64 {
+    // SAFETY: `vmemmap_base` is set once during early boot and never changes.
+    let base = unsafe { bindings::vmemmap_base };
+    ((page as usize).wrapping_sub(base) / core::mem::size_of::<bindings::page>()) as u64
+}
+
+/// The `struct page` of `pfn`, like `pfn_to_page` (a pointer, not dereferenced).
+pub(crate) fn pfn_to_page(pfn: u64) -> *mut bindings::page {
+    // SAFETY: `vmemmap_base` is set once during early boot and never changes.
+    let base = unsafe { bindings::vmemmap_base };
+    (base + pfn as usize * core::mem::size_of::<bindings::page>()) as *mut bindings::page
+}
+
+/// Physical address of a direct-map (kmalloc, page allocator) address, like `__pa`.
+pub(crate) fn linear_phys(addr: *const c_void) -> u64 {
+    // SAFETY: `page_offset_base` is set once during early boot and never changes.
+    let base = unsafe { bindings::page_offset_base } as u64;
+    (addr as u64).wrapping_sub(base)
+}
+
+/// Physical address of any kernel address memlab allocated: vmalloc ones
+/// through the page tables, direct-map ones by arithmetic.
+///
+/// # Safety
+///
+/// `addr` must point into a live allocation.
+pub(crate) unsafe fn virt_to_phys(addr: *const c_void) -> u64 {
+    // SAFETY: `is_vmalloc_addr` only compares the address with the vmalloc range.
+    if unsafe { bindings::is_vmalloc_addr(addr) } {
+        let offset = (addr as u64) & ((1 << PAGE_SHIFT) - 1);
+        // SAFETY: by the safety requirement `addr` is mapped by a live vmalloc area.
+        ((unsafe { bindings::vmalloc_to_pfn(addr) } as u64) << PAGE_SHIFT) | offset
+    } else {
+        linear_phys(addr)
+    }
+}
+
+/// The direct-map address of `pfn`, like `page_address` without highmem.
+pub(crate) fn pfn_to_virt(pfn: u64) -> *mut u8 {
+    // SAFETY: `page_offset_base` is set once during early boot and never changes.
+    let base = unsafe { bindings::page_offset_base } as u64;
+    (base + (pfn << PAGE_SHIFT)) as *mut u8
+}
+
+/// `MEMLAB_ZONE_*` of the zone whose span holds `pfn` (the spans of one node
+/// do not overlap); `MEMLAB_ZONE_MIXED` if none does.
+pub(crate) fn zone_of_pfn(pfn: u64) -> u32 {
+    let node = node();
+    for z in 0..NR_ZONES {
+        // SAFETY: `node` is valid (see `node`) and `z` is in bounds; a zone's
+        // span is fixed at boot (no memory hotplug in these kernels).
+        let (start, spanned) = unsafe {
+            let zone = &raw const (*node).node_zones[z];
+            ((*zone).zone_start_pfn as u64, (*zone).spanned_pages as u64)
+        };
+        if spanned != 0 && pfn >= start && pfn < start + spanned {
+            return z as u32;
+        }
+    }
+    uapi::MEMLAB_ZONE_MIXED
+}
+
+/// log2 of the largest power of two dividing `phys` (64 for 0).
+pub(crate) fn align_log2(phys: u64) -> u32 {
+    phys.trailing_zeros()
+}
+
+/// Summary of a list of PFNs in allocation order: zone (or mixed) and the
+/// number of physically contiguous runs.
+pub(crate) struct PfnSummary {
+    /// `MEMLAB_ZONE_*`, or `MEMLAB_ZONE_MIXED` when the pages span zones.
+    pub(crate) zone: u32,
+    /// Runs of consecutive PFNs (1 = physically contiguous).
+    pub(crate) runs: u64,
+    /// Pages seen.
+    pub(crate) pages: u64,
+    /// First PFN.
+    pub(crate) first: u64,
+    last: u64,
+}
+
+impl PfnSummary {
+    /// An empty summary; feed it with [`PfnSummary::add`].
+    pub(crate) fn new() -> Self {
+        PfnSummary {
+            zone: uapi::MEMLAB_ZONE_MIXED,
+            runs: 0,
+            pages: 0,
+            first: 0,
+            last: 0,
+        }
+    }
+
+    /// Adds the next page's PFN.
+    pub(crate) fn add(&mut self, pfn: u64) {
+        let zone = zone_of_pfn(pfn);
+        if self.pages == 0 {
+            self.first = pfn;
+            self.zone = zone;
+            self.runs = 1;
+        } else {
+            if pfn != self.last.wrapping_add(1) {
+                self.runs += 1;
+            }
+            if zone != self.zone {
+                self.zone = uapi::MEMLAB_ZONE_MIXED;
+            }
+        }
+        self.last = pfn;
+        self.pages += 1;
+    }
+}
+
+/// A snapshot of the page allocator's free lists: `nr_free` per zone and
+/// order, the numbers `/proc/buddyinfo` prints.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct BuddyInfo {
+    /// Whether the zone has pages (only those are printed, like the kernel).
+    pub(crate) populated: [bool; NR_ZONES],
+    /// Free blocks per zone and order.
+    pub(crate) nr_free: [[u64; MAX_ORDER + 1]; NR_ZONES],
+}
+
+impl BuddyInfo {
+    /// Reads the free lists now. Unlocked, like a racy `/proc/buddyinfo`:
+    /// each counter is one word read once, consistent per counter only.
+    pub(crate) fn snapshot() -> Self {
+        let node = node();
+        let mut info = BuddyInfo::default();
+        for z in 0..NR_ZONES {
+            // SAFETY: `node` is valid and `z` in bounds; `present_pages` is
+            // fixed at boot. `nr_free` is a word updated under `zone->lock`;
+            // a volatile read of it is what `READ_ONCE` does in C.
+            unsafe {
+                let zone = &raw const (*node).node_zones[z];
+                info.populated[z] = (*zone).present_pages != 0;
+                for o in 0..=MAX_ORDER {
+                    let nr = &raw const (*zone).free_area[o].nr_free;
+                    info.nr_free[z][o] = core::ptr::read_volatile(nr) as u64;
+                }
+            }
+        }
+        info
+    }
+
+    /// Writes the snapshot in the layout of `/proc/buddyinfo`.
+    pub(crate) fn write_text(
+        &self,
+        f: &mut impl core::fmt::Write,
+        prefix: &str,
+    ) -> core::fmt::Result {
+        for (z, name) in ZONE_NAMES.iter().enumerate() {
+            if !self.populated[z] {
+                continue;
+            }
+            write!(f, "{prefix}Node 0, zone {name:>8} ")?;
+            for n in self.nr_free[z] {
+                write!(f, "{n:>6} ")?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the snapshot as a JSON object `{"DMA":[..],..}`.
+    pub(crate) fn write_json(&self, f: &mut impl core::fmt::Write) -> core::fmt::Result {
+        write!(f, "{{")?;
+        let mut first = true;
+        for (z, name) in ZONE_NAMES.iter().enumerate() {
+            if !self.populated[z] {
+                continue;
+            }
+            if !first {
+                write!(f, ",")?;
+            }
+            first = false;
+            write!(f, "\"{name}\":[")?;
+            for (o, n) in self.nr_free[z].iter().enumerate() {
+                write!(f, "{}{n}", if o == 0 { "" } else { "," })?;
+            }
+            write!(f, "]")?;
+        }
+        write!(f, "}}")
+    }
+}

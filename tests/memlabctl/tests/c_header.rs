@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! include/uapi/memlab.h must say exactly what src/uapi.rs says: compile a C
+//! program against the header and compare every number and struct size.
+
+#[path = "../../../src/uapi.rs"]
+#[allow(dead_code)]
+mod uapi;
+
+use std::process::Command;
+
+#[test]
+fn c_header_matches_rust_abi() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let dir = std::env::temp_dir().join(format!("memlab-uapi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("probe.c");
+    let exe = dir.join("probe");
+    std::fs::write(
+        &src,
+        r#"
+#include <stdio.h>
+#include <stddef.h>
+#include "uapi/memlab.h"
+#define P(x) printf(#x " %llu\n", (unsigned long long)(x))
+int main(void) {
+    P(MEMLAB_ABI_VERSION); P(MEMLAB_IOC_VERSION); P(MEMLAB_IOC_ALLOC);
+    P(MEMLAB_IOC_FREE); P(MEMLAB_IOC_INSPECT); P(MEMLAB_IOC_EXERCISE);
+    P(sizeof(struct memlab_version)); P(sizeof(struct memlab_alloc));
+    P(sizeof(struct memlab_block_info)); P(sizeof(struct memlab_exercise));
+    P(offsetof(struct memlab_alloc, backend)); P(offsetof(struct memlab_block_info, zeroed));
+    P(MEMLAB_GFP_ZERO); P(MEMLAB_GFP_DMA32); P(MEMLAB_FAMILY_DMA); P(MEMLAB_EX_GFP);
+    P(MEMLAB_BACKEND_MIRROR); P(MEMLAB_ZONE_MIXED);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let st = Command::new(&cc)
+        .args(["-Wall", "-Werror", "-I", &format!("{root}/include"), "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(st.success(), "{cc} failed on include/uapi/memlab.h");
+    let out = Command::new(&exe).output().unwrap();
+    let got = String::from_utf8(out.stdout).unwrap();
+    let want = [
+        ("MEMLAB_ABI_VERSION", uapi::MEMLAB_ABI_VERSION as u64),
+        ("MEMLAB_IOC_VERSION", uapi::MEMLAB_IOC_VERSION as u64),
+        ("MEMLAB_IOC_ALLOC", uapi::MEMLAB_IOC_ALLOC as u64),
+        ("MEMLAB_IOC_FREE", uapi::MEMLAB_IOC_FREE as u64),
+        ("MEMLAB_IOC_INSPECT", uapi::MEMLAB_IOC_INSPECT as u64),
+        ("MEMLAB_IOC_EXERCISE", uapi::MEMLAB_IOC_EXERCISE as u64),
+        (
+            "sizeof(struct memlab_version)",
+            size_of::<uapi::MemlabVersion>() as u64,
+        ),
+        (
+            "sizeof(struct memlab_alloc)",
+            size_of::<uapi::MemlabAlloc>() as u64,
+        ),
+        (
+            "sizeof(struct memlab_block_info)",
+            size_of::<uapi::MemlabBlockInfo>() as u64,
+        ),
+        (
+            "sizeof(struct memlab_exercise)",
+            size_of::<uapi::MemlabExercise>() as u64,
+        ),
+        (
+            "offsetof(struct memlab_alloc, backend)",
+            std::mem::offset_of!(uapi::MemlabAlloc, backend) as u64,
+        ),
+        (
+            "offsetof(struct memlab_block_info, zeroed)",
+            std::mem::offset_of!(uapi::MemlabBlockInfo, zeroed) as u64,
+        ),
+        ("MEMLAB_GFP_ZERO", uapi::MEMLAB_GFP_ZERO as u64),
+        ("MEMLAB_GFP_DMA32", uapi::MEMLAB_GFP_DMA32 as u64),
+        ("MEMLAB_FAMILY_DMA", uapi::MEMLAB_FAMILY_DMA as u64),
+        ("MEMLAB_EX_GFP", uapi::MEMLAB_EX_GFP as u64),
+        ("MEMLAB_BACKEND_MIRROR", uapi::MEMLAB_BACKEND_MIRROR as u64),
+        ("MEMLAB_ZONE_MIXED", uapi::MEMLAB_ZONE_MIXED as u64),
+    ]
+    .iter()
+    .map(|(n, v)| format!("{n} {v}\n"))
+    .collect::<String>();
+    assert_eq!(got, want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
