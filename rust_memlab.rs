@@ -30,6 +30,8 @@ mod mirror;
 mod real;
 #[path = "src/uapi.rs"]
 pub mod uapi;
+#[path = "src/workload.rs"]
+mod workload;
 
 module! {
     type: Memlab,

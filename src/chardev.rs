@@ -48,6 +48,10 @@ unsafe impl FromBytes for uapi::MemlabBlockInfo {}
 unsafe impl AsBytes for uapi::MemlabExercise {}
 // SAFETY: as above.
 unsafe impl FromBytes for uapi::MemlabExercise {}
+// SAFETY: as above.
+unsafe impl AsBytes for uapi::MemlabWorkload {}
+// SAFETY: as above.
+unsafe impl FromBytes for uapi::MemlabWorkload {}
 
 /// Whether the current task has CAP_SYS_ADMIN in the initial user namespace.
 fn current_is_admin() -> bool {
@@ -298,6 +302,18 @@ impl MiscDevice for MemlabFile {
                     return Err(EINVAL);
                 }
                 w.write(&me.real.exercise(q.id, q.reps)?)?;
+            }
+            uapi::MEMLAB_IOC_WORKLOAD => {
+                let size = core::mem::size_of::<uapi::MemlabWorkload>();
+                let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
+                let mut q: uapi::MemlabWorkload = r.read()?;
+                // Outputs must come in zeroed: they are not inputs.
+                if q.ops != 0 || q.failed != 0 || q.median_ns != 0 || q.p99_ns != 0 {
+                    return Err(EINVAL);
+                }
+                let room = me.max_pinned.saturating_sub(me.handles.lock().pinned);
+                crate::workload::run_workload(&me.mirror, &mut q, room)?;
+                w.write(&q)?;
             }
             _ => return Err(ENOTTY),
         }

@@ -31,6 +31,8 @@ pub(crate) struct Tree {
     _unusable: File<Arc<Mirror>>,
     #[pin]
     _pool: File<Arc<Mirror>>,
+    #[pin]
+    _check: File<Arc<Mirror>>,
     _mirror_dir: Dir,
     _real_dir: Dir,
     _root: Dir,
@@ -47,7 +49,8 @@ impl Tree {
     ///   caches in the exact layouts of /proc/buddyinfo and /proc/slabinfo;
     /// - `mirror/extfrag_index`, `mirror/unusable_index`: mm/vmstat.c's
     ///   fragmentation indexes of the mirror's zones;
-    /// - `mirror/pool`: the pool's blocks, their zones and PFN ranges.
+    /// - `mirror/pool`: the pool's blocks, their zones and PFN ranges;
+    /// - `mirror/check`: "ok" if the mirror's invariant checkers pass.
     pub(crate) fn new(real: Arc<Real>, mirror: Arc<Mirror>) -> impl PinInit<Self, Error> {
         let root = Dir::new(c"memlab");
         let real_dir = root.subdir(c"real");
@@ -73,6 +76,9 @@ impl Tree {
             }),
             _unusable <- mirror_dir.read_callback_file(c"unusable_index", mirror.clone(), &|m: &Arc<Mirror>, f| {
                 m.unusable_index(f)
+            }),
+            _check <- mirror_dir.read_callback_file(c"check", mirror.clone(), &|m: &Arc<Mirror>, f| {
+                m.check(f)
             }),
             _pool <- mirror_dir.read_callback_file(c"pool", mirror, &|m: &Arc<Mirror>, f| m.pool_report(f)),
             _mirror_dir: mirror_dir,

@@ -201,6 +201,52 @@ pub struct MemlabExercise {
 
 const _: () = assert!(core::mem::size_of::<MemlabExercise>() == 32);
 
+/// Workload pattern: `count` times alloc then free at once; each sample is
+/// one alloc+free pair.
+pub const MEMLAB_PATTERN_PAIRS: u32 = 0;
+/// Workload pattern: `count` allocs, then `count` frees in the same order;
+/// each alloc and each free is a sample.
+pub const MEMLAB_PATTERN_BATCH: u32 = 1;
+/// Workload pattern: `count` random steps over up to `count / 2` live
+/// objects, each an alloc (random size up to `size`, or order up to `order`)
+/// or a free of a random live one; each step is a sample.
+pub const MEMLAB_PATTERN_RANDOM: u32 = 2;
+/// Number of workload patterns.
+pub const MEMLAB_NR_PATTERNS: u32 = 3;
+/// Most steps one workload may take.
+pub const MEMLAB_WORKLOAD_MAX_COUNT: u32 = 100_000;
+
+/// Argument of [`MEMLAB_IOC_WORKLOAD`]: one workload on one backend, timed
+/// in the kernel; the same code runs it on either backend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemlabWorkload {
+    /// In: `MEMLAB_BACKEND_*`.
+    pub backend: u32,
+    /// In: `MEMLAB_FAMILY_KMALLOC`, `_PAGES` or `_KMEM_CACHE`.
+    pub family: u32,
+    /// In: `MEMLAB_PATTERN_*`.
+    pub pattern: u32,
+    /// In: steps, 1..=MEMLAB_WORKLOAD_MAX_COUNT.
+    pub count: u32,
+    /// In: object size (the largest one for RANDOM kmalloc); not for pages.
+    pub size: u64,
+    /// In: page order (the largest one for RANDOM); pages only.
+    pub order: u32,
+    /// In: seed of the RANDOM pattern.
+    pub seed: u32,
+    /// Out: operations timed.
+    pub ops: u64,
+    /// Out: allocations that failed (ENOMEM).
+    pub failed: u64,
+    /// Out: median latency of a sample, ns.
+    pub median_ns: u64,
+    /// Out: 99th percentile latency of a sample, ns.
+    pub p99_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<MemlabWorkload>() == 64);
+
 /// `_IOWR(0xB7, 0x01, struct memlab_alloc)`: allocate, return a handle.
 pub const MEMLAB_IOC_ALLOC: u32 = ioc(
     IOC_READ | IOC_WRITE,
@@ -220,4 +266,10 @@ pub const MEMLAB_IOC_EXERCISE: u32 = ioc(
     IOC_READ | IOC_WRITE,
     0x04,
     core::mem::size_of::<MemlabExercise>(),
+);
+/// `_IOWR(0xB7, 0x05, struct memlab_workload)`: run a timed workload.
+pub const MEMLAB_IOC_WORKLOAD: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    0x05,
+    core::mem::size_of::<MemlabWorkload>(),
 );

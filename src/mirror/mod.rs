@@ -44,7 +44,6 @@ use kernel::{
     bindings, new_spinlock,
     prelude::*,
     sync::{Arc, SpinLock},
-    time::{Instant, Monotonic},
 };
 use pool::Pool;
 
@@ -296,6 +295,33 @@ impl Mirror {
         render::slabinfo(f, st.kmalloc.caches())
     }
 
+    /// Writes `mirror/check`: "ok" if every zone's buddy and every kmalloc
+    /// cache passes its invariant checker, else what failed.
+    pub(crate) fn check(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut guard = self.state.lock();
+        let MirrorState {
+            zones,
+            reserve,
+            kmalloc,
+        } = &mut *guard;
+        let mut bad = false;
+        for (z, b) in zones.iter().enumerate() {
+            if let Some(Err(e)) = b.as_ref().map(Buddy::check_invariants) {
+                writeln!(f, "zone {}: {:?}", ZONE_NAMES[z], e)?;
+                bad = true;
+            }
+        }
+        let src = ZonedPages::new(zones, *reserve, 0);
+        if let Err(e) = kmalloc.check_invariants(&src) {
+            writeln!(f, "kmalloc: {:?}", e)?;
+            bad = true;
+        }
+        if !bad {
+            writeln!(f, "ok")?;
+        }
+        Ok(())
+    }
+
     /// Writes `mirror/pool`: where the pool's frames came from.
     pub(crate) fn pool_report(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -339,11 +365,20 @@ impl Mirror {
 #[pinned_drop]
 impl PinnedDrop for Mirror {
     fn drop(self: Pin<&mut Self>) {
-        let st = self.state.lock();
-        let (managed, free) = st.zones.iter().flatten().fold((0, 0), |(m, f), b| {
+        let mut guard = self.state.lock();
+        let MirrorState {
+            zones,
+            reserve,
+            kmalloc,
+        } = &mut *guard;
+        // The kmalloc caches keep empty slabs, as the kernel's do; give them
+        // back first, so what is still allocated afterwards is a real leak.
+        // (Busy caches keep their slabs and show up in the count below.)
+        let _ = kmalloc.destroy(&mut ZonedPages::new(zones, *reserve, 0));
+        let (managed, free) = zones.iter().flatten().fold((0, 0), |(m, f), b| {
             (m + b.managed_pages(), f + b.free_pages())
         });
-        drop(st);
+        drop(guard);
         pr_info!(
             "mirror: returning {} pool pages to the kernel ({} were still allocated in the mirror)\n",
             self.pool.nr_pages(),
@@ -354,6 +389,77 @@ impl PinnedDrop for Mirror {
 
 /// Owner tag of raw page blocks handed out through the pages family.
 const TAG_MIRROR_PAGES: OwnerTag = OwnerTag::public(2);
+
+/// The mirror's allocator calls, each taking the lock once. Each validates
+/// what it is given against the mirror's metadata, so none is unsafe: a
+/// pointer the mirror did not hand out is refused with EINVAL.
+impl Mirror {
+    /// Runs `f` with the kmalloc caches and a page source for `gfp`.
+    fn with_src<T>(&self, gfp: u32, f: impl FnOnce(&mut Kmalloc, &mut ZonedPages<'_>) -> T) -> T {
+        let mut guard = self.state.lock();
+        let MirrorState {
+            zones,
+            reserve,
+            kmalloc,
+        } = &mut *guard;
+        f(kmalloc, &mut ZonedPages::new(zones, *reserve, gfp))
+    }
+
+    /// `alloc_pages(gfp, order)` on the mirror's buddy.
+    pub(crate) fn alloc_pages(&self, order: u32, gfp: u32) -> Result<NonNull<u8>> {
+        self.state
+            .lock()
+            .with_reclaim(gfp, |_, src| src.alloc_block(order, &TAG_MIRROR_PAGES))
+            .ok_or(ENOMEM)
+    }
+
+    /// `__free_pages` of a block from [`Mirror::alloc_pages`].
+    pub(crate) fn free_pages(&self, head: NonNull<u8>, order: u32) -> Result {
+        self.with_src(0, |_, src| src.free_block(head, order, &TAG_MIRROR_PAGES))
+            .map_err(|_| EINVAL)
+    }
+
+    /// `kmalloc(size, gfp)` on the mirror's size classes (ENOMEM above
+    /// KMALLOC_MAX_SIZE, like the real one).
+    pub(crate) fn kmalloc(&self, size: usize, gfp: u32) -> Result<NonNull<u8>> {
+        self.state
+            .lock()
+            .with_reclaim(gfp, |km, src| km.kmalloc(src, size).ok())
+            .ok_or(ENOMEM)
+    }
+
+    /// `kfree` of an object from [`Mirror::kmalloc`].
+    pub(crate) fn kfree(&self, ptr: NonNull<u8>) -> Result {
+        self.with_src(0, |km, src| km.kfree(src, ptr.as_ptr()))
+            .map_err(|_| EINVAL)
+    }
+
+    /// `ksize` of an object from [`Mirror::kmalloc`].
+    pub(crate) fn ksize(&self, ptr: NonNull<u8>) -> Result<usize> {
+        self.with_src(0, |km, src| km.ksize(src, ptr.as_ptr()))
+            .map_err(|_| EINVAL)
+    }
+
+    /// `kmem_cache_alloc(cache, gfp)` with pages from the mirror.
+    pub(crate) fn cache_alloc(&self, cache: &mut SlabCache, gfp: u32) -> Result<NonNull<u8>> {
+        self.state
+            .lock()
+            .with_reclaim(gfp, |_, src| cache.alloc(src).ok())
+            .ok_or(ENOMEM)
+    }
+
+    /// `kmem_cache_free(cache, ptr)`.
+    pub(crate) fn cache_free(&self, cache: &mut SlabCache, ptr: NonNull<u8>) -> Result {
+        self.with_src(0, |_, src| cache.free(src, ptr.as_ptr()))
+            .map_err(|_| EINVAL)
+    }
+
+    /// `kmem_cache_destroy(cache)`: EBUSY while objects are live.
+    pub(crate) fn cache_destroy(&self, cache: &mut SlabCache) -> Result {
+        self.with_src(0, |_, src| cache.destroy(src))
+            .map_err(|_| EBUSY)
+    }
+}
 
 /// What a mirror handle holds.
 enum Held {
@@ -389,34 +495,26 @@ impl MirrorBlock {
 
 impl Drop for MirrorBlock {
     fn drop(&mut self) {
-        let gfp = self.info.gfp;
-        let mut guard = self.mirror.state.lock();
-        let MirrorState {
-            zones,
-            reserve,
-            kmalloc,
-        } = &mut *guard;
-        let mut src = ZonedPages::new(zones, *reserve, gfp);
+        let m = &self.mirror;
         let r = match &mut self.held {
-            Held::Pages { head, order } => src
-                .free_block(*head, *order, &TAG_MIRROR_PAGES)
-                .map_err(|_| ()),
-            Held::Kmalloc { ptr } => kmalloc.kfree(&mut src, ptr.as_ptr()).map_err(|_| ()),
-            Held::Cache { cache, ptr } => cache
-                .free(&mut src, ptr.as_ptr())
-                .and_then(|()| cache.destroy(&mut src))
-                .map_err(|_| ()),
+            Held::Pages { head, order } => m.free_pages(*head, *order),
+            Held::Kmalloc { ptr } => m.kfree(*ptr),
+            Held::Cache { cache, ptr } => m
+                .cache_free(cache, *ptr)
+                .and_then(|()| m.cache_destroy(cache)),
         };
-        drop(guard);
         if r.is_err() {
             // Cannot happen for a handle the mirror itself handed out; if it
             // does, the pages still go back to the kernel with the pool.
-            pr_err!("mirror: freeing a {} handle failed\n", self.info.family);
+            pr_err!(
+                "mirror: freeing a family {} handle failed\n",
+                self.info.family
+            );
         }
     }
 }
 
-/// Bytes of kernel address space `[ptr, ptr + len)` spans, in pages.
+/// Pages that `[ptr, ptr + len)` touches.
 fn pages_spanned(ptr: NonNull<u8>, len: u64) -> u64 {
     let start = ptr.as_ptr() as u64 >> bindings::PAGE_SHIFT;
     let end = (ptr.as_ptr() as u64 + len.max(1) - 1) >> bindings::PAGE_SHIFT;
@@ -428,32 +526,25 @@ impl Mirror {
     /// request's shape (family, selector, order, size, alignment).
     pub(crate) fn alloc(self: &Arc<Self>, req: &uapi::MemlabAlloc) -> Result<MirrorBlock> {
         let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
-        let start = Instant::<Monotonic>::now();
-        let mut guard = self.state.lock();
+        let t0 = crate::real::now_ns();
         let (held, usable) = match req.family {
             uapi::MEMLAB_FAMILY_PAGES => {
-                let order = req.order;
-                let head = guard
-                    .with_reclaim(req.gfp, |_, src| src.alloc_block(order, &TAG_MIRROR_PAGES))
-                    .ok_or(ENOMEM)?;
+                let head = self.alloc_pages(req.order, req.gfp)?;
+                let bytes = (bindings::PAGE_SIZE as u64) << req.order;
                 (
-                    Held::Pages { head, order },
-                    (bindings::PAGE_SIZE as u64) << order,
+                    Held::Pages {
+                        head,
+                        order: req.order,
+                    },
+                    bytes,
                 )
             }
             uapi::MEMLAB_FAMILY_KMALLOC => {
-                // Above KMALLOC_MAX_SIZE, like the real kmalloc: NULL, ENOMEM.
-                let ptr = guard
-                    .with_reclaim(req.gfp, |km, src| km.kmalloc(src, size).ok())
-                    .ok_or(ENOMEM)?;
-                let MirrorState {
-                    zones,
-                    reserve,
-                    kmalloc,
-                } = &mut *guard;
-                let src = ZonedPages::new(zones, *reserve, req.gfp);
-                let usable = kmalloc.ksize(&src, ptr.as_ptr()).unwrap_or(size);
-                (Held::Kmalloc { ptr }, usable as u64)
+                let ptr = self.kmalloc(size, req.gfp)?;
+                (
+                    Held::Kmalloc { ptr },
+                    self.ksize(ptr).unwrap_or(size) as u64,
+                )
             }
             uapi::MEMLAB_FAMILY_KMEM_CACHE => {
                 let mut cache = SlabCache::new(
@@ -464,17 +555,14 @@ impl Mirror {
                     None,
                 )
                 .map_err(|_| EINVAL)?;
-                let ptr = guard
-                    .with_reclaim(req.gfp, |_, src| cache.alloc(src).ok())
-                    .ok_or(ENOMEM)?;
+                let ptr = self.cache_alloc(&mut cache, req.gfp)?;
                 let usable = cache.object_size() as u64;
                 (Held::Cache { cache, ptr }, usable)
             }
             // vmalloc and DMA have no mirror yet.
             _ => return Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32))),
         };
-        drop(guard);
-        let alloc_ns = start.elapsed().as_nanos().max(0) as u64;
+        let alloc_ns = crate::real::now_ns().saturating_sub(t0);
         let head = match &held {
             Held::Pages { head, .. } => *head,
             Held::Kmalloc { ptr } | Held::Cache { ptr, .. } => *ptr,

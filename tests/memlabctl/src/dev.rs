@@ -74,6 +74,13 @@ impl Memlab {
         Ok(ex)
     }
 
+    /// `MEMLAB_IOC_WORKLOAD`.
+    pub fn workload(&self, w: &uapi::MemlabWorkload) -> io::Result<uapi::MemlabWorkload> {
+        let mut w = *w;
+        self.ioctl_raw(uapi::MEMLAB_IOC_WORKLOAD, &mut w as *mut _ as usize)?;
+        Ok(w)
+    }
+
     /// `MEMLAB_IOC_VERSION`.
     pub fn version(&self) -> io::Result<uapi::MemlabVersion> {
         let mut v = uapi::MemlabVersion::default();

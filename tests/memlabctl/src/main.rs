@@ -11,8 +11,11 @@
 //! memlabctl alloc FAMILY SIZE|order=N [gfp=G[+zero]] [align=N] [count=N] [backend=real|mirror] [--json]
 //! memlabctl exercise NAME|all [reps=N] [--json]
 //! memlabctl report [--json]
+//! memlabctl bench [scale=N]          standard workloads, real vs mirror
+//! memlabctl replay FILE [--backend real|mirror|both]
 //! ```
 
+mod bench;
 mod cli;
 mod dev;
 mod mirror_tests;
@@ -29,7 +32,9 @@ fn usage() -> ExitCode {
          \x20      memlabctl alloc kmalloc|vmalloc|pages|kmem_cache|dma SIZE|order=N \
          [gfp=GFP_KERNEL[+zero]] [align=N] [count=N] [backend=real|mirror] [--json]\n\
          \x20      memlabctl exercise kmalloc|vmalloc|pages|kmem_cache|dma|gfp|all [reps=N] [--json]\n\
-         \x20      memlabctl report [--json]"
+         \x20      memlabctl report [--json]\n\
+         \x20      memlabctl bench [scale=N]\n\
+         \x20      memlabctl replay FILE [--backend real|mirror|both]"
     );
     ExitCode::from(2)
 }
@@ -54,6 +59,8 @@ fn main() -> ExitCode {
         Some("alloc") => cli::alloc(&args[1..]),
         Some("exercise") => cli::exercise(&args[1..]),
         Some("report") => cli::report(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
+        Some("replay") => bench::replay(&args[1..]),
         Some("test") => {
             let inject = args[1..].iter().any(|a| a == "--inject-failure");
             if args[1..].iter().any(|a| a != "--inject-failure") {

@@ -325,5 +325,243 @@ pub fn cases() -> Vec<Case> {
             })
         }
     );
+    case!(
+        "WORKLOAD: every family and pattern runs on both backends",
+        workloads_run
+    );
+    case!(
+        "WORKLOAD: bad input fails with EINVAL, too much memory with E2BIG",
+        workload_bad_input
+    );
+    case!(
+        "mirror SMP stress: 4 processes at once, then invariants hold and no page or object leaks",
+        smp_stress
+    );
     v
+}
+
+fn workloads_run() -> Outcome {
+    let d = Memlab::open().map_err(|e| e.to_string())?;
+    for spec in crate::bench::standard(100) {
+        for backend in [uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_BACKEND_MIRROR] {
+            let w = crate::bench::run_spec(&d, &spec, backend)
+                .map_err(|e| format!("{} {} backend {backend}: {e}", spec.name, spec.pattern))?;
+            // PAIRS: one sample per step; BATCH: an alloc and a free per
+            // step; RANDOM: one sample per step.
+            let want = if spec.pattern == uapi::MEMLAB_PATTERN_BATCH {
+                2 * spec.count
+            } else {
+                spec.count
+            };
+            check(
+                w.ops == u64::from(want) && w.failed == 0 && w.median_ns <= w.p99_ns,
+                || {
+                    format!(
+                        "{} {} backend {backend}: {w:?}",
+                        spec.name,
+                        crate::bench::pattern_name(spec.pattern)
+                    )
+                },
+            )?;
+        }
+    }
+    check(mirror_file("check")? == "ok\n", || {
+        "mirror/check after workloads".into()
+    })
+}
+
+fn workload_bad_input() -> Outcome {
+    use uapi::*;
+    let d = Memlab::open().map_err(|e| e.to_string())?;
+    let ok = MemlabWorkload {
+        family: MEMLAB_FAMILY_KMALLOC,
+        count: 10,
+        size: 64,
+        ..Default::default()
+    };
+    d.workload(&ok)
+        .map_err(|e| format!("a good workload failed: {e}"))?;
+    let bad: [(&str, MemlabWorkload, i32); 9] = [
+        ("count 0", MemlabWorkload { count: 0, ..ok }, libc::EINVAL),
+        (
+            "count above max",
+            MemlabWorkload {
+                count: MEMLAB_WORKLOAD_MAX_COUNT + 1,
+                ..ok
+            },
+            libc::EINVAL,
+        ),
+        (
+            "unknown pattern",
+            MemlabWorkload {
+                pattern: MEMLAB_NR_PATTERNS,
+                ..ok
+            },
+            libc::EINVAL,
+        ),
+        (
+            "unknown backend",
+            MemlabWorkload { backend: 2, ..ok },
+            libc::EINVAL,
+        ),
+        (
+            "vmalloc family",
+            MemlabWorkload {
+                family: MEMLAB_FAMILY_VMALLOC,
+                ..ok
+            },
+            libc::EINVAL,
+        ),
+        (
+            "size below 8",
+            MemlabWorkload { size: 4, ..ok },
+            libc::EINVAL,
+        ),
+        (
+            "outputs not zero",
+            MemlabWorkload { ops: 1, ..ok },
+            libc::EINVAL,
+        ),
+        (
+            "order above MAX_PAGE_ORDER",
+            MemlabWorkload {
+                family: MEMLAB_FAMILY_PAGES,
+                order: 11,
+                ..ok
+            },
+            libc::EINVAL,
+        ),
+        (
+            "100000 x 4 KiB > max_pinned_mb",
+            MemlabWorkload {
+                count: 100_000,
+                size: 4096,
+                ..ok
+            },
+            libc::E2BIG,
+        ),
+    ];
+    for (what, w, errno) in bad {
+        match d.workload(&w) {
+            Err(e) if e.raw_os_error() == Some(errno) => {}
+            other => return Err(format!("{what}: {other:?}, want errno {errno}")),
+        }
+    }
+    Ok(())
+}
+
+/// Several processes hammer the mirror at once (kmalloc workloads, page
+/// handles, caches); afterwards its invariant checkers pass and every page
+/// is free again.
+fn smp_stress() -> Outcome {
+    let free_before = free_pages_in(&mirror_file("buddyinfo")?);
+    let (objs_before, slab_pages_before) = slab_usage(&mirror_file("slabinfo")?);
+    let mut kids = Vec::new();
+    for k in 0..4u32 {
+        // SAFETY: single-threaded harness; the child only runs `stress_child`
+        // and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            let code = match stress_child(k) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("stress child {k}: {e}");
+                    1
+                }
+            };
+            // SAFETY: ends the forked child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        kids.push(pid);
+    }
+    let mut failed = 0;
+    for pid in kids {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            failed += 1;
+        }
+    }
+    check(failed == 0, || {
+        format!("{failed} of 4 stress processes failed")
+    })?;
+    let verdict = mirror_file("check")?;
+    check(verdict == "ok\n", || format!("mirror/check: {verdict}"))?;
+    let (objs_after, slab_pages_after) = slab_usage(&mirror_file("slabinfo")?);
+    let free_after = free_pages_in(&mirror_file("buddyinfo")?);
+    // Caches keep empty slabs (as the kernel's do): every page is either
+    // free or in a slab, and no object is left live.
+    check(objs_after == objs_before, || {
+        format!("live kmalloc objects {objs_before} -> {objs_after}")
+    })?;
+    check(
+        free_after + slab_pages_after == free_before + slab_pages_before,
+        || {
+            format!(
+            "free {free_before} + slab {slab_pages_before} pages before, free {free_after} + slab {slab_pages_after} after"
+        )
+        },
+    )
+}
+
+/// (active objects, pages in slabs) over all caches of a slabinfo file.
+fn slab_usage(slabinfo: &str) -> (u64, u64) {
+    slabinfo.lines().skip(2).fold((0, 0), |(objs, pages), l| {
+        let w: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // active_objs num_objs objsize objperslab pagesperslab 0 0 0 active_slabs num_slabs 0
+        match (w.first(), w.get(4), w.get(9)) {
+            (Some(a), Some(pps), Some(slabs)) => (objs + a, pages + pps * slabs),
+            _ => (objs, pages),
+        }
+    })
+}
+
+fn stress_child(k: u32) -> Result<(), String> {
+    let d = Memlab::open().map_err(|e| e.to_string())?;
+    for round in 0..5u32 {
+        let w = uapi::MemlabWorkload {
+            backend: uapi::MEMLAB_BACKEND_MIRROR,
+            family: if round % 2 == 0 {
+                uapi::MEMLAB_FAMILY_KMALLOC
+            } else {
+                uapi::MEMLAB_FAMILY_PAGES
+            },
+            pattern: uapi::MEMLAB_PATTERN_RANDOM,
+            count: 400,
+            size: if round % 2 == 0 { 2048 } else { 0 },
+            order: if round % 2 == 0 { 0 } else { 2 },
+            seed: k * 31 + round,
+            ..Default::default()
+        };
+        let r = d.workload(&w).map_err(|e| format!("workload: {e}"))?;
+        if r.failed != 0 {
+            return Err(format!("{} allocations failed", r.failed));
+        }
+        let mut handles = Vec::new();
+        for i in 0..32u64 {
+            let req = uapi::MemlabAlloc {
+                backend: uapi::MEMLAB_BACKEND_MIRROR,
+                family: [
+                    uapi::MEMLAB_FAMILY_KMALLOC,
+                    uapi::MEMLAB_FAMILY_PAGES,
+                    uapi::MEMLAB_FAMILY_KMEM_CACHE,
+                ][(i % 3) as usize],
+                size: if i % 3 == 1 { 0 } else { 24 + i * 40 },
+                order: if i % 3 == 1 { (i % 4) as u32 } else { 0 },
+                ..Default::default()
+            };
+            handles.push(d.alloc(&req).map_err(|e| format!("alloc {req:?}: {e}"))?);
+        }
+        for h in handles.into_iter().rev() {
+            d.free(h).map_err(|e| format!("free: {e}"))?;
+        }
+    }
+    Ok(())
 }

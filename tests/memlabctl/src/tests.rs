@@ -184,6 +184,10 @@ fn cases(inject_failure: bool) -> Vec<Case> {
             format!("{DEBUGFS} still exists")
         })
     });
+    case!(
+        "unload returned the whole mirror pool, nothing still allocated",
+        pool_returned
+    );
     case!("kmemleak finds no new leak after unload", kmemleak_clean);
     v
 }
@@ -379,6 +383,32 @@ fn pin_cap_and_close() -> Outcome {
     check(after + (8 << 10) >= before, || {
         format!("MemFree {before} KiB before, {after} KiB after close: not returned")
     })
+}
+
+/// The kernel log, through syslog(2) (SYSLOG_ACTION_READ_ALL).
+fn kernel_log() -> Result<String, String> {
+    let mut buf = vec![0u8; 1 << 20];
+    // SAFETY: the buffer is valid for its length.
+    let n = unsafe { libc::klogctl(3, buf.as_mut_ptr().cast(), buf.len() as i32) };
+    if n < 0 {
+        return Err(format!("klogctl: {}", io::Error::last_os_error()));
+    }
+    buf.truncate(n as usize);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The mirror logs its pool accounting when the module unloads.
+fn pool_returned() -> Outcome {
+    let log = kernel_log()?;
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("mirror: returning"))
+        .ok_or("no 'mirror: returning' line in the kernel log")?;
+    check(
+        line.contains("returning 4096 pool pages") && line.contains("(0 were still allocated"),
+        || line.to_string(),
+    )
 }
 
 /// Scans for leaks; the init script cleared older reports before loading

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Workloads written once against [`ObjectAllocator`] and run on either
+//! backend, timed in the kernel with the same clock, so real and mirror are
+//! compared like for like in one VM run.
+//!
+//! Patterns (`MEMLAB_PATTERN_*`): PAIRS (alloc then free at once; a sample
+//! is the pair), BATCH (all allocs, then all frees; a sample is one call),
+//! RANDOM (a seeded mix of allocs of random size or order and frees of
+//! random live objects; a sample is one call). Latencies are kept in a
+//! vector sized up front, then sorted for the median and 99th percentile.
+
+use crate::mirror::Mirror;
+use crate::real::{self, kmalloc::Kmalloc, kmem_cache, now_ns, pages::Pages};
+use crate::slab::{SlabCache, SlabFlags};
+use crate::uapi;
+use core::ptr::NonNull;
+use kernel::{bindings, prelude::*, sync::Arc};
+
+/// One allocator family on one backend, as the workloads see it.
+pub(crate) trait ObjectAllocator {
+    /// A live allocation.
+    type Obj;
+    /// Allocates `size` bytes, or `1 << order` pages for the pages family.
+    fn alloc(&mut self, size: usize, order: u32) -> Result<Self::Obj>;
+    /// Frees `obj`.
+    fn free(&mut self, obj: Self::Obj);
+}
+
+/// GFP_KERNEL, quietly: a failed allocation is a figure, not a splat.
+const REAL_GFP: bindings::gfp_t = bindings::GFP_KERNEL | bindings::__GFP_NOWARN;
+
+struct RealKmalloc;
+
+impl ObjectAllocator for RealKmalloc {
+    type Obj = Kmalloc;
+    fn alloc(&mut self, size: usize, _order: u32) -> Result<Kmalloc> {
+        Kmalloc::new(size, REAL_GFP)
+    }
+    fn free(&mut self, obj: Kmalloc) {
+        drop(obj);
+    }
+}
+
+struct RealPages;
+
+impl ObjectAllocator for RealPages {
+    type Obj = Pages;
+    fn alloc(&mut self, _size: usize, order: u32) -> Result<Pages> {
+        Pages::new(order, REAL_GFP)
+    }
+    fn free(&mut self, obj: Pages) {
+        drop(obj);
+    }
+}
+
+struct RealCache(Arc<kmem_cache::Cache>);
+
+impl ObjectAllocator for RealCache {
+    type Obj = kmem_cache::Object;
+    fn alloc(&mut self, _size: usize, _order: u32) -> Result<kmem_cache::Object> {
+        kmem_cache::Object::new(&self.0, REAL_GFP)
+    }
+    fn free(&mut self, obj: kmem_cache::Object) {
+        drop(obj);
+    }
+}
+
+struct MirrorKmalloc<'a>(&'a Mirror);
+
+impl ObjectAllocator for MirrorKmalloc<'_> {
+    type Obj = NonNull<u8>;
+    fn alloc(&mut self, size: usize, _order: u32) -> Result<NonNull<u8>> {
+        self.0.kmalloc(size, uapi::MEMLAB_GFP_KERNEL)
+    }
+    fn free(&mut self, obj: NonNull<u8>) {
+        // Cannot fail for an object this workload allocated.
+        let _ = self.0.kfree(obj);
+    }
+}
+
+struct MirrorPages<'a>(&'a Mirror);
+
+impl ObjectAllocator for MirrorPages<'_> {
+    type Obj = (NonNull<u8>, u32);
+    fn alloc(&mut self, _size: usize, order: u32) -> Result<(NonNull<u8>, u32)> {
+        Ok((self.0.alloc_pages(order, uapi::MEMLAB_GFP_KERNEL)?, order))
+    }
+    fn free(&mut self, (head, order): (NonNull<u8>, u32)) {
+        let _ = self.0.free_pages(head, order);
+    }
+}
+
+struct MirrorCache<'a>(&'a Mirror, SlabCache);
+
+impl ObjectAllocator for MirrorCache<'_> {
+    type Obj = NonNull<u8>;
+    fn alloc(&mut self, _size: usize, _order: u32) -> Result<NonNull<u8>> {
+        self.0.cache_alloc(&mut self.1, uapi::MEMLAB_GFP_KERNEL)
+    }
+    fn free(&mut self, obj: NonNull<u8>) {
+        let _ = self.0.cache_free(&mut self.1, obj);
+    }
+}
+
+/// xorshift32: cheap, seeded, the same sequence on both backends.
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: u32) -> u32 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Runs `w`'s pattern on `a`, filling in its results.
+fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
+    let count = w.count as usize;
+    let size = usize::try_from(w.size).map_err(|_| EINVAL)?;
+    let mut samples: KVVec<u64> = KVVec::with_capacity(2 * count, GFP_KERNEL)?;
+    let mut live: KVVec<A::Obj> = KVVec::with_capacity(count, GFP_KERNEL)?;
+    let mut failed = 0u64;
+    match w.pattern {
+        uapi::MEMLAB_PATTERN_PAIRS => {
+            for _ in 0..count {
+                let t0 = now_ns();
+                match a.alloc(size, w.order) {
+                    Ok(o) => a.free(o),
+                    Err(_) => failed += 1,
+                }
+                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
+            }
+        }
+        uapi::MEMLAB_PATTERN_BATCH => {
+            for _ in 0..count {
+                let t0 = now_ns();
+                let r = a.alloc(size, w.order);
+                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
+                match r {
+                    Ok(o) => live.push(o, GFP_KERNEL)?,
+                    Err(_) => failed += 1,
+                }
+            }
+            for o in live.drain_all() {
+                let t0 = now_ns();
+                a.free(o);
+                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
+            }
+        }
+        _ => {
+            let mut rng = Rng(w.seed | 1);
+            let max_live = (count / 2).max(1);
+            for _ in 0..count {
+                let do_alloc = live.is_empty() || (live.len() < max_live && rng.below(2) == 0);
+                let t0 = now_ns();
+                if do_alloc {
+                    let sz = 8 + rng
+                        .below(u32::try_from(size.saturating_sub(8)).unwrap_or(u32::MAX))
+                        as usize;
+                    let order = rng.below(w.order + 1);
+                    let r = a.alloc(sz, order);
+                    samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
+                    match r {
+                        Ok(o) => live.push(o, GFP_KERNEL)?,
+                        Err(_) => failed += 1,
+                    }
+                } else {
+                    let i = rng.below(live.len() as u32) as usize;
+                    let last = live.len() - 1;
+                    live.as_mut_slice().swap(i, last);
+                    let o = live.pop().ok_or(EINVAL)?;
+                    a.free(o);
+                    samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
+                }
+            }
+            for o in live.drain_all() {
+                a.free(o);
+            }
+        }
+    }
+    samples.sort_unstable();
+    w.ops = samples.len() as u64;
+    w.failed = failed;
+    w.median_ns = samples.get(samples.len() / 2).copied().unwrap_or(0);
+    w.p99_ns = samples.get(samples.len() * 99 / 100).copied().unwrap_or(0);
+    Ok(())
+}
+
+/// Validates `w` and runs it on the backend it names; `max_bytes` caps the
+/// memory it may hold at once (the caller's `max_pinned_mb`).
+pub(crate) fn run_workload(
+    mirror: &Mirror,
+    w: &mut uapi::MemlabWorkload,
+    max_bytes: usize,
+) -> Result {
+    if w.backend > uapi::MEMLAB_BACKEND_MIRROR
+        || w.pattern >= uapi::MEMLAB_NR_PATTERNS
+        || w.count == 0
+        || w.count > uapi::MEMLAB_WORKLOAD_MAX_COUNT
+        || w.order > bindings::MAX_PAGE_ORDER
+    {
+        return Err(EINVAL);
+    }
+    let per_obj = match w.family {
+        uapi::MEMLAB_FAMILY_PAGES => (bindings::PAGE_SIZE as u64) << w.order,
+        uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE if w.size >= 8 => w.size,
+        _ => return Err(EINVAL),
+    };
+    if w.family != uapi::MEMLAB_FAMILY_PAGES && w.order != 0 {
+        return Err(EINVAL);
+    }
+    if per_obj > real::kmalloc::KMALLOC_MAX_SIZE as u64
+        || per_obj.saturating_mul(u64::from(w.count)) > max_bytes as u64
+    {
+        return Err(E2BIG);
+    }
+    let size = w.size as usize;
+    match (w.backend, w.family) {
+        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
+        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => run(&mut RealPages, w),
+        (uapi::MEMLAB_BACKEND_REAL, _) => {
+            run(&mut RealCache(kmem_cache::Cache::new(size, 0, false)?), w)
+        }
+        (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror), w),
+        (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror), w),
+        _ => {
+            let cache = SlabCache::new("memlab-workload", size, 0, SlabFlags::NONE, None)
+                .map_err(|_| EINVAL)?;
+            let mut a = MirrorCache(mirror, cache);
+            let r = run(&mut a, w);
+            // Every object was freed: the slabs go back to the buddy.
+            mirror.cache_destroy(&mut a.1)?;
+            r
+        }
+    }
+}
