@@ -7,7 +7,8 @@
 #
 #   make demo    set everything up, boot the VM, load memlab, show its output
 #   make test    set everything up, run host tests and in-VM tests
-#   make bench   benchmarks (ratios, not tests): mirror core vs crates.io peers
+#   make bench   benchmarks (ratios, not tests): host mirror core vs crates.io
+#                peers, then real vs mirror in the VM on the bench kernel
 #   make         build rust_memlab.ko against KDIR
 
 FLAVOUR ?= test
@@ -36,7 +37,6 @@ test:
 	bash scripts/test.sh
 
 bench:
-	bash scripts/setup-toolchain.sh
-	cargo bench --locked -p memlab-core
+	bash scripts/bench.sh
 
 .PHONY: default modules_install clean rust-analyzer setup demo test bench

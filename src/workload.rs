@@ -217,8 +217,14 @@ pub(crate) fn run_workload(
     if w.family != uapi::MEMLAB_FAMILY_PAGES && w.order != 0 {
         return Err(EINVAL);
     }
+    // The most objects the pattern holds at once, for the memory cap.
+    let max_live = match w.pattern {
+        uapi::MEMLAB_PATTERN_PAIRS => 1,
+        uapi::MEMLAB_PATTERN_BATCH => u64::from(w.count),
+        _ => u64::from(w.count / 2).max(1),
+    };
     if per_obj > real::kmalloc::KMALLOC_MAX_SIZE as u64
-        || per_obj.saturating_mul(u64::from(w.count)) > max_bytes as u64
+        || per_obj.saturating_mul(max_live) > max_bytes as u64
     {
         return Err(E2BIG);
     }

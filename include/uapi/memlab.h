@@ -94,9 +94,30 @@ struct memlab_exercise {
 	__u64 p99_ns;	/* out */
 };
 
+/* Workload patterns (struct memlab_workload.pattern). */
+#define MEMLAB_PATTERN_PAIRS	0	/* alloc+free pairs; a sample is a pair */
+#define MEMLAB_PATTERN_BATCH	1	/* all allocs, then all frees */
+#define MEMLAB_PATTERN_RANDOM	2	/* seeded mix over count/2 live objects */
+#define MEMLAB_WORKLOAD_MAX_COUNT 100000
+
+struct memlab_workload {
+	__u32 backend;	/* in: MEMLAB_BACKEND_* */
+	__u32 family;	/* in: KMALLOC, PAGES or KMEM_CACHE */
+	__u32 pattern;	/* in: MEMLAB_PATTERN_* */
+	__u32 count;	/* in: steps, 1..MEMLAB_WORKLOAD_MAX_COUNT */
+	__u64 size;	/* in: object size (max for RANDOM kmalloc) */
+	__u32 order;	/* in: page order (max for RANDOM), pages only */
+	__u32 seed;	/* in: RANDOM's seed */
+	__u64 ops;	/* out: samples timed */
+	__u64 failed;	/* out: allocations that failed */
+	__u64 median_ns;	/* out */
+	__u64 p99_ns;	/* out */
+};
+
 #define MEMLAB_IOC_ALLOC _IOWR(MEMLAB_IOC_MAGIC, 0x01, struct memlab_alloc)
 #define MEMLAB_IOC_FREE _IOW(MEMLAB_IOC_MAGIC, 0x02, __u32)
 #define MEMLAB_IOC_INSPECT _IOWR(MEMLAB_IOC_MAGIC, 0x03, struct memlab_block_info)
 #define MEMLAB_IOC_EXERCISE _IOWR(MEMLAB_IOC_MAGIC, 0x04, struct memlab_exercise)
+#define MEMLAB_IOC_WORKLOAD _IOWR(MEMLAB_IOC_MAGIC, 0x05, struct memlab_workload)
 
 #endif /* _UAPI_MEMLAB_H */

@@ -432,10 +432,11 @@ fn workload_bad_input() -> Outcome {
             libc::EINVAL,
         ),
         (
-            "100000 x 4 KiB > max_pinned_mb",
+            "a batch of 100000 x 4 KiB > max_pinned_mb",
             MemlabWorkload {
                 count: 100_000,
                 size: 4096,
+                pattern: MEMLAB_PATTERN_BATCH,
                 ..ok
             },
             libc::E2BIG,

@@ -31,6 +31,8 @@ int main(void) {
     P(offsetof(struct memlab_alloc, backend)); P(offsetof(struct memlab_block_info, zeroed));
     P(MEMLAB_GFP_ZERO); P(MEMLAB_GFP_DMA32); P(MEMLAB_FAMILY_DMA); P(MEMLAB_EX_GFP);
     P(MEMLAB_BACKEND_MIRROR); P(MEMLAB_ZONE_MIXED);
+    P(MEMLAB_IOC_WORKLOAD); P(sizeof(struct memlab_workload));
+    P(offsetof(struct memlab_workload, p99_ns)); P(MEMLAB_PATTERN_RANDOM);
     return 0;
 }
 "#,
@@ -83,6 +85,16 @@ int main(void) {
         ("MEMLAB_EX_GFP", uapi::MEMLAB_EX_GFP as u64),
         ("MEMLAB_BACKEND_MIRROR", uapi::MEMLAB_BACKEND_MIRROR as u64),
         ("MEMLAB_ZONE_MIXED", uapi::MEMLAB_ZONE_MIXED as u64),
+        ("MEMLAB_IOC_WORKLOAD", uapi::MEMLAB_IOC_WORKLOAD as u64),
+        (
+            "sizeof(struct memlab_workload)",
+            size_of::<uapi::MemlabWorkload>() as u64,
+        ),
+        (
+            "offsetof(struct memlab_workload, p99_ns)",
+            std::mem::offset_of!(uapi::MemlabWorkload, p99_ns) as u64,
+        ),
+        ("MEMLAB_PATTERN_RANDOM", uapi::MEMLAB_PATTERN_RANDOM as u64),
     ]
     .iter()
     .map(|(n, v)| format!("{n} {v}\n"))
