@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Boot memlab in QEMU and run one command inside it.
 #
-#   run-vm.sh [--flavour test|bench] [--cmd test|demo] [--inject fail|warn]
+#   run-vm.sh [--flavour test|bench] [--cmd test|demo|bench] [--inject fail|warn]
 #             [--timeout SECONDS]
+#
+# MEMLAB_VM_MEM sets the guest's RAM (default 5G: above 4 GiB the guest has a
+# ZONE_NORMAL, so GFP_KERNEL and GFP_DMA32 land in different zones).
 #
 # Builds (or reuses) the kernel, builds the module and memlabctl, packs the
 # initramfs, boots QEMU under TCG with a timeout, and keeps the console log in
@@ -58,12 +61,13 @@ main() {
 	khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
 	[ -n "$khz" ] && [ "$khz" -gt 0 ] && append+=" tsc_early_khz=$khz tsc=reliable"
 	say "booting QEMU (TCG, 2 vCPUs, timeout ${timeout}s); console log: $log"
-	# TCG: KVM guests hang on these machines (see README).
+	# TCG: KVM guests hang on these machines (see README). Guest RAM is only
+	# backed as it is touched.
 	set +e
 	# la57=off: with 5-level paging KASAN reported a wild access in early
 	# boot (identify_cpu interrupted) on some runs; 4-level paging is what
 	# memlab studies anyway.
-	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp 2 -m "${MEMLAB_VM_MEM:-1G}" \
+	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp 2 -m "${MEMLAB_VM_MEM:-5G}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" -append "$append" \
 		-display none -monitor none -serial stdio -no-reboot </dev/null |
 		tr -d '\r' | tee "$log"

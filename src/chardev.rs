@@ -8,8 +8,8 @@
 //!
 //! - unknown command: ENOTTY; bad pointer: EFAULT;
 //! - unknown family, backend, GFP selector or exercise, zero
-//!   size, order above MAX_PAGE_ORDER, alignment not a power of two, unknown
-//!   handle: EINVAL;
+//!   size, order above MAX_PAGE_ORDER, alignment not a power of two, a slab
+//!   family with GFP_DMA32 or GFP_HIGHUSER, unknown handle: EINVAL;
 //! - a request that would take the file past `max_pinned_mb`, or past
 //!   [`MAX_HANDLES`] live handles: E2BIG;
 //! - the allocator itself failing: ENOMEM.
@@ -172,6 +172,17 @@ fn validate(req: &uapi::MemlabAlloc) -> Result {
         return Err(EINVAL);
     }
     if req.family != uapi::MEMLAB_FAMILY_PAGES && req.order != 0 {
+        return Err(EINVAL);
+    }
+    // The kernel's GFP_SLAB_BUG_MASK: slab allocations with __GFP_DMA32 or
+    // __GFP_HIGHMEM are bugs it warns about; refuse them on both backends.
+    if matches!(
+        req.family,
+        uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE
+    ) && matches!(
+        req.gfp & 0xff,
+        uapi::MEMLAB_GFP_DMA32 | uapi::MEMLAB_GFP_HIGHUSER
+    ) {
         return Err(EINVAL);
     }
     Ok(())

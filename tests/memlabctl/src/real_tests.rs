@@ -253,12 +253,23 @@ fn family_cases(v: &mut Vec<Case>) {
         }),
     });
     v.push(Case {
-        name: "real kmalloc/kmem_cache refuse GFP_DMA32 and GFP_HIGHUSER (EINVAL)",
+        name: "kmalloc/kmem_cache refuse GFP_DMA32 and GFP_HIGHUSER (EINVAL), real and mirror",
         run: Box::new(|| {
             let m = open()?;
             for family in [uapi::MEMLAB_FAMILY_KMALLOC, uapi::MEMLAB_FAMILY_KMEM_CACHE] {
-                for gfp in [uapi::MEMLAB_GFP_DMA32, uapi::MEMLAB_GFP_HIGHUSER] {
-                    match m.alloc(&req(family, gfp, 64, 0, 0)) {
+                for (gfp, backend) in [uapi::MEMLAB_GFP_DMA32, uapi::MEMLAB_GFP_HIGHUSER]
+                    .into_iter()
+                    .flat_map(|g| {
+                        [
+                            (g, uapi::MEMLAB_BACKEND_REAL),
+                            (g, uapi::MEMLAB_BACKEND_MIRROR),
+                        ]
+                    })
+                {
+                    match m.alloc(&uapi::MemlabAlloc {
+                        backend,
+                        ..req(family, gfp, 64, 0, 0)
+                    }) {
                         Ok(h) => {
                             let _ = m.free(h);
                             return Err(format!("family {family} gfp {gfp} accepted"));
