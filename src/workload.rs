@@ -10,6 +10,7 @@
 //! random live objects; a sample is one call). Latencies are kept in a
 //! vector sized up front, then sorted for the median and 99th percentile.
 
+use crate::mirror::percpu::{Stack, MAG_BATCH, MAG_SIZE};
 use crate::mirror::Mirror;
 use crate::real::{self, kmalloc::Kmalloc, kmem_cache, now_ns, pages::Pages};
 use crate::slab::{SlabCache, SlabFlags};
@@ -69,13 +70,14 @@ impl ObjectAllocator for RealCache {
 struct MirrorKmalloc<'a>(&'a Mirror);
 
 impl ObjectAllocator for MirrorKmalloc<'_> {
-    type Obj = NonNull<u8>;
-    fn alloc(&mut self, size: usize, _order: u32) -> Result<NonNull<u8>> {
-        self.0.kmalloc(size, uapi::MEMLAB_GFP_KERNEL)
+    type Obj = (NonNull<u8>, usize);
+    fn alloc(&mut self, size: usize, _order: u32) -> Result<(NonNull<u8>, usize)> {
+        Ok((self.0.kmalloc(size, uapi::MEMLAB_GFP_KERNEL)?, size))
     }
-    fn free(&mut self, obj: NonNull<u8>) {
-        // Cannot fail for an object this workload allocated.
-        let _ = self.0.kfree(obj);
+    fn free(&mut self, (ptr, size): (NonNull<u8>, usize)) {
+        // SAFETY: `ptr` came from `kmalloc(size)` above and is freed once:
+        // the workload gives each object back exactly once.
+        let _ = unsafe { self.0.kfree_sized(ptr, size) };
     }
 }
 
@@ -87,19 +89,48 @@ impl ObjectAllocator for MirrorPages<'_> {
         Ok((self.0.alloc_pages(order, uapi::MEMLAB_GFP_KERNEL)?, order))
     }
     fn free(&mut self, (head, order): (NonNull<u8>, u32)) {
-        let _ = self.0.free_pages(head, order);
+        // SAFETY: `head` came from `alloc_pages(order)` above and is freed
+        // once.
+        let _ = unsafe { self.0.free_pages(head, order) };
     }
 }
 
-struct MirrorCache<'a>(&'a Mirror, SlabCache);
+/// A kmem_cache with a per-CPU-style object cache in front, as SLUB's
+/// per-CPU slab is: the workload owns the cache, so the object cache needs
+/// no lock of its own; refills and flushes take the mirror's lock once per
+/// batch, and flushed objects are checked by the slab.
+struct MirrorCache<'a> {
+    mirror: &'a Mirror,
+    cache: SlabCache,
+    objs: Stack<MAG_SIZE>,
+}
 
 impl ObjectAllocator for MirrorCache<'_> {
     type Obj = NonNull<u8>;
     fn alloc(&mut self, _size: usize, _order: u32) -> Result<NonNull<u8>> {
-        self.0.cache_alloc(&mut self.1, uapi::MEMLAB_GFP_KERNEL)
+        if let Some(p) = self.objs.pop() {
+            return Ok(p);
+        }
+        let m = self.mirror;
+        m.cache_refill(
+            &mut self.cache,
+            &mut self.objs,
+            MAG_BATCH,
+            uapi::MEMLAB_GFP_KERNEL,
+        );
+        match self.objs.pop() {
+            Some(p) => Ok(p),
+            None => m.cache_alloc(&mut self.cache, uapi::MEMLAB_GFP_KERNEL),
+        }
     }
     fn free(&mut self, obj: NonNull<u8>) {
-        let _ = self.0.cache_free(&mut self.1, obj);
+        if self.objs.is_full() {
+            self.mirror
+                .cache_flush(&mut self.cache, &mut self.objs, MAG_BATCH);
+        }
+        if let Err(p) = self.objs.push(obj) {
+            let _ = self.mirror.cache_free(&mut self.cache, p);
+        }
     }
 }
 
@@ -240,10 +271,16 @@ pub(crate) fn run_workload(
         _ => {
             let cache = SlabCache::new("memlab-workload", size, 0, SlabFlags::NONE, None)
                 .map_err(|_| EINVAL)?;
-            let mut a = MirrorCache(mirror, cache);
+            let mut a = MirrorCache {
+                mirror,
+                cache,
+                objs: Stack::EMPTY,
+            };
             let r = run(&mut a, w);
-            // Every object was freed: the slabs go back to the buddy.
-            mirror.cache_destroy(&mut a.1)?;
+            // Every object was freed: the cached ones go back, then the
+            // slabs to the buddy.
+            mirror.cache_flush(&mut a.cache, &mut a.objs, MAG_SIZE);
+            mirror.cache_destroy(&mut a.cache)?;
             r
         }
     }

@@ -11,17 +11,26 @@
 //! kernel's: GFP_DMA only ZONE_DMA; GFP_DMA32 DMA32 then DMA; everything else
 //! Normal, DMA32, DMA. Each zone keeps a reserve of 1/32 of its pages (its
 //! "min watermark"): GFP_ATOMIC may dip into it, every other selector may
-//! not. Selectors that may reclaim (all but ATOMIC and NOWAIT) shrink the
-//! empty slabs of the kmalloc caches once before failing.
+//! not. Selectors that may reclaim (all but ATOMIC and NOWAIT) first drain
+//! every CPU's cache and shrink the kmalloc caches' empty slabs, then try
+//! once more, before they fail.
+//!
+//! # Per-CPU caches
+//!
+//! Order-0 pages and kmalloc objects of GFP_KERNEL-like requests go through
+//! a per-CPU cache first ([`percpu`]), refilled and flushed in batches, as
+//! the kernel's pcp lists and per-CPU slabs are. Reading `mirror/check`
+//! drains them, so the figures read after it are exact.
 //!
 //! # Locking
 //!
-//! One spinlock, [`Mirror::state`], covers the zones and the kmalloc caches:
-//! slab code calls into the buddy with the cache held, and a single lock
-//! makes that order trivially safe on SMP. Nothing under it sleeps (pool
-//! memory is in the direct map; debugfs renders into seq_file's buffer). A
-//! kmem_cache handle owns its own `SlabCache` but takes the same lock to
-//! reach the pages. Per-CPU fast paths are future work.
+//! Lock order: a CPU cache's lock (`Mirror::cpus[i]`), then the shared lock
+//! (`Mirror::state`), which covers the zones and the kmalloc caches (slab
+//! code calls into the buddy with the cache held, one lock makes that order
+//! trivially safe). No two CPU cache locks are ever held at once. Nothing
+//! under either lock sleeps: pool memory is in the direct map and debugfs
+//! renders into seq_file's buffer. A kmem_cache handle owns its own
+//! `SlabCache` and takes the shared lock to reach the pages.
 //!
 //! # Lifetime
 //!
@@ -30,21 +39,25 @@
 //! the mirror still had handed out. Handles hold an `Arc<Mirror>`, so that
 //! happens only after the last open file is closed.
 
+pub(crate) mod percpu;
 pub(crate) mod pool;
 
 use crate::buddy::{Buddy, PageMeta, Region, NR_PAGE_ORDERS};
 use crate::real::phys;
 use crate::render;
-use crate::sizeclass::Kmalloc;
+use crate::sizeclass::{Kmalloc, SizeClass};
 use crate::slab::{Block, BuddyPages, LinearMap, OwnerTag, PageSource, SlabCache, SlabFlags};
 use crate::uapi;
 use core::fmt;
 use core::ptr::NonNull;
 use kernel::{
-    bindings, new_spinlock,
+    bindings,
+    cpu::{nr_cpu_ids, CpuId},
+    new_spinlock,
     prelude::*,
     sync::{Arc, SpinLock},
 };
+use percpu::{CpuCache, Stack, MAG_BATCH, PCP_BATCH};
 use pool::Pool;
 
 /// Zones the mirror models, indexed by `MEMLAB_ZONE_*`.
@@ -149,7 +162,25 @@ unsafe impl PageSource for ZonedPages<'_> {
     }
 }
 
+/// One-zone zonelists, for refilling a CPU's list of one zone.
+const SINGLE_ZONE: [[usize; 1]; NR_MIRROR_ZONES] = [[0], [1], [2]];
+
 impl<'a> ZonedPages<'a> {
+    /// A page source for zone `z` alone, with `gfp`'s watermark rule.
+    fn for_zone(
+        zones: &'a mut [Option<ZoneBuddy>; NR_MIRROR_ZONES],
+        reserve: [u64; NR_MIRROR_ZONES],
+        z: usize,
+        gfp: u32,
+    ) -> Self {
+        ZonedPages {
+            zones,
+            reserve,
+            order: SINGLE_ZONE.get(z).map_or(&[], |l| &l[..]),
+            atomic: gfp & 0xff == uapi::MEMLAB_GFP_ATOMIC,
+        }
+    }
+
     fn new(
         zones: &'a mut [Option<ZoneBuddy>; NR_MIRROR_ZONES],
         reserve: [u64; NR_MIRROR_ZONES],
@@ -173,28 +204,6 @@ fn may_reclaim(gfp: u32) -> bool {
 }
 
 impl MirrorState {
-    /// Runs `f` on a page source for `gfp`; if it fails and `gfp` may
-    /// reclaim, shrinks the kmalloc caches' empty slabs and tries once more
-    /// (the mirror's stand-in for direct reclaim).
-    fn with_reclaim<T>(
-        &mut self,
-        gfp: u32,
-        mut f: impl FnMut(&mut Kmalloc, &mut ZonedPages<'_>) -> Option<T>,
-    ) -> Option<T> {
-        let MirrorState {
-            zones,
-            reserve,
-            kmalloc,
-        } = self;
-        let mut src = ZonedPages::new(zones, *reserve, gfp);
-        let r = f(kmalloc, &mut src);
-        if r.is_some() || !may_reclaim(gfp) {
-            return r;
-        }
-        let _ = kmalloc.shrink(&mut src);
-        f(kmalloc, &mut src)
-    }
-
     fn free_counts(&self) -> [Option<[u64; NR_PAGE_ORDERS]>; NR_MIRROR_ZONES] {
         let mut out = [None; NR_MIRROR_ZONES];
         for (o, z) in out.iter_mut().zip(&self.zones) {
@@ -207,6 +216,8 @@ impl MirrorState {
 /// memlab's allocators on the module's own pool.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Mirror {
+    /// One cache per possible CPU, indexed by CPU number.
+    cpus: KVec<Pin<KBox<SpinLock<CpuCache>>>>,
     #[pin]
     state: SpinLock<MirrorState>,
     /// Dropped after `state`: the frames go back to the kernel last.
@@ -244,8 +255,19 @@ impl Mirror {
             return Err(EINVAL);
         }
         let kmalloc = Kmalloc::new().map_err(|_| ENOMEM)?;
+        let mut cpus = KVec::new();
+        for _ in 0..nr_cpu_ids().max(1) {
+            cpus.push(
+                KBox::pin_init(
+                    new_spinlock!(CpuCache::EMPTY, "memlab_mirror_cpu"),
+                    GFP_KERNEL,
+                )?,
+                GFP_KERNEL,
+            )?;
+        }
         Arc::pin_init(
             pin_init!(Mirror {
+                cpus,
                 state <- new_spinlock!(MirrorState { zones, reserve, kmalloc }, "memlab_mirror"),
                 pool,
             }),
@@ -298,6 +320,9 @@ impl Mirror {
     /// Writes `mirror/check`: "ok" if every zone's buddy and every kmalloc
     /// cache passes its invariant checker, else what failed.
     pub(crate) fn check(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Per-CPU caches go back first: the checkers then see every page and
+        // object in the buddy or the slabs, and so do later reads.
+        self.drain_cpus();
         let mut guard = self.state.lock();
         let MirrorState {
             zones,
@@ -345,6 +370,11 @@ impl Mirror {
                 b.nr_pages.trailing_zeros()
             )?;
         }
+        let (pages, objs) = self.cpus.iter().fold((0, 0), |(p, o), c| {
+            let (cp, co) = c.lock().held();
+            (p + cp, o + co)
+        });
+        writeln!(f, "per-CPU caches: {pages} pages, {objs} kmalloc objects")?;
         let st = self.state.lock();
         for (z, buddy) in st.zones.iter().enumerate() {
             if let Some(b) = buddy {
@@ -365,6 +395,7 @@ impl Mirror {
 #[pinned_drop]
 impl PinnedDrop for Mirror {
     fn drop(self: Pin<&mut Self>) {
+        self.drain_cpus();
         let mut guard = self.state.lock();
         let MirrorState {
             zones,
@@ -390,9 +421,15 @@ impl PinnedDrop for Mirror {
 /// Owner tag of raw page blocks handed out through the pages family.
 const TAG_MIRROR_PAGES: OwnerTag = OwnerTag::public(2);
 
-/// The mirror's allocator calls, each taking the lock once. Each validates
-/// what it is given against the mirror's metadata, so none is unsafe: a
-/// pointer the mirror did not hand out is refused with EINVAL.
+/// Whether `gfp` may use the per-CPU caches: those hold memory from the
+/// Normal-first zonelist, so GFP_DMA and GFP_DMA32 requests bypass them.
+fn cpu_cacheable(gfp: u32) -> bool {
+    zonelist(gfp).first() == Some(&2)
+}
+
+/// The mirror's allocator calls. The safe ones validate what they are given
+/// against the mirror's metadata (a pointer the mirror did not hand out is
+/// refused with EINVAL); the per-CPU free fast paths cannot, and are unsafe.
 impl Mirror {
     /// Runs `f` with the kmalloc caches and a page source for `gfp`.
     fn with_src<T>(&self, gfp: u32, f: impl FnOnce(&mut Kmalloc, &mut ZonedPages<'_>) -> T) -> T {
@@ -405,33 +442,194 @@ impl Mirror {
         f(kmalloc, &mut ZonedPages::new(zones, *reserve, gfp))
     }
 
-    /// `alloc_pages(gfp, order)` on the mirror's buddy.
-    pub(crate) fn alloc_pages(&self, order: u32, gfp: u32) -> Result<NonNull<u8>> {
-        self.state
-            .lock()
-            .with_reclaim(gfp, |_, src| src.alloc_block(order, &TAG_MIRROR_PAGES))
-            .ok_or(ENOMEM)
+    /// This CPU's cache (or, after a migration, another CPU's: still correct).
+    fn cpu(&self) -> Option<&SpinLock<CpuCache>> {
+        let id = CpuId::current().as_u32() as usize;
+        let i = id.checked_rem(self.cpus.len())?;
+        self.cpus.get(i).map(|c| &**c)
     }
 
-    /// `__free_pages` of a block from [`Mirror::alloc_pages`].
-    pub(crate) fn free_pages(&self, head: NonNull<u8>, order: u32) -> Result {
+    /// Gives every CPU's cached pages and objects back to the buddy and the
+    /// slabs, then shrinks the kmalloc caches' empty slabs: the mirror's
+    /// direct reclaim.
+    pub(crate) fn drain_cpus(&self) {
+        for c in self.cpus.iter() {
+            let mut cc = c.lock();
+            let CpuCache { pcp, mags } = &mut *cc;
+            self.with_src(0, |km, src| {
+                for list in pcp.iter_mut() {
+                    while let Some(p) = list.pop() {
+                        let _ = src.free_block(p, 0, &TAG_MIRROR_PAGES);
+                    }
+                }
+                for mag in mags.iter_mut() {
+                    while let Some(p) = mag.pop() {
+                        let _ = km.kfree(src, p.as_ptr());
+                    }
+                }
+            });
+        }
+        self.with_src(0, |km, src| {
+            let _ = km.shrink(src);
+        });
+    }
+
+    /// Runs `attempt`; if it finds nothing and `gfp` may reclaim, reclaims
+    /// and runs it once more.
+    fn with_reclaim<T>(&self, gfp: u32, mut attempt: impl FnMut() -> Option<T>) -> Result<T> {
+        if let Some(v) = attempt() {
+            return Ok(v);
+        }
+        if !may_reclaim(gfp) {
+            return Err(ENOMEM);
+        }
+        self.drain_cpus();
+        attempt().ok_or(ENOMEM)
+    }
+
+    /// `alloc_pages(gfp, order)` on the mirror's buddy; order 0 through the
+    /// CPU's page lists.
+    pub(crate) fn alloc_pages(&self, order: u32, gfp: u32) -> Result<NonNull<u8>> {
+        self.with_reclaim(gfp, || {
+            if order == 0 {
+                if let Some(c) = self.cpu() {
+                    return self.alloc_page_pcp(c, gfp);
+                }
+            }
+            self.with_src(gfp, |_, src| src.alloc_block(order, &TAG_MIRROR_PAGES))
+        })
+    }
+
+    /// `rmqueue_pcplist`: a page from this CPU's list of the first zone of
+    /// the zonelist that has one, refilling a batch from that zone's buddy
+    /// (watermark rules apply there) when the list is empty.
+    fn alloc_page_pcp(&self, c: &SpinLock<CpuCache>, gfp: u32) -> Option<NonNull<u8>> {
+        let mut cc = c.lock();
+        for &z in zonelist(gfp) {
+            let list = cc.pcp.get_mut(z)?;
+            if let Some(p) = list.pop() {
+                return Some(p);
+            }
+            let mut guard = self.state.lock();
+            let MirrorState { zones, reserve, .. } = &mut *guard;
+            let mut src = ZonedPages::for_zone(zones, *reserve, z, gfp);
+            for _ in 0..PCP_BATCH {
+                match src.alloc_block(0, &TAG_MIRROR_PAGES) {
+                    Some(p) => {
+                        let _ = list.push(p);
+                    }
+                    None => break,
+                }
+            }
+            drop(guard);
+            if let Some(p) = list.pop() {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// `__free_pages` of a block from [`Mirror::alloc_pages`]; order 0 goes
+    /// to the CPU's list of its zone, a batch back to the buddy when full.
+    ///
+    /// # Safety
+    ///
+    /// `head` came from `alloc_pages(order, _)` of this mirror and has not
+    /// been freed since (an order-0 page is cached without being checked).
+    pub(crate) unsafe fn free_pages(&self, head: NonNull<u8>, order: u32) -> Result {
+        let z = phys::zone_of_pfn(phys::linear_phys(head.as_ptr().cast()) >> bindings::PAGE_SHIFT);
+        if let (0, Some(c)) = (order, self.cpu()) {
+            let mut cc = c.lock();
+            if let Some(list) = cc.pcp.get_mut(z as usize) {
+                if list.is_full() {
+                    self.flush(list, PCP_BATCH, |_, src, p| {
+                        let _ = src.free_block(p, 0, &TAG_MIRROR_PAGES);
+                    });
+                }
+                if list.push(head).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
         self.with_src(0, |_, src| src.free_block(head, order, &TAG_MIRROR_PAGES))
             .map_err(|_| EINVAL)
     }
 
-    /// `kmalloc(size, gfp)` on the mirror's size classes (ENOMEM above
-    /// KMALLOC_MAX_SIZE, like the real one).
-    pub(crate) fn kmalloc(&self, size: usize, gfp: u32) -> Result<NonNull<u8>> {
-        self.state
-            .lock()
-            .with_reclaim(gfp, |km, src| km.kmalloc(src, size).ok())
-            .ok_or(ENOMEM)
+    /// Gives `n` items of `stack` back under the shared lock, one `free` each.
+    fn flush<const N: usize>(
+        &self,
+        stack: &mut Stack<N>,
+        n: usize,
+        mut free: impl FnMut(&mut Kmalloc, &mut ZonedPages<'_>, NonNull<u8>),
+    ) {
+        self.with_src(0, |km, src| {
+            for _ in 0..n {
+                match stack.pop() {
+                    Some(p) => free(km, src, p),
+                    None => break,
+                }
+            }
+        });
     }
 
-    /// `kfree` of an object from [`Mirror::kmalloc`].
+    /// `kmalloc(size, gfp)` on the mirror's size classes (ENOMEM above
+    /// KMALLOC_MAX_SIZE, like the real one); small GFP_KERNEL-like requests
+    /// through the CPU's cache of their size class.
+    pub(crate) fn kmalloc(&self, size: usize, gfp: u32) -> Result<NonNull<u8>> {
+        self.with_reclaim(gfp, || {
+            if let (Some(class), Some(c), true) =
+                (SizeClass::for_size(size), self.cpu(), cpu_cacheable(gfp))
+            {
+                let mut cc = c.lock();
+                let mag = cc.mags.get_mut(class.index())?;
+                if let Some(p) = mag.pop() {
+                    return Some(p);
+                }
+                self.with_src(gfp, |km, src| {
+                    for _ in 0..MAG_BATCH {
+                        match km.kmalloc(src, class.size()) {
+                            Ok(p) => {
+                                let _ = mag.push(p);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                });
+                return mag.pop();
+            }
+            self.with_src(gfp, |km, src| km.kmalloc(src, size).ok())
+        })
+    }
+
+    /// `kfree` of an object from [`Mirror::kmalloc`], checked against the
+    /// slabs (the slow path).
     pub(crate) fn kfree(&self, ptr: NonNull<u8>) -> Result {
         self.with_src(0, |km, src| km.kfree(src, ptr.as_ptr()))
             .map_err(|_| EINVAL)
+    }
+
+    /// `kfree` of an object from `kmalloc(size, _)`, through the CPU's cache
+    /// of its size class.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `kmalloc(size, _)` of this mirror and has not been
+    /// freed since (it is cached without being checked).
+    pub(crate) unsafe fn kfree_sized(&self, ptr: NonNull<u8>, size: usize) -> Result {
+        if let (Some(class), Some(c)) = (SizeClass::for_size(size), self.cpu()) {
+            let mut cc = c.lock();
+            if let Some(mag) = cc.mags.get_mut(class.index()) {
+                if mag.is_full() {
+                    self.flush(mag, MAG_BATCH, |km, src, p| {
+                        let _ = km.kfree(src, p.as_ptr());
+                    });
+                }
+                if mag.push(ptr).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        self.kfree(ptr)
     }
 
     /// `ksize` of an object from [`Mirror::kmalloc`].
@@ -442,10 +640,44 @@ impl Mirror {
 
     /// `kmem_cache_alloc(cache, gfp)` with pages from the mirror.
     pub(crate) fn cache_alloc(&self, cache: &mut SlabCache, gfp: u32) -> Result<NonNull<u8>> {
-        self.state
-            .lock()
-            .with_reclaim(gfp, |_, src| cache.alloc(src).ok())
-            .ok_or(ENOMEM)
+        self.with_reclaim(gfp, || self.with_src(gfp, |_, src| cache.alloc(src).ok()))
+    }
+
+    /// Fills `stack` with up to `n` objects of `cache` under one lock: the
+    /// refill of a per-CPU object cache (`___slab_alloc`'s batch).
+    pub(crate) fn cache_refill<const N: usize>(
+        &self,
+        cache: &mut SlabCache,
+        stack: &mut Stack<N>,
+        n: usize,
+        gfp: u32,
+    ) {
+        self.with_src(gfp, |_, src| {
+            for _ in 0..n {
+                match cache.alloc(src) {
+                    Ok(p) => {
+                        if let Err(p) = stack.push(p) {
+                            let _ = cache.free(src, p.as_ptr());
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+
+    /// Gives up to `n` objects of `stack` back to `cache`, checked, under
+    /// one lock.
+    pub(crate) fn cache_flush<const N: usize>(
+        &self,
+        cache: &mut SlabCache,
+        stack: &mut Stack<N>,
+        n: usize,
+    ) {
+        self.flush(stack, n, |_, src, p| {
+            let _ = cache.free(src, p.as_ptr());
+        });
     }
 
     /// `kmem_cache_free(cache, ptr)`.
@@ -497,8 +729,12 @@ impl Drop for MirrorBlock {
     fn drop(&mut self) {
         let m = &self.mirror;
         let r = match &mut self.held {
-            Held::Pages { head, order } => m.free_pages(*head, *order),
-            Held::Kmalloc { ptr } => m.kfree(*ptr),
+            // SAFETY: the handle got `head` from `alloc_pages(order)` of this
+            // mirror and frees it once, here.
+            Held::Pages { head, order } => unsafe { m.free_pages(*head, *order) },
+            // SAFETY: the handle got `ptr` from `kmalloc(info.size)` of this
+            // mirror and frees it once, here.
+            Held::Kmalloc { ptr } => unsafe { m.kfree_sized(*ptr, self.info.size as usize) },
             Held::Cache { cache, ptr } => m
                 .cache_free(cache, *ptr)
                 .and_then(|()| m.cache_destroy(cache)),

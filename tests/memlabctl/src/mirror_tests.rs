@@ -309,8 +309,11 @@ pub fn cases() -> Vec<Case> {
             let n1 = {
                 let d = Memlab::open().map_err(|e| e.to_string())?;
                 let n = count_until_enomem(&d, uapi::MEMLAB_GFP_NOWAIT)?;
+                // Order 1: not served from a per-CPU list, so it must come
+                // out of a zone's reserve.
                 let atomic = uapi::MemlabAlloc {
                     gfp: uapi::MEMLAB_GFP_ATOMIC,
+                    order: 1,
                     ..mirror_req(uapi::MEMLAB_FAMILY_PAGES)
                 };
                 d.alloc(&atomic)
@@ -455,6 +458,11 @@ fn workload_bad_input() -> Outcome {
 /// handles, caches); afterwards its invariant checkers pass and every page
 /// is free again.
 fn smp_stress() -> Outcome {
+    // Reading mirror/check drains the per-CPU caches: the counts that follow
+    // then hold every page and object.
+    check(mirror_file("check")? == "ok\n", || {
+        "mirror/check before".into()
+    })?;
     let free_before = free_pages_in(&mirror_file("buddyinfo")?);
     let (objs_before, slab_pages_before) = slab_usage(&mirror_file("slabinfo")?);
     let mut kids = Vec::new();

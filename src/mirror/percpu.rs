@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-CPU caches in front of the mirror's shared state, modelled on the
+//! kernel's per-CPU page lists (`struct per_cpu_pages`) and per-CPU slab
+//! freelists.
+//!
+//! Each CPU has one [`CpuCache`] behind its own spinlock: order-0 pages per
+//! zone and kmalloc objects per size class. The fast paths take only that
+//! lock; refills and flushes move a batch at once under `Mirror::state`. A
+//! task may migrate between reading its CPU number and taking the lock: that
+//! costs locality, never correctness, since every access is under a lock.
+//!
+//! Items in these caches are not re-validated when they come back (the buddy
+//! and the slabs check them when they are flushed), so the free fast paths
+//! are `unsafe fn`s whose callers guarantee where the item came from.
+
+use core::ptr::NonNull;
+
+use super::NR_MIRROR_ZONES;
+use crate::sizeclass::NR_KMALLOC_CLASSES;
+
+/// Order-0 pages a CPU keeps per zone before giving a batch back (`pcp->high`).
+pub(crate) const PCP_HIGH: usize = 64;
+/// Pages moved at once between a zone's buddy and a CPU (`pcp->batch`).
+pub(crate) const PCP_BATCH: usize = 16;
+/// kmalloc objects a CPU keeps per size class.
+pub(crate) const MAG_SIZE: usize = 64;
+/// Objects moved at once between a size class's slabs and a CPU.
+pub(crate) const MAG_BATCH: usize = 32;
+
+/// A bounded stack of addresses of mirror memory.
+pub(crate) struct Stack<const N: usize> {
+    items: [Option<NonNull<u8>>; N],
+    len: usize,
+}
+
+impl<const N: usize> Stack<N> {
+    /// An empty stack.
+    pub(crate) const EMPTY: Self = Stack {
+        items: [None; N],
+        len: 0,
+    };
+
+    /// Takes the most recently pushed address (hot in cache, like the kernel's LIFO lists).
+    pub(crate) fn pop(&mut self) -> Option<NonNull<u8>> {
+        let i = self.len.checked_sub(1)?;
+        let p = self.items.get_mut(i)?.take();
+        self.len = i;
+        p
+    }
+
+    /// Pushes `p`; gives it back if the stack is full.
+    pub(crate) fn push(&mut self, p: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(p);
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(p),
+        }
+    }
+
+    /// Addresses held.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no more fit.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len >= N
+    }
+}
+
+// SAFETY: the addresses name mirror memory this cache owns while they are in
+// it; any CPU may hand them out or give them back.
+unsafe impl<const N: usize> Send for Stack<N> {}
+
+/// What one CPU caches.
+pub(crate) struct CpuCache {
+    /// Order-0 pages per zone (`MEMLAB_ZONE_*`).
+    pub(crate) pcp: [Stack<PCP_HIGH>; NR_MIRROR_ZONES],
+    /// kmalloc objects per size class.
+    pub(crate) mags: [Stack<MAG_SIZE>; NR_KMALLOC_CLASSES],
+}
+
+impl CpuCache {
+    /// Nothing cached.
+    pub(crate) const EMPTY: Self = CpuCache {
+        pcp: [const { Stack::EMPTY }; NR_MIRROR_ZONES],
+        mags: [const { Stack::EMPTY }; NR_KMALLOC_CLASSES],
+    };
+
+    /// (pages, objects) held.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (
+            self.pcp.iter().map(Stack::len).sum(),
+            self.mags.iter().map(Stack::len).sum(),
+        )
+    }
+}
