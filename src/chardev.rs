@@ -206,7 +206,7 @@ impl MemlabFile {
             }
         };
         let block = if req.backend == uapi::MEMLAB_BACKEND_MIRROR {
-            Block::Mirror(self.mirror.alloc(req)?)
+            Block::Mirror(self.mirror.alloc(req, &self.real)?)
         } else {
             Block::Real(self.real.alloc(req)?)
         };

@@ -33,6 +33,8 @@ pub(crate) struct Tree {
     _pool: File<Arc<Mirror>>,
     #[pin]
     _check: File<Arc<Mirror>>,
+    #[pin]
+    _counters: File<Arc<Mirror>>,
     _mirror_dir: Dir,
     _real_dir: Dir,
     _root: Dir,
@@ -50,7 +52,9 @@ impl Tree {
     /// - `mirror/extfrag_index`, `mirror/unusable_index`: mm/vmstat.c's
     ///   fragmentation indexes of the mirror's zones;
     /// - `mirror/pool`: the pool's blocks, their zones and PFN ranges;
-    /// - `mirror/check`: "ok" if the mirror's invariant checkers pass.
+    /// - `mirror/check`: "ok" if the mirror's invariant checkers pass (it
+    ///   drains the per-CPU caches first);
+    /// - `mirror/counters`: per-CPU cache and reclaim events, `name value`.
     pub(crate) fn new(real: Arc<Real>, mirror: Arc<Mirror>) -> impl PinInit<Self, Error> {
         let root = Dir::new(c"memlab");
         let real_dir = root.subdir(c"real");
@@ -76,6 +80,9 @@ impl Tree {
             }),
             _unusable <- mirror_dir.read_callback_file(c"unusable_index", mirror.clone(), &|m: &Arc<Mirror>, f| {
                 m.unusable_index(f)
+            }),
+            _counters <- mirror_dir.read_callback_file(c"counters", mirror.clone(), &|m: &Arc<Mirror>, f| {
+                m.counters(f)
             }),
             _check <- mirror_dir.read_callback_file(c"check", mirror.clone(), &|m: &Arc<Mirror>, f| {
                 m.check(f)

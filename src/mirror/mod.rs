@@ -39,8 +39,10 @@
 //! the mirror still had handed out. Handles hold an `Arc<Mirror>`, so that
 //! happens only after the last open file is closed.
 
+pub(crate) mod dma;
 pub(crate) mod percpu;
 pub(crate) mod pool;
+pub(crate) mod vmalloc;
 
 use crate::buddy::{Buddy, PageMeta, Region, NR_PAGE_ORDERS};
 use crate::real::phys;
@@ -72,6 +74,9 @@ pub(crate) struct MirrorState {
     zones: [Option<ZoneBuddy>; NR_MIRROR_ZONES],
     /// Pages each zone keeps back from all but GFP_ATOMIC.
     reserve: [u64; NR_MIRROR_ZONES],
+    /// Allocations that failed (ENOMEM) and reclaims run, for `mirror/counters`.
+    failed: u64,
+    reclaims: u64,
     kmalloc: Kmalloc,
 }
 
@@ -268,7 +273,10 @@ impl Mirror {
         Arc::pin_init(
             pin_init!(Mirror {
                 cpus,
-                state <- new_spinlock!(MirrorState { zones, reserve, kmalloc }, "memlab_mirror"),
+                state <- new_spinlock!(
+                    MirrorState { zones, reserve, failed: 0, reclaims: 0, kmalloc },
+                    "memlab_mirror"
+                ),
                 pool,
             }),
             GFP_KERNEL,
@@ -323,28 +331,42 @@ impl Mirror {
         // Per-CPU caches go back first: the checkers then see every page and
         // object in the buddy or the slabs, and so do later reads.
         self.drain_cpus();
-        let mut guard = self.state.lock();
-        let MirrorState {
-            zones,
-            reserve,
-            kmalloc,
-        } = &mut *guard;
-        let mut bad = false;
-        for (z, b) in zones.iter().enumerate() {
-            if let Some(Err(e)) = b.as_ref().map(Buddy::check_invariants) {
-                writeln!(f, "zone {}: {:?}", ZONE_NAMES[z], e)?;
+        self.with_src(0, |km, src| {
+            let mut bad = false;
+            for (name, b) in ZONE_NAMES.iter().zip(src.zones.iter()) {
+                if let Some(Err(e)) = b.as_ref().map(Buddy::check_invariants) {
+                    writeln!(f, "zone {name}: {e:?}")?;
+                    bad = true;
+                }
+            }
+            if let Err(e) = km.check_invariants(src) {
+                writeln!(f, "kmalloc: {e:?}")?;
                 bad = true;
             }
+            if !bad {
+                writeln!(f, "ok")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes `mirror/counters`: one `name value` line per event, summed
+    /// over CPUs, like /proc/vmstat.
+    pub(crate) fn counters(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sum = self
+            .cpus
+            .iter()
+            .fold(percpu::Counters::default(), |acc, c| {
+                acc.sum(&c.lock().counters)
+            });
+        for (name, v) in sum.fields() {
+            writeln!(f, "{name} {v}")?;
         }
-        let src = ZonedPages::new(zones, *reserve, 0);
-        if let Err(e) = kmalloc.check_invariants(&src) {
-            writeln!(f, "kmalloc: {:?}", e)?;
-            bad = true;
-        }
-        if !bad {
-            writeln!(f, "ok")?;
-        }
-        Ok(())
+        let st = self.state.lock();
+        let (failed, reclaims) = (st.failed, st.reclaims);
+        drop(st);
+        writeln!(f, "alloc_failed {failed}")?;
+        writeln!(f, "reclaim {reclaims}")
     }
 
     /// Writes `mirror/pool`: where the pool's frames came from.
@@ -396,20 +418,15 @@ impl Mirror {
 impl PinnedDrop for Mirror {
     fn drop(self: Pin<&mut Self>) {
         self.drain_cpus();
-        let mut guard = self.state.lock();
-        let MirrorState {
-            zones,
-            reserve,
-            kmalloc,
-        } = &mut *guard;
         // The kmalloc caches keep empty slabs, as the kernel's do; give them
         // back first, so what is still allocated afterwards is a real leak.
         // (Busy caches keep their slabs and show up in the count below.)
-        let _ = kmalloc.destroy(&mut ZonedPages::new(zones, *reserve, 0));
-        let (managed, free) = zones.iter().flatten().fold((0, 0), |(m, f), b| {
-            (m + b.managed_pages(), f + b.free_pages())
+        let (managed, free) = self.with_src(0, |km, src| {
+            let _ = km.destroy(src);
+            src.zones.iter().flatten().fold((0, 0), |(m, f), b| {
+                (m + b.managed_pages(), f + b.free_pages())
+            })
         });
-        drop(guard);
         pr_info!(
             "mirror: returning {} pool pages to the kernel ({} were still allocated in the mirror)\n",
             self.pool.nr_pages(),
@@ -438,6 +455,7 @@ impl Mirror {
             zones,
             reserve,
             kmalloc,
+            ..
         } = &mut *guard;
         f(kmalloc, &mut ZonedPages::new(zones, *reserve, gfp))
     }
@@ -455,7 +473,7 @@ impl Mirror {
     pub(crate) fn drain_cpus(&self) {
         for c in self.cpus.iter() {
             let mut cc = c.lock();
-            let CpuCache { pcp, mags } = &mut *cc;
+            let CpuCache { pcp, mags, .. } = &mut *cc;
             self.with_src(0, |km, src| {
                 for list in pcp.iter_mut() {
                     while let Some(p) = list.pop() {
@@ -472,6 +490,7 @@ impl Mirror {
         self.with_src(0, |km, src| {
             let _ = km.shrink(src);
         });
+        self.state.lock().reclaims += 1;
     }
 
     /// Runs `attempt`; if it finds nothing and `gfp` may reclaim, reclaims
@@ -480,11 +499,14 @@ impl Mirror {
         if let Some(v) = attempt() {
             return Ok(v);
         }
-        if !may_reclaim(gfp) {
-            return Err(ENOMEM);
+        if may_reclaim(gfp) {
+            self.drain_cpus();
+            if let Some(v) = attempt() {
+                return Ok(v);
+            }
         }
-        self.drain_cpus();
-        attempt().ok_or(ENOMEM)
+        self.state.lock().failed += 1;
+        Err(ENOMEM)
     }
 
     /// `alloc_pages(gfp, order)` on the mirror's buddy; order 0 through the
@@ -505,11 +527,14 @@ impl Mirror {
     /// (watermark rules apply there) when the list is empty.
     fn alloc_page_pcp(&self, c: &SpinLock<CpuCache>, gfp: u32) -> Option<NonNull<u8>> {
         let mut cc = c.lock();
+        let CpuCache { pcp, counters, .. } = &mut *cc;
         for &z in zonelist(gfp) {
-            let list = cc.pcp.get_mut(z)?;
+            let list = pcp.get_mut(z)?;
             if let Some(p) = list.pop() {
+                counters.pcp_hit += 1;
                 return Some(p);
             }
+            counters.pcp_refill += 1;
             let mut guard = self.state.lock();
             let MirrorState { zones, reserve, .. } = &mut *guard;
             let mut src = ZonedPages::for_zone(zones, *reserve, z, gfp);
@@ -540,8 +565,11 @@ impl Mirror {
         let z = phys::zone_of_pfn(phys::linear_phys(head.as_ptr().cast()) >> bindings::PAGE_SHIFT);
         if let (0, Some(c)) = (order, self.cpu()) {
             let mut cc = c.lock();
-            if let Some(list) = cc.pcp.get_mut(z as usize) {
+            let CpuCache { pcp, counters, .. } = &mut *cc;
+            if let Some(list) = pcp.get_mut(z as usize) {
+                counters.pcp_free += 1;
                 if list.is_full() {
+                    counters.pcp_flush += 1;
                     self.flush(list, PCP_BATCH, |_, src, p| {
                         let _ = src.free_block(p, 0, &TAG_MIRROR_PAGES);
                     });
@@ -581,10 +609,13 @@ impl Mirror {
                 (SizeClass::for_size(size), self.cpu(), cpu_cacheable(gfp))
             {
                 let mut cc = c.lock();
-                let mag = cc.mags.get_mut(class.index())?;
+                let CpuCache { mags, counters, .. } = &mut *cc;
+                let mag = mags.get_mut(class.index())?;
                 if let Some(p) = mag.pop() {
+                    counters.obj_hit += 1;
                     return Some(p);
                 }
+                counters.obj_refill += 1;
                 self.with_src(gfp, |km, src| {
                     for _ in 0..MAG_BATCH {
                         match km.kmalloc(src, class.size()) {
@@ -618,8 +649,11 @@ impl Mirror {
     pub(crate) unsafe fn kfree_sized(&self, ptr: NonNull<u8>, size: usize) -> Result {
         if let (Some(class), Some(c)) = (SizeClass::for_size(size), self.cpu()) {
             let mut cc = c.lock();
-            if let Some(mag) = cc.mags.get_mut(class.index()) {
+            let CpuCache { mags, counters, .. } = &mut *cc;
+            if let Some(mag) = mags.get_mut(class.index()) {
+                counters.obj_free += 1;
                 if mag.is_full() {
+                    counters.obj_flush += 1;
                     self.flush(mag, MAG_BATCH, |km, src, p| {
                         let _ = km.kfree(src, p.as_ptr());
                     });
@@ -698,6 +732,8 @@ enum Held {
     Pages { head: NonNull<u8>, order: u32 },
     Kmalloc { ptr: NonNull<u8> },
     Cache { cache: SlabCache, ptr: NonNull<u8> },
+    Vmalloc { _area: vmalloc::MirrorVmalloc },
+    Dma { _buf: dma::MirrorDma },
 }
 
 /// One live allocation from the mirror; dropping it frees it there.
@@ -738,6 +774,7 @@ impl Drop for MirrorBlock {
             Held::Cache { cache, ptr } => m
                 .cache_free(cache, *ptr)
                 .and_then(|()| m.cache_destroy(cache)),
+            Held::Vmalloc { .. } | Held::Dma { .. } => Ok(()),
         };
         if r.is_err() {
             // Cannot happen for a handle the mirror itself handed out; if it
@@ -760,9 +797,32 @@ fn pages_spanned(ptr: NonNull<u8>, len: u64) -> u64 {
 impl Mirror {
     /// Allocates what `req` names from the mirror. The caller validated the
     /// request's shape (family, selector, order, size, alignment).
-    pub(crate) fn alloc(self: &Arc<Self>, req: &uapi::MemlabAlloc) -> Result<MirrorBlock> {
+    pub(crate) fn alloc(
+        self: &Arc<Self>,
+        req: &uapi::MemlabAlloc,
+        real: &crate::real::Real,
+    ) -> Result<MirrorBlock> {
         let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
         let t0 = crate::real::now_ns();
+        let other = match req.family {
+            uapi::MEMLAB_FAMILY_VMALLOC => {
+                let v = self.vmalloc(size, req.gfp)?;
+                Some((v.info(req), Held::Vmalloc { _area: v }))
+            }
+            uapi::MEMLAB_FAMILY_DMA => {
+                let d = self.dma(real.dma_device_for(req.gfp)?, size, req.gfp)?;
+                Some((d.info(req), Held::Dma { _buf: d }))
+            }
+            _ => None,
+        };
+        if let Some((mut info, held)) = other {
+            info.alloc_ns = crate::real::now_ns().saturating_sub(t0);
+            return Ok(MirrorBlock {
+                mirror: self.clone(),
+                held,
+                info,
+            });
+        }
         let (held, usable) = match req.family {
             uapi::MEMLAB_FAMILY_PAGES => {
                 let head = self.alloc_pages(req.order, req.gfp)?;
@@ -802,6 +862,7 @@ impl Mirror {
         let head = match &held {
             Held::Pages { head, .. } => *head,
             Held::Kmalloc { ptr } | Held::Cache { ptr, .. } => *ptr,
+            Held::Vmalloc { .. } | Held::Dma { .. } => return Err(EINVAL),
         };
         let phys = phys::linear_phys(head.as_ptr().cast());
         let mut block = MirrorBlock {

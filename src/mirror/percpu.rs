@@ -76,12 +76,67 @@ impl<const N: usize> Stack<N> {
 // it; any CPU may hand them out or give them back.
 unsafe impl<const N: usize> Send for Stack<N> {}
 
+/// Event counters, kept under the lock of whatever they count (a CPU's
+/// cache or the shared state), so counting costs no atomic operation; the
+/// `mirror/counters` file sums them, like /proc/vmstat sums per-CPU counts.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Counters {
+    /// Order-0 pages served from a CPU's list.
+    pub(crate) pcp_hit: u64,
+    /// Batches moved from a zone's buddy to a CPU's list.
+    pub(crate) pcp_refill: u64,
+    /// Order-0 pages freed to a CPU's list.
+    pub(crate) pcp_free: u64,
+    /// Batches moved from a CPU's list back to the buddy.
+    pub(crate) pcp_flush: u64,
+    /// kmalloc objects served from a CPU's cache.
+    pub(crate) obj_hit: u64,
+    /// Batches moved from a size class's slabs to a CPU.
+    pub(crate) obj_refill: u64,
+    /// kmalloc objects freed to a CPU's cache.
+    pub(crate) obj_free: u64,
+    /// Batches moved from a CPU back to the slabs.
+    pub(crate) obj_flush: u64,
+}
+
+impl Counters {
+    /// Names and values, in `mirror/counters` order.
+    pub(crate) fn fields(&self) -> [(&'static str, u64); 8] {
+        [
+            ("pcp_hit", self.pcp_hit),
+            ("pcp_refill", self.pcp_refill),
+            ("pcp_free", self.pcp_free),
+            ("pcp_flush", self.pcp_flush),
+            ("obj_hit", self.obj_hit),
+            ("obj_refill", self.obj_refill),
+            ("obj_free", self.obj_free),
+            ("obj_flush", self.obj_flush),
+        ]
+    }
+
+    /// `self + other`, field by field.
+    pub(crate) fn sum(&self, o: &Counters) -> Counters {
+        Counters {
+            pcp_hit: self.pcp_hit.wrapping_add(o.pcp_hit),
+            pcp_refill: self.pcp_refill.wrapping_add(o.pcp_refill),
+            pcp_free: self.pcp_free.wrapping_add(o.pcp_free),
+            pcp_flush: self.pcp_flush.wrapping_add(o.pcp_flush),
+            obj_hit: self.obj_hit.wrapping_add(o.obj_hit),
+            obj_refill: self.obj_refill.wrapping_add(o.obj_refill),
+            obj_free: self.obj_free.wrapping_add(o.obj_free),
+            obj_flush: self.obj_flush.wrapping_add(o.obj_flush),
+        }
+    }
+}
+
 /// What one CPU caches.
 pub(crate) struct CpuCache {
     /// Order-0 pages per zone (`MEMLAB_ZONE_*`).
     pub(crate) pcp: [Stack<PCP_HIGH>; NR_MIRROR_ZONES],
     /// kmalloc objects per size class.
     pub(crate) mags: [Stack<MAG_SIZE>; NR_KMALLOC_CLASSES],
+    /// What this CPU's fast paths did.
+    pub(crate) counters: Counters,
 }
 
 impl CpuCache {
@@ -89,6 +144,16 @@ impl CpuCache {
     pub(crate) const EMPTY: Self = CpuCache {
         pcp: [const { Stack::EMPTY }; NR_MIRROR_ZONES],
         mags: [const { Stack::EMPTY }; NR_KMALLOC_CLASSES],
+        counters: Counters {
+            pcp_hit: 0,
+            pcp_refill: 0,
+            pcp_free: 0,
+            pcp_flush: 0,
+            obj_hit: 0,
+            obj_refill: 0,
+            obj_free: 0,
+            obj_flush: 0,
+        },
     };
 
     /// (pages, objects) held.

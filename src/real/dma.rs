@@ -35,6 +35,25 @@ pub(crate) const NAME: &CStr = c"memlab-dma";
 /// The DMA masks memlab's devices are registered with, in bits.
 pub(crate) const MASKS: [u32; 3] = [24, 32, 64];
 
+/// The mask width, in bits, of the device the DMA family uses for a
+/// `MEMLAB_GFP_*` selector (the low byte of `gfp`): GFP_DMA 24, GFP_DMA32
+/// 32, anything else 64. Shared by the real and the mirror DMA families.
+pub(crate) fn mask_bits_for(gfp: u32) -> u32 {
+    match gfp & 0xff {
+        crate::uapi::MEMLAB_GFP_DMA => 24,
+        crate::uapi::MEMLAB_GFP_DMA32 => 32,
+        _ => 64,
+    }
+}
+
+impl super::Real {
+    /// The registered device [`mask_bits_for`] names for `gfp`; ENODEV if
+    /// it is missing.
+    pub(crate) fn dma_device_for(&self, gfp: u32) -> Result<&DmaDevice> {
+        self.dma_device(mask_bits_for(gfp))
+    }
+}
+
 /// The platform driver: binding is all it does; the devices are driven from
 /// [`Dma`] under the device lock.
 pub(crate) struct DmaDriver;
@@ -154,6 +173,13 @@ impl BoundGuard<'_> {
 
     fn raw(&self) -> *mut bindings::device {
         self.owner.raw()
+    }
+
+    /// The raw `struct device`, for DMA API calls the `kernel` crate does
+    /// not wrap (the mirror's streaming mapping, which outlives the guard
+    /// inside a `Devres` of [`BoundGuard::device`]).
+    pub(crate) fn as_raw(&self) -> *mut bindings::device {
+        self.raw()
     }
 }
 

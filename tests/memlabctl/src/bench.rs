@@ -287,7 +287,7 @@ pub fn parse_trace(text: &str) -> Result<Vec<Step>, String> {
 
 /// Replays `steps` on `backend` through ALLOC/FREE; returns per-family
 /// allocation latencies (from INSPECT's in-kernel measurement).
-fn replay_on(steps: &[Step], backend: u32) -> Result<HashMap<u32, Vec<u64>>, String> {
+pub fn replay_on(steps: &[Step], backend: u32) -> Result<HashMap<u32, Vec<u64>>, String> {
     let d = Memlab::open().map_err(|e| e.to_string())?;
     let mut live: HashMap<u64, u32> = HashMap::new();
     let mut lat: HashMap<u32, Vec<u64>> = HashMap::new();

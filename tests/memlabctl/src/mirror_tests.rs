@@ -337,6 +337,10 @@ pub fn cases() -> Vec<Case> {
         workload_bad_input
     );
     case!(
+        "trace replay runs the same trace on both backends",
+        replay_both
+    );
+    case!(
         "mirror SMP stress: 4 processes at once, then invariants hold and no page or object leaks",
         smp_stress
     );
@@ -573,4 +577,43 @@ fn stress_child(k: u32) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A generated trace (interleaved allocs and frees of three families) runs
+/// on both backends with one latency sample per allocation; a bad trace is
+/// refused before it runs.
+fn replay_both() -> Outcome {
+    use crate::bench::{parse_trace, replay_on};
+    let mut text = String::from("# generated\n");
+    for i in 0..60u32 {
+        let (fam, arg) = match i % 3 {
+            0 => ("kmalloc", 8 + i * 37),
+            1 => ("pages", i % 4),
+            _ => ("kmem_cache", 64),
+        };
+        text += &format!("a {i} {fam} {arg}\n");
+        if i % 4 == 3 {
+            text += &format!("f {}\n", i - 2);
+        }
+    }
+    let steps = parse_trace(&text)?;
+    for backend in [uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_BACKEND_MIRROR] {
+        let lat = replay_on(&steps, backend)?;
+        let counts: Vec<usize> = [
+            uapi::MEMLAB_FAMILY_KMALLOC,
+            uapi::MEMLAB_FAMILY_PAGES,
+            uapi::MEMLAB_FAMILY_KMEM_CACHE,
+        ]
+        .iter()
+        .map(|f| lat.get(f).map_or(0, Vec::len))
+        .collect();
+        check(counts == [20, 20, 20], || {
+            format!("backend {backend}: allocations per family {counts:?}")
+        })?;
+    }
+    let bad = parse_trace("a 1 kmalloc 64\nf 2\n")?;
+    check(
+        replay_on(&bad, uapi::MEMLAB_BACKEND_MIRROR).is_err(),
+        || "a free of an unknown id was accepted".into(),
+    )
 }

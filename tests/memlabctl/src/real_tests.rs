@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! In-VM tests of the real allocators: every family through the ioctl ABI
-//! (ALLOC / INSPECT / FREE) with sane, checked facts; every GFP selector
-//! with and without zeroing; every exercise with all its cases passing; and
-//! the debugfs report and its JSON twin naming every family afterwards.
+//! In-VM tests of the allocators through the ioctl ABI: every family
+//! (ALLOC / INSPECT / FREE) with sane, checked facts, on both backends (the
+//! real allocators and the mirror, which serves every family); every GFP
+//! selector with and without zeroing, on both backends; the mirror's own
+//! limits for vmalloc and DMA; and, real only, every exercise with all its
+//! cases passing and the debugfs report and its JSON twin naming every
+//! family afterwards.
 
 use crate::dev::{uapi, Memlab, DEBUGFS};
 use crate::tap::{check, Case, Outcome};
@@ -15,6 +18,12 @@ fn open() -> Result<Memlab, String> {
     Memlab::open().map_err(|e| format!("open /dev/memlab: {e}"))
 }
 
+/// The backends, named as in case titles.
+const BACKENDS: [(u32, &str); 2] = [
+    (uapi::MEMLAB_BACKEND_REAL, "real"),
+    (uapi::MEMLAB_BACKEND_MIRROR, "mirror"),
+];
+
 fn req(family: u32, gfp: u32, size: u64, order: u32, align: u32) -> uapi::MemlabAlloc {
     uapi::MemlabAlloc {
         family,
@@ -24,6 +33,29 @@ fn req(family: u32, gfp: u32, size: u64, order: u32, align: u32) -> uapi::Memlab
         align,
         handle: 0,
         backend: uapi::MEMLAB_BACKEND_REAL,
+    }
+}
+
+/// `r` on `backend`.
+fn on(backend: u32, r: uapi::MemlabAlloc) -> uapi::MemlabAlloc {
+    uapi::MemlabAlloc { backend, ..r }
+}
+
+/// A case title with the backend in front: "mirror kmalloc 100 B: ...".
+fn title(backend: &str, what: &str) -> &'static str {
+    Box::leak(format!("{backend} {what}").into_boxed_str())
+}
+
+/// Expects `r` to fail with `errno`, freeing it if it did not.
+fn expect_refused(m: &Memlab, r: &uapi::MemlabAlloc, errno: i32, name: &str) -> Outcome {
+    match m.alloc(r) {
+        Ok(h) => {
+            let _ = m.free(h);
+            Err(format!("{r:?} succeeded, want {name}"))
+        }
+        Err(e) => check(e.raw_os_error() == Some(errno), || {
+            format!("{r:?}: expected {name}, got {e}")
+        }),
     }
 }
 
@@ -43,8 +75,8 @@ fn alloc_inspect_free(
         format!("handle {h} still inspectable after FREE")
     })?;
     check(
-        info.handle == h && info.family == r.family && info.gfp == r.gfp,
-        || format!("INSPECT echoes wrong handle/family/gfp: {info:?}"),
+        info.handle == h && info.family == r.family && info.gfp == r.gfp && info.size == r.size,
+        || format!("INSPECT echoes wrong handle/family/gfp/size: {info:?}"),
     )?;
     check(
         info.nr_pages >= 1 && info.phys_runs >= 1 && info.phys_runs <= info.nr_pages,
@@ -67,11 +99,11 @@ fn alloc_inspect_free(
     verify(&info).map_err(|e| format!("{e}\n{info:?}"))
 }
 
-fn family_cases(v: &mut Vec<Case>) {
+fn family_cases(v: &mut Vec<Case>, (b, bn): (u32, &'static str)) {
     v.push(Case {
-        name: "real kmalloc 100 B: usable 128 (ksize), contiguous",
-        run: Box::new(|| {
-            alloc_inspect_free(req(uapi::MEMLAB_FAMILY_KMALLOC, 0, 100, 0, 0), |i| {
+        name: title(bn, "kmalloc 100 B: usable 128 (ksize), contiguous"),
+        run: Box::new(move || {
+            alloc_inspect_free(on(b, req(uapi::MEMLAB_FAMILY_KMALLOC, 0, 100, 0, 0)), |i| {
                 check(i.usable == 128, || format!("usable {} != 128", i.usable))?;
                 check(i.phys_runs == 1, || "kmalloc memory not contiguous".into())?;
                 check(i.align_log2 >= 3, || {
@@ -84,38 +116,33 @@ fn family_cases(v: &mut Vec<Case>) {
         }),
     });
     v.push(Case {
-        name: "real kmalloc 8 KiB + 1: usable 16 KiB (page allocator)",
-        run: Box::new(|| {
-            alloc_inspect_free(req(uapi::MEMLAB_FAMILY_KMALLOC, 0, 8193, 0, 0), |i| {
-                check(i.usable == 16384, || {
-                    format!("usable {} != 16384", i.usable)
-                })?;
-                check(i.align_log2 >= 14, || {
-                    "large kmalloc not aligned to its order".into()
-                })
-            })
+        name: title(bn, "kmalloc 8 KiB + 1: usable 16 KiB (page allocator)"),
+        run: Box::new(move || {
+            alloc_inspect_free(
+                on(b, req(uapi::MEMLAB_FAMILY_KMALLOC, 0, 8193, 0, 0)),
+                |i| {
+                    check(i.usable == 16384, || {
+                        format!("usable {} != 16384", i.usable)
+                    })?;
+                    check(i.align_log2 >= 14, || {
+                        "large kmalloc not aligned to its order".into()
+                    })
+                },
+            )
         }),
     });
     v.push(Case {
-        name: "real kmalloc KMALLOC_MAX_SIZE + 1 fails with ENOMEM",
-        run: Box::new(|| {
+        name: title(bn, "kmalloc KMALLOC_MAX_SIZE + 1 fails with ENOMEM"),
+        run: Box::new(move || {
             let m = open()?;
-            let r = req(uapi::MEMLAB_FAMILY_KMALLOC, 0, (4 << 20) + 1, 0, 0);
-            match m.alloc(&r) {
-                Ok(h) => {
-                    let _ = m.free(h);
-                    Err("kmalloc(KMALLOC_MAX_SIZE + 1) succeeded".into())
-                }
-                Err(e) => check(e.raw_os_error() == Some(libc::ENOMEM), || {
-                    format!("expected ENOMEM, got {e}")
-                }),
-            }
+            let r = on(b, req(uapi::MEMLAB_FAMILY_KMALLOC, 0, (4 << 20) + 1, 0, 0));
+            expect_refused(&m, &r, libc::ENOMEM, "ENOMEM")
         }),
     });
     v.push(Case {
-        name: "real pages order 3: 8 pages, one run, PFN aligned to 8",
-        run: Box::new(|| {
-            alloc_inspect_free(req(uapi::MEMLAB_FAMILY_PAGES, 0, 0, 3, 0), |i| {
+        name: title(bn, "pages order 3: 8 pages, one run, PFN aligned to 8"),
+        run: Box::new(move || {
+            alloc_inspect_free(on(b, req(uapi::MEMLAB_FAMILY_PAGES, 0, 0, 3, 0)), |i| {
                 check(i.nr_pages == 8, || format!("nr_pages {} != 8", i.nr_pages))?;
                 check(i.phys_runs == 1, || "order-3 block not contiguous".into())?;
                 check(i.first_pfn % 8 == 0, || {
@@ -131,9 +158,9 @@ fn family_cases(v: &mut Vec<Case>) {
         }),
     });
     v.push(Case {
-        name: "real pages order 10 (MAX_PAGE_ORDER): 1024 pages, one run",
-        run: Box::new(|| {
-            alloc_inspect_free(req(uapi::MEMLAB_FAMILY_PAGES, 0, 0, 10, 0), |i| {
+        name: title(bn, "pages order 10 (MAX_PAGE_ORDER): 1024 pages, one run"),
+        run: Box::new(move || {
+            alloc_inspect_free(on(b, req(uapi::MEMLAB_FAMILY_PAGES, 0, 0, 10, 0)), |i| {
                 check(i.nr_pages == 1024 && i.phys_runs == 1, || {
                     "not 1024 contiguous pages".into()
                 })?;
@@ -144,9 +171,10 @@ fn family_cases(v: &mut Vec<Case>) {
         }),
     });
     v.push(Case {
-        name: "real vmalloc 1 MiB: 256 pages, runs counted",
-        run: Box::new(|| {
-            alloc_inspect_free(req(uapi::MEMLAB_FAMILY_VMALLOC, 0, 1 << 20, 0, 0), |i| {
+        name: title(bn, "vmalloc 1 MiB: 256 pages, runs counted"),
+        run: Box::new(move || {
+            let r = on(b, req(uapi::MEMLAB_FAMILY_VMALLOC, 0, 1 << 20, 0, 0));
+            alloc_inspect_free(r, |i| {
                 check(i.nr_pages == 256, || {
                     format!("nr_pages {} != 256", i.nr_pages)
                 })?;
@@ -155,13 +183,16 @@ fn family_cases(v: &mut Vec<Case>) {
                 })?;
                 check((1..=256).contains(&i.phys_runs), || {
                     format!("phys_runs {}", i.phys_runs)
+                })?;
+                check(i.dma_addr == 0 && i.zeroed == 0, || {
+                    "dma_addr/zeroed set".into()
                 })
             })
         }),
     });
     v.push(Case {
-        name: "real vmalloc 1 MiB + ZERO: zeroed",
-        run: Box::new(|| {
+        name: title(bn, "vmalloc 1 MiB + ZERO: zeroed"),
+        run: Box::new(move || {
             let r = req(
                 uapi::MEMLAB_FAMILY_VMALLOC,
                 uapi::MEMLAB_GFP_ZERO,
@@ -169,15 +200,27 @@ fn family_cases(v: &mut Vec<Case>) {
                 0,
                 0,
             );
-            alloc_inspect_free(r, |i| {
+            alloc_inspect_free(on(b, r), |i| {
                 check(i.zeroed == 1, || "vzalloc memory not zeroed".into())
             })
         }),
     });
     v.push(Case {
-        name: "real kmem_cache 100 B align 256: align_log2 >= 8",
-        run: Box::new(|| {
-            alloc_inspect_free(req(uapi::MEMLAB_FAMILY_KMEM_CACHE, 0, 100, 0, 256), |i| {
+        name: title(bn, "vmalloc 10 pages + 1 B: 11 whole pages"),
+        run: Box::new(move || {
+            let r = on(b, req(uapi::MEMLAB_FAMILY_VMALLOC, 0, 10 * PAGE + 1, 0, 0));
+            alloc_inspect_free(r, |i| {
+                check(i.nr_pages == 11 && i.usable == 11 * PAGE, || {
+                    format!("nr_pages {} usable {}", i.nr_pages, i.usable)
+                })
+            })
+        }),
+    });
+    v.push(Case {
+        name: title(bn, "kmem_cache 100 B align 256: align_log2 >= 8"),
+        run: Box::new(move || {
+            let r = on(b, req(uapi::MEMLAB_FAMILY_KMEM_CACHE, 0, 100, 0, 256));
+            alloc_inspect_free(r, |i| {
                 check(i.align_log2 >= 8, || {
                     format!("align_log2 {} < 8", i.align_log2)
                 })?;
@@ -187,8 +230,8 @@ fn family_cases(v: &mut Vec<Case>) {
         }),
     });
     v.push(Case {
-        name: "real kmem_cache 64 B + ZERO: zeroed",
-        run: Box::new(|| {
+        name: title(bn, "kmem_cache 64 B + ZERO: zeroed"),
+        run: Box::new(move || {
             let r = req(
                 uapi::MEMLAB_FAMILY_KMEM_CACHE,
                 uapi::MEMLAB_GFP_ZERO,
@@ -196,23 +239,31 @@ fn family_cases(v: &mut Vec<Case>) {
                 0,
                 0,
             );
-            alloc_inspect_free(r, |i| check(i.zeroed == 1, || "object not zeroed".into()))
-        }),
-    });
-    v.push(Case {
-        name: "real dma 64 KiB: dma_addr != 0, contiguous, 16 pages",
-        run: Box::new(|| {
-            alloc_inspect_free(req(uapi::MEMLAB_FAMILY_DMA, 0, 64 << 10, 0, 0), |i| {
-                check(i.dma_addr != 0, || "dma_addr is 0".into())?;
-                check(i.phys_runs == 1 && i.nr_pages == 16, || {
-                    "not 16 contiguous pages".into()
-                })
+            alloc_inspect_free(on(b, r), |i| {
+                check(i.zeroed == 1, || "object not zeroed".into())
             })
         }),
     });
     v.push(Case {
-        name: "real dma 64 KiB GFP_DMA32: below 4 GiB, zone DMA32 or DMA",
-        run: Box::new(|| {
+        name: title(bn, "dma 64 KiB: dma_addr != 0, contiguous, 16 pages"),
+        run: Box::new(move || {
+            alloc_inspect_free(
+                on(b, req(uapi::MEMLAB_FAMILY_DMA, 0, 64 << 10, 0, 0)),
+                |i| {
+                    check(i.dma_addr != 0, || "dma_addr is 0".into())?;
+                    check(i.phys_runs == 1 && i.nr_pages == 16, || {
+                        "not 16 contiguous pages".into()
+                    })?;
+                    check(i.usable == 64 << 10, || {
+                        format!("usable {} != 64 KiB", i.usable)
+                    })
+                },
+            )
+        }),
+    });
+    v.push(Case {
+        name: title(bn, "dma 64 KiB GFP_DMA32: below 4 GiB, zone DMA32 or DMA"),
+        run: Box::new(move || {
             let r = req(
                 uapi::MEMLAB_FAMILY_DMA,
                 uapi::MEMLAB_GFP_DMA32,
@@ -220,7 +271,7 @@ fn family_cases(v: &mut Vec<Case>) {
                 0,
                 0,
             );
-            alloc_inspect_free(r, |i| {
+            alloc_inspect_free(on(b, r), |i| {
                 check(
                     i.dma_addr != 0 && i.dma_addr + (64 << 10) <= 1 << 32,
                     || format!("dma_addr {:#x} not below 4 GiB", i.dma_addr),
@@ -232,8 +283,8 @@ fn family_cases(v: &mut Vec<Case>) {
         }),
     });
     v.push(Case {
-        name: "real dma 16 KiB GFP_DMA: below 16 MiB, zone DMA",
-        run: Box::new(|| {
+        name: title(bn, "dma 16 KiB GFP_DMA: below 16 MiB, zone DMA"),
+        run: Box::new(move || {
             let r = req(
                 uapi::MEMLAB_FAMILY_DMA,
                 uapi::MEMLAB_GFP_DMA,
@@ -241,7 +292,7 @@ fn family_cases(v: &mut Vec<Case>) {
                 0,
                 0,
             );
-            alloc_inspect_free(r, |i| {
+            alloc_inspect_free(on(b, r), |i| {
                 check(
                     i.dma_addr != 0 && i.dma_addr + (16 << 10) <= 1 << 24,
                     || format!("dma_addr {:#x} not below 16 MiB", i.dma_addr),
@@ -253,33 +304,114 @@ fn family_cases(v: &mut Vec<Case>) {
         }),
     });
     v.push(Case {
+        name: title(bn, "dma 12 KiB: the block is whole pages, page aligned"),
+        run: Box::new(move || {
+            alloc_inspect_free(
+                on(b, req(uapi::MEMLAB_FAMILY_DMA, 0, 12 << 10, 0, 0)),
+                |i| {
+                    // Real: dma_alloc_coherent's 3 pages; mirror: an order-2 block.
+                    let want = if b == uapi::MEMLAB_BACKEND_MIRROR {
+                        4
+                    } else {
+                        3
+                    };
+                    check(i.nr_pages == want && i.usable == want * PAGE, || {
+                        format!(
+                            "nr_pages {} usable {}, want {want} pages",
+                            i.nr_pages, i.usable
+                        )
+                    })?;
+                    check(i.phys_runs == 1 && i.dma_addr != 0, || {
+                        "not one mapped run".into()
+                    })
+                },
+            )
+        }),
+    });
+}
+
+/// Slab refusals and the mirror's own vmalloc and DMA limits.
+fn limit_cases(v: &mut Vec<Case>) {
+    v.push(Case {
         name: "kmalloc/kmem_cache refuse GFP_DMA32 and GFP_HIGHUSER (EINVAL), real and mirror",
         run: Box::new(|| {
             let m = open()?;
             for family in [uapi::MEMLAB_FAMILY_KMALLOC, uapi::MEMLAB_FAMILY_KMEM_CACHE] {
-                for (gfp, backend) in [uapi::MEMLAB_GFP_DMA32, uapi::MEMLAB_GFP_HIGHUSER]
-                    .into_iter()
-                    .flat_map(|g| {
-                        [
-                            (g, uapi::MEMLAB_BACKEND_REAL),
-                            (g, uapi::MEMLAB_BACKEND_MIRROR),
-                        ]
-                    })
-                {
-                    match m.alloc(&uapi::MemlabAlloc {
-                        backend,
-                        ..req(family, gfp, 64, 0, 0)
-                    }) {
-                        Ok(h) => {
-                            let _ = m.free(h);
-                            return Err(format!("family {family} gfp {gfp} accepted"));
-                        }
-                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                        Err(e) => return Err(format!("family {family} gfp {gfp}: {e}")),
+                for gfp in [uapi::MEMLAB_GFP_DMA32, uapi::MEMLAB_GFP_HIGHUSER] {
+                    for (b, _) in BACKENDS {
+                        let r = on(b, req(family, gfp, 64, 0, 0));
+                        expect_refused(&m, &r, libc::EINVAL, "EINVAL")?;
                     }
                 }
             }
             Ok(())
+        }),
+    });
+    v.push(Case {
+        name: "mirror vmalloc refuses GFP_ATOMIC and GFP_NOWAIT (vm_map_ram may sleep) with EINVAL",
+        run: Box::new(|| {
+            let m = open()?;
+            for gfp in [uapi::MEMLAB_GFP_ATOMIC, uapi::MEMLAB_GFP_NOWAIT] {
+                for zero in [0, uapi::MEMLAB_GFP_ZERO] {
+                    let r = on(
+                        uapi::MEMLAB_BACKEND_MIRROR,
+                        req(uapi::MEMLAB_FAMILY_VMALLOC, gfp | zero, PAGE, 0, 0),
+                    );
+                    expect_refused(&m, &r, libc::EINVAL, "EINVAL")?;
+                }
+            }
+            Ok(())
+        }),
+    });
+    v.push(Case {
+        name: "mirror vmalloc of more than its pool (32 MiB > pool_mb 16) fails with ENOMEM",
+        run: Box::new(|| {
+            let m = open()?;
+            let r = on(
+                uapi::MEMLAB_BACKEND_MIRROR,
+                req(uapi::MEMLAB_FAMILY_VMALLOC, 0, 32 << 20, 0, 0),
+            );
+            expect_refused(&m, &r, libc::ENOMEM, "ENOMEM")
+        }),
+    });
+    v.push(Case {
+        name: "mirror dma above MAX_PAGE_ORDER (4 MiB + 1) fails with ENOMEM",
+        run: Box::new(|| {
+            let m = open()?;
+            let r = on(
+                uapi::MEMLAB_BACKEND_MIRROR,
+                req(uapi::MEMLAB_FAMILY_DMA, 0, (4 << 20) + 1, 0, 0),
+            );
+            expect_refused(&m, &r, libc::ENOMEM, "ENOMEM")
+        }),
+    });
+    v.push(Case {
+        name: "dma handles of both backends survive a forced unbind of their device; ENODEV until rebound",
+        run: Box::new(dma_unbind),
+    });
+    v.push(Case {
+        name: "mirror vmalloc and dma: many live at once, all freed, mirror/check ok",
+        run: Box::new(|| {
+            let m = open()?;
+            let mut handles = Vec::new();
+            for k in 0..16u64 {
+                let gfp = [0, uapi::MEMLAB_GFP_DMA32, uapi::MEMLAB_GFP_DMA][k as usize % 3];
+                for r in [
+                    req(uapi::MEMLAB_FAMILY_VMALLOC, gfp, (k + 1) * 3 * PAGE, 0, 0),
+                    req(uapi::MEMLAB_FAMILY_DMA, gfp, (k % 4 + 1) * PAGE, 0, 0),
+                ] {
+                    let r = on(uapi::MEMLAB_BACKEND_MIRROR, r);
+                    handles.push(m.alloc(&r).map_err(|e| format!("ALLOC {r:?}: {e}"))?);
+                }
+            }
+            // Half freed explicitly, the rest by closing the file.
+            for h in handles.iter().step_by(2) {
+                m.free(*h).map_err(|e| format!("FREE {h}: {e}"))?;
+            }
+            drop(m);
+            let path = format!("{DEBUGFS}/mirror/check");
+            let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+            check(text == "ok\n", || format!("mirror/check: {text}"))
         }),
     });
 }
@@ -296,73 +428,141 @@ const GFP_NAMES: [&str; 9] = [
     "GFP_DMA32",
 ];
 
-fn gfp_cases(v: &mut Vec<Case>) {
-    v.push(Case {
-        name: "real pages: every GFP selector, with and without ZERO, lands in its zone",
-        run: Box::new(|| {
-            let mut errors = Vec::new();
-            for sel in 0..uapi::MEMLAB_NR_GFP {
-                for zero in [0, uapi::MEMLAB_GFP_ZERO] {
-                    let r = req(uapi::MEMLAB_FAMILY_PAGES, sel | zero, 0, 0, 0);
-                    let name = GFP_NAMES[sel as usize];
-                    let z = if zero != 0 { "|ZERO" } else { "" };
-                    let res = alloc_inspect_free(r, |i| {
-                        if sel == uapi::MEMLAB_GFP_DMA {
-                            check(i.zone == uapi::MEMLAB_ZONE_DMA, || {
-                                format!("zone {} != DMA", i.zone)
-                            })?;
-                        }
-                        if sel == uapi::MEMLAB_GFP_DMA32 {
-                            check(i.zone <= uapi::MEMLAB_ZONE_DMA32, || {
-                                format!("zone {} above DMA32", i.zone)
-                            })?;
-                        }
-                        check(i.zone <= uapi::MEMLAB_ZONE_MOVABLE, || {
-                            "zone mixed for one page".into()
-                        })?;
-                        check(i.zeroed == u32::from(zero != 0), || {
-                            format!("zeroed {}", i.zeroed)
-                        })
-                    });
-                    if let Err(e) = res {
-                        errors.push(format!("{name}{z}: {e}"));
-                    }
-                }
+/// Zone checks every selector shares: GFP_DMA in ZONE_DMA, GFP_DMA32 at
+/// most ZONE_DMA32, and one zone (not mixed) for pages a selector confines.
+fn check_zone(sel: u32, i: &uapi::MemlabBlockInfo) -> Outcome {
+    if sel == uapi::MEMLAB_GFP_DMA {
+        check(i.zone == uapi::MEMLAB_ZONE_DMA, || {
+            format!("zone {} != DMA", i.zone)
+        })?;
+    }
+    if sel == uapi::MEMLAB_GFP_DMA32 {
+        check(i.zone <= uapi::MEMLAB_ZONE_DMA32, || {
+            format!("zone {} above DMA32", i.zone)
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs `one(sel, zero)` for every selector with and without ZERO and
+/// gathers the failures.
+fn every_gfp(mut one: impl FnMut(u32, u32) -> Outcome) -> Outcome {
+    let mut errors = Vec::new();
+    for sel in 0..uapi::MEMLAB_NR_GFP {
+        for zero in [0, uapi::MEMLAB_GFP_ZERO] {
+            if let Err(e) = one(sel, zero) {
+                let z = if zero != 0 { "|ZERO" } else { "" };
+                errors.push(format!("{}{z}: {e}", GFP_NAMES[sel as usize]));
             }
-            check(errors.is_empty(), || errors.join("\n"))
+        }
+    }
+    check(errors.is_empty(), || errors.join("\n"))
+}
+
+fn gfp_cases(v: &mut Vec<Case>, (b, bn): (u32, &'static str)) {
+    v.push(Case {
+        name: title(
+            bn,
+            "pages: every GFP selector, with and without ZERO, lands in its zone",
+        ),
+        run: Box::new(move || {
+            every_gfp(|sel, zero| {
+                let r = on(b, req(uapi::MEMLAB_FAMILY_PAGES, sel | zero, 0, 0, 0));
+                alloc_inspect_free(r, |i| {
+                    check_zone(sel, i)?;
+                    check(i.zone <= uapi::MEMLAB_ZONE_MOVABLE, || {
+                        "zone mixed for one page".into()
+                    })?;
+                    check(i.zeroed == u32::from(zero != 0), || {
+                        format!("zeroed {}", i.zeroed)
+                    })
+                })
+            })
+        }),
+    });
+    // The mirror has no kmalloc-dma-* caches (yet): a GFP_DMA object may
+    // come from a partial slab of any zone, so its zone is checked on the
+    // real backend only.
+    let real = b == uapi::MEMLAB_BACKEND_REAL;
+    v.push(Case {
+        name: title(
+            bn,
+            if real {
+                "kmalloc: GFP selectors the slab accepts, ZERO verified, GFP_DMA in zone DMA"
+            } else {
+                "kmalloc: GFP selectors the slab accepts, ZERO verified (GFP_DMA's zone unchecked: no DMA caches)"
+            },
+        ),
+        run: Box::new(move || {
+            every_gfp(|sel, zero| {
+                if sel == uapi::MEMLAB_GFP_DMA32 || sel == uapi::MEMLAB_GFP_HIGHUSER {
+                    return Ok(());
+                }
+                let r = on(b, req(uapi::MEMLAB_FAMILY_KMALLOC, sel | zero, 200, 0, 0));
+                alloc_inspect_free(r, |i| {
+                    check(i.usable == 256, || format!("usable {} != 256", i.usable))?;
+                    if real {
+                        check_zone(sel, i)?;
+                    }
+                    check(i.zeroed == u32::from(zero != 0), || {
+                        format!("zeroed {}", i.zeroed)
+                    })
+                })
+            })
         }),
     });
     v.push(Case {
-        name: "real kmalloc: GFP selectors the slab accepts, ZERO verified, GFP_DMA in zone DMA",
-        run: Box::new(|| {
-            let mut errors = Vec::new();
-            for sel in 0..uapi::MEMLAB_NR_GFP {
-                if sel == uapi::MEMLAB_GFP_DMA32 || sel == uapi::MEMLAB_GFP_HIGHUSER {
-                    continue;
+        name: title(
+            bn,
+            "vmalloc: every GFP selector (mirror: EINVAL for ATOMIC/NOWAIT), ZERO verified, zones honoured",
+        ),
+        run: Box::new(move || {
+            every_gfp(|sel, zero| {
+                let r = on(b, req(uapi::MEMLAB_FAMILY_VMALLOC, sel | zero, 5 * PAGE, 0, 0));
+                if b == uapi::MEMLAB_BACKEND_MIRROR
+                    && (sel == uapi::MEMLAB_GFP_ATOMIC || sel == uapi::MEMLAB_GFP_NOWAIT)
+                {
+                    return expect_refused(&open()?, &r, libc::EINVAL, "EINVAL");
                 }
-                for zero in [0, uapi::MEMLAB_GFP_ZERO] {
-                    let r = req(uapi::MEMLAB_FAMILY_KMALLOC, sel | zero, 200, 0, 0);
-                    let res = alloc_inspect_free(r, |i| {
-                        check(i.usable == 256, || format!("usable {} != 256", i.usable))?;
-                        if sel == uapi::MEMLAB_GFP_DMA {
-                            check(i.zone == uapi::MEMLAB_ZONE_DMA, || {
-                                format!("zone {} != DMA", i.zone)
-                            })?;
-                        }
-                        check(i.zeroed == u32::from(zero != 0), || {
-                            format!("zeroed {}", i.zeroed)
-                        })
-                    });
-                    if let Err(e) = res {
-                        errors.push(format!(
-                            "{}{}: {e}",
-                            GFP_NAMES[sel as usize],
-                            if zero != 0 { "|ZERO" } else { "" }
-                        ));
-                    }
-                }
-            }
-            check(errors.is_empty(), || errors.join("\n"))
+                alloc_inspect_free(r, |i| {
+                    check(i.nr_pages == 5 && i.usable == 5 * PAGE, || {
+                        format!("nr_pages {} usable {}", i.nr_pages, i.usable)
+                    })?;
+                    check_zone(sel, i)?;
+                    check(i.zeroed == u32::from(zero != 0), || {
+                        format!("zeroed {}", i.zeroed)
+                    })
+                })
+            })
+        }),
+    });
+    v.push(Case {
+        name: title(
+            bn,
+            "dma: every GFP selector picks its device's mask and zone, ZERO verified",
+        ),
+        run: Box::new(move || {
+            every_gfp(|sel, zero| {
+                let size = 8 * PAGE;
+                let r = on(b, req(uapi::MEMLAB_FAMILY_DMA, sel | zero, size, 0, 0));
+                alloc_inspect_free(r, |i| {
+                    let limit = match sel {
+                        uapi::MEMLAB_GFP_DMA => 1u64 << 24,
+                        uapi::MEMLAB_GFP_DMA32 => 1 << 32,
+                        _ => u64::MAX,
+                    };
+                    check(i.dma_addr != 0 && i.dma_addr <= limit - size, || {
+                        format!("dma_addr {:#x} not below {limit:#x}", i.dma_addr)
+                    })?;
+                    check(i.phys_runs == 1 && i.nr_pages == 8, || {
+                        "not 8 contiguous pages".into()
+                    })?;
+                    check_zone(sel, i)?;
+                    check(i.zeroed == u32::from(zero != 0), || {
+                        format!("zeroed {}", i.zeroed)
+                    })
+                })
+            })
         }),
     });
 }
@@ -502,11 +702,76 @@ fn debugfs_cases(v: &mut Vec<Case>) {
     });
 }
 
-/// The real-allocator cases, in order: families, GFP, exercises, debugfs.
+/// The driver's sysfs directory and the device DMA requests without a zone
+/// selector use.
+const DMA_DRIVER: &str = "/sys/bus/platform/drivers/memlab-dma";
+const DMA_DEV64: &str = "memlab-dma.64";
+
+/// Rebinds `memlab-dma.64` when dropped, so a failing unbind test does not
+/// take the DMA family away from the tests after it.
+struct Rebind;
+
+impl Drop for Rebind {
+    fn drop(&mut self) {
+        if !std::path::Path::new(&format!("{DMA_DRIVER}/{DMA_DEV64}")).exists() {
+            let _ = fs::write(format!("{DMA_DRIVER}/bind"), DMA_DEV64);
+        }
+    }
+}
+
+/// DMA handles of both backends outlive a forced unbind of their device
+/// (Devres frees or unmaps them with the binding), stay inspectable and
+/// freeable, the family answers ENODEV while unbound, and works again after
+/// a rebind.
+fn dma_unbind() -> Outcome {
+    let m = open()?;
+    let mut held = Vec::new();
+    for (b, bn) in BACKENDS {
+        let r = on(b, req(uapi::MEMLAB_FAMILY_DMA, 0, 32 << 10, 0, 0));
+        let h = m.alloc(&r).map_err(|e| format!("{bn} ALLOC: {e}"))?;
+        held.push((h, bn, m.inspect(h).map_err(|e| e.to_string())?));
+    }
+    let _rebind = Rebind;
+    fs::write(format!("{DMA_DRIVER}/unbind"), DMA_DEV64)
+        .map_err(|e| format!("unbind {DMA_DEV64}: {e}"))?;
+    for (h, bn, before) in &held {
+        let after = m
+            .inspect(*h)
+            .map_err(|e| format!("{bn} INSPECT after unbind: {e}"))?;
+        check(after == *before, || {
+            format!("{bn}: INSPECT changed: {before:?} -> {after:?}")
+        })?;
+    }
+    for (b, bn) in BACKENDS {
+        let r = on(b, req(uapi::MEMLAB_FAMILY_DMA, 0, PAGE, 0, 0));
+        expect_refused(&m, &r, libc::ENODEV, "ENODEV").map_err(|e| format!("{bn}: {e}"))?;
+    }
+    // One handle freed while unbound, the other by closing the file.
+    m.free(held[0].0)
+        .map_err(|e| format!("FREE after unbind: {e}"))?;
+    drop(m);
+    fs::write(format!("{DMA_DRIVER}/bind"), DMA_DEV64)
+        .map_err(|e| format!("bind {DMA_DEV64}: {e}"))?;
+    for (b, bn) in BACKENDS {
+        alloc_inspect_free(on(b, req(uapi::MEMLAB_FAMILY_DMA, 0, PAGE, 0, 0)), |i| {
+            check(i.dma_addr != 0, || "dma_addr is 0".into())
+        })
+        .map_err(|e| format!("{bn} after rebind: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The cases, in order: families and GFP selectors on each backend, the
+/// limits, then (real only) the exercises and the debugfs report.
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
-    family_cases(&mut v);
-    gfp_cases(&mut v);
+    for backend in BACKENDS {
+        family_cases(&mut v, backend);
+    }
+    for backend in BACKENDS {
+        gfp_cases(&mut v, backend);
+    }
+    limit_cases(&mut v);
     exercise_cases(&mut v);
     debugfs_cases(&mut v);
     v
