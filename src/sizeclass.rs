@@ -57,6 +57,23 @@ const CLASS_NAMES: [&str; NR_KMALLOC_CLASSES] = [
     "kmalloc-4k",
     "kmalloc-8k",
 ];
+/// Cache name of every class of the GFP_DMA set (`kmalloc_info[]`'s
+/// `dma-kmalloc-*`).
+const DMA_CLASS_NAMES: [&str; NR_KMALLOC_CLASSES] = [
+    "dma-kmalloc-8",
+    "dma-kmalloc-16",
+    "dma-kmalloc-32",
+    "dma-kmalloc-64",
+    "dma-kmalloc-96",
+    "dma-kmalloc-128",
+    "dma-kmalloc-192",
+    "dma-kmalloc-256",
+    "dma-kmalloc-512",
+    "dma-kmalloc-1k",
+    "dma-kmalloc-2k",
+    "dma-kmalloc-4k",
+    "dma-kmalloc-8k",
+];
 
 /// One kmalloc size class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -191,10 +208,21 @@ pub struct Kmalloc {
 impl Kmalloc {
     /// Creates the size-class caches (no memory is taken until used).
     pub fn new() -> Result<Kmalloc, SlabError> {
+        Self::with_names(&CLASS_NAMES)
+    }
+
+    /// The GFP_DMA set of size classes (`dma-kmalloc-*`), kept apart from
+    /// the others as the kernel keeps it, so its slabs hold only the pages
+    /// they were filled from.
+    pub fn new_dma() -> Result<Kmalloc, SlabError> {
+        Self::with_names(&DMA_CLASS_NAMES)
+    }
+
+    fn with_names(names: &[&str; NR_KMALLOC_CLASSES]) -> Result<Kmalloc, SlabError> {
         let class = |index: usize| {
             let class = SizeClass::ALL[index];
             SlabCache::new(
-                class.name(),
+                names[index],
                 class.size(),
                 class.align(),
                 SlabFlags::NONE,

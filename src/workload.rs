@@ -77,7 +77,7 @@ impl ObjectAllocator for MirrorKmalloc<'_> {
     fn free(&mut self, (ptr, size): (NonNull<u8>, usize)) {
         // SAFETY: `ptr` came from `kmalloc(size)` above and is freed once:
         // the workload gives each object back exactly once.
-        let _ = unsafe { self.0.kfree_sized(ptr, size) };
+        let _ = unsafe { self.0.kfree_sized(ptr, size, uapi::MEMLAB_GFP_KERNEL) };
     }
 }
 

@@ -78,6 +78,8 @@ pub(crate) struct MirrorState {
     failed: u64,
     reclaims: u64,
     kmalloc: Kmalloc,
+    /// The GFP_DMA size classes (`dma-kmalloc-*`), filled from ZONE_DMA only.
+    kmalloc_dma: Kmalloc,
 }
 
 /// The zonelist a GFP selector walks, most preferred first.
@@ -260,6 +262,7 @@ impl Mirror {
             return Err(EINVAL);
         }
         let kmalloc = Kmalloc::new().map_err(|_| ENOMEM)?;
+        let kmalloc_dma = Kmalloc::new_dma().map_err(|_| ENOMEM)?;
         let mut cpus = KVec::new();
         for _ in 0..nr_cpu_ids().max(1) {
             cpus.push(
@@ -274,7 +277,14 @@ impl Mirror {
             pin_init!(Mirror {
                 cpus,
                 state <- new_spinlock!(
-                    MirrorState { zones, reserve, failed: 0, reclaims: 0, kmalloc },
+                    MirrorState {
+                        zones,
+                        reserve,
+                        failed: 0,
+                        reclaims: 0,
+                        kmalloc,
+                        kmalloc_dma,
+                    },
                     "memlab_mirror"
                 ),
                 pool,
@@ -322,7 +332,10 @@ impl Mirror {
     pub(crate) fn slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.state.lock();
         // Rendering into seq_file's buffer does not sleep.
-        render::slabinfo(f, st.kmalloc.caches())
+        render::slabinfo(
+            f,
+            Iterator::chain(st.kmalloc.caches().iter(), st.kmalloc_dma.caches()),
+        )
     }
 
     /// Writes `mirror/check`: "ok" if every zone's buddy and every kmalloc
@@ -331,6 +344,7 @@ impl Mirror {
         // Per-CPU caches go back first: the checkers then see every page and
         // object in the buddy or the slabs, and so do later reads.
         self.drain_cpus();
+        let dma_ok = self.with_src(uapi::MEMLAB_GFP_DMA, |km, src| km.check_invariants(src));
         self.with_src(0, |km, src| {
             let mut bad = false;
             for (name, b) in ZONE_NAMES.iter().zip(src.zones.iter()) {
@@ -341,6 +355,10 @@ impl Mirror {
             }
             if let Err(e) = km.check_invariants(src) {
                 writeln!(f, "kmalloc: {e:?}")?;
+                bad = true;
+            }
+            if let Err(e) = dma_ok {
+                writeln!(f, "dma-kmalloc: {e:?}")?;
                 bad = true;
             }
             if !bad {
@@ -421,6 +439,9 @@ impl PinnedDrop for Mirror {
         // The kmalloc caches keep empty slabs, as the kernel's do; give them
         // back first, so what is still allocated afterwards is a real leak.
         // (Busy caches keep their slabs and show up in the count below.)
+        self.with_src(uapi::MEMLAB_GFP_DMA, |km, src| {
+            let _ = km.destroy(src);
+        });
         let (managed, free) = self.with_src(0, |km, src| {
             let _ = km.destroy(src);
             src.zones.iter().flatten().fold((0, 0), |(m, f), b| {
@@ -455,9 +476,16 @@ impl Mirror {
             zones,
             reserve,
             kmalloc,
+            kmalloc_dma,
             ..
         } = &mut *guard;
-        f(kmalloc, &mut ZonedPages::new(zones, *reserve, gfp))
+        // GFP_DMA objects come from their own size classes, as in the kernel.
+        let km = if gfp & 0xff == uapi::MEMLAB_GFP_DMA {
+            kmalloc_dma
+        } else {
+            kmalloc
+        };
+        f(km, &mut ZonedPages::new(zones, *reserve, gfp))
     }
 
     /// This CPU's cache (or, after a migration, another CPU's: still correct).
@@ -487,9 +515,11 @@ impl Mirror {
                 }
             });
         }
-        self.with_src(0, |km, src| {
-            let _ = km.shrink(src);
-        });
+        for gfp in [uapi::MEMLAB_GFP_KERNEL, uapi::MEMLAB_GFP_DMA] {
+            self.with_src(gfp, |km, src| {
+                let _ = km.shrink(src);
+            });
+        }
         self.state.lock().reclaims += 1;
     }
 
@@ -636,18 +666,21 @@ impl Mirror {
     /// slabs (the slow path).
     pub(crate) fn kfree(&self, ptr: NonNull<u8>) -> Result {
         self.with_src(0, |km, src| km.kfree(src, ptr.as_ptr()))
+            .or_else(|_| self.with_src(uapi::MEMLAB_GFP_DMA, |km, src| km.kfree(src, ptr.as_ptr())))
             .map_err(|_| EINVAL)
     }
 
-    /// `kfree` of an object from `kmalloc(size, _)`, through the CPU's cache
-    /// of its size class.
+    /// `kfree` of an object from `kmalloc(size, gfp)`, through the CPU's
+    /// cache of its size class when `gfp` went through one.
     ///
     /// # Safety
     ///
-    /// `ptr` came from `kmalloc(size, _)` of this mirror and has not been
+    /// `ptr` came from `kmalloc(size, gfp)` of this mirror and has not been
     /// freed since (it is cached without being checked).
-    pub(crate) unsafe fn kfree_sized(&self, ptr: NonNull<u8>, size: usize) -> Result {
-        if let (Some(class), Some(c)) = (SizeClass::for_size(size), self.cpu()) {
+    pub(crate) unsafe fn kfree_sized(&self, ptr: NonNull<u8>, size: usize, gfp: u32) -> Result {
+        if let (Some(class), Some(c), true) =
+            (SizeClass::for_size(size), self.cpu(), cpu_cacheable(gfp))
+        {
             let mut cc = c.lock();
             let CpuCache { mags, counters, .. } = &mut *cc;
             if let Some(mag) = mags.get_mut(class.index()) {
@@ -669,6 +702,7 @@ impl Mirror {
     /// `ksize` of an object from [`Mirror::kmalloc`].
     pub(crate) fn ksize(&self, ptr: NonNull<u8>) -> Result<usize> {
         self.with_src(0, |km, src| km.ksize(src, ptr.as_ptr()))
+            .or_else(|_| self.with_src(uapi::MEMLAB_GFP_DMA, |km, src| km.ksize(src, ptr.as_ptr())))
             .map_err(|_| EINVAL)
     }
 
@@ -770,7 +804,9 @@ impl Drop for MirrorBlock {
             Held::Pages { head, order } => unsafe { m.free_pages(*head, *order) },
             // SAFETY: the handle got `ptr` from `kmalloc(info.size)` of this
             // mirror and frees it once, here.
-            Held::Kmalloc { ptr } => unsafe { m.kfree_sized(*ptr, self.info.size as usize) },
+            Held::Kmalloc { ptr } => unsafe {
+                m.kfree_sized(*ptr, self.info.size as usize, self.info.gfp)
+            },
             Held::Cache { cache, ptr } => m
                 .cache_free(cache, *ptr)
                 .and_then(|()| m.cache_destroy(cache)),

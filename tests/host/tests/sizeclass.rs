@@ -268,3 +268,15 @@ fn buddy_mut<'s>(
     // SAFETY: The tests only allocate and free through it, never add regions.
     unsafe { src.buddy_mut() }
 }
+
+#[test]
+fn dma_set_has_the_kernels_names_and_same_classes() {
+    let normal = Kmalloc::new().unwrap();
+    let dma = Kmalloc::new_dma().unwrap();
+    assert_eq!(dma.caches().len(), normal.caches().len());
+    for (d, n) in dma.caches().iter().zip(normal.caches()) {
+        assert_eq!(d.name(), format!("dma-{}", n.name()));
+        assert_eq!(d.object_size(), n.object_size());
+        assert_ne!(d.tag(), n.tag(), "separate caches, separate owners");
+    }
+}

@@ -480,18 +480,10 @@ fn gfp_cases(v: &mut Vec<Case>, (b, bn): (u32, &'static str)) {
             })
         }),
     });
-    // The mirror has no kmalloc-dma-* caches (yet): a GFP_DMA object may
-    // come from a partial slab of any zone, so its zone is checked on the
-    // real backend only.
-    let real = b == uapi::MEMLAB_BACKEND_REAL;
     v.push(Case {
         name: title(
             bn,
-            if real {
-                "kmalloc: GFP selectors the slab accepts, ZERO verified, GFP_DMA in zone DMA"
-            } else {
-                "kmalloc: GFP selectors the slab accepts, ZERO verified (GFP_DMA's zone unchecked: no DMA caches)"
-            },
+            "kmalloc: GFP selectors the slab accepts, ZERO verified, GFP_DMA in zone DMA",
         ),
         run: Box::new(move || {
             every_gfp(|sel, zero| {
@@ -501,9 +493,7 @@ fn gfp_cases(v: &mut Vec<Case>, (b, bn): (u32, &'static str)) {
                 let r = on(b, req(uapi::MEMLAB_FAMILY_KMALLOC, sel | zero, 200, 0, 0));
                 alloc_inspect_free(r, |i| {
                     check(i.usable == 256, || format!("usable {} != 256", i.usable))?;
-                    if real {
-                        check_zone(sel, i)?;
-                    }
+                    check_zone(sel, i)?;
                     check(i.zeroed == u32::from(zero != 0), || {
                         format!("zeroed {}", i.zeroed)
                     })
