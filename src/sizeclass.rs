@@ -208,47 +208,55 @@ pub struct Kmalloc {
 impl Kmalloc {
     /// Creates the size-class caches (no memory is taken until used).
     pub fn new() -> Result<Kmalloc, SlabError> {
-        Self::with_names(&CLASS_NAMES)
+        Self::build(false)
     }
 
     /// The GFP_DMA set of size classes (`dma-kmalloc-*`), kept apart from
     /// the others as the kernel keeps it, so its slabs hold only the pages
     /// they were filled from.
     pub fn new_dma() -> Result<Kmalloc, SlabError> {
-        Self::with_names(&DMA_CLASS_NAMES)
+        Self::build(true)
     }
 
-    fn with_names(names: &[&str; NR_KMALLOC_CLASSES]) -> Result<Kmalloc, SlabError> {
-        let class = |index: usize| {
-            let class = SizeClass::ALL[index];
-            SlabCache::new(
-                names[index],
-                class.size(),
-                class.align(),
-                SlabFlags::NONE,
-                None,
-            )
-        };
-        Ok(Kmalloc {
-            caches: [
-                class(0)?,
-                class(1)?,
-                class(2)?,
-                class(3)?,
-                class(4)?,
-                class(5)?,
-                class(6)?,
-                class(7)?,
-                class(8)?,
-                class(9)?,
-                class(10)?,
-                class(11)?,
-                class(12)?,
-            ],
-            large_tag: crate::slab::new_owner_tag()?,
-            large_blocks: 0,
-            large_pages: 0,
-        })
+    fn build(dma: bool) -> Result<Kmalloc, SlabError> {
+        let mut k = core::mem::MaybeUninit::<Kmalloc>::uninit();
+        // SAFETY: `k` is valid for writes and aligned; it is initialised
+        // exactly when `init_at` returns `Ok`.
+        unsafe {
+            Self::init_at(k.as_mut_ptr(), dma)?;
+            Ok(k.assume_init())
+        }
+    }
+
+    /// Builds a `Kmalloc` in place at `slot`, one cache at a time, so that no
+    /// stack frame ever holds all of them (a `Kmalloc` is over 2 KiB and a
+    /// kernel stack 16 KiB). `dma` picks the `dma-kmalloc-*` names. If it
+    /// fails, the caches already written are simply abandoned: a `SlabCache`
+    /// owns no memory until it allocates.
+    ///
+    /// # Safety
+    ///
+    /// `slot` must be valid for writes and aligned for a `Kmalloc`. It is
+    /// initialised if and only if this returns `Ok`.
+    pub unsafe fn init_at(slot: *mut Kmalloc, dma: bool) -> Result<(), SlabError> {
+        let names = if dma { &DMA_CLASS_NAMES } else { &CLASS_NAMES };
+        let large_tag = crate::slab::new_owner_tag()?;
+        // SAFETY: `slot` is valid for writes (caller); this only computes the
+        // address of its `caches` field.
+        let caches = unsafe { core::ptr::addr_of_mut!((*slot).caches) }.cast::<SlabCache>();
+        for (i, (class, name)) in SizeClass::ALL.iter().zip(names).enumerate() {
+            let cache = SlabCache::new(name, class.size(), class.align(), SlabFlags::NONE, None)?;
+            // SAFETY: `i < NR_KMALLOC_CLASSES`: element `i` of the `caches`
+            // array inside `*slot`, valid for writes.
+            unsafe { caches.add(i).write(cache) };
+        }
+        // SAFETY: the remaining fields of `*slot`, valid for writes.
+        unsafe {
+            core::ptr::addr_of_mut!((*slot).large_tag).write(large_tag);
+            core::ptr::addr_of_mut!((*slot).large_blocks).write(0);
+            core::ptr::addr_of_mut!((*slot).large_pages).write(0);
+        }
+        Ok(())
     }
 
     /// The size-class caches, smallest first (for slabinfo).

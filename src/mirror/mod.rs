@@ -226,7 +226,7 @@ pub(crate) struct Mirror {
     /// One cache per possible CPU, indexed by CPU number.
     cpus: KVec<Pin<KBox<SpinLock<CpuCache>>>>,
     #[pin]
-    state: SpinLock<MirrorState>,
+    state: SpinLock<KBox<MirrorState>>,
     /// Dropped after `state`: the frames go back to the kernel last.
     pool: Pool,
 }
@@ -261,13 +261,30 @@ impl Mirror {
             // takes from ZONE_MOVABLE, so this is a kernel we do not know.
             return Err(EINVAL);
         }
-        let kmalloc = Kmalloc::new().map_err(|_| ENOMEM)?;
-        let kmalloc_dma = Kmalloc::new_dma().map_err(|_| ENOMEM)?;
+        // The state (two kmalloc sets of 13 caches) and the CPU caches are
+        // kilobytes each: they are built where they live, on the heap, never
+        // as values on the 16 KiB kernel stack.
+        let mut state = KBox::<MirrorState>::new_uninit(GFP_KERNEL)?;
+        let p = state.as_mut_ptr();
+        // SAFETY: `p` points to a fresh, aligned allocation for a
+        // `MirrorState`; every field is written before `assume_init`, the
+        // fallible ones first so a failure leaves nothing that needs a drop
+        // (a `Kmalloc` owns no memory until it allocates).
+        let state = unsafe {
+            Kmalloc::init_at(core::ptr::addr_of_mut!((*p).kmalloc), false).map_err(|_| ENOMEM)?;
+            Kmalloc::init_at(core::ptr::addr_of_mut!((*p).kmalloc_dma), true)
+                .map_err(|_| ENOMEM)?;
+            core::ptr::addr_of_mut!((*p).zones).write(zones);
+            core::ptr::addr_of_mut!((*p).reserve).write(reserve);
+            core::ptr::addr_of_mut!((*p).failed).write(0);
+            core::ptr::addr_of_mut!((*p).reclaims).write(0);
+            state.assume_init()
+        };
         let mut cpus = KVec::new();
         for _ in 0..nr_cpu_ids().max(1) {
             cpus.push(
                 KBox::pin_init(
-                    new_spinlock!(CpuCache::EMPTY, "memlab_mirror_cpu"),
+                    new_spinlock!(pin_init::zeroed::<CpuCache>(), "memlab_mirror_cpu"),
                     GFP_KERNEL,
                 )?,
                 GFP_KERNEL,
@@ -276,17 +293,7 @@ impl Mirror {
         Arc::pin_init(
             pin_init!(Mirror {
                 cpus,
-                state <- new_spinlock!(
-                    MirrorState {
-                        zones,
-                        reserve,
-                        failed: 0,
-                        reclaims: 0,
-                        kmalloc,
-                        kmalloc_dma,
-                    },
-                    "memlab_mirror"
-                ),
+                state <- new_spinlock!(state, "memlab_mirror"),
                 pool,
             }),
             GFP_KERNEL,
@@ -478,7 +485,7 @@ impl Mirror {
             kmalloc,
             kmalloc_dma,
             ..
-        } = &mut *guard;
+        } = &mut **guard;
         // GFP_DMA objects come from their own size classes, as in the kernel.
         let km = if gfp & 0xff == uapi::MEMLAB_GFP_DMA {
             kmalloc_dma
@@ -566,7 +573,7 @@ impl Mirror {
             }
             counters.pcp_refill += 1;
             let mut guard = self.state.lock();
-            let MirrorState { zones, reserve, .. } = &mut *guard;
+            let MirrorState { zones, reserve, .. } = &mut **guard;
             let mut src = ZonedPages::for_zone(zones, *reserve, z, gfp);
             for _ in 0..PCP_BATCH {
                 match src.alloc_block(0, &TAG_MIRROR_PAGES) {

@@ -15,6 +15,7 @@
 //! are `unsafe fn`s whose callers guarantee where the item came from.
 
 use core::ptr::NonNull;
+use kernel::prelude::*;
 
 use super::NR_MIRROR_ZONES;
 use crate::sizeclass::NR_KMALLOC_CLASSES;
@@ -28,7 +29,9 @@ pub(crate) const MAG_SIZE: usize = 64;
 /// Objects moved at once between a size class's slabs and a CPU.
 pub(crate) const MAG_BATCH: usize = 32;
 
-/// A bounded stack of addresses of mirror memory.
+/// A bounded stack of addresses of mirror memory. All-zero is empty, so it
+/// can be built in place with `pin_init::zeroed()`.
+#[derive(Zeroable)]
 pub(crate) struct Stack<const N: usize> {
     items: [Option<NonNull<u8>>; N],
     len: usize,
@@ -79,7 +82,7 @@ unsafe impl<const N: usize> Send for Stack<N> {}
 /// Event counters, kept under the lock of whatever they count (a CPU's
 /// cache or the shared state), so counting costs no atomic operation; the
 /// `mirror/counters` file sums them, like /proc/vmstat sums per-CPU counts.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, Zeroable)]
 pub(crate) struct Counters {
     /// Order-0 pages served from a CPU's list.
     pub(crate) pcp_hit: u64,
@@ -129,7 +132,8 @@ impl Counters {
     }
 }
 
-/// What one CPU caches.
+/// What one CPU caches; all-zero is empty (it is kilobytes: built in place).
+#[derive(Zeroable)]
 pub(crate) struct CpuCache {
     /// Order-0 pages per zone (`MEMLAB_ZONE_*`).
     pub(crate) pcp: [Stack<PCP_HIGH>; NR_MIRROR_ZONES],
@@ -140,22 +144,6 @@ pub(crate) struct CpuCache {
 }
 
 impl CpuCache {
-    /// Nothing cached.
-    pub(crate) const EMPTY: Self = CpuCache {
-        pcp: [const { Stack::EMPTY }; NR_MIRROR_ZONES],
-        mags: [const { Stack::EMPTY }; NR_KMALLOC_CLASSES],
-        counters: Counters {
-            pcp_hit: 0,
-            pcp_refill: 0,
-            pcp_free: 0,
-            pcp_flush: 0,
-            obj_hit: 0,
-            obj_refill: 0,
-            obj_free: 0,
-            obj_flush: 0,
-        },
-    };
-
     /// (pages, objects) held.
     pub(crate) fn held(&self) -> (usize, usize) {
         (

@@ -5,8 +5,13 @@
 
 use std::io::Write;
 
-/// Outcome of one test: `Ok(())` passes, `Err(why)` fails with a diagnostic.
+/// Outcome of one test: `Ok(())` passes, `Err(why)` fails with a diagnostic,
+/// except that an `Err` starting with [`SKIP`] is reported as a TAP skip
+/// (the host counts those apart, never as passed).
 pub type Outcome = Result<(), String>;
+
+/// Prefix of an `Err` that means "cannot run here", not "failed".
+pub const SKIP: &str = "SKIP: ";
 
 /// One named test.
 pub struct Case {
@@ -24,6 +29,15 @@ pub fn run(cases: Vec<Case>) -> usize {
         match (case.run)() {
             Ok(()) => {
                 let _ = writeln!(out, "ok {} - {}", i + 1, case.name);
+            }
+            Err(why) if why.starts_with(SKIP) => {
+                let _ = writeln!(
+                    out,
+                    "ok {} - {} # SKIP {}",
+                    i + 1,
+                    case.name,
+                    &why[SKIP.len()..]
+                );
             }
             Err(why) => {
                 failed += 1;

@@ -34,6 +34,8 @@ pub struct Check {
     pub name: String,
     /// `None` if it passed, else why it failed.
     pub failure: Option<String>,
+    /// A TAP `# SKIP`: neither passed nor failed.
+    pub skipped: bool,
 }
 
 impl Check {
@@ -41,12 +43,21 @@ impl Check {
         Check {
             name: name.into(),
             failure: None,
+            skipped: false,
         }
     }
     fn fail(name: impl Into<String>, why: impl Into<String>) -> Self {
         Check {
             name: name.into(),
             failure: Some(why.into()),
+            skipped: false,
+        }
+    }
+    fn skip(name: impl Into<String>) -> Self {
+        Check {
+            name: name.into(),
+            failure: None,
+            skipped: true,
         }
     }
 }
@@ -81,11 +92,12 @@ pub fn judge(log: &str, tap: bool) -> Vec<Check> {
             }
         } else if let Some((ok, num, name)) = tap_result(line) {
             seen += 1;
+            let skip = name.contains("# SKIP");
             let name = format!("vm {num}: {name}");
-            checks.push(if ok {
-                Check::pass(name)
-            } else {
-                Check::fail(name, "not ok")
+            checks.push(match (ok, skip) {
+                (true, true) => Check::skip(name),
+                (true, false) => Check::pass(name),
+                (false, _) => Check::fail(name, "not ok"),
             });
         } else if let Some(s) = line.strip_prefix("MEMLAB-EXIT: ") {
             exit = Some(s.trim().to_string());
@@ -189,6 +201,19 @@ mod tests {
                 Some(splat)
             );
         }
+    }
+
+    #[test]
+    fn skips_are_neither_passed_nor_failed() {
+        let c = judge(
+            &GOOD.replace("ok 2 - b", "ok 2 - b # SKIP no kmemleak"),
+            true,
+        );
+        assert!(failures(&c).is_empty());
+        assert_eq!(c.iter().filter(|c| c.skipped).count(), 1);
+        // A failing test stays failed even if it claims to be skipped.
+        let c = judge(&GOOD.replace("ok 2 - b", "not ok 2 - b # SKIP x"), true);
+        assert_eq!(failures(&c), ["vm 2: b # SKIP x"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `vmcheck [--no-tap] LOG`: prints one line per check and a closing
-//! `vm: N passed, N failed`; exits 1 on any failure.
+//! `vm: N passed, N failed, N skipped`; exits 1 on any failure.
 
 use std::process::ExitCode;
 
@@ -21,8 +21,10 @@ fn main() -> ExitCode {
     };
     let checks = vmcheck::judge(&log, tap);
     let failed = checks.iter().filter(|c| c.failure.is_some()).count();
+    let skipped = checks.iter().filter(|c| c.skipped).count();
     for c in &checks {
         match &c.failure {
+            None if c.skipped => println!("SKIP {}", c.name),
             None => println!("PASS {}", c.name),
             Some(why) => {
                 println!("FAIL {}", c.name);
@@ -32,7 +34,12 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("vm: {} passed, {} failed", checks.len() - failed, failed);
+    println!(
+        "vm: {} passed, {} failed, {} skipped",
+        checks.len() - failed - skipped,
+        failed,
+        skipped
+    );
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
