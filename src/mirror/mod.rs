@@ -898,8 +898,8 @@ impl Mirror {
                 let usable = cache.object_size() as u64;
                 (Held::Cache { cache, ptr }, usable)
             }
-            // vmalloc and DMA have no mirror yet.
-            _ => return Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32))),
+            // vmalloc and DMA returned above; chardev validated the family.
+            _ => return Err(EINVAL),
         };
         let alloc_ns = crate::real::now_ns().saturating_sub(t0);
         let head = match &held {

@@ -24,12 +24,12 @@ pub fn parse_size(s: &str) -> Option<u64> {
 }
 
 /// Header of the block table.
-pub const BLOCK_HEADER: &str = "handle family     gfp                      size     usable  zone    first_pfn  pages  runs  align  zeroed    alloc_ns";
+pub const BLOCK_HEADER: &str = "handle family     gfp                      size     usable  zone    first_pfn  pages  runs  align  zeroed    alloc_ns  dma_addr";
 
 /// One row of the block table.
 pub fn block_row(i: &uapi::MemlabBlockInfo) -> String {
     format!(
-        "{:>6} {:<10} {:<22} {:>8} {:>10}  {:<6} {:>10} {:>6} {:>5}  2^{:<3}  {:<6} {:>10}",
+        "{:>6} {:<10} {:<22} {:>8} {:>10}  {:<6} {:>10} {:>6} {:>5}  2^{:<3}  {:<6} {:>10}  {}",
         i.handle,
         names::name_of(names::FAMILIES, i.family),
         names::gfp_name(i.gfp),
@@ -41,7 +41,12 @@ pub fn block_row(i: &uapi::MemlabBlockInfo) -> String {
         i.phys_runs,
         i.align_log2,
         if i.zeroed != 0 { "yes" } else { "-" },
-        i.alloc_ns
+        i.alloc_ns,
+        if i.family == uapi::MEMLAB_FAMILY_DMA {
+            format!("{:#x}", i.dma_addr)
+        } else {
+            "-".into()
+        }
     )
 }
 

@@ -460,7 +460,7 @@ fn show_file(path: &str, max_lines: usize) -> bool {
 /// allocators hand out next to what memlab's mirror hands out.
 fn side_by_side(d: &Memlab) -> bool {
     use uapi::*;
-    let reqs: [(&str, MemlabAlloc); 7] = [
+    let reqs: [(&str, MemlabAlloc); 9] = [
         (
             "kmalloc 100 B",
             MemlabAlloc {
@@ -515,6 +515,23 @@ fn side_by_side(d: &Memlab) -> bool {
                 family: MEMLAB_FAMILY_KMEM_CACHE,
                 size: 100,
                 align: 256,
+                ..Default::default()
+            },
+        ),
+        (
+            "vmalloc 1 MiB",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_VMALLOC,
+                size: 1 << 20,
+                ..Default::default()
+            },
+        ),
+        (
+            "dma 64 KiB, GFP_DMA32",
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_DMA,
+                size: 64 << 10,
+                gfp: MEMLAB_GFP_DMA32,
                 ..Default::default()
             },
         ),
