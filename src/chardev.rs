@@ -210,6 +210,14 @@ impl MemlabFile {
         } else {
             Block::Real(self.real.alloc(req)?)
         };
+        // The check above used the requested size; what is held can be more
+        // (ksize, whole pages, a power-of-two block). Charge what is held,
+        // and refuse it if that is past the cap, freeing it outside the lock.
+        if block.pinned_bytes() > self.max_pinned.saturating_sub(h.pinned) {
+            drop(h);
+            drop(block);
+            return Err(E2BIG);
+        }
         h.pinned += block.pinned_bytes();
         h.live += 1;
         h.slots[slot] = Some(block);

@@ -245,6 +245,12 @@ pub(crate) fn run_workload(
         uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE if w.size >= 8 => w.size,
         _ => return Err(EINVAL),
     };
+    if per_obj > real::kmalloc::KMALLOC_MAX_SIZE as u64 {
+        return Err(E2BIG);
+    }
+    // What an object holds is its size class (96 and 192 are below the next
+    // power of two; above 8 KiB whole pages of the next order): charge that.
+    let per_obj = per_obj.next_power_of_two();
     if w.family != uapi::MEMLAB_FAMILY_PAGES && w.order != 0 {
         return Err(EINVAL);
     }
@@ -254,9 +260,7 @@ pub(crate) fn run_workload(
         uapi::MEMLAB_PATTERN_BATCH => u64::from(w.count),
         _ => u64::from(w.count / 2).max(1),
     };
-    if per_obj > real::kmalloc::KMALLOC_MAX_SIZE as u64
-        || per_obj.saturating_mul(max_live) > max_bytes as u64
-    {
+    if per_obj.saturating_mul(max_live) > max_bytes as u64 {
         return Err(E2BIG);
     }
     let size = w.size as usize;

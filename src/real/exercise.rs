@@ -16,7 +16,7 @@ use super::{
     kmalloc::KMALLOC_MAX_SIZE,
     kmem_cache, now_ns,
     pages::{FreePages, Pages},
-    phys::{self, BuddyInfo, MAX_ORDER},
+    phys::{self, MAX_ORDER},
     report::{Latency, Report, Row},
     vmalloc::Vmalloc,
     Real,
@@ -70,7 +70,7 @@ impl Run {
         for _ in 0..reps.max(1) {
             let t0 = now_ns();
             let r = alloc();
-            let dt = now_ns() - t0;
+            let dt = now_ns().saturating_sub(t0);
             let _ = self.scratch.push_within_capacity(dt);
             if let Ok(x) = r {
                 keep = Some(x);
@@ -90,8 +90,23 @@ impl Run {
 }
 
 /// Runs exercise `id`; `reps` is 1..=1000.
-pub(super) fn run(real: &Real, id: u32, reps: u32) -> Result<Report> {
-    let before = BuddyInfo::snapshot();
+pub(super) fn run(real: &Real, id: u32, reps: u32) -> Result<KBox<Report>> {
+    // A report holds two buddyinfo snapshots, most of a kilobyte: it is
+    // built in place on the heap, never as a value on the 16 KiB kernel
+    // stack (this runs under the ioctl, above deep allocator call chains).
+    let mut report = KBox::init(
+        try_init!(Report {
+            id,
+            reps,
+            before <- pin_init::init_zeroed(),
+            after <- pin_init::init_zeroed(),
+            rows: KVec::new(),
+            median_ns: 0,
+            p99_ns: 0,
+        }),
+        GFP_KERNEL,
+    )?;
+    report.before.read();
     let mut run = Run::new(reps.max(64))?;
     match id {
         uapi::MEMLAB_EX_KMALLOC => ex_kmalloc(&mut run, reps)?,
@@ -102,17 +117,12 @@ pub(super) fn run(real: &Real, id: u32, reps: u32) -> Result<Report> {
         uapi::MEMLAB_EX_GFP => ex_gfp(real, &mut run, reps)?,
         _ => return Err(EINVAL),
     }
-    let after = BuddyInfo::snapshot();
+    report.after.read();
     let overall = Latency::from_samples(&mut run.all);
-    Ok(Report {
-        id,
-        reps,
-        before,
-        after,
-        rows: run.rows,
-        median_ns: overall.median,
-        p99_ns: overall.p99,
-    })
+    report.rows = run.rows;
+    report.median_ns = overall.median;
+    report.p99_ns = overall.p99;
+    Ok(report)
 }
 
 /// Fills a row from `size` direct-map bytes at `phys`.
@@ -323,7 +333,7 @@ fn ex_kmem_cache(run: &mut Run, reps: u32) -> Result {
         for _ in 0..n {
             let t0 = now_ns();
             let r = kmem_cache::Object::new(&cache, flags);
-            let dt = now_ns() - t0;
+            let dt = now_ns().saturating_sub(t0);
             let _ = run.scratch.push_within_capacity(dt);
             let Ok(o) = r else { break };
             let calls = kmem_cache::ctor_calls();

@@ -54,6 +54,10 @@ pub(crate) fn tsc_khz() -> u64 {
 /// frequency when known, since the clocksource may be as coarse as jiffies
 /// (QEMU TCG without ACPI has no HPET and no PM timer); `ktime_get`
 /// otherwise.
+///
+/// Not monotonic: the task may migrate to a CPU whose TSC is behind, and
+/// `tsc_khz` may be refined between two reads. Take differences with
+/// `saturating_sub` (with overflow checks a plain `-` would panic).
 pub(crate) fn now_ns() -> u64 {
     if let Some(khz) = core::num::NonZeroU64::new(tsc_khz()) {
         // SAFETY: `rdtsc` only reads the time stamp counter; every x86-64
@@ -67,12 +71,16 @@ pub(crate) fn now_ns() -> u64 {
     }
 }
 
+/// Largest kmem_cache alignment accepted: the largest block the page
+/// allocator serves (the mirror's `SlabCache` has the same limit).
+const KMEM_CACHE_MAX_ALIGN: usize = PAGE_SIZE << bindings::MAX_PAGE_ORDER;
+
 /// State shared by every open file and debugfs: exercise reports, the DMA
 /// devices and their driver.
 #[pin_data]
 pub(crate) struct Real {
     #[pin]
-    reports: Mutex<[Option<report::Report>; uapi::MEMLAB_NR_EXERCISES as usize]>,
+    reports: Mutex<[Option<KBox<report::Report>>; uapi::MEMLAB_NR_EXERCISES as usize]>,
     #[pin]
     run: Mutex<()>,
     #[pin]
@@ -148,7 +156,7 @@ impl Real {
                 }
                 let t0 = now_ns();
                 let k = self.maybe_atomic(gfp, || kmalloc::Kmalloc::new(size, flags))?;
-                info.alloc_ns = now_ns() - t0;
+                info.alloc_ns = now_ns().saturating_sub(t0);
                 let phys = k.phys();
                 linear_info(&mut info, phys, size);
                 info.usable = k.ksize() as u64;
@@ -159,7 +167,7 @@ impl Real {
                 let t0 = now_ns();
                 // Not under the spinlock: vmalloc maps pages and may sleep.
                 let v = vmalloc::Vmalloc::new(size, flags)?;
-                info.alloc_ns = now_ns() - t0;
+                info.alloc_ns = now_ns().saturating_sub(t0);
                 let s = v.summary();
                 info.zone = s.zone;
                 info.first_pfn = s.first;
@@ -173,7 +181,7 @@ impl Real {
             uapi::MEMLAB_FAMILY_PAGES => {
                 let t0 = now_ns();
                 let p = self.maybe_atomic(gfp, || pages::Pages::new(req.order, flags))?;
-                info.alloc_ns = now_ns() - t0;
+                info.alloc_ns = now_ns().saturating_sub(t0);
                 let pfn = p.pfn();
                 info.zone = phys::zone_of_pfn(pfn);
                 info.first_pfn = pfn;
@@ -188,10 +196,16 @@ impl Real {
                 if !gfp.slab_ok() {
                     return Err(EINVAL);
                 }
+                // kmem_cache_create() fails these with a pr_warn and a stack
+                // dump (and a huge alignment could wrap SLUB's u32 size
+                // arithmetic): refuse them up front, with the mirror's EINVAL.
+                if size > kmalloc::KMALLOC_MAX_SIZE || req.align as usize > KMEM_CACHE_MAX_ALIGN {
+                    return Err(EINVAL);
+                }
                 let cache = kmem_cache::Cache::new(size, req.align as usize, false)?;
                 let t0 = now_ns();
                 let o = self.maybe_atomic(gfp, || kmem_cache::Object::new(&cache, flags))?;
-                info.alloc_ns = now_ns() - t0;
+                info.alloc_ns = now_ns().saturating_sub(t0);
                 linear_info(&mut info, o.phys(), size);
                 info.usable = o.cache().size() as u64;
                 info.zeroed = u32::from(gfp.zero() && o.is_zero());
@@ -207,7 +221,7 @@ impl Real {
                 let bound = dev.lock_bound()?;
                 let t0 = now_ns();
                 let (b, f) = dma::DmaBlock::new(&bound, size, gfp.atomic())?;
-                info.alloc_ns = now_ns() - t0;
+                info.alloc_ns = now_ns().saturating_sub(t0);
                 drop(bound);
                 info.zone = f.pages.zone;
                 info.first_pfn = f.pages.first;
@@ -321,7 +335,9 @@ impl Owner {
             Owner::Vmalloc(v) => v.nr_pages() * PAGE_SIZE,
             Owner::Pages(p) => p.nr_pages() * PAGE_SIZE,
             Owner::Cache(o) => o.cache().size(),
-            Owner::Dma(d) => d.size(),
+            // dma_alloc_coherent takes whole pages (at least), as INSPECT's
+            // `usable` says; the requested size would under-count the cap.
+            Owner::Dma(d) => d.size().div_ceil(PAGE_SIZE) * PAGE_SIZE,
         }
     }
 }

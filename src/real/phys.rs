@@ -152,7 +152,7 @@ impl PfnSummary {
 
 /// A snapshot of the page allocator's free lists: `nr_free` per zone and
 /// order, the numbers `/proc/buddyinfo` prints.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, kernel::prelude::Zeroable)]
 pub(crate) struct BuddyInfo {
     /// Whether the zone has pages (only those are printed, like the kernel).
     pub(crate) populated: [bool; NR_ZONES],
@@ -161,11 +161,13 @@ pub(crate) struct BuddyInfo {
 }
 
 impl BuddyInfo {
-    /// Reads the free lists now. Unlocked, like a racy `/proc/buddyinfo`:
-    /// each counter is one word read once, consistent per counter only.
-    pub(crate) fn snapshot() -> Self {
+    /// Reads the free lists now, into `self` (it is hundreds of bytes: kept
+    /// where it lives, not returned by value). Unlocked, like a racy
+    /// `/proc/buddyinfo`: each counter is one word read once, consistent per
+    /// counter only.
+    pub(crate) fn read(&mut self) {
         let node = node();
-        let mut info = BuddyInfo::default();
+        let info = self;
         for z in 0..NR_ZONES {
             // SAFETY: `node` is valid and `z` in bounds; `present_pages` is
             // fixed at boot. `nr_free` is a word updated under `zone->lock`;
@@ -179,7 +181,6 @@ impl BuddyInfo {
                 }
             }
         }
-        info
     }
 
     /// Writes the snapshot in the layout of `/proc/buddyinfo`.
