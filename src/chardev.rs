@@ -330,8 +330,19 @@ impl MiscDevice for MemlabFile {
                 if q.ops != 0 || q.failed != 0 || q.median_ns != 0 || q.p99_ns != 0 {
                     return Err(EINVAL);
                 }
-                let room = me.max_pinned.saturating_sub(me.handles.lock().pinned);
-                crate::workload::run_workload(&me.mirror, &mut q, room)?;
+                // Reserve what the workload may hold for the whole run, so
+                // handles allocated meanwhile on this file still see the cap.
+                let need = crate::workload::charge(&q)?;
+                {
+                    let mut h = me.handles.lock();
+                    if need > me.max_pinned.saturating_sub(h.pinned) {
+                        return Err(E2BIG);
+                    }
+                    h.pinned += need;
+                }
+                let r = crate::workload::run_workload(&me.mirror, &mut q);
+                me.handles.lock().pinned -= need;
+                r?;
                 w.write(&q)?;
             }
             _ => return Err(ENOTTY),

@@ -225,13 +225,9 @@ fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
     Ok(())
 }
 
-/// Validates `w` and runs it on the backend it names; `max_bytes` caps the
-/// memory it may hold at once (the caller's `max_pinned_mb`).
-pub(crate) fn run_workload(
-    mirror: &Mirror,
-    w: &mut uapi::MemlabWorkload,
-    max_bytes: usize,
-) -> Result {
+/// Validates `w` and returns the most bytes it will hold at once, which the
+/// caller reserves against its cap for the run.
+pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
     if w.backend > uapi::MEMLAB_BACKEND_MIRROR
         || w.pattern >= uapi::MEMLAB_NR_PATTERNS
         || w.count == 0
@@ -260,9 +256,12 @@ pub(crate) fn run_workload(
         uapi::MEMLAB_PATTERN_BATCH => u64::from(w.count),
         _ => u64::from(w.count / 2).max(1),
     };
-    if per_obj.saturating_mul(max_live) > max_bytes as u64 {
-        return Err(E2BIG);
-    }
+    usize::try_from(per_obj.saturating_mul(max_live)).map_err(|_| E2BIG)
+}
+
+/// Runs `w`, validated by [`charge`], on the backend it names.
+pub(crate) fn run_workload(mirror: &Mirror, w: &mut uapi::MemlabWorkload) -> Result {
+    charge(w)?;
     let size = w.size as usize;
     match (w.backend, w.family) {
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
