@@ -64,7 +64,6 @@ use pool::Pool;
 
 /// Zones the mirror models, indexed by `MEMLAB_ZONE_*`.
 const NR_MIRROR_ZONES: usize = 3;
-const ZONE_NAMES: [&str; NR_MIRROR_ZONES] = ["DMA", "DMA32", "Normal"];
 
 /// A zone's buddy allocator, its storage in kernel vectors.
 type ZoneBuddy = Buddy<KVVec<PageMeta>, KVec<Region>>;
@@ -329,7 +328,7 @@ impl Mirror {
         let counts = self.state.lock().free_counts();
         for (z, c) in counts.iter().enumerate() {
             if let Some(c) = c {
-                line(f, 0, ZONE_NAMES[z], c)?;
+                line(f, 0, phys::zone_name(z as u32), c)?;
             }
         }
         Ok(())
@@ -354,7 +353,7 @@ impl Mirror {
         let dma_ok = self.with_src(uapi::MEMLAB_GFP_DMA, |km, src| km.check_invariants(src));
         self.with_src(0, |km, src| {
             let mut bad = false;
-            for (name, b) in ZONE_NAMES.iter().zip(src.zones.iter()) {
+            for (name, b) in phys::ZONE_NAMES.iter().zip(src.zones.iter()) {
                 if let Some(Err(e)) = b.as_ref().map(Buddy::check_invariants) {
                     writeln!(f, "zone {name}: {e:?}")?;
                     bad = true;
@@ -428,7 +427,7 @@ impl Mirror {
                 writeln!(
                     f,
                     "zone {:<6} managed {:>8} free {:>8} reserve {:>6}",
-                    ZONE_NAMES[z],
+                    phys::zone_name(z as u32),
                     b.managed_pages(),
                     b.free_pages(),
                     st.reserve[z]

@@ -99,11 +99,6 @@ impl Gfp {
         self.zero
     }
 
-    /// The `MEMLAB_GFP_*` selector.
-    pub(crate) fn selector(self) -> u32 {
-        self.sel
-    }
-
     /// Whether the slab allocators accept the mask: `__GFP_DMA32` and
     /// `__GFP_HIGHMEM` are in mm's `GFP_SLAB_BUG_MASK` (slub would print a
     /// stack dump and strip them), so kmalloc and kmem_cache refuse them.

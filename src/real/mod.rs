@@ -212,12 +212,7 @@ impl Real {
                 Owner::Cache(o)
             }
             uapi::MEMLAB_FAMILY_DMA => {
-                let bits = match gfp.selector() {
-                    uapi::MEMLAB_GFP_DMA => 24,
-                    uapi::MEMLAB_GFP_DMA32 => 32,
-                    _ => 64,
-                };
-                let dev = self.dma_device(bits)?;
+                let dev = self.dma_device_for(req.gfp)?;
                 let bound = dev.lock_bound()?;
                 let t0 = now_ns();
                 let (b, f) = dma::DmaBlock::new(&bound, size, gfp.atomic())?;
