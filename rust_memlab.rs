@@ -4,13 +4,43 @@
 //!
 //! The module root owns everything: the misc device `/dev/memlab` (root-only,
 //! ioctl ABI in `src/uapi.rs`) and the debugfs tree
-//! `/sys/kernel/debug/memlab/`. Dropping the module drops them, in reverse
-//! field order, so nothing outlives `rmmod`.
+//! `/sys/kernel/debug/memlab/`. Dropping the module drops them in field
+//! order (debugfs first, then the device), and with them the last
+//! references to the backends, so nothing outlives `rmmod`.
+//!
+//! # Layout
+//!
+//! ```text
+//! chardev, debugfs, workload      the user-facing side
+//!   -> backend, request           one request type, one seam
+//!     -> real/, mirror/           the two backends
+//!       -> platform/              phys facts, clock, DMA devices, vmap
+//! core (src/core): buddy, slab, sizeclass, render - no `kernel::`
+//! ```
+//!
+//! # Locks, in the order they nest
+//!
+//! 1. `MemlabFile::handles` (mutex, per open file): held across one ioctl's
+//!    allocation or free and its copy to user space; everything below may
+//!    be taken under it.
+//! 2. `Real::run` (mutex): one exercise at a time; `Real::reports` (mutex)
+//!    nests inside it, only to swap in or render a report.
+//! 3. A DMA device's lock (`device->mutex`, through `BoundGuard`): held
+//!    while a coherent buffer or a streaming mapping is made; the mirror
+//!    takes its page block before it, never under it.
+//! 4. `Real::atomic` (spinlock): the atomic-GFP allocations of the real
+//!    backend run under it, to prove they do not sleep.
+//! 5. `Mirror::cpus[i]` (spinlock, one CPU's cache), then `Mirror::state`
+//!    (spinlock: the zones and the kmalloc caches). Never two CPU locks at
+//!    once.
+//!
+//! Nothing sleeps under 4 or 5. debugfs reads take 2 (`reports`) or 5 only.
 
 use kernel::{prelude::*, sync::Arc};
 
-// The mirror core: plain `core` Rust, the same files tests/host compiles.
-// `pub` so the parts the module does not call yet are not dead code.
+// The mirror core: plain `core` Rust, the same files tests/host compiles
+// (as it does `request`). `pub` so the parts the module does not call yet
+// are not dead code.
 #[path = "src/buddy.rs"]
 pub mod buddy;
 #[path = "src/render.rs"]
@@ -20,14 +50,20 @@ pub mod sizeclass;
 #[path = "src/slab.rs"]
 pub mod slab;
 
+#[path = "src/backend.rs"]
+mod backend;
 #[path = "src/chardev.rs"]
 mod chardev;
 #[path = "src/debugfs.rs"]
 mod debugfs;
 #[path = "src/mirror/mod.rs"]
 mod mirror;
+#[path = "src/platform/mod.rs"]
+mod platform;
 #[path = "src/real/mod.rs"]
 mod real;
+#[path = "src/request.rs"]
+pub mod request;
 #[path = "src/uapi.rs"]
 pub mod uapi;
 #[path = "src/workload.rs"]
@@ -57,8 +93,7 @@ module! {
 
 #[pin_data(PinnedDrop)]
 struct Memlab {
-    #[pin]
-    _debugfs: debugfs::Tree,
+    _debugfs: Pin<KBox<platform::debugfs::Tree>>,
     #[pin]
     _chardev: chardev::Registration,
 }
@@ -87,11 +122,13 @@ impl kernel::InPlaceModule for Memlab {
         let max_pinned = (*module_parameters::max_pinned_mb.value() as usize) << 20;
 
         pin_init::pin_init_scope(move || {
-            let real = Arc::pin_init(real::Real::new(module), GFP_KERNEL)?;
-            let mirror = mirror::Mirror::new(pool_pages()?)?;
+            let dma = Arc::pin_init(platform::dma::DmaDevices::new(module), GFP_KERNEL)?;
+            let real = Arc::pin_init(real::Real::new(dma.clone()), GFP_KERNEL)?;
+            let mirror = mirror::Mirror::new(pool_pages()?, dma)?;
+            let tree = debugfs::create(real.clone(), mirror.clone(), module)?;
             Ok(try_pin_init!(Self {
-                _debugfs <- debugfs::Tree::new(real.clone(), mirror.clone()),
-                _chardev <- chardev::Registration::new(real, mirror, max_pinned),
+                _debugfs: tree,
+                _chardev <- chardev::Registration::new(real, mirror, max_pinned, module),
             }? Error))
         })
     }

@@ -7,18 +7,22 @@
 //! node with mode 0600. Every ioctl argument is hostile until validated:
 //!
 //! - unknown command: ENOTTY; bad pointer: EFAULT;
-//! - unknown family, backend, GFP selector or exercise, zero
-//!   size, order above MAX_PAGE_ORDER, alignment not a power of two, a slab
-//!   family with GFP_DMA32 or GFP_HIGHUSER, unknown handle: EINVAL;
+//! - a malformed ALLOC (every rule is in [`AllocRequest::try_from`]: unknown
+//!   family, backend or GFP selector, zero size, order above
+//!   MAX_PAGE_ORDER, a bad alignment, a slab family with GFP_DMA32 or
+//!   GFP_HIGHUSER), an unknown exercise or handle: EINVAL;
 //! - a request that would take the file past `max_pinned_mb`, or past
 //!   [`MAX_HANDLES`] live handles: E2BIG;
 //! - the allocator itself failing: ENOMEM.
 //!
 //! Allocations belong to the open file: closing it frees them all.
 
-use crate::mirror::{Mirror, MirrorBlock};
-use crate::real::{Real, RealBlock};
+use crate::backend::{Allocation, Backend};
+use crate::mirror::Mirror;
+use crate::real::Real;
+use crate::request::{AllocRequest, BackendId, RequestError};
 use crate::uapi;
+use crate::platform::miscdev::MiscRegistration;
 use kernel::{
     bindings,
     fs::File,
@@ -70,7 +74,7 @@ fn current_is_admin() -> bool {
 #[pin_data]
 pub(crate) struct Registration {
     #[pin]
-    misc: MiscDeviceRegistration<MemlabFile>,
+    misc: MiscRegistration<MemlabFile>,
     real: Arc<Real>,
     mirror: Arc<Mirror>,
     max_pinned: usize,
@@ -82,9 +86,10 @@ impl Registration {
         real: Arc<Real>,
         mirror: Arc<Mirror>,
         max_pinned: usize,
+        module: &'static ThisModule,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"memlab" }),
+            misc <- MiscRegistration::register(MiscDeviceOptions { name: c"memlab" }, module),
             real,
             mirror,
             max_pinned,
@@ -92,39 +97,20 @@ impl Registration {
     }
 
     fn from_misc(misc: &MiscDeviceRegistration<MemlabFile>) -> &Registration {
-        let ptr: *const MiscDeviceRegistration<MemlabFile> = misc;
-        // SAFETY: by the type invariant `misc` is the `misc` field of a live
-        // `Registration`, which outlives every call into the file operations.
-        unsafe { &*kernel::container_of!(ptr, Registration, misc) }
-    }
-}
-
-/// A live allocation from either backend; dropping it frees it.
-enum Block {
-    Real(RealBlock),
-    Mirror(MirrorBlock),
-}
-
-impl Block {
-    fn info(&self) -> uapi::MemlabBlockInfo {
-        match self {
-            Block::Real(b) => b.info(),
-            Block::Mirror(b) => b.info(),
-        }
-    }
-
-    fn pinned_bytes(&self) -> usize {
-        match self {
-            Block::Real(b) => b.pinned_bytes(),
-            Block::Mirror(b) => b.pinned_bytes(),
-        }
+        // SAFETY: `/dev/memlab` is only registered through a
+        // `MiscRegistration<MemlabFile>`, and `misc` is what open is handed.
+        let reg: *const MiscRegistration<MemlabFile> = unsafe { MiscRegistration::from_open(misc) };
+        // SAFETY: by the type invariant that registration is the `misc`
+        // field of a live `Registration`, which outlives every open file
+        // (each holds a module reference).
+        unsafe { &*kernel::container_of!(reg, Registration, misc) }
     }
 }
 
 /// The live allocations of one open file.
 struct Handles {
     /// Slot `i` holds handle `i + 1`.
-    slots: KVec<Option<Block>>,
+    slots: KVec<Option<Allocation>>,
     live: usize,
     pinned: usize,
 }
@@ -139,61 +125,33 @@ pub(crate) struct MemlabFile {
     handles: Mutex<Handles>,
 }
 
-/// Bytes a request will pin, for the cap check before allocating.
-fn request_bytes(req: &uapi::MemlabAlloc) -> Result<usize> {
-    let bytes = if req.family == uapi::MEMLAB_FAMILY_PAGES {
-        if req.order > bindings::MAX_PAGE_ORDER {
-            return Err(EINVAL);
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Error {
+        match e {
+            RequestError::Invalid => EINVAL,
+            RequestError::TooBig => E2BIG,
         }
-        kernel::page::PAGE_SIZE << req.order
-    } else {
-        if req.size == 0 {
-            return Err(EINVAL);
-        }
-        usize::try_from(req.size).map_err(|_| E2BIG)?
-    };
-    Ok(bytes)
-}
-
-/// Checks everything about `req` that does not depend on the allocator.
-fn validate(req: &uapi::MemlabAlloc) -> Result {
-    if req.family >= uapi::MEMLAB_NR_FAMILIES
-        || req.backend > uapi::MEMLAB_BACKEND_MIRROR
-        || req.handle != 0
-    {
-        return Err(EINVAL);
     }
-    if req.gfp & !(0xff | uapi::MEMLAB_GFP_ZERO) != 0 || req.gfp & 0xff >= uapi::MEMLAB_NR_GFP {
-        return Err(EINVAL);
-    }
-    if req.align != 0
-        && (!req.align.is_power_of_two() || req.family != uapi::MEMLAB_FAMILY_KMEM_CACHE)
-    {
-        return Err(EINVAL);
-    }
-    if req.family != uapi::MEMLAB_FAMILY_PAGES && req.order != 0 {
-        return Err(EINVAL);
-    }
-    // The kernel's GFP_SLAB_BUG_MASK: slab allocations with __GFP_DMA32 or
-    // __GFP_HIGHMEM are bugs it warns about; refuse them on both backends.
-    if matches!(
-        req.family,
-        uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE
-    ) && matches!(
-        req.gfp & 0xff,
-        uapi::MEMLAB_GFP_DMA32 | uapi::MEMLAB_GFP_HIGHUSER
-    ) {
-        return Err(EINVAL);
-    }
-    Ok(())
 }
 
 impl MemlabFile {
-    fn alloc(&self, req: &mut uapi::MemlabAlloc) -> Result {
-        validate(req)?;
-        let bytes = request_bytes(req)?;
+    /// The backend `id` names.
+    fn backend(&self, id: BackendId) -> &dyn Backend {
+        match id {
+            BackendId::Real => &*self.real,
+            BackendId::Mirror => &self.mirror,
+        }
+    }
+
+    /// ALLOC: allocates what `req` names and files it under a new handle,
+    /// which `reply` writes back to user space. The file's lock is held
+    /// until the reply is written, so if writing fails, the allocation just
+    /// made is the one taken back out: no other thread can have freed its
+    /// handle and reused the number in between.
+    fn alloc(&self, req: &uapi::MemlabAlloc, reply: impl FnOnce(u32) -> Result) -> Result {
+        let r = AllocRequest::try_from(req)?;
         let mut h = self.handles.lock();
-        if bytes > self.max_pinned.saturating_sub(h.pinned) || h.live >= MAX_HANDLES {
+        if r.bytes() > self.max_pinned.saturating_sub(h.pinned) || h.live >= MAX_HANDLES {
             return Err(E2BIG);
         }
         // A free slot, or room for one more, before allocating: nothing to
@@ -205,23 +163,26 @@ impl MemlabFile {
                 h.slots.len() - 1
             }
         };
-        let block = if req.backend == uapi::MEMLAB_BACKEND_MIRROR {
-            Block::Mirror(self.mirror.alloc(req, &self.real)?)
-        } else {
-            Block::Real(self.real.alloc(req)?)
-        };
+        let handle = u32::try_from(slot + 1).map_err(|_| EINVAL)?;
+        let a = self.backend(r.backend).alloc(&r)?;
         // The check above used the requested size; what is held can be more
         // (ksize, whole pages, a power-of-two block). Charge what is held,
         // and refuse it if that is past the cap, freeing it outside the lock.
-        if block.pinned_bytes() > self.max_pinned.saturating_sub(h.pinned) {
+        let pinned = a.pinned_bytes();
+        if pinned > self.max_pinned.saturating_sub(h.pinned) {
             drop(h);
-            drop(block);
+            drop(a);
             return Err(E2BIG);
         }
-        h.pinned += block.pinned_bytes();
+        if let Err(e) = reply(handle) {
+            // The caller cannot learn the handle: do not keep it pinned.
+            drop(h);
+            drop(a);
+            return Err(e);
+        }
+        h.pinned += pinned;
         h.live += 1;
-        h.slots[slot] = Some(block);
-        req.handle = u32::try_from(slot + 1).map_err(|_| EINVAL)?;
+        h.slots[slot] = Some(a);
         Ok(())
     }
 
@@ -239,12 +200,12 @@ impl MemlabFile {
         let _block = {
             let mut h = self.handles.lock();
             let i = Self::slot_of(&h, handle)?;
-            let block = h.slots[i].take();
-            if let Some(b) = &block {
-                h.pinned -= b.pinned_bytes();
+            let a = h.slots[i].take();
+            if let Some(a) = &a {
+                h.pinned -= a.pinned_bytes();
                 h.live -= 1;
             }
-            block
+            a
         };
         Ok(())
     }
@@ -252,9 +213,8 @@ impl MemlabFile {
     fn inspect(&self, handle: u32) -> Result<uapi::MemlabBlockInfo> {
         let h = self.handles.lock();
         let i = Self::slot_of(&h, handle)?;
-        let mut info = h.slots[i].as_ref().map(Block::info).ok_or(EINVAL)?;
-        info.handle = handle;
-        Ok(info)
+        let a = h.slots[i].as_ref().ok_or(EINVAL)?;
+        Ok(a.facts().info(handle))
     }
 }
 
@@ -295,13 +255,8 @@ impl MiscDevice for MemlabFile {
             uapi::MEMLAB_IOC_ALLOC => {
                 let (mut r, mut w) =
                     UserSlice::new(user, core::mem::size_of::<uapi::MemlabAlloc>()).reader_writer();
-                let mut req: uapi::MemlabAlloc = r.read()?;
-                me.alloc(&mut req)?;
-                if let Err(e) = w.write(&req) {
-                    // The caller cannot learn the handle: do not leave it pinned.
-                    let _ = me.free(req.handle);
-                    return Err(e);
-                }
+                let req: uapi::MemlabAlloc = r.read()?;
+                me.alloc(&req, |handle| w.write(&uapi::MemlabAlloc { handle, ..req }))?;
             }
             uapi::MEMLAB_IOC_FREE => {
                 let handle: u32 = UserSlice::new(user, 4).reader().read()?;

@@ -2,95 +2,61 @@
 
 //! `/sys/kernel/debug/memlab/`: the read-only views of memlab's state.
 //!
-//! Files are removed when their `File` handle drops, the directory when the
-//! last handle to it goes: both happen in the module's drop.
+//! - `version`: `memlab ABI <n>`;
+//! - `real/report`: the last run of each real-allocator exercise, one table
+//!   per family with buddyinfo before and after;
+//! - `real/report.json`: the same as one JSON object;
+//! - `mirror/buddyinfo`, `mirror/slabinfo`: the mirror's free lists and
+//!   caches in the exact layouts of /proc/buddyinfo and /proc/slabinfo;
+//! - `mirror/extfrag_index`, `mirror/unusable_index`: mm/vmstat.c's
+//!   fragmentation indexes of the mirror's zones;
+//! - `mirror/pool`: the pool's blocks, their zones and PFN ranges;
+//! - `mirror/check`: "ok" if the mirror's invariant checkers pass (it
+//!   drains the per-CPU caches first);
+//! - `mirror/counters`: per-CPU cache and reclaim events, `name value`.
+//!
+//! The files are made through `platform::debugfs`, whose `file_operations`
+//! pin the module while a file is open; they disappear when the tree is
+//! dropped, first thing at unload.
 
+use crate::platform::debugfs::Tree;
 use crate::{mirror::Mirror, real::Real, uapi};
-use kernel::{
-    debugfs::{Dir, File},
-    prelude::*,
-    sync::Arc,
-};
+use core::fmt;
+use kernel::{prelude::*, sync::Arc};
 
-/// The debugfs tree; every file disappears when this is dropped.
-#[pin_data]
-pub(crate) struct Tree {
-    #[pin]
-    _version: File<()>,
-    #[pin]
-    _report: File<Arc<Real>>,
-    #[pin]
-    _report_json: File<Arc<Real>>,
-    #[pin]
-    _buddyinfo: File<Arc<Mirror>>,
-    #[pin]
-    _slabinfo: File<Arc<Mirror>>,
-    #[pin]
-    _extfrag: File<Arc<Mirror>>,
-    #[pin]
-    _unusable: File<Arc<Mirror>>,
-    #[pin]
-    _pool: File<Arc<Mirror>>,
-    #[pin]
-    _check: File<Arc<Mirror>>,
-    #[pin]
-    _counters: File<Arc<Mirror>>,
-    _mirror_dir: Dir,
-    _real_dir: Dir,
-    _root: Dir,
-}
+type Render<T> = fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result;
 
-impl Tree {
-    /// Creates `/sys/kernel/debug/memlab/` and its files:
-    ///
-    /// - `version`: `memlab ABI <n>`;
-    /// - `real/report`: the last run of each real-allocator exercise, one
-    ///   table per family with buddyinfo before and after;
-    /// - `real/report.json`: the same as one JSON object;
-    /// - `mirror/buddyinfo`, `mirror/slabinfo`: the mirror's free lists and
-    ///   caches in the exact layouts of /proc/buddyinfo and /proc/slabinfo;
-    /// - `mirror/extfrag_index`, `mirror/unusable_index`: mm/vmstat.c's
-    ///   fragmentation indexes of the mirror's zones;
-    /// - `mirror/pool`: the pool's blocks, their zones and PFN ranges;
-    /// - `mirror/check`: "ok" if the mirror's invariant checkers pass (it
-    ///   drains the per-CPU caches first);
-    /// - `mirror/counters`: per-CPU cache and reclaim events, `name value`.
-    pub(crate) fn new(real: Arc<Real>, mirror: Arc<Mirror>) -> impl PinInit<Self, Error> {
-        let root = Dir::new(c"memlab");
-        let real_dir = root.subdir(c"real");
-        let mirror_dir = root.subdir(c"mirror");
-        try_pin_init!(Self {
-            _version <- root.read_callback_file(c"version", (), &|(): &(), f| {
-                writeln!(f, "memlab ABI {}", uapi::MEMLAB_ABI_VERSION)
-            }),
-            _report <- real_dir.read_callback_file(c"report", real.clone(), &|r: &Arc<Real>, f| {
-                r.write_report(f)
-            }),
-            _report_json <- real_dir.read_callback_file(c"report.json", real, &|r: &Arc<Real>, f| {
-                r.write_report_json(f)
-            }),
-            _buddyinfo <- mirror_dir.read_callback_file(c"buddyinfo", mirror.clone(), &|m: &Arc<Mirror>, f| {
-                m.buddyinfo(f)
-            }),
-            _slabinfo <- mirror_dir.read_callback_file(c"slabinfo", mirror.clone(), &|m: &Arc<Mirror>, f| {
-                m.slabinfo(f)
-            }),
-            _extfrag <- mirror_dir.read_callback_file(c"extfrag_index", mirror.clone(), &|m: &Arc<Mirror>, f| {
-                m.extfrag_index(f)
-            }),
-            _unusable <- mirror_dir.read_callback_file(c"unusable_index", mirror.clone(), &|m: &Arc<Mirror>, f| {
-                m.unusable_index(f)
-            }),
-            _counters <- mirror_dir.read_callback_file(c"counters", mirror.clone(), &|m: &Arc<Mirror>, f| {
-                m.counters(f)
-            }),
-            _check <- mirror_dir.read_callback_file(c"check", mirror.clone(), &|m: &Arc<Mirror>, f| {
-                m.check(f)
-            }),
-            _pool <- mirror_dir.read_callback_file(c"pool", mirror, &|m: &Arc<Mirror>, f| m.pool_report(f)),
-            _mirror_dir: mirror_dir,
-            _real_dir: real_dir,
-            _root: root,
-        }? Error)
+/// Creates the tree and its files.
+pub(crate) fn create(
+    real: Arc<Real>,
+    mirror: Arc<Mirror>,
+    module: &'static ThisModule,
+) -> Result<Pin<KBox<Tree>>> {
+    let mut t = KBox::pin_init(Tree::new(c"memlab", module), GFP_KERNEL)?;
+    let root = t.root();
+    let real_dir = t.dir(root, c"real")?;
+    let mirror_dir = t.dir(root, c"mirror")?;
+    t.as_mut().file(root, c"version", (), |(), f| {
+        writeln!(f, "memlab ABI {}", uapi::MEMLAB_ABI_VERSION)
+    })?;
+    let reports: [(&CStr, Render<Arc<Real>>); 2] = [
+        (c"report", |r, f| r.write_report(f)),
+        (c"report.json", |r, f| r.write_report_json(f)),
+    ];
+    for (name, render) in reports {
+        t.as_mut().file(real_dir, name, real.clone(), render)?;
     }
+    let views: [(&CStr, Render<Arc<Mirror>>); 7] = [
+        (c"buddyinfo", |m, f| m.buddyinfo(f)),
+        (c"slabinfo", |m, f| m.slabinfo(f)),
+        (c"extfrag_index", |m, f| m.extfrag_index(f)),
+        (c"unusable_index", |m, f| m.unusable_index(f)),
+        (c"counters", |m, f| m.counters(f)),
+        (c"check", |m, f| m.check(f)),
+        (c"pool", |m, f| m.pool_report(f)),
+    ];
+    for (name, render) in views {
+        t.as_mut().file(mirror_dir, name, mirror.clone(), render)?;
+    }
+    Ok(t)
 }

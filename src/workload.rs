@@ -12,7 +12,10 @@
 
 use crate::mirror::percpu::{Stack, MAG_BATCH, MAG_SIZE};
 use crate::mirror::Mirror;
-use crate::real::{self, kmalloc::Kmalloc, kmem_cache, now_ns, pages::Pages};
+use crate::platform::clock::now_ns;
+use crate::real::{kmalloc::Kmalloc, kmem_cache, pages::Pages};
+use crate::request::Gfp;
+use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::slab::{SlabCache, SlabFlags};
 use crate::uapi;
 use core::ptr::NonNull;
@@ -72,12 +75,12 @@ struct MirrorKmalloc<'a>(&'a Mirror);
 impl ObjectAllocator for MirrorKmalloc<'_> {
     type Obj = (NonNull<u8>, usize);
     fn alloc(&mut self, size: usize, _order: u32) -> Result<(NonNull<u8>, usize)> {
-        Ok((self.0.kmalloc(size, uapi::MEMLAB_GFP_KERNEL)?, size))
+        Ok((self.0.kmalloc(size, Gfp::KERNEL)?, size))
     }
     fn free(&mut self, (ptr, size): (NonNull<u8>, usize)) {
         // SAFETY: `ptr` came from `kmalloc(size)` above and is freed once:
         // the workload gives each object back exactly once.
-        let _ = unsafe { self.0.kfree_sized(ptr, size, uapi::MEMLAB_GFP_KERNEL) };
+        let _ = unsafe { self.0.kfree(ptr, size, Gfp::KERNEL) };
     }
 }
 
@@ -86,7 +89,7 @@ struct MirrorPages<'a>(&'a Mirror);
 impl ObjectAllocator for MirrorPages<'_> {
     type Obj = (NonNull<u8>, u32);
     fn alloc(&mut self, _size: usize, order: u32) -> Result<(NonNull<u8>, u32)> {
-        Ok((self.0.alloc_pages(order, uapi::MEMLAB_GFP_KERNEL)?, order))
+        Ok((self.0.alloc_pages(order, Gfp::KERNEL)?, order))
     }
     fn free(&mut self, (head, order): (NonNull<u8>, u32)) {
         // SAFETY: `head` came from `alloc_pages(order)` above and is freed
@@ -112,15 +115,10 @@ impl ObjectAllocator for MirrorCache<'_> {
             return Ok(p);
         }
         let m = self.mirror;
-        m.cache_refill(
-            &mut self.cache,
-            &mut self.objs,
-            MAG_BATCH,
-            uapi::MEMLAB_GFP_KERNEL,
-        );
+        m.cache_refill(&mut self.cache, &mut self.objs, MAG_BATCH, Gfp::KERNEL);
         match self.objs.pop() {
             Some(p) => Ok(p),
-            None => m.cache_alloc(&mut self.cache, uapi::MEMLAB_GFP_KERNEL),
+            None => m.cache_alloc(&mut self.cache, Gfp::KERNEL),
         }
     }
     fn free(&mut self, obj: NonNull<u8>) {
@@ -129,7 +127,9 @@ impl ObjectAllocator for MirrorCache<'_> {
                 .cache_flush(&mut self.cache, &mut self.objs, MAG_BATCH);
         }
         if let Err(p) = self.objs.push(obj) {
-            let _ = self.mirror.cache_free(&mut self.cache, p);
+            // SAFETY: `p` came from this cache and the workload frees each
+            // object once; it is in no stack (the push was refused).
+            let _ = unsafe { self.mirror.cache_free(&mut self.cache, p) };
         }
     }
 }
@@ -241,7 +241,7 @@ pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
         uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE if w.size >= 8 => w.size,
         _ => return Err(EINVAL),
     };
-    if per_obj > real::kmalloc::KMALLOC_MAX_SIZE as u64 {
+    if per_obj > KMALLOC_MAX_SIZE as u64 {
         return Err(E2BIG);
     }
     // What an object holds is its size class (96 and 192 are below the next

@@ -17,7 +17,7 @@
 use core::ptr::NonNull;
 use kernel::prelude::*;
 
-use super::NR_MIRROR_ZONES;
+use super::zone::NR_MIRROR_ZONES;
 use crate::sizeclass::NR_KMALLOC_CLASSES;
 
 /// Order-0 pages a CPU keeps per zone before giving a batch back (`pcp->high`).

@@ -9,7 +9,7 @@
 //! `__GFP_NOWARN | __GFP_NORETRY`, so a fragmented machine falls back to
 //! smaller orders instead of warning or reclaiming hard.
 
-use crate::real::{pages::Pages, phys};
+use crate::platform::{pages::Pages, phys};
 use kernel::{bindings, prelude::*};
 
 /// One block of real pages, returned to the page allocator when dropped.

@@ -11,18 +11,22 @@
 
 use super::{
     dma,
-    gfp::Gfp,
+    gfp::GfpFlags,
     kmalloc::Kmalloc,
     kmalloc::KMALLOC_MAX_SIZE,
-    kmem_cache, now_ns,
+    kmem_cache,
     pages::{FreePages, Pages},
-    phys::{self, MAX_ORDER},
     report::{Latency, Report, Row},
     vmalloc::Vmalloc,
     Real,
 };
+use crate::platform::{
+    clock::now_ns,
+    phys::{self, Placement, MAX_ORDER},
+};
+use crate::request::{Gfp, GfpSel};
 use crate::uapi;
-use kernel::{page::PAGE_SHIFT, page::PAGE_SIZE, prelude::*};
+use kernel::{page::PAGE_SIZE, prelude::*};
 
 /// Repetitions per case when the caller asks for 0.
 pub(crate) const DEFAULT_REPS: u32 = 32;
@@ -125,16 +129,6 @@ pub(super) fn run(real: &Real, id: u32, reps: u32) -> Result<KBox<Report>> {
     Ok(report)
 }
 
-/// Fills a row from `size` direct-map bytes at `phys`.
-fn linear_row(row: &mut Row, phys: u64, size: usize) {
-    let first = phys >> PAGE_SHIFT;
-    let last = (phys + size.max(1) as u64 - 1) >> PAGE_SHIFT;
-    row.zone = phys::zone_of_pfn(first);
-    row.nr_pages = last - first + 1;
-    row.phys_runs = 1;
-    row.align_log2 = phys::align_log2(phys);
-}
-
 /// The size class kmalloc should pick for `size` (<= 8 KiB: the kmalloc
 /// caches incl. 96 and 192; above: whole pages of the next order).
 fn expected_ksize(size: usize) -> usize {
@@ -162,14 +156,14 @@ fn ex_kmalloc(run: &mut Run, reps: u32) -> Result {
     }
     sizes.push(100, GFP_KERNEL)?;
     sizes.push(KMALLOC_MAX_SIZE + 1, GFP_KERNEL)?;
-    let flags = Gfp::kernel().flags();
+    let flags = Gfp::KERNEL.flags();
     for &size in sizes.iter() {
         let expect_ok = size <= KMALLOC_MAX_SIZE;
         let mut row = Row::new("kmalloc", "size", size as u64, expect_ok);
         let (k, lat) = run.measure(reps_for(reps, size), || Kmalloc::new(size, flags));
         if let Some(k) = &k {
             row.ok = true;
-            linear_row(&mut row, k.phys(), size);
+            row.place(Placement::linear(k.phys(), size));
             let ksize = k.ksize();
             row.note("ksize", ksize as u64);
             row.note("expected_ksize", expected_ksize(size) as u64);
@@ -184,8 +178,8 @@ fn ex_kmalloc(run: &mut Run, reps: u32) -> Result {
 }
 
 fn ex_vmalloc(run: &mut Run, reps: u32) -> Result {
-    let flags = Gfp::kernel().flags();
-    let zero = Gfp::new(uapi::MEMLAB_GFP_KERNEL, true).flags();
+    let flags = Gfp::KERNEL.flags();
+    let zero = Gfp::new(GfpSel::Kernel, true).flags();
     let cases: [(&str, usize, bool); 8] = [
         ("vmalloc", PAGE_SIZE, false),
         ("vmalloc", 64 << 10, false),
@@ -204,13 +198,10 @@ fn ex_vmalloc(run: &mut Run, reps: u32) -> Result {
         let (v, lat) = run.measure(reps_for(reps, size), || Vmalloc::new(size, f));
         if let Some(v) = &v {
             row.ok = true;
-            let s = v.summary();
-            row.zone = s.zone;
-            row.nr_pages = s.pages;
-            row.phys_runs = s.runs;
-            row.align_log2 = phys::align_log2(s.first << PAGE_SHIFT);
+            let at = Placement::pages((0..v.nr_pages()).map(|i| v.pfn(i)));
+            row.place(at);
             row.note("largest_run_pages", largest_run(v) as u64);
-            row.pass = s.pages == size.div_ceil(PAGE_SIZE) as u64 && s.runs >= 1;
+            row.pass = at.nr_pages == size.div_ceil(PAGE_SIZE) as u64 && at.runs >= 1;
             if z {
                 let zeroed = v.is_zero();
                 row.zeroed = Some(zeroed);
@@ -242,7 +233,7 @@ fn largest_run(v: &Vmalloc) -> usize {
 }
 
 fn ex_pages(run: &mut Run, reps: u32) -> Result {
-    let flags = Gfp::kernel().flags();
+    let flags = Gfp::KERNEL.flags();
     for order in 0..=(MAX_ORDER as u32 + 1) {
         let expect_ok = order as usize <= MAX_ORDER;
         let mut row = Row::new("alloc_pages", "order", u64::from(order), expect_ok);
@@ -251,10 +242,7 @@ fn ex_pages(run: &mut Run, reps: u32) -> Result {
         if let Some(p) = &p {
             row.ok = true;
             let pfn = p.pfn();
-            row.zone = phys::zone_of_pfn(pfn);
-            row.nr_pages = p.nr_pages() as u64;
-            row.phys_runs = 1;
-            row.align_log2 = phys::align_log2(pfn << PAGE_SHIFT);
+            row.place(Placement::pages(pfn..pfn + p.nr_pages() as u64));
             // The buddy allocator hands out blocks aligned to their size.
             row.pass = pfn % (1u64 << order) == 0;
         } else {
@@ -269,10 +257,7 @@ fn ex_pages(run: &mut Run, reps: u32) -> Result {
         if let Some(p) = &p {
             row.ok = true;
             let pfn = p.pfn();
-            row.zone = phys::zone_of_pfn(pfn);
-            row.nr_pages = 1 << order;
-            row.phys_runs = 1;
-            row.align_log2 = phys::align_log2(pfn << PAGE_SHIFT);
+            row.place(Placement::pages(pfn..pfn + (1 << order)));
             row.pass = pfn % (1u64 << order) == 0;
         }
         drop(p);
@@ -280,15 +265,12 @@ fn ex_pages(run: &mut Run, reps: u32) -> Result {
     }
     // Zeroing through the page allocator.
     let mut row = Row::new("alloc_pages+zero", "order", 2, true);
-    let zflags = Gfp::new(uapi::MEMLAB_GFP_KERNEL, true).flags();
+    let zflags = Gfp::new(GfpSel::Kernel, true).flags();
     let (p, lat) = run.measure(reps, || Pages::new(2, zflags));
     if let Some(p) = &p {
         row.ok = true;
         let pfn = p.pfn();
-        row.zone = phys::zone_of_pfn(pfn);
-        row.nr_pages = 4;
-        row.phys_runs = 1;
-        row.align_log2 = phys::align_log2(pfn << PAGE_SHIFT);
+        row.place(Placement::pages(pfn..pfn + 4));
         let z = p.is_zero();
         row.zeroed = Some(z);
         row.pass = z && pfn % 4 == 0;
@@ -322,7 +304,7 @@ fn ex_kmem_cache(run: &mut Run, reps: u32) -> Result {
         );
         row.note("align", align as u64);
         let cache = kmem_cache::Cache::new(size, align, ctor)?;
-        let flags = Gfp::new(uapi::MEMLAB_GFP_KERNEL, zero).flags();
+        let flags = Gfp::new(GfpSel::Kernel, zero).flags();
         let mut objs = KVec::with_capacity(n, GFP_KERNEL)?;
         let ctor0 = kmem_cache::ctor_calls();
         let mut last_ctor = ctor0;
@@ -354,7 +336,7 @@ fn ex_kmem_cache(run: &mut Run, reps: u32) -> Result {
         let ctor_calls = kmem_cache::ctor_calls() - ctor0;
         if let Some(o) = objs.first() {
             row.ok = objs.len() == n;
-            linear_row(&mut row, o.phys(), size);
+            row.place(Placement::linear(o.phys(), size));
             row.align_log2 = objs
                 .iter()
                 .map(|o| phys::align_log2(o.phys()))
@@ -384,8 +366,8 @@ fn ex_kmem_cache(run: &mut Run, reps: u32) -> Result {
 }
 
 fn ex_dma(real: &Real, run: &mut Run, reps: u32) -> Result {
-    for bits in dma::MASKS {
-        let dev = real.dma_device(bits)?;
+    for bits in crate::platform::dma::MASKS {
+        let dev = real.dma.by_bits(bits)?;
         let bound = dev.lock_bound()?;
         let sizes: &[usize] = if bits == 24 {
             // ZONE_DMA is 16 MiB, mostly in use: stay small.
@@ -405,10 +387,7 @@ fn ex_dma(real: &Real, run: &mut Run, reps: u32) -> Result {
             if let Some(c) = &c {
                 row.ok = true;
                 let f = dma::facts(c);
-                row.zone = f.pages.zone;
-                row.nr_pages = f.pages.pages;
-                row.phys_runs = f.pages.runs;
-                row.align_log2 = phys::align_log2(f.phys);
+                row.place(Placement::of(&f.pages));
                 row.zeroed = Some(f.zeroed);
                 row.note("dma_eq_phys", u64::from(f.dma_addr == f.phys));
                 row.note("mask_bits", u64::from(bound.mask_bits()));
@@ -428,7 +407,7 @@ fn ex_dma(real: &Real, run: &mut Run, reps: u32) -> Result {
         if bits >= 32 {
             // dma_map_single of a kmalloc buffer (a 24-bit mask would bounce
             // through swiotlb, which may not reach below 16 MiB).
-            let buf = Kmalloc::new(4096, Gfp::kernel().flags())?;
+            let buf = Kmalloc::new(4096, Gfp::KERNEL.flags())?;
             let mut row = Row::new(
                 if bits == 32 {
                     "map_single/32bit"
@@ -439,10 +418,10 @@ fn ex_dma(real: &Real, run: &mut Run, reps: u32) -> Result {
                 4096,
                 true,
             );
-            let (m, lat) = run.measure(reps, || dma::Streaming::map(&bound, &buf));
+            let (m, lat) = run.measure(reps, || dma::map_single(&bound, &buf));
             if let Some(m) = &m {
                 row.ok = true;
-                linear_row(&mut row, buf.phys(), buf.size());
+                row.place(Placement::linear(buf.phys(), buf.size()));
                 let direct = m.addr() == buf.phys();
                 row.note("dma_eq_phys", u64::from(direct));
                 row.note("mask_bits", u64::from(bits));
@@ -458,8 +437,13 @@ fn ex_dma(real: &Real, run: &mut Run, reps: u32) -> Result {
     Ok(())
 }
 
+/// Whether `zone` (a `MEMLAB_ZONE_*`) is one `gfp` allows.
+fn within(gfp: Gfp, zone: u32) -> bool {
+    gfp.zone_limit().is_none_or(|z| zone <= z as u32)
+}
+
 fn ex_gfp(real: &Real, run: &mut Run, reps: u32) -> Result {
-    for sel in 0..uapi::MEMLAB_NR_GFP {
+    for sel in GfpSel::ALL {
         for zero in [false, true] {
             let gfp = Gfp::new(sel, zero);
             let flags = gfp.flags();
@@ -468,12 +452,8 @@ fn ex_gfp(real: &Real, run: &mut Run, reps: u32) -> Result {
             let (p, lat) = real.maybe_atomic(gfp, || run.measure(reps, || Pages::new(0, flags)));
             if let Some(p) = &p {
                 row.ok = true;
-                let pfn = p.pfn();
-                row.zone = phys::zone_of_pfn(pfn);
-                row.nr_pages = 1;
-                row.phys_runs = 1;
-                row.align_log2 = phys::align_log2(pfn << PAGE_SHIFT);
-                row.pass = gfp.zone_limit().is_none_or(|z| row.zone <= z);
+                row.place(Placement::pages([p.pfn()]));
+                row.pass = within(gfp, row.zone);
                 if zero {
                     let z = p.is_zero();
                     row.zeroed = Some(z);
@@ -494,8 +474,8 @@ fn ex_gfp(real: &Real, run: &mut Run, reps: u32) -> Result {
                 real.maybe_atomic(gfp, || run.measure(reps, || Kmalloc::new(256, flags)));
             if let Some(k) = &k {
                 row.ok = true;
-                linear_row(&mut row, k.phys(), 256);
-                row.pass = gfp.zone_limit().is_none_or(|z| row.zone <= z);
+                row.place(Placement::linear(k.phys(), 256));
+                row.pass = within(gfp, row.zone);
                 if zero {
                     let z = k.is_zero();
                     row.zeroed = Some(z);

@@ -5,7 +5,7 @@
 //! `kernel::alloc::Kmalloc` cannot take an arbitrary `gfp_t` (GFP_NOIO,
 //! GFP_DMA, ...), so this wraps `__kmalloc_noprof` directly, once.
 
-use super::phys;
+use crate::platform::phys;
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{bindings, prelude::*};
 

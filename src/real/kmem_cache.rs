@@ -8,7 +8,7 @@
 //! among live caches (SLUB names its sysfs directory after it), hence the
 //! sequence number. A cache with a constructor is never merged with another.
 
-use super::phys;
+use crate::platform::phys;
 use core::{
     ffi::c_void,
     ptr::NonNull,

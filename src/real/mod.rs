@@ -7,76 +7,47 @@
 //! - [`vmalloc`] - `vmalloc`/`vfree`, `vmalloc_to_pfn`;
 //! - [`pages`] - `alloc_pages`/`__free_pages`, `__get_free_pages`;
 //! - [`kmem_cache`] - `kmem_cache_create`/`alloc`/`free`/`destroy`;
-//! - [`dma`] - `dma_alloc_coherent`, `dma_map_single`, on memlab's own
-//!   platform devices;
-//! - [`gfp`] - the `MEMLAB_GFP_*` selectors as `gfp_t`;
-//! - [`phys`] - PFNs, zones, alignment and buddyinfo;
+//! - [`dma`] - `dma_alloc_coherent` on memlab's devices (`platform::dma`);
+//! - [`gfp`] - memlab's [`Gfp`] as the kernel's `gfp_t`;
 //! - [`exercise`] and [`report`] - the exercises and what they found.
 //!
-//! Every user-triggered allocation carries `__GFP_NOWARN` (a failure is an
-//! answer, not a splat), and no kernel virtual address ever leaves the
-//! module: blocks are described by PFN, physical alignment and bus address.
+//! [`Real`] serves ALLOC through [`Backend`]. Every user-triggered
+//! allocation carries `__GFP_NOWARN` (a failure is an answer, not a splat),
+//! and no kernel virtual address ever leaves the module: blocks are
+//! described by PFN, physical alignment and bus address ([`Facts`]).
 //!
-//! Locking: `run` serialises exercises (the constructor counter is global);
-//! `reports` is held only to swap in a finished report or to render one;
-//! `atomic` is the spinlock the atomic GFP cases allocate under. Order:
-//! `run` -> device lock -> `atomic`; `reports` nests inside nothing.
+//! Locks (the whole order is in `rust_memlab.rs`): `run` serialises
+//! exercises (the constructor counter is global); `reports` is held only to
+//! swap in a finished report or to render one, and is taken under `run`;
+//! `atomic` is the spinlock the atomic GFP cases allocate under, innermost.
 
 pub(crate) mod dma;
 mod exercise;
 pub(crate) mod gfp;
 pub(crate) mod kmalloc;
 pub(crate) mod kmem_cache;
-pub(crate) mod pages;
-pub(crate) mod phys;
 pub(crate) mod report;
 pub(crate) mod vmalloc;
 
+/// `alloc_pages` owners live in the platform layer: the mirror's pool is
+/// made of them too.
+pub(crate) use crate::platform::pages;
+
+use crate::backend::{Allocation, Backend, Facts};
+use crate::platform::{clock, clock::now_ns, dma::DmaDevices, phys::Placement};
+use crate::request::{AllocRequest, Family, Gfp};
 use crate::uapi;
 use core::fmt;
-use gfp::Gfp;
+use gfp::GfpFlags;
 use kernel::{
-    bindings, driver, new_mutex, new_spinlock,
-    page::PAGE_SHIFT,
+    new_mutex, new_spinlock,
     page::PAGE_SIZE,
-    platform,
     prelude::*,
-    sync::{Mutex, SpinLock},
+    sync::{Arc, Mutex, SpinLock},
 };
 
-/// The TSC frequency in kHz, 0 if the kernel could not calibrate it.
-pub(crate) fn tsc_khz() -> u64 {
-    // SAFETY: `tsc_khz` is written during boot-time calibration only.
-    u64::from(unsafe { bindings::tsc_khz })
-}
-
-/// Nanoseconds for latency measurements: the TSC scaled by its calibrated
-/// frequency when known, since the clocksource may be as coarse as jiffies
-/// (QEMU TCG without ACPI has no HPET and no PM timer); `ktime_get`
-/// otherwise.
-///
-/// Not monotonic: the task may migrate to a CPU whose TSC is behind, and
-/// `tsc_khz` may be refined between two reads. Take differences with
-/// `saturating_sub` (with overflow checks a plain `-` would panic).
-pub(crate) fn now_ns() -> u64 {
-    if let Some(khz) = core::num::NonZeroU64::new(tsc_khz()) {
-        // SAFETY: `rdtsc` only reads the time stamp counter; every x86-64
-        // CPU has one.
-        let cycles = unsafe { core::arch::x86_64::_rdtsc() };
-        // cycles * 10^6 / khz without overflow or a 128-bit division.
-        (cycles / khz) * 1_000_000 + (cycles % khz) * 1_000_000 / khz
-    } else {
-        // SAFETY: `ktime_get` may be called from any context once timekeeping is up.
-        unsafe { bindings::ktime_get() as u64 }
-    }
-}
-
-/// Largest kmem_cache alignment accepted: the largest block the page
-/// allocator serves (the mirror's `SlabCache` has the same limit).
-const KMEM_CACHE_MAX_ALIGN: usize = PAGE_SIZE << bindings::MAX_PAGE_ORDER;
-
-/// State shared by every open file and debugfs: exercise reports, the DMA
-/// devices and their driver.
+/// State shared by every open file and debugfs: exercise reports, and the
+/// DMA devices (shared with the mirror).
 #[pin_data]
 pub(crate) struct Real {
     #[pin]
@@ -85,46 +56,18 @@ pub(crate) struct Real {
     run: Mutex<()>,
     #[pin]
     atomic: SpinLock<()>,
-    /// Dropped (unregistered) before the driver below.
-    dma_devices: KVec<dma::DmaDevice>,
-    #[pin]
-    _dma_driver: driver::Registration<platform::Adapter<dma::DmaDriver>>,
-}
-
-/// Registers the DMA devices; without them only the DMA family is missing.
-fn register_dma_devices() -> KVec<dma::DmaDevice> {
-    let mut v = KVec::new();
-    for bits in dma::MASKS {
-        match dma::DmaDevice::register(bits) {
-            Ok(d) => {
-                if v.push(d, GFP_KERNEL).is_err() {
-                    break;
-                }
-            }
-            Err(e) => pr_warn!("memlab-dma.{bits}: not registered ({e:?})\n"),
-        }
-    }
-    v
+    dma: Arc<DmaDevices>,
 }
 
 impl Real {
-    /// Creates the shared state and registers the DMA driver and devices.
-    pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    /// Creates the shared state over memlab's DMA devices.
+    pub(crate) fn new(dma: Arc<DmaDevices>) -> impl PinInit<Self, Error> {
         try_pin_init!(Real {
             reports <- new_mutex!([const { None }; uapi::MEMLAB_NR_EXERCISES as usize]),
             run <- new_mutex!(()),
             atomic <- new_spinlock!(()),
-            dma_devices: register_dma_devices(),
-            _dma_driver <- driver::Registration::new(dma::NAME, module),
+            dma,
         }? Error)
-    }
-
-    /// The DMA device with a mask of `bits`, if registered.
-    fn dma_device(&self, bits: u32) -> Result<&dma::DmaDevice> {
-        self.dma_devices
-            .iter()
-            .find(|d| d.mask_bits() == bits)
-            .ok_or(ENODEV)
     }
 
     /// Runs `f` in atomic context (under the `atomic` spinlock) if `gfp`
@@ -138,105 +81,80 @@ impl Real {
         }
     }
 
-    /// Allocates what `req` names (already validated for shape by the caller).
-    pub(crate) fn alloc(&self, req: &uapi::MemlabAlloc) -> Result<RealBlock> {
-        let gfp = Gfp::from_uapi(req.gfp).ok_or(EINVAL)?;
-        let size = usize::try_from(req.size).map_err(|_| E2BIG)?;
-        let flags = gfp.flags();
-        let mut info = uapi::MemlabBlockInfo {
-            family: req.family,
-            gfp: req.gfp,
-            size: req.size,
-            ..Default::default()
-        };
-        let owner = match req.family {
-            uapi::MEMLAB_FAMILY_KMALLOC => {
-                if !gfp.slab_ok() {
-                    return Err(EINVAL);
-                }
-                let t0 = now_ns();
-                let k = self.maybe_atomic(gfp, || kmalloc::Kmalloc::new(size, flags))?;
-                info.alloc_ns = now_ns().saturating_sub(t0);
-                let phys = k.phys();
-                linear_info(&mut info, phys, size);
-                info.usable = k.ksize() as u64;
-                info.zeroed = u32::from(gfp.zero() && k.is_zero());
-                Owner::Kmalloc(k)
-            }
-            uapi::MEMLAB_FAMILY_VMALLOC => {
-                let t0 = now_ns();
-                // Not under the spinlock: vmalloc maps pages and may sleep.
-                let v = vmalloc::Vmalloc::new(size, flags)?;
-                info.alloc_ns = now_ns().saturating_sub(t0);
-                let s = v.summary();
-                info.zone = s.zone;
-                info.first_pfn = s.first;
-                info.nr_pages = s.pages;
-                info.phys_runs = s.runs;
-                info.usable = (v.nr_pages() * PAGE_SIZE) as u64;
-                info.align_log2 = phys::align_log2(s.first << PAGE_SHIFT);
-                info.zeroed = u32::from(gfp.zero() && v.is_zero());
-                Owner::Vmalloc(v)
-            }
-            uapi::MEMLAB_FAMILY_PAGES => {
-                let t0 = now_ns();
-                let p = self.maybe_atomic(gfp, || pages::Pages::new(req.order, flags))?;
-                info.alloc_ns = now_ns().saturating_sub(t0);
-                let pfn = p.pfn();
-                info.zone = phys::zone_of_pfn(pfn);
-                info.first_pfn = pfn;
-                info.nr_pages = p.nr_pages() as u64;
-                info.phys_runs = 1;
-                info.usable = (p.nr_pages() * PAGE_SIZE) as u64;
-                info.align_log2 = phys::align_log2(pfn << PAGE_SHIFT);
-                info.zeroed = u32::from(gfp.zero() && p.is_zero());
-                Owner::Pages(p)
-            }
-            uapi::MEMLAB_FAMILY_KMEM_CACHE => {
-                if !gfp.slab_ok() {
-                    return Err(EINVAL);
-                }
-                // kmem_cache_create() fails these with a pr_warn and a stack
-                // dump (and a huge alignment could wrap SLUB's u32 size
-                // arithmetic): refuse them up front, with the mirror's EINVAL.
-                if size > kmalloc::KMALLOC_MAX_SIZE || req.align as usize > KMEM_CACHE_MAX_ALIGN {
-                    return Err(EINVAL);
-                }
-                let cache = kmem_cache::Cache::new(size, req.align as usize, false)?;
-                let t0 = now_ns();
-                let o = self.maybe_atomic(gfp, || kmem_cache::Object::new(&cache, flags))?;
-                info.alloc_ns = now_ns().saturating_sub(t0);
-                linear_info(&mut info, o.phys(), size);
-                info.usable = o.cache().size() as u64;
-                info.zeroed = u32::from(gfp.zero() && o.is_zero());
-                Owner::Cache(o)
-            }
-            uapi::MEMLAB_FAMILY_DMA => {
-                let dev = self.dma_device_for(req.gfp)?;
-                let bound = dev.lock_bound()?;
-                let t0 = now_ns();
-                let (b, f) = dma::DmaBlock::new(&bound, size, gfp.atomic())?;
-                info.alloc_ns = now_ns().saturating_sub(t0);
-                drop(bound);
-                info.zone = f.pages.zone;
-                info.first_pfn = f.pages.first;
-                info.nr_pages = f.pages.pages;
-                info.phys_runs = f.pages.runs;
-                info.usable = (size.div_ceil(PAGE_SIZE) * PAGE_SIZE) as u64;
-                info.align_log2 = phys::align_log2(f.phys);
-                info.dma_addr = f.dma_addr;
-                // dma_alloc_coherent always zeroes; checked either way.
-                info.zeroed = u32::from(gfp.zero() && f.zeroed);
-                Owner::Dma(b)
-            }
-            _ => return Err(EINVAL),
-        };
-        Ok(RealBlock {
-            info,
-            _owner: owner,
+    /// Times `f`, in atomic context if `gfp` is atomic.
+    fn timed<T>(&self, gfp: Gfp, f: impl FnOnce() -> Result<T>) -> Result<(T, u64)> {
+        self.maybe_atomic(gfp, || {
+            let t0 = now_ns();
+            let r = f();
+            r.map(|v| (v, now_ns().saturating_sub(t0)))
         })
     }
+}
 
+impl Backend for Real {
+    fn alloc(&self, req: &AllocRequest) -> Result<Allocation> {
+        let gfp = req.gfp;
+        let flags = gfp.flags();
+        match req.family {
+            Family::Kmalloc { size } => {
+                let (k, ns) = self.timed(gfp, || kmalloc::Kmalloc::new(size, flags))?;
+                let f = Facts::new(req, Placement::linear(k.phys(), size))
+                    .usable(k.ksize())
+                    .zeroed(gfp.zero && k.is_zero())
+                    .took(ns);
+                Allocation::new(k, f)
+            }
+            Family::Vmalloc { size } => {
+                // Never under the spinlock: vmalloc maps pages and may sleep.
+                let t0 = now_ns();
+                let v = vmalloc::Vmalloc::new(size, flags)?;
+                let ns = now_ns().saturating_sub(t0);
+                let f = Facts::new(req, Placement::pages((0..v.nr_pages()).map(|i| v.pfn(i))))
+                    .usable(v.nr_pages() * PAGE_SIZE)
+                    .zeroed(gfp.zero && v.is_zero())
+                    .took(ns);
+                Allocation::new(v, f)
+            }
+            Family::Pages { order } => {
+                let (p, ns) = self.timed(gfp, || pages::Pages::new(order, flags))?;
+                let f = Facts::new(
+                    req,
+                    Placement::pages(p.pfn()..p.pfn() + p.nr_pages() as u64),
+                )
+                .usable(p.nr_pages() * PAGE_SIZE)
+                .zeroed(gfp.zero && p.is_zero())
+                .took(ns);
+                Allocation::new(p, f)
+            }
+            Family::KmemCache { size, align } => {
+                let cache = kmem_cache::Cache::new(size, align, false)?;
+                let (o, ns) = self.timed(gfp, || kmem_cache::Object::new(&cache, flags))?;
+                let f = Facts::new(req, Placement::linear(o.phys(), size))
+                    .usable(o.cache().size())
+                    .zeroed(gfp.zero && o.is_zero())
+                    .took(ns);
+                Allocation::new(o, f)
+            }
+            Family::Dma { size } => {
+                let bound = self.dma.for_gfp(gfp)?.lock_bound()?;
+                let t0 = now_ns();
+                let (b, c) = dma::DmaBlock::new(&bound, size, gfp.atomic())?;
+                let ns = now_ns().saturating_sub(t0);
+                drop(bound);
+                let f = Facts::new(req, Placement::of(&c.pages))
+                    // dma_alloc_coherent takes whole pages (at least).
+                    .usable(size.div_ceil(PAGE_SIZE) * PAGE_SIZE)
+                    .dma_addr(c.dma_addr)
+                    // It always zeroes; checked either way.
+                    .zeroed(gfp.zero && c.zeroed)
+                    .took(ns);
+                Allocation::new(b, f)
+            }
+        }
+    }
+}
+
+impl Real {
     /// Runs exercise `id` with `reps` repetitions per case (0 = default) and
     /// keeps its report for debugfs.
     pub(crate) fn exercise(&self, id: u32, reps: u32) -> Result<uapi::MemlabExercise> {
@@ -269,7 +187,7 @@ impl Real {
     pub(crate) fn write_report(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let reports = self.reports.lock();
         writeln!(f, "memlab real allocators: last run of each exercise")?;
-        match tsc_khz() {
+        match clock::tsc_khz() {
             0 => writeln!(f, "clock: ktime_get (clocksource resolution)")?,
             khz => writeln!(f, "clock: TSC at {khz} kHz")?,
         }
@@ -300,57 +218,5 @@ impl Real {
             r.write_json(f)?;
         }
         writeln!(f, "]}}")
-    }
-}
-
-/// Fills zone, PFN, pages, runs and alignment of `size` direct-map bytes at `phys`.
-fn linear_info(info: &mut uapi::MemlabBlockInfo, phys: u64, size: usize) {
-    let first = phys >> PAGE_SHIFT;
-    let last = (phys + size.max(1) as u64 - 1) >> PAGE_SHIFT;
-    info.zone = phys::zone_of_pfn(first);
-    info.first_pfn = first;
-    info.nr_pages = last - first + 1;
-    info.phys_runs = 1;
-    info.align_log2 = phys::align_log2(phys);
-}
-
-/// What a [`RealBlock`] owns; dropping it frees the memory.
-enum Owner {
-    Kmalloc(kmalloc::Kmalloc),
-    Vmalloc(vmalloc::Vmalloc),
-    Pages(pages::Pages),
-    Cache(kmem_cache::Object),
-    Dma(dma::DmaBlock),
-}
-
-impl Owner {
-    fn pinned_bytes(&self) -> usize {
-        match self {
-            Owner::Kmalloc(k) => k.ksize(),
-            Owner::Vmalloc(v) => v.nr_pages() * PAGE_SIZE,
-            Owner::Pages(p) => p.nr_pages() * PAGE_SIZE,
-            Owner::Cache(o) => o.cache().size(),
-            // dma_alloc_coherent takes whole pages (at least), as INSPECT's
-            // `usable` says; the requested size would under-count the cap.
-            Owner::Dma(d) => d.size().div_ceil(PAGE_SIZE) * PAGE_SIZE,
-        }
-    }
-}
-
-/// One live allocation; dropping it frees the memory.
-pub(crate) struct RealBlock {
-    info: uapi::MemlabBlockInfo,
-    _owner: Owner,
-}
-
-impl RealBlock {
-    /// What the kernel handed out (the caller fills in `handle`).
-    pub(crate) fn info(&self) -> uapi::MemlabBlockInfo {
-        self.info
-    }
-
-    /// Bytes this allocation pins (counted against `max_pinned_mb`).
-    pub(crate) fn pinned_bytes(&self) -> usize {
-        self._owner.pinned_bytes()
     }
 }

@@ -5,7 +5,8 @@
 //! (`real/report.json`). Built per run, replaced by the next run of the same
 //! exercise, so its memory is bounded by the largest exercise.
 
-use super::phys::{self, BuddyInfo};
+use crate::platform::phys::{BuddyInfo, Placement};
+use crate::request::Zone;
 use core::fmt::{self, Write};
 use kernel::prelude::*;
 
@@ -75,6 +76,14 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// Records where the memory of a successful case sits.
+    pub(crate) fn place(&mut self, at: Placement) {
+        self.zone = at.zone;
+        self.nr_pages = at.nr_pages;
+        self.phys_runs = at.runs;
+        self.align_log2 = at.align_log2;
+    }
+
     /// A row for `what` with parameter `arg_name = arg`, failed until filled.
     pub(crate) fn new(
         what: &'static str,
@@ -170,7 +179,7 @@ impl Report {
                 yes(r.ok),
                 yes(r.expect_ok),
                 yes(r.pass),
-                if r.ok { phys::zone_name(r.zone) } else { "-" },
+                if r.ok { Zone::name_of_uapi(r.zone) } else { "-" },
                 r.nr_pages,
                 r.phys_runs,
                 r.align_log2,
@@ -218,7 +227,7 @@ impl Report {
                 r.ok,
                 r.expect_ok,
                 r.pass,
-                if r.ok { phys::zone_name(r.zone) } else { "-" },
+                if r.ok { Zone::name_of_uapi(r.zone) } else { "-" },
                 r.nr_pages,
                 r.phys_runs,
                 r.align_log2,

@@ -7,7 +7,6 @@
 //! Rust allocator cannot express GFP_NOIO and friends). Freeing is a
 //! `vrealloc` to size 0, i.e. `vfree`.
 
-use super::phys::PfnSummary;
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{bindings, page::PAGE_SIZE, prelude::*};
 
@@ -52,15 +51,6 @@ impl Vmalloc {
         let addr = self.ptr.as_ptr().wrapping_byte_add(i * PAGE_SIZE);
         // SAFETY: `addr` lies inside the live area for `i < nr_pages()`.
         unsafe { bindings::vmalloc_to_pfn(addr) as u64 }
-    }
-
-    /// Zone, runs and first PFN of the backing pages.
-    pub(crate) fn summary(&self) -> PfnSummary {
-        let mut s = PfnSummary::new();
-        for i in 0..self.nr_pages() {
-            s.add(self.pfn(i));
-        }
-        s
     }
 
     /// Whether the requested bytes all read zero.

@@ -38,7 +38,11 @@
 pub mod buddy;
 #[path = "../../src/render.rs"]
 pub mod render;
+#[path = "../../src/request.rs"]
+pub mod request;
 #[path = "../../src/sizeclass.rs"]
 pub mod sizeclass;
 #[path = "../../src/slab.rs"]
 pub mod slab;
+#[path = "../../src/uapi.rs"]
+pub mod uapi;

@@ -6,7 +6,7 @@
 //! `kernel::page::Page` only holds order-0 pages, so higher orders are
 //! wrapped here, once.
 
-use super::phys;
+use crate::platform::phys;
 use core::ptr::NonNull;
 use kernel::{bindings, page::PAGE_SIZE, prelude::*};
 

@@ -10,6 +10,7 @@
 //! macros `__pa`, `pfn_to_page` and `page_to_pfn` do. The node is
 //! `contig_page_data` (the test and bench kernels are built without NUMA).
 
+use crate::request::Zone;
 use crate::uapi;
 use core::ffi::c_void;
 use kernel::{bindings, page::PAGE_SHIFT};
@@ -18,16 +19,15 @@ use kernel::{bindings, page::PAGE_SHIFT};
 pub(crate) const MAX_ORDER: usize = bindings::MAX_PAGE_ORDER as usize;
 /// Zones per node.
 pub(crate) const NR_ZONES: usize = bindings::MAX_NR_ZONES as usize;
-/// Zone names as `/proc/buddyinfo` prints them.
-pub(crate) const ZONE_NAMES: [&str; NR_ZONES] = ["DMA", "DMA32", "Normal", "Movable"];
 
-/// Name of a `MEMLAB_ZONE_*` value.
-pub(crate) fn zone_name(zone: u32) -> &'static str {
-    match zone {
-        uapi::MEMLAB_ZONE_MIXED => "mixed",
-        z => ZONE_NAMES.get(z as usize).copied().unwrap_or("?"),
-    }
-}
+// The core (src/core) and the request rules are built for this kernel's
+// page geometry and zones; a kernel that differs must not build.
+const _: () = assert!(crate::buddy::MAX_PAGE_ORDER == bindings::MAX_PAGE_ORDER);
+const _: () = assert!(crate::buddy::PAGE_SHIFT == PAGE_SHIFT as u32);
+const _: () = assert!(crate::sizeclass::KMALLOC_MAX_SIZE == bindings::KMALLOC_MAX_SIZE as usize);
+const _: () = assert!(NR_ZONES == Zone::ALL.len());
+const _: () = assert!(Zone::Normal as u32 == bindings::zone_type_ZONE_NORMAL);
+const _: () = assert!(Zone::Dma32 as u32 == bindings::zone_type_ZONE_DMA32);
 
 /// The kernel's node descriptor (the only node without NUMA).
 fn node() -> *const bindings::pglist_data {
@@ -102,6 +102,58 @@ pub(crate) fn zone_of_pfn(pfn: u64) -> u32 {
 /// log2 of the largest power of two dividing `phys` (64 for 0).
 pub(crate) fn align_log2(phys: u64) -> u32 {
     phys.trailing_zeros()
+}
+
+/// Where an allocation sits physically: what INSPECT and the exercise
+/// reports say about every block, computed here once for both backends.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Placement {
+    /// `MEMLAB_ZONE_*`, or `MEMLAB_ZONE_MIXED` when the pages span zones.
+    pub(crate) zone: u32,
+    /// First page frame number.
+    pub(crate) first_pfn: u64,
+    /// Pages spanned.
+    pub(crate) nr_pages: u64,
+    /// Physically contiguous runs among them (1 = contiguous).
+    pub(crate) runs: u64,
+    /// log2 of the largest power of two dividing the physical address.
+    pub(crate) align_log2: u32,
+}
+
+impl Placement {
+    /// `len` bytes of the direct map at physical address `phys`: one run,
+    /// the pages it touches, the alignment of `phys`.
+    pub(crate) fn linear(phys: u64, len: usize) -> Self {
+        let first = phys >> PAGE_SHIFT;
+        let last = (phys + len.max(1) as u64 - 1) >> PAGE_SHIFT;
+        Placement {
+            zone: zone_of_pfn(first),
+            first_pfn: first,
+            nr_pages: last - first + 1,
+            runs: 1,
+            align_log2: align_log2(phys),
+        }
+    }
+
+    /// Whole pages by PFN, in mapping order.
+    pub(crate) fn pages(pfns: impl IntoIterator<Item = u64>) -> Self {
+        let mut s = PfnSummary::new();
+        for pfn in pfns {
+            s.add(pfn);
+        }
+        Self::of(&s)
+    }
+
+    /// Whole pages already summarised.
+    pub(crate) fn of(s: &PfnSummary) -> Self {
+        Placement {
+            zone: s.zone,
+            first_pfn: s.first,
+            nr_pages: s.pages,
+            runs: s.runs,
+            align_log2: align_log2(s.first << PAGE_SHIFT),
+        }
+    }
 }
 
 /// Summary of a list of PFNs in allocation order: zone (or mixed) and the
@@ -189,12 +241,12 @@ impl BuddyInfo {
         f: &mut impl core::fmt::Write,
         prefix: &str,
     ) -> core::fmt::Result {
-        for (z, name) in ZONE_NAMES.iter().enumerate() {
-            if !self.populated[z] {
+        for z in Zone::ALL {
+            if !self.populated[z.index()] {
                 continue;
             }
-            write!(f, "{prefix}Node 0, zone {name:>8} ")?;
-            for n in self.nr_free[z] {
+            write!(f, "{prefix}Node 0, zone {:>8} ", z.name())?;
+            for n in self.nr_free[z.index()] {
                 write!(f, "{n:>6} ")?;
             }
             writeln!(f)?;
@@ -206,16 +258,16 @@ impl BuddyInfo {
     pub(crate) fn write_json(&self, f: &mut impl core::fmt::Write) -> core::fmt::Result {
         write!(f, "{{")?;
         let mut first = true;
-        for (z, name) in ZONE_NAMES.iter().enumerate() {
-            if !self.populated[z] {
+        for z in Zone::ALL {
+            if !self.populated[z.index()] {
                 continue;
             }
             if !first {
                 write!(f, ",")?;
             }
             first = false;
-            write!(f, "\"{name}\":[")?;
-            for (o, n) in self.nr_free[z].iter().enumerate() {
+            write!(f, "\"{}\":[", z.name())?;
+            for (o, n) in self.nr_free[z.index()].iter().enumerate() {
                 write!(f, "{}{n}", if o == 0 { "" } else { "," })?;
             }
             write!(f, "]")?;

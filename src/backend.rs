@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The seam between the ioctl layer and the two backends.
+//!
+//! The real allocators ([`crate::real::Real`]) and the mirror
+//! ([`crate::mirror::Mirror`]) both implement [`Backend`]: one call that
+//! serves a validated [`AllocRequest`] and returns an [`Allocation`], which
+//! owns the memory (dropping it frees it, on whichever backend it came from)
+//! and carries its [`Facts`], built the same way on both sides.
+
+use crate::platform::phys::Placement;
+use crate::request::AllocRequest;
+use crate::uapi;
+use kernel::prelude::*;
+
+/// An allocator family set behind one call.
+pub(crate) trait Backend: Sync {
+    /// Allocates what `req` names. Process context: a backend may sleep
+    /// (GFP_KERNEL, vmalloc, the DMA device lock) except inside the atomic
+    /// sections it opens itself for atomic selectors.
+    fn alloc(&self, req: &AllocRequest) -> Result<Allocation>;
+}
+
+/// What INSPECT reports about an allocation: zone, PFNs, contiguity,
+/// alignment, usable bytes, latency. No kernel virtual address.
+#[derive(Clone, Copy)]
+pub(crate) struct Facts(uapi::MemlabBlockInfo);
+
+impl Facts {
+    /// The facts of an allocation for `req` placed at `at`.
+    pub(crate) fn new(req: &AllocRequest, at: Placement) -> Self {
+        Facts(uapi::MemlabBlockInfo {
+            family: req.family.to_uapi(),
+            gfp: req.gfp.to_uapi(),
+            size: req.size(),
+            zone: at.zone,
+            first_pfn: at.first_pfn,
+            nr_pages: at.nr_pages,
+            phys_runs: at.runs,
+            align_log2: at.align_log2,
+            ..Default::default()
+        })
+    }
+
+    /// Bytes the caller may use (ksize, whole pages, the object size).
+    pub(crate) fn usable(mut self, bytes: usize) -> Self {
+        self.0.usable = bytes as u64;
+        self
+    }
+
+    /// Whether `__GFP_ZERO` was asked for and the memory was checked zero.
+    pub(crate) fn zeroed(mut self, zeroed: bool) -> Self {
+        self.0.zeroed = u32::from(zeroed);
+        self
+    }
+
+    /// The bus address of a DMA buffer.
+    pub(crate) fn dma_addr(mut self, addr: u64) -> Self {
+        self.0.dma_addr = addr;
+        self
+    }
+
+    /// How long the allocator call took.
+    pub(crate) fn took(mut self, ns: u64) -> Self {
+        self.0.alloc_ns = ns;
+        self
+    }
+
+    /// The INSPECT reply for `handle`.
+    pub(crate) fn info(&self, handle: u32) -> uapi::MemlabBlockInfo {
+        uapi::MemlabBlockInfo { handle, ..self.0 }
+    }
+
+    /// Bytes the caller may use.
+    pub(crate) fn usable_bytes(&self) -> usize {
+        self.0.usable as usize
+    }
+}
+
+/// One live allocation from either backend; dropping it frees the memory.
+pub(crate) struct Allocation {
+    facts: Facts,
+    pinned: usize,
+    _owner: KBox<dyn Send + Sync>,
+}
+
+impl Allocation {
+    /// `owner` holds the memory (frees it when dropped); it pins the usable
+    /// bytes the facts report.
+    pub(crate) fn new(owner: impl Send + Sync + 'static, facts: Facts) -> Result<Self> {
+        let owner: KBox<dyn Send + Sync> = KBox::new(owner, GFP_KERNEL)?;
+        Ok(Allocation {
+            pinned: facts.usable_bytes(),
+            facts,
+            _owner: owner,
+        })
+    }
+
+    /// What INSPECT reports.
+    pub(crate) fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Bytes this allocation pins, counted against `max_pinned_mb`.
+    pub(crate) fn pinned_bytes(&self) -> usize {
+        self.pinned
+    }
+}

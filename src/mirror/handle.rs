@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mirror behind the [`Backend`] seam: ALLOC of every family, each
+//! allocation owned by a value that gives it back to the mirror on drop.
+
+use super::dma::MirrorDma;
+use super::vmalloc::MirrorVmalloc;
+use super::Mirror;
+use crate::backend::{Allocation, Backend, Facts};
+use crate::platform::{clock::now_ns, phys, phys::Placement};
+use crate::request::{AllocRequest, Family, Gfp};
+use crate::slab::{SlabCache, SlabFlags};
+use core::ptr::NonNull;
+use kernel::{page::PAGE_SIZE, prelude::*, sync::Arc};
+
+/// A block from `alloc_pages`, freed on drop.
+///
+/// # Invariants
+///
+/// `head` came from `mirror.alloc_pages(order, _)` and is not freed yet.
+pub(crate) struct MirrorPages {
+    mirror: Arc<Mirror>,
+    head: NonNull<u8>,
+    order: u32,
+}
+
+impl MirrorPages {
+    /// `alloc_pages(order, gfp)` on `mirror`.
+    pub(crate) fn new(mirror: &Arc<Mirror>, order: u32, gfp: Gfp) -> Result<Self> {
+        let head = mirror.alloc_pages(order, gfp)?;
+        // INVARIANT: just allocated with `order`.
+        Ok(MirrorPages {
+            mirror: mirror.clone(),
+            head,
+            order,
+        })
+    }
+
+    /// Physical address of the first page.
+    pub(crate) fn phys(&self) -> u64 {
+        phys::linear_phys(self.head.as_ptr().cast())
+    }
+
+    /// Bytes in the block.
+    pub(crate) fn bytes(&self) -> usize {
+        PAGE_SIZE << self.order
+    }
+
+    /// The block as bytes, for zeroing and checking.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the block's `bytes()` bytes at `head` are in the direct map
+        // and owned by this value (type invariant); `&mut self` makes this
+        // the only reference to them.
+        unsafe { core::slice::from_raw_parts_mut(self.head.as_ptr(), self.bytes()) }
+    }
+}
+
+impl Drop for MirrorPages {
+    fn drop(&mut self) {
+        // SAFETY: `head` came from `alloc_pages(order, _)` of this mirror and
+        // is freed only here (type invariant).
+        if unsafe { self.mirror.free_pages(self.head, self.order) }.is_err() {
+            self.mirror.state.lock().rejected += 1;
+        }
+    }
+}
+
+// SAFETY: the block is owned by this value and freed through the mirror's
+// locks, from any thread.
+unsafe impl Send for MirrorPages {}
+// SAFETY: `&MirrorPages` only reads addresses.
+unsafe impl Sync for MirrorPages {}
+
+/// An object from `kmalloc`, freed on drop.
+///
+/// # Invariants
+///
+/// `ptr` came from `mirror.kmalloc(size, gfp)` and is not freed yet.
+struct MirrorKmalloc {
+    mirror: Arc<Mirror>,
+    ptr: NonNull<u8>,
+    size: usize,
+    gfp: Gfp,
+}
+
+impl Drop for MirrorKmalloc {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `kmalloc(size, gfp)` of this mirror and is
+        // freed only here (type invariant).
+        if unsafe { self.mirror.kfree(self.ptr, self.size, self.gfp) }.is_err() {
+            self.mirror.state.lock().rejected += 1;
+        }
+    }
+}
+
+// SAFETY: as for `MirrorPages`.
+unsafe impl Send for MirrorKmalloc {}
+// SAFETY: `&MirrorKmalloc` reads nothing.
+unsafe impl Sync for MirrorKmalloc {}
+
+/// One object of a cache of its own; both freed on drop.
+///
+/// # Invariants
+///
+/// `ptr` came from `mirror.cache_alloc(cache, _)` and is not freed yet.
+struct MirrorCacheObject {
+    mirror: Arc<Mirror>,
+    cache: SlabCache,
+    ptr: NonNull<u8>,
+}
+
+impl Drop for MirrorCacheObject {
+    fn drop(&mut self) {
+        let m = &self.mirror;
+        // SAFETY: `ptr` came from `cache_alloc(cache)` and is freed only here
+        // (type invariant).
+        let r = unsafe { m.cache_free(&mut self.cache, self.ptr) };
+        if r.and_then(|()| m.cache_destroy(&mut self.cache)).is_err() {
+            m.state.lock().rejected += 1;
+        }
+    }
+}
+
+// SAFETY: as for `MirrorPages`; the cache is owned by this value alone.
+unsafe impl Send for MirrorCacheObject {}
+// SAFETY: `&MirrorCacheObject` reads nothing.
+unsafe impl Sync for MirrorCacheObject {}
+
+/// Zeroes `bytes` and checks they read back zero: the mirror's `__GFP_ZERO`.
+pub(crate) fn zero_and_check(bytes: &mut [u8]) -> bool {
+    bytes.fill(0);
+    bytes.iter().all(|b| *b == 0)
+}
+
+impl Backend for Arc<Mirror> {
+    fn alloc(&self, req: &AllocRequest) -> Result<Allocation> {
+        let gfp = req.gfp;
+        let t0 = now_ns();
+        match req.family {
+            Family::Pages { order } => {
+                let mut p = MirrorPages::new(self, order, gfp)?;
+                let ns = now_ns().saturating_sub(t0);
+                let f = Facts::new(req, Placement::linear(p.phys(), p.bytes()))
+                    .usable(p.bytes())
+                    .zeroed(gfp.zero && zero_and_check(p.bytes_mut()))
+                    .took(ns);
+                Allocation::new(p, f)
+            }
+            Family::Kmalloc { size } => {
+                let ptr = self.kmalloc(size, gfp)?;
+                let ns = now_ns().saturating_sub(t0);
+                // INVARIANT: just allocated with `size` and `gfp`.
+                let k = MirrorKmalloc {
+                    mirror: self.clone(),
+                    ptr,
+                    size,
+                    gfp,
+                };
+                let usable = self.ksize(ptr).unwrap_or(size);
+                // SAFETY: the object's `usable` bytes are in the direct map
+                // and owned by `k`; nothing else reaches them yet.
+                let bytes = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), usable) };
+                let phys = phys::linear_phys(ptr.as_ptr().cast());
+                let f = Facts::new(req, Placement::linear(phys, usable))
+                    .usable(usable)
+                    .zeroed(gfp.zero && zero_and_check(bytes))
+                    .took(ns);
+                Allocation::new(k, f)
+            }
+            Family::KmemCache { size, align } => {
+                let mut cache = SlabCache::new("memlab-mirror", size, align, SlabFlags::NONE, None)
+                    .map_err(|_| EINVAL)?;
+                // As on the real side, creating the cache is not timed.
+                let t0 = now_ns();
+                let ptr = self.cache_alloc(&mut cache, gfp)?;
+                let ns = now_ns().saturating_sub(t0);
+                let usable = cache.object_size();
+                // INVARIANT: just allocated from `cache`.
+                let o = MirrorCacheObject {
+                    mirror: self.clone(),
+                    cache,
+                    ptr,
+                };
+                // SAFETY: as for kmalloc above, `usable` bytes owned by `o`.
+                let bytes = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), usable) };
+                let phys = phys::linear_phys(ptr.as_ptr().cast());
+                let f = Facts::new(req, Placement::linear(phys, usable))
+                    .usable(usable)
+                    .zeroed(gfp.zero && zero_and_check(bytes))
+                    .took(ns);
+                Allocation::new(o, f)
+            }
+            Family::Vmalloc { size } => {
+                let v = MirrorVmalloc::new(self, size, gfp)?;
+                let ns = now_ns().saturating_sub(t0);
+                let f = Facts::new(req, Placement::pages(v.pfns()))
+                    .usable(v.nr_pages() * PAGE_SIZE)
+                    .zeroed(v.zeroed())
+                    .took(ns);
+                Allocation::new(v, f)
+            }
+            Family::Dma { size } => {
+                let d = MirrorDma::new(self, size, gfp)?;
+                let ns = now_ns().saturating_sub(t0);
+                let f = Facts::new(req, Placement::linear(d.phys(), d.bytes()))
+                    .usable(d.bytes())
+                    .dma_addr(d.dma_addr())
+                    .zeroed(d.zeroed())
+                    .took(ns);
+                Allocation::new(d, f)
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mirror's debugfs files, in the kernel's own formats where one exists
+//! (`src/core/render.rs` writes them). Each copies what it needs under the
+//! shared lock and formats into seq_file's buffer, which does not sleep.
+
+use super::percpu::Counters;
+use super::zone::MirrorState;
+use super::Mirror;
+use crate::buddy::{Buddy, NR_PAGE_ORDERS};
+use crate::render;
+use crate::request::{Gfp, GfpSel, Zone};
+use core::fmt;
+
+impl Mirror {
+    /// Writes `mirror/buddyinfo`: the layout of /proc/buddyinfo.
+    pub(crate) fn buddyinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.per_zone(f, |w, n, z, c| render::buddyinfo(w, n, z, c))
+    }
+
+    /// Writes `mirror/extfrag_index` (layout of debugfs extfrag/extfrag_index).
+    pub(crate) fn extfrag_index(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.per_zone(f, |w, n, z, c| render::extfrag_index(w, n, z, c))
+    }
+
+    /// Writes `mirror/unusable_index` (layout of debugfs extfrag/unusable_index).
+    pub(crate) fn unusable_index(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.per_zone(f, |w, n, z, c| render::unusable_index(w, n, z, c))
+    }
+
+    fn per_zone(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        line: impl Fn(&mut fmt::Formatter<'_>, i32, &str, &[u64; NR_PAGE_ORDERS]) -> fmt::Result,
+    ) -> fmt::Result {
+        // Copy under the lock, format outside it.
+        let counts = self.state.lock().free_counts();
+        for (z, c) in Zone::ALL.iter().zip(counts.iter()) {
+            if let Some(c) = c {
+                line(f, 0, z.name(), c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `mirror/slabinfo`: "slabinfo - version: 2.1" as /proc/slabinfo.
+    pub(crate) fn slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state.lock();
+        render::slabinfo(
+            f,
+            Iterator::chain(st.kmalloc.caches().iter(), st.kmalloc_dma.caches()),
+        )
+    }
+
+    /// Writes `mirror/check`: "ok" if every zone's buddy and every kmalloc
+    /// cache passes its invariant checker and no free was ever refused, else
+    /// what failed.
+    pub(crate) fn check(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Per-CPU caches go back first: the checkers then see every page and
+        // object in the buddy or the slabs, and so do later reads.
+        self.drain_cpus();
+        let dma_ok = self.with_src(Gfp::new(GfpSel::Dma, false), |km, src| {
+            km.check_invariants(src)
+        });
+        let rejected = self.state.lock().rejected;
+        self.with_src(Gfp::KERNEL, |km, src| {
+            let mut bad = false;
+            for (z, b) in Zone::ALL.iter().zip(src.zones.iter()) {
+                if let Some(Err(e)) = b.as_ref().map(Buddy::check_invariants) {
+                    writeln!(f, "zone {}: {e:?}", z.name())?;
+                    bad = true;
+                }
+            }
+            if let Err(e) = km.check_invariants(src) {
+                writeln!(f, "kmalloc: {e:?}")?;
+                bad = true;
+            }
+            if let Err(e) = dma_ok {
+                writeln!(f, "dma-kmalloc: {e:?}")?;
+                bad = true;
+            }
+            if rejected != 0 {
+                writeln!(f, "frees refused by the buddy or a slab: {rejected}")?;
+                bad = true;
+            }
+            if !bad {
+                writeln!(f, "ok")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes `mirror/counters`: one `name value` line per event, summed
+    /// over CPUs, like /proc/vmstat.
+    pub(crate) fn counters(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sum = self
+            .cpus
+            .iter()
+            .fold(Counters::default(), |acc, c| acc.sum(&c.lock().counters));
+        for (name, v) in sum.fields() {
+            writeln!(f, "{name} {v}")?;
+        }
+        let st = self.state.lock();
+        let (failed, reclaims) = (st.failed, st.reclaims);
+        drop(st);
+        writeln!(f, "alloc_failed {failed}")?;
+        writeln!(f, "reclaim {reclaims}")
+    }
+
+    /// Writes `mirror/pool`: where the pool's frames came from.
+    pub(crate) fn pool_report(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "pool: {} pages in {} blocks",
+            self.pool_pages(),
+            self.pool.blocks.len()
+        )?;
+        writeln!(
+            f,
+            "{:<8} {:>12} {:>12} {:>6}",
+            "zone", "start_pfn", "end_pfn", "order"
+        )?;
+        for b in self.pool.blocks.iter() {
+            writeln!(
+                f,
+                "{:<8} {:>#12x} {:>#12x} {:>6}",
+                Zone::name_of_uapi(b.zone),
+                b.pfn,
+                b.pfn + b.nr_pages,
+                b.nr_pages.trailing_zeros()
+            )?;
+        }
+        let (pages, objs) = self.cpus.iter().fold((0, 0), |(p, o), c| {
+            let (cp, co) = c.lock().held();
+            (p + cp, o + co)
+        });
+        writeln!(f, "per-CPU caches: {pages} pages, {objs} kmalloc objects")?;
+        let st = self.state.lock();
+        let MirrorState { zones, reserve, .. } = &**st;
+        for ((z, buddy), reserve) in Zone::ALL.iter().zip(zones).zip(reserve) {
+            if let Some(b) = buddy {
+                writeln!(
+                    f,
+                    "zone {:<6} managed {:>8} free {:>8} reserve {:>6}",
+                    z.name(),
+                    b.managed_pages(),
+                    b.free_pages(),
+                    reserve
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What both backends stand on: the physical facts of memory ([`phys`]:
+//! PFNs, zones, alignment, the page allocator's free lists), the latency
+//! clock ([`clock`]), memlab's DMA devices and the one streaming-mapping type
+//! ([`dma`]), `vm_map_ram` ([`vmap`]), and the misc device and debugfs
+//! files with the module as owner ([`miscdev`], [`debugfs`]), which the
+//! in-tree abstractions lack. Nothing here allocates on a
+//! user's behalf; the dependency graph runs one way, from chardev, debugfs
+//! and workload through `real` and `mirror` to here.
+
+pub(crate) mod clock;
+pub(crate) mod debugfs;
+pub(crate) mod dma;
+pub(crate) mod miscdev;
+pub(crate) mod pages;
+pub(crate) mod phys;
+pub(crate) mod vmap;
