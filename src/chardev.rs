@@ -19,10 +19,10 @@
 
 use crate::backend::{Allocation, Backend};
 use crate::mirror::Mirror;
+use crate::platform::miscdev::MiscRegistration;
 use crate::real::Real;
 use crate::request::{AllocRequest, BackendId, RequestError};
 use crate::uapi;
-use crate::platform::miscdev::MiscRegistration;
 use kernel::{
     bindings,
     fs::File,

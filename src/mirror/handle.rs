@@ -132,6 +132,22 @@ pub(crate) fn zero_and_check(bytes: &mut [u8]) -> bool {
     bytes.iter().all(|b| *b == 0)
 }
 
+/// The facts of a slab object of `usable` bytes at `ptr`, zeroed and
+/// checked first if `req` asks for `__GFP_ZERO`.
+///
+/// # Safety
+///
+/// `ptr` starts `usable` bytes of the direct map that the caller owns and
+/// that nothing else reaches during the call.
+unsafe fn object_facts(req: &AllocRequest, ptr: NonNull<u8>, usable: usize) -> Facts {
+    // SAFETY: owned, unaliased direct-map bytes (requirement).
+    let bytes = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), usable) };
+    let phys = phys::linear_phys(ptr.as_ptr().cast());
+    Facts::new(req, Placement::linear(phys, usable))
+        .usable(usable)
+        .zeroed(req.gfp.zero && zero_and_check(bytes))
+}
+
 impl Backend for Arc<Mirror> {
     fn alloc(&self, req: &AllocRequest) -> Result<Allocation> {
         let gfp = req.gfp;
@@ -157,14 +173,9 @@ impl Backend for Arc<Mirror> {
                     gfp,
                 };
                 let usable = self.ksize(ptr).unwrap_or(size);
-                // SAFETY: the object's `usable` bytes are in the direct map
-                // and owned by `k`; nothing else reaches them yet.
-                let bytes = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), usable) };
-                let phys = phys::linear_phys(ptr.as_ptr().cast());
-                let f = Facts::new(req, Placement::linear(phys, usable))
-                    .usable(usable)
-                    .zeroed(gfp.zero && zero_and_check(bytes))
-                    .took(ns);
+                // SAFETY: the object's `usable` bytes are owned by `k` and
+                // nothing else reaches them yet.
+                let f = unsafe { object_facts(req, ptr, usable) }.took(ns);
                 Allocation::new(k, f)
             }
             Family::KmemCache { size, align } => {
@@ -182,12 +193,7 @@ impl Backend for Arc<Mirror> {
                     ptr,
                 };
                 // SAFETY: as for kmalloc above, `usable` bytes owned by `o`.
-                let bytes = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), usable) };
-                let phys = phys::linear_phys(ptr.as_ptr().cast());
-                let f = Facts::new(req, Placement::linear(phys, usable))
-                    .usable(usable)
-                    .zeroed(gfp.zero && zero_and_check(bytes))
-                    .took(ns);
+                let f = unsafe { object_facts(req, ptr, usable) }.took(ns);
                 Allocation::new(o, f)
             }
             Family::Vmalloc { size } => {

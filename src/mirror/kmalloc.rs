@@ -88,13 +88,11 @@ impl Mirror {
             let CpuCache { mags, counters, .. } = &mut *cc;
             if let Some(mag) = mags.get_mut(class.index()) {
                 counters.obj_free += 1;
-                if mag.is_full() {
-                    counters.obj_flush += 1;
-                    self.flush(mag, MAG_BATCH, |km, src, p| {
-                        km.kfree(src, p.as_ptr()).is_ok()
-                    });
-                }
-                if mag.push(ptr).is_ok() {
+                let flushes = &mut counters.obj_flush;
+                let parked = self.park(mag, ptr, MAG_BATCH, flushes, |km, src, p| {
+                    km.kfree(src, p.as_ptr()).is_ok()
+                });
+                if parked.is_ok() {
                     return Ok(());
                 }
             }

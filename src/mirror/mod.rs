@@ -209,6 +209,24 @@ impl Mirror {
         }
     }
 
+    /// Parks `item` on a CPU's `stack`, first giving `batch` items back
+    /// under the shared lock ([`Mirror::flush`]) if the stack is full (and
+    /// counting that in `flushes`). Gives `item` back if it did not fit.
+    fn park<const N: usize>(
+        &self,
+        stack: &mut Stack<N>,
+        item: NonNull<u8>,
+        batch: usize,
+        flushes: &mut u64,
+        free: impl FnMut(&mut Kmalloc, &mut ZonedPages<'_>, NonNull<u8>) -> bool,
+    ) -> core::result::Result<(), NonNull<u8>> {
+        if stack.is_full() {
+            *flushes += 1;
+            self.flush(stack, batch, free);
+        }
+        stack.push(item)
+    }
+
     /// Gives every CPU's cached pages and objects back to the buddy and the
     /// slabs, then shrinks the kmalloc caches' empty slabs: the mirror's
     /// direct reclaim.

@@ -76,13 +76,11 @@ impl Mirror {
             let CpuCache { pcp, counters, .. } = &mut *cc;
             if let Some(list) = pcp.get_mut(z.index()) {
                 counters.pcp_free += 1;
-                if list.is_full() {
-                    counters.pcp_flush += 1;
-                    self.flush(list, PCP_BATCH, |_, src, p| {
-                        src.free_block(p, 0, &TAG_MIRROR_PAGES).is_ok()
-                    });
-                }
-                if list.push(head).is_ok() {
+                let flushes = &mut counters.pcp_flush;
+                let parked = self.park(list, head, PCP_BATCH, flushes, |_, src, p| {
+                    src.free_block(p, 0, &TAG_MIRROR_PAGES).is_ok()
+                });
+                if parked.is_ok() {
                     return Ok(());
                 }
             }

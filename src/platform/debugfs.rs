@@ -108,7 +108,8 @@ impl Tree {
     /// Creates `/sys/kernel/debug/<name>/`, owned by `module`.
     pub(crate) fn new(name: &CStr, module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: `name` is a valid C string; a NULL parent is the debugfs root.
-        let root = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut()) };
+        let root =
+            unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut()) };
         try_pin_init!(Tree {
             root: from_err_ptr(root)?,
             views: KVec::new(),
@@ -152,7 +153,9 @@ impl Tree {
     ) -> Result {
         let view: KBox<dyn Show> = KBox::new(View { data, render }, GFP_KERNEL)?;
         let view = KBox::new(view, GFP_KERNEL)?;
-        let private = core::ptr::from_ref::<KBox<dyn Show>>(&view).cast_mut().cast();
+        let private = core::ptr::from_ref::<KBox<dyn Show>>(&view)
+            .cast_mut()
+            .cast();
         // SAFETY: only `views` is touched, never moved out of the pin.
         let this = unsafe { self.get_unchecked_mut() };
         this.views.push(view, GFP_KERNEL)?;

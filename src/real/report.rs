@@ -76,6 +76,12 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// Records whether memory asked zeroed read zero; returns it.
+    pub(crate) fn check_zero(&mut self, zeroed: bool) -> bool {
+        self.zeroed = Some(zeroed);
+        zeroed
+    }
+
     /// Records where the memory of a successful case sits.
     pub(crate) fn place(&mut self, at: Placement) {
         self.zone = at.zone;
