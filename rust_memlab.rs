@@ -52,6 +52,8 @@ pub mod slab;
 
 #[path = "src/backend.rs"]
 mod backend;
+#[path = "src/budget.rs"]
+mod budget;
 #[path = "src/chardev.rs"]
 mod chardev;
 #[path = "src/debugfs.rs"]
@@ -79,6 +81,10 @@ module! {
         max_pinned_mb: u32 {
             default: 64,
             description: "Most memory (MiB) one open /dev/memlab may keep allocated",
+        },
+        max_pinned_total_mb: u32 {
+            default: 256,
+            description: "Most memory (MiB) all open /dev/memlab files and running exercises together may keep allocated",
         },
         pool_mb: u32 {
             default: 16,
@@ -115,20 +121,29 @@ impl kernel::InPlaceModule for Memlab {
             kernel::warn_on!(true);
         }
         pr_info!(
-            "loaded (ABI {}, max_pinned_mb={})\n",
+            "loaded (ABI {}, max_pinned_mb={}, max_pinned_total_mb={})\n",
             uapi::MEMLAB_ABI_VERSION,
-            *module_parameters::max_pinned_mb.value()
+            *module_parameters::max_pinned_mb.value(),
+            *module_parameters::max_pinned_total_mb.value()
         );
         let max_pinned = (*module_parameters::max_pinned_mb.value() as usize) << 20;
+        let max_total = (*module_parameters::max_pinned_total_mb.value() as usize) << 20;
 
         pin_init::pin_init_scope(move || {
             let dma = Arc::pin_init(platform::dma::DmaDevices::new(module), GFP_KERNEL)?;
             let real = Arc::pin_init(real::Real::new(dma.clone()), GFP_KERNEL)?;
             let mirror = mirror::Mirror::new(pool_pages()?, dma)?;
-            let tree = debugfs::create(real.clone(), mirror.clone(), module)?;
+            let budget = budget::Budget::new(max_total)?;
+            let tree = debugfs::create(
+                real.clone(),
+                mirror.clone(),
+                budget.clone(),
+                max_pinned,
+                module,
+            )?;
             Ok(try_pin_init!(Self {
                 _debugfs: tree,
-                _chardev <- chardev::Registration::new(real, mirror, max_pinned, module),
+                _chardev <- chardev::Registration::new(real, mirror, max_pinned, budget, module),
             }? Error))
         })
     }

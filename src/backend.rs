@@ -96,6 +96,14 @@ impl Allocation {
         })
     }
 
+    /// Charges `bytes` against the caps instead of the usable bytes: for
+    /// what holds more than it hands out (a slab, a power-of-two block,
+    /// page tables). Never less than the usable bytes.
+    pub(crate) fn pinning(mut self, bytes: usize) -> Self {
+        self.pinned = self.pinned.max(bytes);
+        self
+    }
+
     /// What INSPECT reports.
     pub(crate) fn facts(&self) -> &Facts {
         &self.facts

@@ -11,13 +11,15 @@
 //!   family, backend or GFP selector, zero size, order above
 //!   MAX_PAGE_ORDER, a bad alignment, a slab family with GFP_DMA32 or
 //!   GFP_HIGHUSER), an unknown exercise or handle: EINVAL;
-//! - a request that would take the file past `max_pinned_mb`, or past
+//! - a request that would take the file past `max_pinned_mb`, all files
+//!   together past `max_pinned_total_mb` (`crate::budget`), or the file past
 //!   [`MAX_HANDLES`] live handles: E2BIG;
 //! - the allocator itself failing: ENOMEM.
 //!
 //! Allocations belong to the open file: closing it frees them all.
 
 use crate::backend::{Allocation, Backend};
+use crate::budget::{Budget, Charge};
 use crate::mirror::Mirror;
 use crate::platform::miscdev::MiscRegistration;
 use crate::real::Real;
@@ -78,6 +80,7 @@ pub(crate) struct Registration {
     real: Arc<Real>,
     mirror: Arc<Mirror>,
     max_pinned: usize,
+    budget: Arc<Budget>,
 }
 
 impl Registration {
@@ -86,6 +89,7 @@ impl Registration {
         real: Arc<Real>,
         mirror: Arc<Mirror>,
         max_pinned: usize,
+        budget: Arc<Budget>,
         module: &'static ThisModule,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
@@ -93,6 +97,7 @@ impl Registration {
             real,
             mirror,
             max_pinned,
+            budget,
         })
     }
 
@@ -109,8 +114,9 @@ impl Registration {
 
 /// The live allocations of one open file.
 struct Handles {
-    /// Slot `i` holds handle `i + 1`.
-    slots: KVec<Option<Allocation>>,
+    /// Slot `i` holds handle `i + 1`: the allocation and its charge on
+    /// the module-wide budget (given back when the slot is emptied).
+    slots: KVec<Option<(Allocation, Charge)>>,
     live: usize,
     pinned: usize,
 }
@@ -121,6 +127,7 @@ pub(crate) struct MemlabFile {
     real: Arc<Real>,
     mirror: Arc<Mirror>,
     max_pinned: usize,
+    budget: Arc<Budget>,
     #[pin]
     handles: Mutex<Handles>,
 }
@@ -169,11 +176,14 @@ impl MemlabFile {
         // (ksize, whole pages, a power-of-two block). Charge what is held,
         // and refuse it if that is past the cap, freeing it outside the lock.
         let pinned = a.pinned_bytes();
-        if pinned > self.max_pinned.saturating_sub(h.pinned) {
-            drop(h);
-            drop(a);
-            return Err(E2BIG);
-        }
+        let charge = match self.budget.charge(pinned) {
+            Ok(c) if pinned <= self.max_pinned.saturating_sub(h.pinned) => c,
+            _ => {
+                drop(h);
+                drop(a);
+                return Err(E2BIG);
+            }
+        };
         if let Err(e) = reply(handle) {
             // The caller cannot learn the handle: do not keep it pinned.
             drop(h);
@@ -182,7 +192,7 @@ impl MemlabFile {
         }
         h.pinned += pinned;
         h.live += 1;
-        h.slots[slot] = Some(a);
+        h.slots[slot] = Some((a, charge));
         Ok(())
     }
 
@@ -201,7 +211,7 @@ impl MemlabFile {
             let mut h = self.handles.lock();
             let i = Self::slot_of(&h, handle)?;
             let a = h.slots[i].take();
-            if let Some(a) = &a {
+            if let Some((a, _)) = &a {
                 h.pinned -= a.pinned_bytes();
                 h.live -= 1;
             }
@@ -213,7 +223,7 @@ impl MemlabFile {
     fn inspect(&self, handle: u32) -> Result<uapi::MemlabBlockInfo> {
         let h = self.handles.lock();
         let i = Self::slot_of(&h, handle)?;
-        let a = h.slots[i].as_ref().ok_or(EINVAL)?;
+        let (a, _) = h.slots[i].as_ref().ok_or(EINVAL)?;
         Ok(a.facts().info(handle))
     }
 }
@@ -232,6 +242,7 @@ impl MiscDevice for MemlabFile {
                 real: reg.real.clone(),
                 mirror: reg.mirror.clone(),
                 max_pinned: reg.max_pinned,
+                budget: reg.budget.clone(),
                 handles <- new_mutex!(Handles { slots: KVec::new(), live: 0, pinned: 0 }),
             }),
             GFP_KERNEL,
@@ -275,6 +286,11 @@ impl MiscDevice for MemlabFile {
                 if q.id >= uapi::MEMLAB_NR_EXERCISES || q.reps > 1000 {
                     return Err(EINVAL);
                 }
+                // An exercise frees what it allocates before it returns, but
+                // holds up to `EXERCISE_PEAK` meanwhile: charge that to the
+                // module-wide budget for the run (not to this file, which
+                // keeps nothing).
+                let _charge = me.budget.charge(crate::real::EXERCISE_PEAK)?;
                 w.write(&me.real.exercise(q.id, q.reps)?)?;
             }
             uapi::MEMLAB_IOC_WORKLOAD => {
@@ -288,13 +304,15 @@ impl MiscDevice for MemlabFile {
                 // Reserve what the workload may hold for the whole run, so
                 // handles allocated meanwhile on this file still see the cap.
                 let need = crate::workload::charge(&q)?;
-                {
+                let _charge = {
                     let mut h = me.handles.lock();
                     if need > me.max_pinned.saturating_sub(h.pinned) {
                         return Err(E2BIG);
                     }
+                    let c = me.budget.charge(need)?;
                     h.pinned += need;
-                }
+                    c
+                };
                 let r = crate::workload::run_workload(&me.mirror, &mut q);
                 me.handles.lock().pinned -= need;
                 r?;

@@ -3,6 +3,8 @@
 //! `/sys/kernel/debug/memlab/`: the read-only views of memlab's state.
 //!
 //! - `version`: `memlab ABI <n>`;
+//! - `pinned`: the caps and what all open files and running exercises hold
+//!   now, `name value` (bytes);
 //! - `real/report`: the last run of each real-allocator exercise, one table
 //!   per family with buddyinfo before and after;
 //! - `real/report.json`: the same as one JSON object;
@@ -19,6 +21,7 @@
 //! pin the module while a file is open; they disappear when the tree is
 //! dropped, first thing at unload.
 
+use crate::budget::Budget;
 use crate::platform::debugfs::Tree;
 use crate::{mirror::Mirror, real::Real, uapi};
 use core::fmt;
@@ -30,6 +33,8 @@ type Render<T> = fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result;
 pub(crate) fn create(
     real: Arc<Real>,
     mirror: Arc<Mirror>,
+    budget: Arc<Budget>,
+    max_pinned: usize,
     module: &'static ThisModule,
 ) -> Result<Pin<KBox<Tree>>> {
     let mut t = KBox::pin_init(Tree::new(c"memlab", module), GFP_KERNEL)?;
@@ -39,6 +44,12 @@ pub(crate) fn create(
     t.as_mut().file(root, c"version", (), |(), f| {
         writeln!(f, "memlab ABI {}", uapi::MEMLAB_ABI_VERSION)
     })?;
+    t.as_mut()
+        .file(root, c"pinned", (budget, max_pinned), |(b, per_file), f| {
+            writeln!(f, "max_pinned_bytes {per_file}")?;
+            writeln!(f, "max_pinned_total_bytes {}", b.limit())?;
+            writeln!(f, "pinned_total_bytes {}", b.used())
+        })?;
     let reports: [(&CStr, Render<Arc<Real>>); 2] = [
         (c"report", |r, f| r.write_report(f)),
         (c"report.json", |r, f| r.write_report_json(f)),

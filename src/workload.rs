@@ -225,8 +225,9 @@ fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
     Ok(())
 }
 
-/// Validates `w` and returns the most bytes it will hold at once, which the
-/// caller reserves against its cap for the run.
+/// Validates `w` and returns the most bytes it will hold at once (objects
+/// and its own sample and live vectors), which the caller reserves against
+/// its caps for the run.
 pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
     if w.backend > uapi::MEMLAB_BACKEND_MIRROR
         || w.pattern >= uapi::MEMLAB_NR_PATTERNS
@@ -256,7 +257,10 @@ pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
         uapi::MEMLAB_PATTERN_BATCH => u64::from(w.count),
         _ => u64::from(w.count / 2).max(1),
     };
-    usize::try_from(per_obj.saturating_mul(max_live)).map_err(|_| E2BIG)
+    // The run's own vectors: a latency sample per step (two for BATCH)
+    // and a slot per live object.
+    let vectors = u64::from(w.count) * (2 * 8 + 16);
+    usize::try_from(per_obj.saturating_mul(max_live).saturating_add(vectors)).map_err(|_| E2BIG)
 }
 
 /// Runs `w`, validated by [`charge`], on the backend it names.

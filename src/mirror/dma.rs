@@ -20,8 +20,9 @@
 use super::handle::{zero_and_check, MirrorPages};
 use super::Mirror;
 use crate::platform::dma::{map_devres, mask_bits_for, StreamingMap};
+use crate::platform::pages::order_for;
 use crate::request::Gfp;
-use kernel::{bindings, devres::Devres, dma::DmaAddress, page::PAGE_SIZE, prelude::*, sync::Arc};
+use kernel::{bindings, devres::Devres, dma::DmaAddress, prelude::*, sync::Arc};
 
 /// One mirror DMA buffer: a block from the mirror's buddy, mapped for
 /// memlab's DMA device. Dropping it unmaps, then gives the pages back.
@@ -31,12 +32,6 @@ pub(crate) struct MirrorDma {
     block: MirrorPages,
     dma_addr: DmaAddress,
     zeroed: bool,
-}
-
-/// `get_order(size)` for `size > 0`; `None` if no order could hold it.
-fn get_order(size: usize) -> Option<u32> {
-    let pages = size.div_ceil(PAGE_SIZE).checked_next_power_of_two()?;
-    Some(pages.trailing_zeros())
 }
 
 impl MirrorDma {
@@ -53,7 +48,7 @@ impl MirrorDma {
             return Err(EINVAL);
         }
         let dev = mirror.dma.by_bits(mask_bits_for(gfp))?;
-        let order = get_order(size)
+        let order = order_for(size)
             .filter(|&o| o <= bindings::MAX_PAGE_ORDER)
             .ok_or(ENOMEM)?;
         let mut block = MirrorPages::new(mirror, order, gfp)?;

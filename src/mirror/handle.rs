@@ -7,7 +7,7 @@ use super::dma::MirrorDma;
 use super::vmalloc::MirrorVmalloc;
 use super::Mirror;
 use crate::backend::{Allocation, Backend, Facts};
-use crate::platform::{clock::now_ns, phys, phys::Placement};
+use crate::platform::{clock::now_ns, phys, phys::Placement, vmap};
 use crate::request::{AllocRequest, Family, Gfp};
 use crate::slab::{SlabCache, SlabFlags};
 use core::ptr::NonNull;
@@ -186,6 +186,8 @@ impl Backend for Arc<Mirror> {
                 let ptr = self.cache_alloc(&mut cache, gfp)?;
                 let ns = now_ns().saturating_sub(t0);
                 let usable = cache.object_size();
+                // The handle's cache holds a whole slab for its one object.
+                let held = (PAGE_SIZE << cache.order()) + core::mem::size_of::<SlabCache>();
                 // INVARIANT: just allocated from `cache`.
                 let o = MirrorCacheObject {
                     mirror: self.clone(),
@@ -194,7 +196,7 @@ impl Backend for Arc<Mirror> {
                 };
                 // SAFETY: as for kmalloc above, `usable` bytes owned by `o`.
                 let f = unsafe { object_facts(req, ptr, usable) }.took(ns);
-                Allocation::new(o, f)
+                Ok(Allocation::new(o, f)?.pinning(held))
             }
             Family::Vmalloc { size } => {
                 let v = MirrorVmalloc::new(self, size, gfp)?;
@@ -203,7 +205,8 @@ impl Backend for Arc<Mirror> {
                     .usable(v.nr_pages() * PAGE_SIZE)
                     .zeroed(v.zeroed())
                     .took(ns);
-                Allocation::new(v, f)
+                let held = vmap::footprint(v.nr_pages());
+                Ok(Allocation::new(v, f)?.pinning(held))
             }
             Family::Dma { size } => {
                 let d = MirrorDma::new(self, size, gfp)?;

@@ -10,6 +10,16 @@ use crate::platform::phys;
 use core::ptr::NonNull;
 use kernel::{bindings, page::PAGE_SIZE, prelude::*};
 
+/// `get_order(bytes)`: the smallest order whose block holds `bytes` (at
+/// least 1); `None` if no order could.
+pub(crate) fn order_for(bytes: usize) -> Option<u32> {
+    let pages = bytes
+        .max(1)
+        .div_ceil(PAGE_SIZE)
+        .checked_next_power_of_two()?;
+    Some(pages.trailing_zeros())
+}
+
 /// A block of `1 << order` physically contiguous pages; freed on drop.
 ///
 /// # Invariants

@@ -4,7 +4,7 @@
 //! owns, as `__vmalloc_area_node` maps what the page allocator gave it.
 
 use core::ptr::NonNull;
-use kernel::{bindings, ffi, prelude::*};
+use kernel::{bindings, ffi, page::PAGE_SIZE, prelude::*};
 
 // `linux/vmalloc.h` is not among the headers the `kernel` crate's bindings
 // are generated from; both functions are EXPORT_SYMBOL in mm/vmalloc.c.
@@ -18,6 +18,16 @@ unsafe extern "C" {
         node: ffi::c_int,
     ) -> *mut ffi::c_void;
     fn vm_unmap_ram(mem: *const ffi::c_void, count: ffi::c_uint);
+}
+
+/// An upper bound of what a virtually contiguous mapping of `pages` pages
+/// holds in all: the pages, the array of their `struct page` pointers, and
+/// the page tables (a PTE page per 512 pages, plus one at each end and one
+/// upper level).
+pub(crate) fn footprint(pages: usize) -> usize {
+    let array = (pages * core::mem::size_of::<usize>()).div_ceil(PAGE_SIZE);
+    let tables = pages.div_ceil(512) + 2;
+    (pages + array + tables) * PAGE_SIZE
 }
 
 /// A live `vm_map_ram` mapping; unmapped on drop (which may sleep).
@@ -71,10 +81,7 @@ impl VmMapping {
         // keeps allocated (type invariant and `new`'s requirement); `&mut
         // self` makes this the only reference to it.
         unsafe {
-            core::slice::from_raw_parts_mut(
-                self.addr.as_ptr(),
-                self.count as usize * kernel::page::PAGE_SIZE,
-            )
+            core::slice::from_raw_parts_mut(self.addr.as_ptr(), self.count as usize * PAGE_SIZE)
         }
     }
 }

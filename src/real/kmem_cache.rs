@@ -8,19 +8,20 @@
 //! among live caches (SLUB names its sysfs directory after it), hence the
 //! sequence number. A cache with a constructor is never merged with another.
 
-use crate::platform::phys;
+use crate::platform::{pages::order_for, phys};
 use core::{
     ffi::c_void,
     ptr::NonNull,
-    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    sync::atomic::{AtomicU64, Ordering},
 };
-use kernel::{bindings, prelude::*, str::CString, sync::Arc};
+use kernel::{bindings, page::PAGE_SIZE, prelude::*, str::CString, sync::Arc};
 
 /// Constructor calls of every memlab cache since load (the constructor gets
 /// no cache pointer, so the count is global; exercises take differences).
 static CTOR_CALLS: AtomicU64 = AtomicU64::new(0);
-/// Sequence number for unique cache names.
-static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+/// Sequence number for unique cache names. 64 bits cannot wrap: at one
+/// cache a nanosecond that takes 584 years (a duplicate name would WARN).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Constructor run by the slab allocator on every object of a new slab.
 ///
@@ -35,6 +36,19 @@ unsafe extern "C" fn count_ctor(_obj: *mut c_void) {
 /// Constructor calls so far (all memlab caches).
 pub(crate) fn ctor_calls() -> u64 {
     CTOR_CALLS.load(Ordering::Relaxed)
+}
+
+/// An upper bound of what a cache of its own holds for one object of `size`
+/// bytes aligned to `align`: one slab, and a page for the cache's own
+/// metadata (`struct kmem_cache`, its per-node and per-CPU parts). SLUB's
+/// `calculate_order` picks at most `slub_max_order` (3), or the order that
+/// holds a single object when that is larger; the true order is private to
+/// mm/ (`struct kmem_cache` is not in the public headers), so this charges
+/// the larger of the two.
+pub(crate) fn footprint(size: usize, align: usize) -> usize {
+    let stride = size.next_multiple_of(align.max(8));
+    let order = order_for(stride).unwrap_or(bindings::MAX_PAGE_ORDER).max(3);
+    (PAGE_SIZE << order) + PAGE_SIZE
 }
 
 /// A slab cache; destroyed when the last [`Object`] and owner drop it.
