@@ -148,6 +148,21 @@ impl Gfp {
         !matches!(self.sel, GfpSel::Dma32 | GfpSel::HighUser)
     }
 
+    /// The mask with its zone modifiers dropped (`__GFP_DMA`, `__GFP_DMA32`,
+    /// `__GFP_HIGHMEM`), everything else kept. SLUB allocates a
+    /// kmem_cache's slabs with `gfp & (GFP_RECLAIM_MASK |
+    /// GFP_CONSTRAINT_MASK)` plus the cache's own `allocflags`: the zone of
+    /// a cache's objects comes from the cache (`SLAB_CACHE_DMA`), never from
+    /// the mask of one allocation.
+    pub const fn without_zone(self) -> Gfp {
+        let sel = match self.sel {
+            GfpSel::Dma | GfpSel::Dma32 => GfpSel::Kernel,
+            GfpSel::HighUser => GfpSel::User,
+            s => s,
+        };
+        Gfp::new(sel, self.zero)
+    }
+
     /// The highest zone the mask allows, if it restricts the zone at all.
     pub const fn zone_limit(self) -> Option<Zone> {
         match self.sel {

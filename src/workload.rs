@@ -217,7 +217,7 @@ fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
             }
         }
     }
-    samples.sort_unstable();
+    crate::platform::sort::sort_sleepable(&mut samples);
     w.ops = samples.len() as u64;
     w.failed = failed;
     w.median_ns = samples.get(samples.len() / 2).copied().unwrap_or(0);

@@ -183,7 +183,9 @@ impl Backend for Arc<Mirror> {
                     .map_err(|_| EINVAL)?;
                 // As on the real side, creating the cache is not timed.
                 let t0 = now_ns();
-                let ptr = self.cache_alloc(&mut cache, gfp)?;
+                // As SLUB does, the slab's zone comes from the cache, not
+                // from this allocation's mask.
+                let ptr = self.cache_alloc(&mut cache, gfp.without_zone())?;
                 let ns = now_ns().saturating_sub(t0);
                 let usable = cache.object_size();
                 // The handle's cache holds a whole slab for its one object.

@@ -23,6 +23,27 @@ pub(crate) struct PoolBlock {
     pub(crate) zone: u32,
 }
 
+/// Blocks are ordered by their first frame (they never overlap).
+impl Ord for PoolBlock {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.pfn.cmp(&other.pfn)
+    }
+}
+
+impl PartialOrd for PoolBlock {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for PoolBlock {
+    fn eq(&self, other: &Self) -> bool {
+        self.pfn == other.pfn
+    }
+}
+
+impl Eq for PoolBlock {}
+
 /// All blocks of the pool, sorted by PFN.
 pub(crate) struct Pool {
     pub(crate) blocks: KVec<PoolBlock>,
@@ -53,7 +74,7 @@ impl Pool {
             };
             got += pool.take_from(want, zone_gfp, i + 1 == SOURCES.len())?;
         }
-        pool.blocks.sort_unstable_by_key(|b| b.pfn);
+        crate::platform::sort::sort_sleepable(&mut pool.blocks);
         Ok(pool)
     }
 

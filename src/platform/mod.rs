@@ -15,4 +15,5 @@ pub(crate) mod dma;
 pub(crate) mod miscdev;
 pub(crate) mod pages;
 pub(crate) mod phys;
+pub(crate) mod sort;
 pub(crate) mod vmap;

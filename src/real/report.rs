@@ -30,7 +30,8 @@ pub(crate) struct Latency {
 impl Latency {
     /// Sorts `samples` and takes min, median and p99 (nearest rank).
     pub(crate) fn from_samples(samples: &mut [u64]) -> Self {
-        samples.sort_unstable();
+        // Called under the atomic-GFP spinlock too: must not sleep.
+        crate::platform::sort::sort_atomic(samples);
         let n = samples.len();
         if n == 0 {
             return Latency::default();

@@ -120,6 +120,16 @@ fn gfp_semantics_match_the_kernel_masks() {
     assert_eq!(g(GfpSel::Dma).zone_limit(), Some(Zone::Dma));
     assert_eq!(g(GfpSel::Dma32).zone_limit(), Some(Zone::Dma32));
     assert_eq!(g(GfpSel::Kernel).zone_limit(), None);
+    // A kmem_cache's zone comes from the cache: the zone bits go, the rest
+    // (reclaim, atomic, zeroing) stays.
+    assert_eq!(
+        Gfp::new(GfpSel::Dma, true).without_zone(),
+        Gfp::new(GfpSel::Kernel, true)
+    );
+    assert_eq!(g(GfpSel::Dma32).without_zone(), g(GfpSel::Kernel));
+    assert_eq!(g(GfpSel::HighUser).without_zone(), g(GfpSel::User));
+    assert_eq!(g(GfpSel::Atomic).without_zone(), g(GfpSel::Atomic));
+    assert_eq!(g(GfpSel::Noio).without_zone(), g(GfpSel::Noio));
     let names: Vec<_> = GfpSel::ALL.iter().map(|s| s.name()).collect();
     assert_eq!(
         names,
