@@ -38,16 +38,17 @@
 
 use kernel::{prelude::*, sync::Arc};
 
-// The mirror core: plain `core` Rust, the same files tests/host compiles
-// (as it does `request`). `pub` so the parts the module does not call yet
-// are not dead code.
-#[path = "src/buddy.rs"]
+// The mirror core: plain `core` Rust under src/core/ (no `kernel::` there),
+// the same files tests/host compiles (as it does `request`), declared at the
+// top level so that `crate::buddy::...` paths are the same in both crates.
+// `pub` so the parts the module does not call yet are not dead code.
+#[path = "src/core/buddy/mod.rs"]
 pub mod buddy;
-#[path = "src/render.rs"]
+#[path = "src/core/render.rs"]
 pub mod render;
-#[path = "src/sizeclass.rs"]
+#[path = "src/core/sizeclass.rs"]
 pub mod sizeclass;
-#[path = "src/slab.rs"]
+#[path = "src/core/slab/mod.rs"]
 pub mod slab;
 
 #[path = "src/backend.rs"]

@@ -3,7 +3,7 @@
 //! Host build of memlab's core allocators.
 //!
 //! The modules below are the very files the kernel module compiles
-//! (`src/*.rs` at the top of the repository), declared at the crate root
+//! (`src/core/` at the top of the repository), declared at the crate root
 //! under the same names so that `crate::buddy::...` paths resolve in both
 //! crates. The lints mirror the kernel's rustc flags so that the host build
 //! catches what would warn in the module.
@@ -34,15 +34,15 @@
     rustdoc::unescaped_backticks
 )]
 
-#[path = "../../src/buddy.rs"]
+#[path = "../../src/core/buddy/mod.rs"]
 pub mod buddy;
-#[path = "../../src/render.rs"]
+#[path = "../../src/core/render.rs"]
 pub mod render;
 #[path = "../../src/request.rs"]
 pub mod request;
-#[path = "../../src/sizeclass.rs"]
+#[path = "../../src/core/sizeclass.rs"]
 pub mod sizeclass;
-#[path = "../../src/slab.rs"]
+#[path = "../../src/core/slab/mod.rs"]
 pub mod slab;
 #[path = "../../src/uapi.rs"]
 pub mod uapi;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Unit tests of the buddy allocator (src/buddy.rs).
+//! Unit tests of the buddy allocator (src/core/buddy/).
 
 use memlab_core::buddy::{
     Buddy, BuddyError, PageMeta, Region, FIRST_PROTECTED_TAG, MAX_PAGE_ORDER, MAX_PFN,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Byte-exact tests of the kernel-format renderers (src/render.rs).
+//! Byte-exact tests of the kernel-format renderers (src/core/render.rs).
 //!
 //! Expected lines are literal text in the layout of a real kernel's
 //! /proc/buddyinfo, /proc/slabinfo and /sys/kernel/debug/extfrag/*; the index

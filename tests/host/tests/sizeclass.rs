@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Unit tests of the kmalloc mirror (src/sizeclass.rs).
+//! Unit tests of the kmalloc mirror (src/core/sizeclass.rs).
 
 #[path = "../harness.rs"]
 mod harness;

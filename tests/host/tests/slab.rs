@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Unit tests of the slab caches (src/slab.rs).
+//! Unit tests of the slab caches (src/core/slab/).
 
 #[path = "../harness.rs"]
 mod harness;

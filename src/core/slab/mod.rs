@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Slab caches over a page source: memlab's mirror of `mm/slub.c`/`mm/slab.c`.
+//!
+//! Plain `core` Rust, like all of src/core/: the kernel module and the host
+//! test crate compile the very same source.
+//!
+//! # Page source
+//!
+//! Slabs are blocks of `1 << order` pages from a [`PageSource`]: the buddy
+//! allocator through [`BuddyPages`] (module and host alike), whose blocks are
+//! naturally aligned in virtual address space as they are in physical (the
+//! module's pool lives in the direct map, `virt = PAGE_OFFSET + (pfn << 12)`;
+//! the host uses an aligned arena). Each block carries an owner *tag* in the
+//! page metadata; every cache gets a tag of its own, so the page source
+//! answers "which block holds this address, and whose is it" from metadata
+//! alone (the kernel's `virt_to_slab()`), and a foreign pointer is rejected
+//! without dereferencing it.
+//!
+//! # Slab layout
+//!
+//! ```text
+//! block head                                              block end
+//! | SlabHeader | bitmap | pad | colour | obj 0 | obj 1 | ... | leftover |
+//! ```
+//!
+//! The slab descriptor lives at the start of the slab (on-slab management, as
+//! in the old SLAB allocator), followed by one bit per object (set = in use).
+//! Objects are never written by the allocator: there is no free pointer inside
+//! free objects, so a constructed object keeps its state across free and
+//! allocation, and a double free is caught by its clear bit.
+//!
+//! # Lifecycle of a slab
+//!
+//! 1. *Grow*: when no slab has a free object, a block of the cache's order is
+//!    taken from the page source under the cache's tag, the descriptor is
+//!    written, the colour offset of this slab is chosen (offsets cycle in
+//!    units of a 64-byte cache line, or the alignment if larger, over as many
+//!    units as the leftover space allows), the constructor runs once for every
+//!    object, and the slab goes on the *empty* list.
+//! 2. *Allocate*: from the first *partial* slab; failing that the first
+//!    *empty* slab (which moves to partial); failing that a new slab (1.).
+//!    The first clear bit from the slab's search hint is taken. A slab whose
+//!    last object goes moves to the *full* list.
+//! 3. *Free*: the page source finds the block holding the pointer; it must
+//!    carry this cache's tag, the pointer must sit exactly on an object and the
+//!    object's bit must be set, otherwise an error is returned and nothing
+//!    changes. A full slab becomes partial, a slab whose last object comes
+//!    back becomes empty.
+//! 4. *Shrink*: more than `empty_limit` empty slabs (SLUB's `min_partial`) and
+//!    the surplus goes back to the page source at once; [`SlabCache::shrink`]
+//!    releases every empty slab.
+//!
+//! # Object count and slab order
+//!
+//! The stride is the object size rounded up to the alignment (at least 8,
+//! `ARCH_SLAB_MINALIGN`; with [`SlabFlags::HWCACHE_ALIGN`] the cache line
+//! halved while the object fits in half of it). The order follows
+//! `calculate_order()` in mm/slub.c: aim for at least [`MIN_OBJECTS`] objects
+//! per slab, then take the smallest order from there up to
+//! [`SLAB_MAX_ORDER`] (`PAGE_ALLOC_COSTLY_ORDER`) whose wasted space
+//! (descriptor, padding and leftover) is at most 1/16 of the slab, relaxing to
+//! 1/8, 1/4 and 1/2; objects too large for that get the smallest order that
+//! holds one. At most [`MAX_OBJS_PER_SLAB`] objects fit a slab.
+//!
+//! # Locking
+//!
+//! The core takes no locks: every call that changes a cache takes `&mut
+//! self` (and the page source `&mut`), so callers serialise by construction.
+//! The module holds one spinlock, `Mirror::state`, over all its zones and
+//! kmalloc caches, and a kmem_cache handle's own `SlabCache` reaches its
+//! pages only under that same lock; see src/mirror/mod.rs.
+
+// The types are declared here, the code is in the submodules: where slabs
+// come from, how a slab is laid out, the cache's operations, its slab lists
+// and the invariant checker.
+mod cache;
+mod check;
+mod layout;
+mod list;
+mod page_source;
+
+pub use check::SlabInvariantError;
+pub(crate) use page_source::new_owner_tag;
+pub use page_source::{AddrMap, Block, BuddyPages, LinearMap, OwnerTag, PageSource};
+
+use crate::buddy::BuddyError;
+use list::SlabList;
+
+/// Tags below this are for public owners of blocks (such as
+/// [`crate::buddy::TAG_NONE`]); caches (and each kmalloc mirror's large
+/// blocks) get tags from here up, which the buddy's public calls refuse
+/// ([`crate::buddy::FIRST_PROTECTED_TAG`]).
+pub const FIRST_CACHE_TAG: u32 = crate::buddy::FIRST_PROTECTED_TAG;
+/// Size of a cache line, the colour unit.
+pub const CACHE_LINE_SIZE: usize = 64;
+/// Minimum object alignment (`ARCH_SLAB_MINALIGN`).
+pub const SLAB_MIN_ALIGN: usize = 8;
+/// Largest order chosen for a slab when objects fit in it
+/// (`PAGE_ALLOC_COSTLY_ORDER`).
+pub const SLAB_MAX_ORDER: u32 = 3;
+/// Objects per slab the order choice aims for (SLUB's `4 * (fls(nr_cpus) +
+/// 1)` for 2 CPUs).
+pub const MIN_OBJECTS: usize = 12;
+/// Most objects in one slab.
+pub const MAX_OBJS_PER_SLAB: usize = 4096;
+/// Longest cache name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Cache creation flags (a subset of the kernel's `SLAB_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabFlags(u32);
+
+impl SlabFlags {
+    /// No flags.
+    pub const NONE: SlabFlags = SlabFlags(0);
+    /// Align objects on a cache line, halved while objects fit in half.
+    pub const HWCACHE_ALIGN: SlabFlags = SlabFlags(1 << 13);
+
+    /// The raw bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: SlabFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets of flags.
+    pub const fn union(self, other: SlabFlags) -> SlabFlags {
+        SlabFlags(self.0 | other.0)
+    }
+}
+
+/// Errors of the slab caches. The state is unchanged when one is returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlabError {
+    /// The name is empty, longer than [`MAX_NAME_LEN`] or contains white space.
+    InvalidName,
+    /// The object size is zero.
+    InvalidSize,
+    /// The alignment is not a power of two or larger than the largest block.
+    InvalidAlign,
+    /// No slab order up to `MAX_PAGE_ORDER` holds one object.
+    ObjectTooLarge,
+    /// Every cache tag has been used.
+    TagsExhausted,
+    /// The page source has no block for a new slab.
+    OutOfMemory,
+    /// A null pointer was freed.
+    NullPointer,
+    /// The pointer is not in a slab of this cache.
+    ForeignPointer,
+    /// The pointer is in a slab of this cache but not at the start of an object.
+    NotAnObject,
+    /// The object is already free.
+    DoubleFree,
+    /// Objects are still allocated (count given).
+    Busy(u64),
+    /// The page source refused to take a slab back.
+    PageSource(BuddyError),
+    /// A slab descriptor is inconsistent (a bug or a scribbled descriptor).
+    Corrupt,
+}
+
+impl core::fmt::Display for SlabError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::InvalidName => f.write_str("invalid cache name"),
+            Self::InvalidSize => f.write_str("invalid object size"),
+            Self::InvalidAlign => f.write_str("invalid alignment"),
+            Self::ObjectTooLarge => f.write_str("object too large for a slab"),
+            Self::TagsExhausted => f.write_str("no cache tag left"),
+            Self::OutOfMemory => f.write_str("out of memory"),
+            Self::NullPointer => f.write_str("null pointer"),
+            Self::ForeignPointer => f.write_str("pointer not in a slab of this cache"),
+            Self::NotAnObject => f.write_str("pointer not at the start of an object"),
+            Self::DoubleFree => f.write_str("double free"),
+            Self::Busy(n) => write!(f, "{n} objects still allocated"),
+            Self::PageSource(e) => write!(f, "page source: {e}"),
+            Self::Corrupt => f.write_str("slab descriptor corrupt"),
+        }
+    }
+}
+
+/// The numbers /proc/slabinfo prints for a cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabInfo {
+    /// Objects allocated.
+    pub active_objs: u64,
+    /// Objects in all slabs.
+    pub num_objs: u64,
+    /// Bytes per object including alignment padding (the kernel's `s->size`).
+    pub objsize: u32,
+    /// Objects per slab.
+    pub objperslab: u32,
+    /// Pages per slab.
+    pub pagesperslab: u32,
+    /// Slabs with at least one object allocated.
+    pub active_slabs: u64,
+    /// All slabs.
+    pub num_slabs: u64,
+}
+
+/// A cache name stored inline (no allocation).
+#[derive(Clone, Copy)]
+struct CacheName {
+    bytes: [u8; MAX_NAME_LEN],
+    len: u8,
+}
+
+/// A slab cache, the mirror's `struct kmem_cache`.
+///
+/// # Invariants
+///
+/// Every slab on the lists is a block of `order` allocated from the page
+/// source the cache is used with, under `tag`, starting with a valid slab
+/// descriptor (`SlabHeader`); `lists[k]` holds exactly the slabs whose `list`
+/// is `k`; `active_objs` is the sum of the slabs' `inuse`.
+pub struct SlabCache {
+    name: CacheName,
+    tag: OwnerTag,
+    object_size: usize,
+    size: usize,
+    align: usize,
+    flags: SlabFlags,
+    ctor: Option<fn(*mut u8)>,
+    order: u32,
+    objects: u32,
+    first_offset: usize,
+    colour_off: usize,
+    colours: u32,
+    colour_next: u32,
+    bitmap_words: u16,
+    lists: [SlabList; 3],
+    active_objs: u64,
+    empty_limit: u64,
+}
+
+// SAFETY: The raw pointers in a cache point into slabs that the cache owns
+// exclusively (blocks allocated under its unique tag); nothing is tied to a
+// thread, so the cache may move to another thread with its slabs.
+unsafe impl Send for SlabCache {}
