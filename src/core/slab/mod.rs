@@ -82,6 +82,7 @@ mod page_source;
 
 pub use check::SlabInvariantError;
 pub(crate) use page_source::new_owner_tag;
+pub use page_source::{live_owner_tags, MAX_LIVE_TAGS};
 pub use page_source::{AddrMap, Block, BuddyPages, LinearMap, OwnerTag, PageSource};
 
 use crate::buddy::BuddyError;

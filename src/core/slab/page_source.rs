@@ -5,21 +5,31 @@
 //! block is.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::{SlabError, FIRST_CACHE_TAG};
 use crate::buddy::{Buddy, BuddyError, PageMeta, Region, PAGE_SHIFT, PAGE_SIZE};
 
-/// Next tag for a new cache; tags are never reused, so two caches can never
-/// claim the same slab.
-static NEXT_CACHE_TAG: AtomicU32 = AtomicU32::new(FIRST_CACHE_TAG);
+/// How many protected tags may be live at once. Every live cache holds
+/// one, so this bounds the caches alive together, not the caches ever made.
+pub const MAX_LIVE_TAGS: usize = 1 << 18;
+const TAG_WORDS: usize = MAX_LIVE_TAGS / 64;
+
+/// One bit per protected tag, set while the tag is live. A tag comes back
+/// only from a cache dropped with no slab ([`release_owner_tag`]), when no
+/// block anywhere carries it: then it may go to a new cache, and two live
+/// caches still never share a tag. (A never-reused counter would run out
+/// after 2^32 caches and refuse every cache after that.)
+static LIVE_TAGS: [AtomicU64; TAG_WORDS] = [const { AtomicU64::new(0) }; TAG_WORDS];
+/// The word the last tag was taken from: the next search starts there.
+static TAG_HINT: AtomicUsize = AtomicUsize::new(0);
 
 /// The right to allocate and free blocks of a [`PageSource`] under one owner
 /// tag.
 ///
 /// Public tags (below [`FIRST_CACHE_TAG`]) anyone may name with
 /// [`OwnerTag::public`]. Protected ones are made only by `new_owner_tag`,
-/// never twice and never copied: a cache or kmalloc mirror keeps its token
+/// never to two live owners and never copied: a cache or kmalloc mirror keeps its token
 /// private, so no other code can free its slabs or forge one through the
 /// safe `PageSource` methods.
 ///
@@ -42,13 +52,56 @@ impl OwnerTag {
     }
 }
 
-/// A fresh owner tag at or above [`FIRST_CACHE_TAG`], never given out before
-/// (for a cache, or for the large blocks of one kmalloc mirror).
+/// A protected owner tag at or above [`FIRST_CACHE_TAG`] that no live
+/// owner holds (for a cache, or for the large blocks of one kmalloc
+/// mirror); `TagsExhausted` with [`MAX_LIVE_TAGS`] live.
 pub(crate) fn new_owner_tag() -> Result<OwnerTag, SlabError> {
-    NEXT_CACHE_TAG
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_add(1))
-        .map(OwnerTag)
-        .map_err(|_| SlabError::TagsExhausted)
+    let start = TAG_HINT.load(Ordering::Relaxed) % TAG_WORDS;
+    for i in 0..TAG_WORDS {
+        let w = (start + i) % TAG_WORDS;
+        let word = &LIVE_TAGS[w];
+        let mut cur = word.load(Ordering::Relaxed);
+        while cur != u64::MAX {
+            let bit = (!cur).trailing_zeros();
+            match word.compare_exchange_weak(
+                cur,
+                cur | 1 << bit,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    TAG_HINT.store(w, Ordering::Relaxed);
+                    // `w * 64 + bit < MAX_LIVE_TAGS`, far below `u32::MAX`.
+                    return Ok(OwnerTag(FIRST_CACHE_TAG + (w * 64) as u32 + bit));
+                }
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+    Err(SlabError::TagsExhausted)
+}
+
+/// Gives a protected tag back for reuse (public tags are not tracked).
+///
+/// Only for an owner that holds no block under `tag` any more: a block that
+/// still carried it would get a second owner once the tag is reused. The
+/// token is consumed, so it cannot be used or given back again.
+pub(super) fn release_owner_tag(tag: OwnerTag) {
+    let Some(i) = tag.0.checked_sub(FIRST_CACHE_TAG) else {
+        return;
+    };
+    let i = i as usize;
+    if let Some(word) = LIVE_TAGS.get(i / 64) {
+        word.fetch_and(!(1u64 << (i % 64)), Ordering::Release);
+    }
+}
+
+/// Protected tags live now.
+pub fn live_owner_tags() -> usize {
+    LIVE_TAGS
+        .iter()
+        .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
+        .sum()
 }
 
 /// A block handed out by a [`PageSource`], as its metadata describes it.
