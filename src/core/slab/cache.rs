@@ -387,15 +387,3 @@ impl SlabCache {
         Ok(())
     }
 }
-
-impl Drop for SlabCache {
-    fn drop(&mut self) {
-        // Only a cache that holds no slab gives its tag back: a slab still
-        // tagged with it would otherwise get a second owner when the tag is
-        // reused. A cache dropped holding slabs keeps its tag for good.
-        if self.lists.iter().all(|l| l.len == 0) {
-            let tag = core::mem::replace(&mut self.tag, super::OwnerTag::public(0));
-            super::page_source::release_owner_tag(tag);
-        }
-    }
-}

@@ -243,3 +243,15 @@ pub struct SlabCache {
 // exclusively (blocks allocated under its unique tag); nothing is tied to a
 // thread, so the cache may move to another thread with its slabs.
 unsafe impl Send for SlabCache {}
+
+impl Drop for SlabCache {
+    fn drop(&mut self) {
+        // Only a cache that holds no slab gives its tag back: a slab still
+        // tagged with it would otherwise get a second owner when the tag is
+        // reused. A cache dropped holding slabs keeps its tag for good.
+        if self.lists.iter().all(|l| l.len == 0) {
+            let tag = core::mem::replace(&mut self.tag, OwnerTag::public(0));
+            page_source::release_owner_tag(tag);
+        }
+    }
+}
