@@ -3,16 +3,14 @@
 //! `memlabctl bench` and `memlabctl replay`: the same work on the real
 //! allocators and on memlab's mirror, in one VM run, compared as ratios.
 
+use crate::args::{BenchArgs, ReplayArgs, ReplayBackend};
+use crate::cli::fail;
 use crate::dev::{uapi, Memlab, DEBUGFS};
 use crate::names;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::fs;
 use std::process::ExitCode;
-
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("memlabctl: {msg}");
-    ExitCode::FAILURE
-}
 
 /// One row of the standard workload table.
 pub struct Spec {
@@ -30,7 +28,7 @@ pub fn standard(scale: u32) -> Vec<Spec> {
     let n = |c: u32| (c / scale).max(10);
     vec![
         Spec {
-            name: "kmem_cache 64 B",
+            name: "kmem_cache_alloc 64 B",
             family: MEMLAB_FAMILY_KMEM_CACHE,
             pattern: MEMLAB_PATTERN_PAIRS,
             count: n(20000),
@@ -38,7 +36,7 @@ pub fn standard(scale: u32) -> Vec<Spec> {
             order: 0,
         },
         Spec {
-            name: "kmem_cache 64 B",
+            name: "kmem_cache_alloc 64 B",
             family: MEMLAB_FAMILY_KMEM_CACHE,
             pattern: MEMLAB_PATTERN_BATCH,
             count: n(10000),
@@ -70,7 +68,7 @@ pub fn standard(scale: u32) -> Vec<Spec> {
             order: 0,
         },
         Spec {
-            name: "pages order 0",
+            name: "alloc_pages order 0",
             family: MEMLAB_FAMILY_PAGES,
             pattern: MEMLAB_PATTERN_PAIRS,
             count: n(20000),
@@ -78,7 +76,7 @@ pub fn standard(scale: u32) -> Vec<Spec> {
             order: 0,
         },
         Spec {
-            name: "pages order 0",
+            name: "alloc_pages order 0",
             family: MEMLAB_FAMILY_PAGES,
             pattern: MEMLAB_PATTERN_BATCH,
             count: n(2000),
@@ -86,7 +84,7 @@ pub fn standard(scale: u32) -> Vec<Spec> {
             order: 0,
         },
         Spec {
-            name: "pages order 0..3",
+            name: "alloc_pages order 0..3",
             family: MEMLAB_FAMILY_PAGES,
             pattern: MEMLAB_PATTERN_RANDOM,
             count: n(4000),
@@ -118,31 +116,59 @@ pub fn run_spec(d: &Memlab, s: &Spec, backend: u32) -> std::io::Result<uapi::Mem
     })
 }
 
-fn ratio(m: u64, r: u64) -> String {
-    if r == 0 {
-        "-".into()
-    } else {
-        format!("{:.2}x", m as f64 / r as f64)
-    }
+fn ratio(m: u64, r: u64) -> Option<f64> {
+    (r != 0).then(|| m as f64 / r as f64)
 }
 
-/// Sum over orders >= 9 of the unusable index of each zone, per zone, from
-/// `mirror/unusable_index` ("Node 0, zone DMA32 0.000 ...").
-fn high_order_unusable() -> String {
-    let Ok(s) = fs::read_to_string(format!("{DEBUGFS}/mirror/unusable_index")) else {
-        return "?".into();
-    };
+fn ratio_text(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), |x| format!("{x:.2}x"))
+}
+
+/// The mirror's unusable index at orders 9 and 10 in one zone.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct HighOrderUnusable {
+    pub zone: String,
+    pub order_9: Option<f64>,
+    pub order_10: Option<f64>,
+}
+
+/// The unusable index of each zone at orders 9 and 10, from
+/// `mirror/unusable_index` ("Node 0, zone DMA32 0.000 ..."); `None` if the
+/// file cannot be read.
+fn high_order_unusable() -> Option<Vec<HighOrderUnusable>> {
+    let s = fs::read_to_string(format!("{DEBUGFS}/mirror/unusable_index")).ok()?;
+    Some(parse_high_order_unusable(&s))
+}
+
+fn parse_high_order_unusable(s: &str) -> Vec<HighOrderUnusable> {
     s.lines()
         .filter_map(|l| {
             let rest = l.split(" zone ").nth(1)?;
             let mut w = rest.split_whitespace();
-            let zone = w.next()?;
+            let zone = w.next()?.to_string();
             let v: Vec<&str> = w.collect();
-            Some(format!(
-                "{zone}: order 9 {} order 10 {}",
-                v.get(9)?,
-                v.get(10)?
-            ))
+            Some(HighOrderUnusable {
+                zone,
+                order_9: v.get(9)?.parse().ok(),
+                order_10: v.get(10)?.parse().ok(),
+            })
+        })
+        .collect()
+}
+
+fn high_order_text(rows: &Option<Vec<HighOrderUnusable>>) -> String {
+    let Some(rows) = rows else {
+        return "?".into();
+    };
+    let f = |x: Option<f64>| x.map_or_else(|| "?".into(), |x| format!("{x:.3}"));
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{}: order 9 {} order 10 {}",
+                r.zone,
+                f(r.order_9),
+                f(r.order_10)
+            )
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -163,89 +189,180 @@ fn free_per_order(path: &str) -> Vec<u64> {
     sum
 }
 
-/// `memlabctl bench [scale=N]`: the standard workloads on both backends.
-pub fn bench(args: &[String]) -> ExitCode {
-    let mut scale = 1;
-    for a in args {
-        match a.strip_prefix("scale=").and_then(|v| v.parse().ok()) {
-            Some(n) if n > 0 => scale = n,
-            _ => return fail(format!("bench: bad argument '{a}'")),
+/// What one workload did on one backend, or why it could not run.
+#[derive(Serialize, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum Side {
+    Ran {
+        ops: u64,
+        failed: u64,
+        median_ns: u64,
+        p99_ns: u64,
+    },
+    Error {
+        error: String,
+    },
+}
+
+impl Side {
+    fn of(r: std::io::Result<uapi::MemlabWorkload>) -> Self {
+        match r {
+            Ok(w) => Side::Ran {
+                ops: w.ops,
+                failed: w.failed,
+                median_ns: w.median_ns,
+                p99_ns: w.p99_ns,
+            },
+            Err(e) => Side::Error {
+                error: e.to_string(),
+            },
         }
     }
-    let d = match Memlab::open() {
+}
+
+/// One standard workload on both backends.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct BenchRow {
+    pub workload: &'static str,
+    /// The kernel function it times (the mirror's of the same name).
+    pub call: &'static str,
+    pub pattern: &'static str,
+    pub count: u32,
+    pub real: Side,
+    pub mirror: Side,
+    /// mirror / real; below 1 the mirror is faster.
+    pub median_ratio: Option<f64>,
+    pub p99_ratio: Option<f64>,
+}
+
+/// `memlabctl bench --json`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct BenchReport {
+    pub scale: u32,
+    pub workloads: Vec<BenchRow>,
+    pub mirror_unusable_high_orders: Option<Vec<HighOrderUnusable>>,
+    /// Free blocks per order 0..=10 after minus before, real buddyinfo.
+    pub real_buddyinfo_delta: Vec<i64>,
+}
+
+impl BenchRow {
+    fn human(&self) -> String {
+        let head = format!("{:<22} {:<7}", self.workload, self.pattern);
+        match (&self.real, &self.mirror) {
+            (
+                Side::Ran {
+                    ops,
+                    failed: rf,
+                    median_ns: rm,
+                    p99_ns: rp,
+                },
+                Side::Ran {
+                    failed: mf,
+                    median_ns: mm,
+                    p99_ns: mp,
+                    ..
+                },
+            ) => format!(
+                "{head} {ops:>7} {rm:>10} {rp:>10} {mm:>10} {mp:>10} {:>8} {:>8}{}",
+                ratio_text(self.median_ratio),
+                ratio_text(self.p99_ratio),
+                if rf + mf > 0 {
+                    format!("  (failed: real {rf}, mirror {mf})")
+                } else {
+                    String::new()
+                }
+            ),
+            (r, m) => format!("{head} real {r:?} mirror {m:?}"),
+        }
+    }
+
+    fn ok(&self) -> bool {
+        matches!(
+            (&self.real, &self.mirror),
+            (Side::Ran { failed: 0, .. }, Side::Ran { failed: 0, .. })
+        )
+    }
+}
+
+/// `memlabctl bench [--scale N] [--json]`: the standard workloads on both
+/// backends.
+pub fn bench(a: &BenchArgs) -> ExitCode {
+    let d = match crate::cli::open() {
         Ok(d) => d,
-        Err(e) => return fail(format!("{}: {e}", crate::dev::DEV_PATH)),
+        Err(code) => return code,
     };
-    println!(
-        "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
-    );
-    println!("(latency per sample in ns, measured in the kernel; ratio = mirror / real, < 1 means the mirror is faster)");
-    println!(
-        "{:<20} {:<7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}",
-        "workload",
-        "pattern",
-        "samples",
-        "real med",
-        "real p99",
-        "mirr med",
-        "mirr p99",
-        "med x",
-        "p99 x"
-    );
+    if !a.json {
+        println!(
+            "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
+        );
+        println!("(latency per sample in ns, measured in the kernel; ratio = mirror / real, < 1 means the mirror is faster)");
+        println!(
+            "{:<22} {:<7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}",
+            "workload",
+            "pattern",
+            "samples",
+            "real med",
+            "real p99",
+            "mirr med",
+            "mirr p99",
+            "med x",
+            "p99 x"
+        );
+    }
     let before_real = free_per_order("/proc/buddyinfo");
-    let mut ok = true;
-    for s in standard(scale) {
+    let mut rows = Vec::new();
+    for s in standard(a.scale) {
         let r = run_spec(&d, &s, uapi::MEMLAB_BACKEND_REAL);
         let m = run_spec(&d, &s, uapi::MEMLAB_BACKEND_MIRROR);
-        match (r, m) {
-            (Ok(r), Ok(m)) => {
-                ok &= r.failed == 0 && m.failed == 0;
-                println!(
-                    "{:<20} {:<7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}{}",
-                    s.name,
-                    pattern_name(s.pattern),
-                    r.ops,
-                    r.median_ns,
-                    r.p99_ns,
-                    m.median_ns,
-                    m.p99_ns,
-                    ratio(m.median_ns, r.median_ns),
-                    ratio(m.p99_ns, r.p99_ns),
-                    if r.failed + m.failed > 0 {
-                        format!("  (failed: real {}, mirror {})", r.failed, m.failed)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-            (r, m) => {
-                ok = false;
-                println!(
-                    "{:<20} {:<7} real {:?} mirror {:?}",
-                    s.name,
-                    pattern_name(s.pattern),
-                    r.err(),
-                    m.err()
-                );
-            }
+        let (median_ratio, p99_ratio) = match (&r, &m) {
+            (Ok(r), Ok(m)) => (ratio(m.median_ns, r.median_ns), ratio(m.p99_ns, r.p99_ns)),
+            _ => (None, None),
+        };
+        let row = BenchRow {
+            workload: s.name,
+            call: names::family_api(s.family, uapi::MEMLAB_BACKEND_REAL),
+            pattern: pattern_name(s.pattern),
+            count: s.count,
+            real: Side::of(r),
+            mirror: Side::of(m),
+            median_ratio,
+            p99_ratio,
+        };
+        if !a.json {
+            println!("{}", row.human());
         }
+        rows.push(row);
     }
     let after_real = free_per_order("/proc/buddyinfo");
-    println!("\nfragmentation after the workloads:");
-    println!(
-        "  mirror unusable index at high orders: {}",
-        high_order_unusable()
-    );
-    let delta: Vec<String> = before_real
-        .iter()
-        .zip(&after_real)
-        .map(|(b, a)| format!("{:+}", *a as i64 - *b as i64))
-        .collect();
-    println!(
-        "  real buddyinfo free-block delta per order 0..10: {}",
-        delta.join(" ")
-    );
-    if ok {
+    let report = BenchReport {
+        scale: a.scale,
+        mirror_unusable_high_orders: high_order_unusable(),
+        real_buddyinfo_delta: before_real
+            .iter()
+            .zip(&after_real)
+            .map(|(b, a)| *a as i64 - *b as i64)
+            .collect(),
+        workloads: rows,
+    };
+    if a.json {
+        println!("{}", crate::cli::json_line(&report));
+    } else {
+        println!("\nfragmentation after the workloads:");
+        println!(
+            "  mirror unusable index at high orders: {}",
+            high_order_text(&report.mirror_unusable_high_orders)
+        );
+        let delta: Vec<String> = report
+            .real_buddyinfo_delta
+            .iter()
+            .map(|d| format!("{d:+}"))
+            .collect();
+        println!(
+            "  real buddyinfo free-block delta per order 0..10: {}",
+            delta.join(" ")
+        );
+    }
+    if report.workloads.iter().all(BenchRow::ok) {
         ExitCode::SUCCESS
     } else {
         fail("bench: some workloads failed")
@@ -275,7 +392,7 @@ pub fn parse_trace(text: &str) -> Result<Vec<Step>, String> {
         match (w.first().copied(), w.len()) {
             (Some("a"), 4) => {
                 let family = names::lookup(names::FAMILIES, w[2]).ok_or_else(bad)?;
-                let arg = crate::cli::parse_size(w[3]).ok_or_else(bad)?;
+                let arg = crate::args::size_of(w[3]).ok_or_else(bad)?;
                 steps.push(Step::Alloc { id, family, arg });
             }
             (Some("f"), 2) => steps.push(Step::Free { id }),
@@ -330,64 +447,89 @@ fn percentile(v: &mut [u64], p: usize) -> u64 {
     v.get(v.len() * p / 100).copied().unwrap_or(0)
 }
 
-/// `memlabctl replay FILE [--backend real|mirror|both]`.
-pub fn replay(args: &[String]) -> ExitCode {
-    let mut file = None;
-    let mut backends = vec![
-        ("real", uapi::MEMLAB_BACKEND_REAL),
-        ("mirror", uapi::MEMLAB_BACKEND_MIRROR),
-    ];
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--backend" {
-            match it.next().map(String::as_str) {
-                Some("real") => backends.truncate(1),
-                Some("mirror") => {
-                    backends.remove(0);
-                }
-                Some("both") => {}
-                _ => return fail("replay: --backend takes real, mirror or both"),
-            }
-        } else {
-            file = Some(a.clone());
-        }
-    }
-    let Some(file) = file else {
-        return fail("usage: memlabctl replay FILE [--backend real|mirror|both]");
+/// Allocation latencies of one family on one backend, from a replay.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ReplayRow {
+    pub backend: &'static str,
+    pub family: &'static str,
+    /// The kernel function behind the family on that backend.
+    pub call: &'static str,
+    pub allocs: usize,
+    pub median_ns: u64,
+    pub p99_ns: u64,
+}
+
+/// `memlabctl replay --json`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct ReplayReport {
+    pub file: String,
+    pub rows: Vec<ReplayRow>,
+    pub mirror_unusable_high_orders: Option<Vec<HighOrderUnusable>>,
+}
+
+/// `memlabctl replay FILE [--backend real|mirror|both] [--json]`.
+pub fn replay(a: &ReplayArgs) -> ExitCode {
+    let backends: &[(&'static str, u32)] = match a.backend {
+        ReplayBackend::Real => &[("real", uapi::MEMLAB_BACKEND_REAL)],
+        ReplayBackend::Mirror => &[("mirror", uapi::MEMLAB_BACKEND_MIRROR)],
+        ReplayBackend::Both => &[
+            ("real", uapi::MEMLAB_BACKEND_REAL),
+            ("mirror", uapi::MEMLAB_BACKEND_MIRROR),
+        ],
     };
-    let steps = match fs::read_to_string(&file)
+    let file = a.file.display().to_string();
+    let steps = match fs::read_to_string(&a.file)
         .map_err(|e| e.to_string())
         .and_then(|t| parse_trace(&t))
     {
         Ok(s) => s,
         Err(e) => return fail(format!("replay {file}: {e}")),
     };
-    println!(
-        "{:<8} {:<11} {:>7} {:>10} {:>10}",
-        "backend", "family", "allocs", "median_ns", "p99_ns"
-    );
-    for (bname, backend) in backends {
-        match replay_on(&steps, backend) {
-            Ok(lat) => {
-                let mut fams: Vec<_> = lat.into_iter().collect();
-                fams.sort_by_key(|(f, _)| *f);
-                for (f, mut v) in fams {
-                    let n = v.len();
-                    let med = percentile(&mut v, 50);
-                    let p99 = percentile(&mut v, 99);
-                    println!(
-                        "{bname:<8} {:<11} {n:>7} {med:>10} {p99:>10}",
-                        names::name_of(names::FAMILIES, f)
-                    );
-                }
-            }
+    if !a.json {
+        println!(
+            "{:<8} {:<11} {:<18} {:>7} {:>10} {:>10}",
+            "backend", "family", "call", "allocs", "median_ns", "p99_ns"
+        );
+    }
+    let mut rows = Vec::new();
+    for &(bname, backend) in backends {
+        let lat = match replay_on(&steps, backend) {
+            Ok(lat) => lat,
             Err(e) => return fail(format!("replay on {bname}: {e}")),
+        };
+        let mut fams: Vec<_> = lat.into_iter().collect();
+        fams.sort_by_key(|(f, _)| *f);
+        for (f, mut v) in fams {
+            let row = ReplayRow {
+                backend: bname,
+                family: names::name_of(names::FAMILIES, f),
+                call: names::family_api(f, backend),
+                allocs: v.len(),
+                median_ns: percentile(&mut v, 50),
+                p99_ns: percentile(&mut v, 99),
+            };
+            if !a.json {
+                println!(
+                    "{:<8} {:<11} {:<18} {:>7} {:>10} {:>10}",
+                    row.backend, row.family, row.call, row.allocs, row.median_ns, row.p99_ns
+                );
+            }
+            rows.push(row);
         }
     }
-    println!(
-        "mirror unusable index at high orders after replay: {}",
-        high_order_unusable()
-    );
+    let report = ReplayReport {
+        file,
+        rows,
+        mirror_unusable_high_orders: high_order_unusable(),
+    };
+    if a.json {
+        println!("{}", crate::cli::json_line(&report));
+    } else {
+        println!(
+            "mirror unusable index at high orders after replay: {}",
+            high_order_text(&report.mirror_unusable_high_orders)
+        );
+    }
     ExitCode::SUCCESS
 }
 
@@ -424,6 +566,71 @@ mod tests {
         assert!(parse_trace("f 1 2").is_err());
         assert!(parse_trace("z 1").is_err());
         assert!(parse_trace("a 1 bogus 5").is_err());
+    }
+
+    #[test]
+    fn bench_json_shape() {
+        let report = BenchReport {
+            scale: 100,
+            workloads: vec![BenchRow {
+                workload: "kmalloc 64 B",
+                call: "kmalloc",
+                pattern: "pairs",
+                count: 200,
+                real: Side::Ran {
+                    ops: 200,
+                    failed: 0,
+                    median_ns: 100,
+                    p99_ns: 400,
+                },
+                mirror: Side::Error {
+                    error: "Invalid argument (os error 22)".into(),
+                },
+                median_ratio: Some(0.5),
+                p99_ratio: None,
+            }],
+            mirror_unusable_high_orders: Some(parse_high_order_unusable(
+                "Node 0, zone    DMA32 0.000 0.000 0.000 0.000 0.000 0.000 0.000 0.000 0.000 0.250 1.000 \n",
+            )),
+            real_buddyinfo_delta: vec![-1, 2],
+        };
+        let v: serde_json::Value = serde_json::from_str(&crate::cli::json_line(&report)).unwrap();
+        let w = &v["workloads"][0];
+        assert_eq!(w["call"], "kmalloc");
+        assert_eq!(w["real"]["median_ns"], 100);
+        assert_eq!(w["mirror"]["error"], "Invalid argument (os error 22)");
+        assert_eq!(w["median_ratio"], 0.5);
+        assert!(w["p99_ratio"].is_null());
+        assert_eq!(
+            v["mirror_unusable_high_orders"],
+            serde_json::json!([{"zone": "DMA32", "order_9": 0.25, "order_10": 1.0}])
+        );
+        assert_eq!(v["real_buddyinfo_delta"], serde_json::json!([-1, 2]));
+        assert!(!report.workloads[0].ok());
+        assert_eq!(
+            high_order_text(&report.mirror_unusable_high_orders),
+            "DMA32: order 9 0.250 order 10 1.000"
+        );
+    }
+
+    #[test]
+    fn replay_json_shape() {
+        let r = ReplayReport {
+            file: "t".into(),
+            rows: vec![ReplayRow {
+                backend: "mirror",
+                family: "pages",
+                call: names::family_api(uapi::MEMLAB_FAMILY_PAGES, uapi::MEMLAB_BACKEND_MIRROR),
+                allocs: 20,
+                median_ns: 3,
+                p99_ns: 9,
+            }],
+            mirror_unusable_high_orders: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&crate::cli::json_line(&r)).unwrap();
+        assert_eq!(v["rows"][0]["call"], "alloc_pages");
+        assert_eq!(v["rows"][0]["allocs"], 20);
+        assert!(v["mirror_unusable_high_orders"].is_null());
     }
 
     #[test]

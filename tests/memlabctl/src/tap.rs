@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A minimal TAP producer: plan first, so a crash leaves a short run that the
-//! host treats as a failure.
+//! A minimal TAP producer and the one way tests are declared: a [`Suite`]
+//! collects named cases, one at a time ([`Suite::case`]) or one per row of a
+//! table ([`Suite::table`]), and runs them in order, plan first, so a crash
+//! leaves a short run that the host (tests/vmcheck) treats as a failure.
 
 use std::io::Write;
 
@@ -15,41 +17,75 @@ pub const SKIP: &str = "SKIP: ";
 
 /// One named test.
 pub struct Case {
-    pub name: &'static str,
-    pub run: Box<dyn FnOnce() -> Outcome>,
+    pub name: String,
+    run: Box<dyn FnOnce() -> Outcome>,
 }
 
-/// Runs `cases` in order, printing TAP. Returns the number of failures.
-pub fn run(cases: Vec<Case>) -> usize {
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "TAP version 13");
-    let _ = writeln!(out, "1..{}", cases.len());
-    let mut failed = 0;
-    for (i, case) in cases.into_iter().enumerate() {
-        match (case.run)() {
-            Ok(()) => {
-                let _ = writeln!(out, "ok {} - {}", i + 1, case.name);
-            }
-            Err(why) if why.starts_with(SKIP) => {
-                let _ = writeln!(
-                    out,
-                    "ok {} - {} # SKIP {}",
-                    i + 1,
-                    case.name,
-                    &why[SKIP.len()..]
-                );
-            }
-            Err(why) => {
-                failed += 1;
-                let _ = writeln!(out, "not ok {} - {}", i + 1, case.name);
-                for line in why.lines() {
-                    let _ = writeln!(out, "# {line}");
+/// Test cases in the order they run.
+#[derive(Default)]
+pub struct Suite {
+    cases: Vec<Case>,
+}
+
+impl Suite {
+    /// Adds one case.
+    pub fn case(&mut self, name: impl Into<String>, run: impl FnOnce() -> Outcome + 'static) {
+        let name = name.into();
+        debug_assert!(
+            !name.contains('#') && !name.contains('\n'),
+            "a TAP name holds no '#' or newline: {name:?}"
+        );
+        self.cases.push(Case {
+            name,
+            run: Box::new(run),
+        });
+    }
+
+    /// Adds one case per row: `name` titles the row, `run` tests it.
+    pub fn table<R: 'static>(
+        &mut self,
+        rows: impl IntoIterator<Item = R>,
+        name: impl Fn(&R) -> String,
+        run: fn(R) -> Outcome,
+    ) {
+        for row in rows {
+            let title = name(&row);
+            self.case(title, move || run(row));
+        }
+    }
+
+    /// The case names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.cases.iter().map(|c| c.name.as_str())
+    }
+
+    /// Runs the cases in order, printing TAP to `out`. Returns the number of
+    /// failures.
+    pub fn run(self, out: &mut impl Write) -> usize {
+        let _ = writeln!(out, "TAP version 13");
+        let _ = writeln!(out, "1..{}", self.cases.len());
+        let mut failed = 0;
+        for (i, case) in self.cases.into_iter().enumerate() {
+            let n = i + 1;
+            match (case.run)() {
+                Ok(()) => {
+                    let _ = writeln!(out, "ok {n} - {}", case.name);
+                }
+                Err(why) if why.starts_with(SKIP) => {
+                    let _ = writeln!(out, "ok {n} - {} # SKIP {}", case.name, &why[SKIP.len()..]);
+                }
+                Err(why) => {
+                    failed += 1;
+                    let _ = writeln!(out, "not ok {n} - {}", case.name);
+                    for line in why.lines() {
+                        let _ = writeln!(out, "# {line}");
+                    }
                 }
             }
+            let _ = out.flush();
         }
-        let _ = out.flush();
+        failed
     }
-    failed
 }
 
 /// Fails with `what` unless `cond`.
@@ -58,5 +94,52 @@ pub fn check(cond: bool, what: impl FnOnce() -> String) -> Outcome {
         Ok(())
     } else {
         Err(what())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Suite {
+        let mut s = Suite::default();
+        s.case("passes", || Ok(()));
+        s.table(
+            [1u32, 2],
+            |n| format!("row {n}"),
+            |n| check(n == 1, || format!("{n} is not 1\nsecond line")),
+        );
+        s.case("skips", || Err(format!("{SKIP}not here")));
+        s
+    }
+
+    #[test]
+    fn tap_output_is_what_vmcheck_reads() {
+        let mut out = Vec::new();
+        assert_eq!(sample().run(&mut out), 1);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "TAP version 13\n1..4\nok 1 - passes\nok 2 - row 1\nnot ok 3 - row 2\n\
+             # 2 is not 1\n# second line\nok 4 - skips # SKIP not here\n"
+        );
+        let checks = vmcheck::judge(&format!("{text}MEMLAB-EXIT: 0\n"), true);
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|c| c.failure.is_some())
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(failed, ["vm 3: row 2"]);
+        assert_eq!(checks.iter().filter(|c| c.skipped).count(), 1);
+        assert!(checks.iter().any(|c| c.name == "vm: TAP plan complete"));
+    }
+
+    #[test]
+    fn names_and_plan() {
+        let s = sample();
+        assert_eq!(
+            s.names().collect::<Vec<_>>(),
+            ["passes", "row 1", "row 2", "skips"]
+        );
     }
 }

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mirror allocators in the module, beyond the family tables: their
+//! allocations show in their own debugfs files, their kmalloc size classes
+//! are the kernel's, and their watermarks behave like the kernel's.
+
+use super::req::{self, gfp, on};
+use super::{free_pages_in, mirror_file, open};
+use crate::dev::{uapi, Memlab};
+use crate::tap::{check, Outcome, Suite};
+use uapi::*;
+
+fn mirror(r: MemlabAlloc) -> MemlabAlloc {
+    on(MEMLAB_BACKEND_MIRROR, r)
+}
+
+/// ALLOC then INSPECT, keeping the block (freed with the file).
+fn alloc_inspect(d: &Memlab, r: &MemlabAlloc) -> Result<MemlabBlockInfo, String> {
+    d.alloc(r)
+        .and_then(|h| d.inspect(h))
+        .map_err(|e| format!("{r:?}: {e}"))
+}
+
+pub fn cases(s: &mut Suite) {
+    s.case(
+        "mirror pages: order 3 is 8 aligned pages and shows in mirror/buddyinfo",
+        pages_in_buddyinfo,
+    );
+    s.case(
+        "mirror kmalloc: ksize is the size class; above KMALLOC_MAX_SIZE is ENOMEM",
+        kmalloc_classes,
+    );
+    s.case("mirror kmem_cache honours a 256-byte alignment", || {
+        let d = open()?;
+        let r = mirror(req::kmem_cache(100, 256));
+        for _ in 0..4 {
+            let i = alloc_inspect(&d, &r)?;
+            check(i.align_log2 >= 8, || {
+                format!("object at 2^{} alignment", i.align_log2)
+            })?;
+        }
+        Ok(())
+    });
+    s.case(
+        "mirror GFP: DMA from ZONE_DMA, DMA32 below 4 GiB, __GFP_ZERO zeroes",
+        || {
+            let d = open()?;
+            let page = |g| mirror(gfp(req::pages(0), g));
+            let i = alloc_inspect(&d, &page(MEMLAB_GFP_DMA))?;
+            check(i.zone == MEMLAB_ZONE_DMA, || {
+                format!("GFP_DMA zone {}", i.zone)
+            })?;
+            let i = alloc_inspect(&d, &page(MEMLAB_GFP_DMA32))?;
+            check(i.zone <= MEMLAB_ZONE_DMA32 && i.first_pfn < 1 << 20, || {
+                format!("GFP_DMA32: {i:?}")
+            })?;
+            let i = alloc_inspect(&d, &page(MEMLAB_GFP_KERNEL | MEMLAB_GFP_ZERO))?;
+            check(i.zeroed == 1, || format!("GFP_KERNEL|__GFP_ZERO: {i:?}"))
+        },
+    );
+    s.case(
+        "mirror watermark: GFP_NOWAIT stops at the reserve, GFP_ATOMIC dips into it",
+        watermark,
+    );
+}
+
+fn pages_in_buddyinfo() -> Outcome {
+    let d = open()?;
+    let before = free_pages_in(&mirror_file("buddyinfo")?);
+    let i = alloc_inspect(&d, &mirror(req::pages(3)))?;
+    check(
+        i.nr_pages == 8 && i.first_pfn % 8 == 0 && i.phys_runs == 1 && i.usable == 8 << 12,
+        || format!("{i:?}"),
+    )?;
+    let during = free_pages_in(&mirror_file("buddyinfo")?);
+    check(before - during == 8, || {
+        format!("free pages {before} -> {during}, want -8")
+    })?;
+    d.free(i.handle).map_err(|e| e.to_string())?;
+    let after = free_pages_in(&mirror_file("buddyinfo")?);
+    check(after == before, || {
+        format!("free pages {before} -> {after} after FREE")
+    })
+}
+
+fn kmalloc_classes() -> Outcome {
+    let d = open()?;
+    // (size, class); above 8 KiB kmalloc takes whole pages: 8193 B is an
+    // order-2 block.
+    for (size, usable) in [
+        (1u64, 8u64),
+        (100, 128),
+        (150, 192),
+        (4097, 8192),
+        (8193, 16384),
+    ] {
+        let i = alloc_inspect(&d, &mirror(req::kmalloc(size)))?;
+        check(i.usable == usable, || {
+            format!("kmalloc({size}): usable {} want {usable}", i.usable)
+        })?;
+    }
+    match d.alloc(&mirror(req::kmalloc((4 << 20) + 1))) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Ok(()),
+        other => Err(format!("kmalloc(4 MiB + 1): {other:?}, want ENOMEM")),
+    }
+}
+
+fn watermark() -> Outcome {
+    let count_until_enomem = |d: &Memlab, g| -> Result<u32, String> {
+        let r = mirror(gfp(req::pages(4), g));
+        for n in 0..1024 {
+            match d.alloc(&r) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => return Ok(n),
+                Err(e) => return Err(format!("after {n}: {e}")),
+            }
+        }
+        Err("no ENOMEM after 1024 order-4 blocks".into())
+    };
+    let n1 = {
+        let d = open()?;
+        let n = count_until_enomem(&d, MEMLAB_GFP_NOWAIT)?;
+        // Order 1: not served from a per-CPU list, so it must come out of a
+        // zone's reserve.
+        d.alloc(&mirror(gfp(req::pages(1), MEMLAB_GFP_ATOMIC)))
+            .map_err(|e| format!("GFP_ATOMIC below the watermark: {e}"))?;
+        n
+    };
+    // Closing the file gave everything back: the same count again.
+    let d = open()?;
+    let n2 = count_until_enomem(&d, MEMLAB_GFP_NOWAIT)?;
+    check(n1 > 100 && n1 == n2, || {
+        format!("order-4 blocks before ENOMEM: {n1} then {n2}")
+    })
+}
