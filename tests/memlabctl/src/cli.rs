@@ -278,6 +278,13 @@ pub fn report_legend(text: &str) -> Vec<(String, String)> {
             continue;
         };
         let arg_name = arg.split('=').next().unwrap_or("");
+        // The GFP rows share one entry per argument: GFP_* stands for the
+        // selector in the 'what' column.
+        let what = if what.starts_with("GFP_") {
+            "GFP_*"
+        } else {
+            what
+        };
         if let Some(api) = names::report_api(what, arg_name) {
             let key = format!("{what} ({arg_name})");
             if api != what && !out.iter().any(|(k, _)| *k == key) {
@@ -486,7 +493,8 @@ mod tests {
                     coherent/24bit           size=4096  yes\n\
                     coherent/24bit           size=8192  yes\n\
                     kmalloc                    size=64  yes\n\
-                    GFP_ATOMIC           kmalloc_size=256  yes\n\n";
+                    GFP_ATOMIC           kmalloc_size=256  yes\n\
+                    GFP_NOIO             kmalloc_size=256  yes\n\n";
         assert_eq!(
             report_legend(text),
             [
@@ -495,8 +503,8 @@ mod tests {
                     "dma_alloc_coherent on memlab-dma.24 (24-bit DMA mask)".to_string()
                 ),
                 (
-                    "GFP_ATOMIC (kmalloc_size)".to_string(),
-                    "kmalloc(size, GFP_ATOMIC)".to_string()
+                    "GFP_* (kmalloc_size)".to_string(),
+                    "kmalloc(size, GFP_*)".to_string()
                 ),
             ]
         );
