@@ -33,10 +33,12 @@ V ?= 0
 # NOMODULE=1 to leave memlab unloaded (/lib/modules/rust_memlab.ko).
 MEMLAB_ARGS ?=
 NOMODULE ?=
-# Passed through the environment, so quotes inside them survive.
-export CMD MEMLAB_ARGS
 
+# CMD and MEMLAB_ARGS reach the scripts as typed: unexpanded by make ($ stays
+# $) and single-quoted for the shell.
+quote = '$(subst ','\'',$(value $(1)))'
 VM_OPTS = --flavour $(or $(FLAVOUR),bench) --mem '$(MEM)' --cpus '$(CPUS)' \
+	--module-args $(call quote,MEMLAB_ARGS) \
 	$(if $(filter 1,$(NOMODULE)),--no-module) $(if $(filter 1,$(V)),--verbose)
 export MEMLAB_VM_MEM = $(MEM)
 export MEMLAB_VM_CPUS = $(CPUS)
@@ -72,8 +74,8 @@ shell:
 # make exits 2 when the command fails ("Error N" names the command's status
 # N); scripts/run-vm.sh --run exits with N itself.
 run:
-	@if [ -z "$$CMD" ]; then echo "usage: make run CMD='memlabctl version' (see make help)" >&2; exit 2; fi
-	@bash scripts/run-vm.sh $(VM_OPTS) --share '$(SHARE)' --timeout '$(TIMEOUT)' --run "$$CMD"
+	@if [ -z $(call quote,CMD) ]; then echo "usage: make run CMD='memlabctl version' (see make help)" >&2; exit 2; fi
+	@bash scripts/run-vm.sh $(VM_OPTS) --share '$(SHARE)' --timeout '$(TIMEOUT)' --run $(call quote,CMD)
 
 help:
 	@echo 'memlab targets:'
