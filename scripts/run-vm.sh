@@ -22,8 +22,11 @@
 # command reaches the guest as a file in the initramfs, so quotes survive as
 # typed.
 #
-# --share DIR (default out/share, created if missing) is mounted read-write
-# at /share in the guest through 9p over virtio (shell and run only).
+# --share DIR (default $MEMLAB_SHARE or out/share, created if missing) is
+# mounted read-write at /share in the guest through 9p over virtio (shell
+# and run only).
+# --timeout: seconds before QEMU is killed (default 900; an interactive
+# shell has none).
 # --module-args: insmod parameters of rust_memlab (default: $MEMLAB_ARGS).
 # --no-module: do not load memlab (it stays at /lib/modules/rust_memlab.ko).
 # --verbose: print the whole console (kernel boot included) for run as well.
@@ -73,7 +76,7 @@ main() {
 	# --shell with piped stdin: the piped text is the script; no terminal.
 	local interactive=0 mode=$cmd
 	if [ "$cmd" = shell ]; then
-		if [ -t 0 ] && [ -t 1 ]; then
+		if [ -t 0 ]; then
 			interactive=1
 		else
 			run_cmd=$(cat)
