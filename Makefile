@@ -9,11 +9,39 @@
 #   make test    set everything up, run host tests and in-VM tests
 #   make bench   benchmarks (ratios, not tests): host mirror core vs crates.io
 #                peers, then real vs mirror in the VM on the bench kernel
+#   make shell   an interactive shell in the VM, memlab loaded
+#   make run CMD='...'  one shell command line in the VM, its output only
+#   make help    these targets and their variables
 #   make         build rust_memlab.ko against KDIR
 
-FLAVOUR ?= test
-KDIR ?= $(shell bash scripts/build-kernel.sh $(FLAVOUR))
+# FLAVOUR picks the kernel: bench (production-like) for shell, run and demo,
+# test (KASAN, lockdep, kmemleak) for the module build; make test runs both.
+FLAVOUR ?=
+KDIR ?= $(shell bash scripts/build-kernel.sh $(or $(FLAVOUR),test))
 LLVM ?= -19
+# The VM: guest RAM (above 4G the guest has a ZONE_NORMAL) and vCPUs (1-4).
+MEM ?= 5G
+CPUS ?= 2
+# shell and run: the host directory seen at /share in the guest.
+SHARE ?= out/share
+# run: the command line; its time limit in seconds.
+CMD ?=
+TIMEOUT ?= 900
+# 1: print the rig's steps and the whole guest console (boot included).
+V ?= 0
+# Module parameters for insmod (e.g. 'pool_mb=64 max_pinned_mb=128'), and
+# NOMODULE=1 to leave memlab unloaded (/lib/modules/rust_memlab.ko).
+MEMLAB_ARGS ?=
+NOMODULE ?=
+
+# CMD and MEMLAB_ARGS reach the scripts as typed: unexpanded by make ($ stays
+# $) and single-quoted for the shell.
+quote = '$(subst ','\'',$(value $(1)))'
+VM_OPTS = --flavour $(or $(FLAVOUR),bench) --mem '$(MEM)' --cpus '$(CPUS)' \
+	--module-args $(call quote,MEMLAB_ARGS) \
+	$(if $(filter 1,$(NOMODULE)),--no-module) $(if $(filter 1,$(V)),--verbose)
+export MEMLAB_VM_MEM = $(MEM)
+export MEMLAB_VM_CPUS = $(CPUS)
 
 default:
 	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM)
@@ -31,7 +59,7 @@ setup:
 	bash scripts/setup-toolchain.sh
 
 demo:
-	bash scripts/demo.sh
+	@bash scripts/demo.sh $(VM_OPTS) --timeout '$(TIMEOUT)'
 
 test:
 	bash scripts/test.sh
@@ -39,4 +67,35 @@ test:
 bench:
 	bash scripts/bench.sh
 
-.PHONY: default modules_install clean rust-analyzer setup demo test bench
+# QEMU owns the terminal: Ctrl-C goes to the guest; poweroff or exit leaves.
+shell:
+	@bash scripts/run-vm.sh $(VM_OPTS) --share '$(SHARE)' --shell
+
+# make exits 2 when the command fails ("Error N" names the command's status
+# N); scripts/run-vm.sh --run exits with N itself.
+run:
+	@if [ -z $(call quote,CMD) ]; then echo "usage: make run CMD='memlabctl version' (see make help)" >&2; exit 2; fi
+	@bash scripts/run-vm.sh $(VM_OPTS) --share '$(SHARE)' --timeout '$(TIMEOUT)' --run $(call quote,CMD)
+
+help:
+	@echo 'memlab targets:'
+	@echo '  make demo             boot the VM, run every allocator, print the report'
+	@echo '  make test             every test: host, then in-VM on the test and bench kernels'
+	@echo '  make bench            benchmarks: ratios, never pass/fail'
+	@echo '  make shell            interactive shell in the VM, memlab loaded (poweroff or exit leaves)'
+	@echo "  make run CMD='...'    run one shell command line in the VM; print its output only"
+	@echo '  make                  build rust_memlab.ko against KDIR (default: the test kernel)'
+	@echo '  make setup            install the toolchain only'
+	@echo 'variables (shell, run, demo; MEM and CPUS for every VM):'
+	@echo '  FLAVOUR=bench|test    kernel: bench (default: production-like) or test (KASAN, lockdep, kmemleak)'
+	@echo "  CMD='...'             run: the command line (runs in /share, stdin /dev/null)"
+	@echo "  MEMLAB_ARGS='...'     insmod parameters, e.g. MEMLAB_ARGS='pool_mb=64 max_pinned_mb=128'"
+	@echo '  NOMODULE=1            do not load memlab (insmod /lib/modules/rust_memlab.ko by hand)'
+	@echo '  SHARE=DIR             host directory mounted at /share in the guest (default out/share)'
+	@echo '  MEM=5G CPUS=2         guest RAM and vCPUs (1-4)'
+	@echo '  TIMEOUT=900           run and demo: seconds before the VM is killed'
+	@echo '  V=1                   verbose: the rig'"'"'s steps and the whole console, boot included'
+	@echo 'exit status of run: the command'"'"'s own from scripts/run-vm.sh --run CMD;'
+	@echo '  make run exits 2 on any failure (124: timeout, 125: VM died or panicked).'
+
+.PHONY: default modules_install clean rust-analyzer setup demo test bench shell run help

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
 # memlab's main job: set everything up, boot the VM, load the module, run
 # the demo (memlabctl demo) and print what it shows.
+#
+#   demo.sh [--flavour bench|test] [other run-vm.sh options]
+#
+# The bench kernel (production-like) by default; the test kernel's KASAN,
+# lockdep and kmemleak inflate every latency the demo prints.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-	local rc=0
-	bash "$MEMLAB_ROOT/scripts/run-vm.sh" --flavour test --cmd demo "$@" || rc=$?
+	local flavour=bench args=() rc=0
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--flavour) flavour=$2; shift 2 ;;
+		*) args+=("$1"); shift ;;
+		esac
+	done
+	bash "$MEMLAB_ROOT/scripts/run-vm.sh" --flavour "$flavour" --cmd demo "${args[@]}" || rc=$?
+	local log=$MEMLAB_OUT/console-$flavour-demo.log
 	if [ "$rc" = 0 ]; then
-		say "demo finished; console log: $MEMLAB_OUT/console-test-demo.log"
+		say "demo finished on the $flavour kernel; console log: $log"
 	else
-		say "demo failed (status $rc); console log: $MEMLAB_OUT/console-test-demo.log"
+		say "demo failed on the $flavour kernel (status $rc); console log: $log"
 	fi
 	return "$rc"
 }

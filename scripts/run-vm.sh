@@ -1,30 +1,97 @@
 #!/usr/bin/env bash
-# Boot memlab in QEMU and run one command inside it.
+# Boot memlab in QEMU and run something inside it.
 #
 #   run-vm.sh [--flavour test|bench] [--cmd test|demo|bench] [--inject fail|warn]
-#             [--timeout SECONDS]
+#   run-vm.sh [--flavour test|bench] --shell
+#   run-vm.sh [--flavour test|bench] --run 'SHELL COMMAND LINE'
+#   common:   [--timeout SECONDS] [--mem SIZE] [--cpus N] [--share DIR]
+#             [--module-args 'pool_mb=64 ...'] [--no-module] [--verbose]
 #
-# MEMLAB_VM_MEM sets the guest's RAM (default 5G: above 4 GiB the guest has a
-# ZONE_NORMAL, so GFP_KERNEL and GFP_DMA32 land in different zones).
+# --cmd test|demo|bench runs that job of tests/vm/init (default: demo on the
+# test kernel) and streams the whole console.
+#
+# --shell gives an interactive shell on the serial console (memlab loaded,
+# debugfs mounted, memlabctl on PATH); `poweroff` or `exit` ends the VM and
+# the script exits with the guest shell's status. Ctrl-C goes to the guest;
+# Ctrl-A x kills QEMU. With stdin not a terminal, the piped text is run as a
+# shell script instead (like --run), and its output is printed.
+#
+# --run CMD runs one shell command line in the guest (in /share, stdin
+# /dev/null), prints its output (stdout and stderr, through the guest's
+# second serial port) and nothing else, and exits with its status. The
+# command reaches the guest as a file in the initramfs, so quotes survive as
+# typed.
+#
+# --share DIR (default $MEMLAB_SHARE or out/share, created if missing) is
+# mounted read-write at /share in the guest through 9p over virtio (shell
+# and run only).
+# --timeout: seconds before QEMU is killed (default 900; an interactive
+# shell has none).
+# --module-args: insmod parameters of rust_memlab (default: $MEMLAB_ARGS).
+# --no-module: do not load memlab (it stays at /lib/modules/rust_memlab.ko).
+# --verbose: print the whole console (kernel boot included) for run as well.
+# --mem (default $MEMLAB_VM_MEM or 5G: above 4 GiB the guest has a
+# ZONE_NORMAL, so GFP_KERNEL and GFP_DMA32 land in different zones) and
+# --cpus (default $MEMLAB_VM_CPUS or 2; the kernel has NR_CPUS=4).
 #
 # Builds (or reuses) the kernel, builds the module and memlabctl, packs the
 # initramfs, boots QEMU under TCG with a timeout, and keeps the console log in
 # out/console-<flavour>-<cmd>.log. Exits with the guest's status (from the
-# MEMLAB-EXIT sentinel), 124 on timeout, 125 if the sentinel is missing.
+# MEMLAB-EXIT sentinel); 124 if the VM timed out; 125 if it died or the guest
+# kernel panicked (a one-line message on stderr says which).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-	local flavour=test cmd=demo inject= timeout=900
+	local flavour=test cmd=demo inject="" timeout="" verbose=0 run_cmd="" nomodule=0
+	local mem=${MEMLAB_VM_MEM:-5G} cpus=${MEMLAB_VM_CPUS:-2} share=${MEMLAB_SHARE:-}
+	local module_args=${MEMLAB_ARGS:-}
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--flavour) flavour=$2; shift 2 ;;
 		--cmd) cmd=$2; shift 2 ;;
+		--shell) cmd=shell; shift ;;
+		--run) cmd=run; run_cmd=$2; shift 2 ;;
 		--inject) inject=$2; shift 2 ;;
 		--timeout) timeout=$2; shift 2 ;;
-		*) die "unknown argument '$1'" ;;
+		--mem) mem=$2; shift 2 ;;
+		--cpus) cpus=$2; shift 2 ;;
+		--share) share=$2; shift 2 ;;
+		--module-args) module_args=$2; shift 2 ;;
+		--no-module) nomodule=1; shift ;;
+		--verbose) verbose=1; shift ;;
+		*) die "unknown argument '$1' (see the top of scripts/run-vm.sh)" ;;
 		esac
 	done
+	case "$flavour" in test | bench) ;; *) die "--flavour takes test or bench, not '$flavour'" ;; esac
+	case "$cmd" in test | demo | bench | shell | run) ;; *) die "unknown command '$cmd' (test, demo, bench; or --shell, --run CMD)" ;; esac
 	case "$inject" in "" | fail | warn) ;; *) die "--inject takes fail or warn" ;; esac
+	[[ "$cpus" =~ ^[1-4]$ ]] || die "--cpus/CPUS takes 1 to 4 (the kernel is built with NR_CPUS=4), not '$cpus'"
+	[[ "$mem" =~ ^[0-9]+[MG]?$ ]] || die "--mem/MEM takes a QEMU size such as 5G or 2048M, not '$mem'"
+	[[ -z "$timeout" || "$timeout" =~ ^[0-9]+$ ]] || die "--timeout takes seconds, not '$timeout'"
+	if [ "$cmd" = run ] && [ -z "$run_cmd" ]; then
+		die "--run needs a command line, e.g. --run 'memlabctl version' (make run CMD='...')"
+	fi
+	case "$module_args" in *$'\n'*) die "module arguments must be one line" ;; esac
+
+	# --shell with piped stdin: the piped text is the script; no terminal.
+	local interactive=0 mode=$cmd
+	if [ "$cmd" = shell ]; then
+		if [ -t 0 ]; then
+			interactive=1
+		else
+			run_cmd=$(cat)
+			mode=run
+		fi
+	fi
+	# Only the run's own output goes to stdout (and, in a shell, the guest's
+	# terminal); the rig's progress lines only with --verbose.
+	local quiet=0
+	if [ "$mode" = run ] || [ "$interactive" = 1 ]; then
+		[ "$verbose" = 1 ] || quiet=1
+	fi
+	note() { [ "$quiet" = 1 ] || say "$@"; }
+	# An interactive shell has no time limit (Ctrl-A x ends it); the others do.
+	[ -n "$timeout" ] || timeout=900
 
 	bash "$MEMLAB_ROOT/scripts/setup-toolchain.sh"
 	local kdir
@@ -34,7 +101,7 @@ main() {
 	# test and bench objects never mix in the source tree.
 	local mo=$MEMLAB_OUT/module-$flavour
 	mkdir -p "$mo"
-	say "building rust_memlab.ko against the $flavour kernel"
+	note "building rust_memlab.ko against the $flavour kernel"
 	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" CLIPPY=1 modules >"$MEMLAB_OUT/module-$flavour.log" 2>&1 ||
 		{ cat "$MEMLAB_OUT/module-$flavour.log" >&2; die "module build failed"; }
 	if [ -s "$MEMLAB_OUT/module-$flavour.log" ]; then
@@ -42,17 +109,41 @@ main() {
 		die "module build printed warnings (the build must be warning-free)"
 	fi
 
-	say "building memlabctl (static, musl)"
+	note "building memlabctl (static, musl)"
 	cargo build --quiet --release --locked --target x86_64-unknown-linux-musl -p memlabctl \
 		--manifest-path "$MEMLAB_ROOT/Cargo.toml"
 	local ctl=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlabctl
 
-	local initrd=$MEMLAB_OUT/initramfs-$flavour.cpio.gz
-	bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd"
+	# Packed again only when one of its inputs changed.
+	local initrd=$MEMLAB_OUT/initramfs-$flavour.cpio.gz input fresh=1
+	for input in "$mo/rust_memlab.ko" "$ctl" "$MEMLAB_ROOT/tests/vm/init" \
+		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox; do
+		[ "$initrd" -nt "$input" ] || fresh=0
+	done
+	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd"
+
+	# This run's own settings travel in a second, small cpio appended to the
+	# initramfs (the kernel unpacks concatenated archives in order): the
+	# command to run and the module parameters, as files, so no quoting of
+	# the kernel command line is involved.
+	local extra
+	extra=$(mktemp -d)
+	mkdir -p "$extra/etc/memlab"
+	[ "$mode" = run ] && printf '%s\n' "$run_cmd" >"$extra/etc/memlab/run.sh"
+	printf '%s\n' "$module_args" >"$extra/etc/memlab/module-args"
+	local run_initrd=$MEMLAB_OUT/initramfs-$flavour-$cmd.cpio.gz
+	{
+		cat "$initrd"
+		(cd "$extra" && find . -print0 | cpio --null -o -H newc --quiet --owner=0:0) | gzip -1
+	} >"$run_initrd.tmp"
+	mv "$run_initrd.tmp" "$run_initrd"
+	rm -rf "$extra"
 
 	local log=$MEMLAB_OUT/console-$flavour-$cmd${inject:+-inject-$inject}.log
 	# loglevel=5: warnings (WARN, lockdep) and worse reach the console; info does not.
-	local append="console=ttyS0 panic=-1 loglevel=5 memlab.cmd=$cmd${inject:+ memlab.inject=$inject}"
+	local append="console=ttyS0 panic=-1 loglevel=5 memlab.cmd=$mode memlab.flavour=$flavour"
+	[ -n "$inject" ] && append+=" memlab.inject=$inject"
+	[ "$nomodule" = 1 ] && append+=" memlab.nomodule=1"
 	# Without ACPI there is no HPET or PM timer, and the PIT cannot calibrate
 	# the TSC under TCG, leaving a jiffies (4 ms) clock. TCG's guest TSC runs
 	# at the host's rate, so tell the guest that rate: latencies get ns
@@ -60,28 +151,110 @@ main() {
 	local khz
 	khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
 	[ -n "$khz" ] && [ "$khz" -gt 0 ] && append+=" tsc_early_khz=$khz tsc=reliable"
-	say "booting QEMU (TCG, 2 vCPUs, timeout ${timeout}s); console log: $log"
+
 	# TCG: KVM guests hang on these machines (see README). Guest RAM is only
-	# backed as it is touched.
+	# backed as it is touched. la57=off: with 5-level paging KASAN reported a
+	# wild access in early boot (identify_cpu interrupted) on some runs;
+	# 4-level paging is what memlab studies anyway.
+	local qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp "$cpus" -m "$mem"
+		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$run_initrd"
+		-display none -monitor none -no-reboot)
+	if [ "$cmd" = shell ] || [ "$cmd" = run ]; then
+		share=${share:-$MEMLAB_OUT/share}
+		mkdir -p "$share" || die "cannot create the share directory $share"
+		share=$(cd "$share" && pwd)
+		case "$share" in *,*) die "the share directory's path must not contain a comma (QEMU option syntax): $share" ;; esac
+		qemu+=(-fsdev "local,id=share,path=$share,security_model=none"
+			-device virtio-9p-pci,fsdev=share,mount_tag=share)
+	fi
+
+	if [ "$interactive" = 1 ]; then
+		run_shell
+		return
+	fi
+
+	note "booting QEMU (TCG, $cpus vCPUs, $mem, timeout ${timeout}s); console log: $log"
+	local rc
 	set +e
-	# la57=off: with 5-level paging KASAN reported a wild access in early
-	# boot (identify_cpu interrupted) on some runs; 4-level paging is what
-	# memlab studies anyway.
-	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp 2 -m "${MEMLAB_VM_MEM:-5G}" \
-		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" -append "$append" \
-		-display none -monitor none -serial stdio -no-reboot </dev/null |
-		tr -d '\r' | tee "$log"
-	local rc=${PIPESTATUS[0]}
+	if [ "$mode" = run ]; then
+		# The command's stdout and stderr go to the guest's second serial
+		# port (ttyS1), which is this script's stdout: the output and nothing
+		# else, byte for byte. The console (ttyS0) goes to the log, and to
+		# stdout too with --verbose. QEMU's own messages go to a file.
+		local qerr=$MEMLAB_OUT/qemu-$flavour-$cmd.err
+		rm -f "$log"
+		if [ "$verbose" = 1 ]; then
+			timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
+				-chardev "stdio,id=con,mux=on,logfile=$log,logappend=off" \
+				-serial chardev:con -serial chardev:con </dev/null 2>"$qerr"
+		else
+			timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
+				-chardev "file,id=con,path=$log" -serial chardev:con \
+				-chardev stdio,id=out -serial chardev:out </dev/null 2>"$qerr"
+		fi
+		rc=$?
+		sed -i 's/\r$//' "$log" 2>/dev/null
+		if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$rc" != 137 ] && [ -s "$qerr" ]; then
+			cat "$qerr" >&2
+		fi
+	else
+		timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" -serial stdio </dev/null |
+			sed -u 's/\r$//' | tee "$log"
+		rc=${PIPESTATUS[0]}
+	fi
 	set -e
-	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-		say "QEMU timed out after ${timeout}s"
+	verdict "$rc"
+}
+
+# The interactive shell: QEMU owns the terminal (raw, with Ctrl-C passed to
+# the guest: signal=off; mux=on for QEMU's Ctrl-A escapes) and copies the
+# console to the log itself.
+run_shell() {
+	local rows cols
+	read -r rows cols < <(stty size 2>/dev/null || echo "0 0")
+	[ "${rows:-0}" -gt 0 ] && [ "${cols:-0}" -gt 0 ] && append+=" memlab.tty=${rows}x${cols}"
+	local saved
+	saved=$(stty -g)
+	rm -f "$log"
+	set +e
+	"${qemu[@]}" -append "$append" \
+		-chardev "stdio,id=con,mux=on,signal=off,logfile=$log,logappend=off" -serial chardev:con
+	local rc=$?
+	set -e
+	stty "$saved" 2>/dev/null || true
+	sed -i 's/\r$//' "$log" 2>/dev/null || true
+	# The guest erased its sentinel line on the terminal; end on a clean line.
+	printf '\n'
+	verdict "$rc"
+}
+
+# verdict QEMU_STATUS: the run's status, with a one-line message if the VM
+# did not end the way tests/vm/init ends it.
+verdict() {
+	local qrc=$1
+	if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+		printf '[memlab] error: the VM timed out after %ss (console: %s)\n' "$timeout" "$log" >&2
 		return 124
 	fi
-	local status
-	status=$(sed -n 's/^MEMLAB-EXIT: \([0-9]*\)$/\1/p' "$log" | tail -n 1)
-	if [ -z "$status" ]; then
-		say "no MEMLAB-EXIT line in the console: the guest died or hung (see $log)"
+	local panic
+	panic=$(grep -a -m 1 -o 'Kernel panic - .*' "$log" | tr -d '\r' || true)
+	if [ -n "$panic" ]; then
+		printf '[memlab] error: the guest kernel panicked: %s (console: %s)\n' "$panic" "$log" >&2
 		return 125
+	fi
+	local status
+	status=$(grep -a -o "MEMLAB-EXIT: [0-9]*" "$log" | tail -n 1 | cut -d' ' -f2 || true)
+	if [ -z "$status" ]; then
+		if [ "$qrc" != 0 ]; then
+			printf '[memlab] error: QEMU failed (exit %s) before the guest finished (console: %s)\n' "$qrc" "$log" >&2
+		else
+			printf '[memlab] error: the VM died before the guest finished: no MEMLAB-EXIT line (console: %s)\n' "$log" >&2
+		fi
+		return 125
+	fi
+	if grep -aq '^MEMLAB: insmod failed' "$log"; then
+		printf '[memlab] error: insmod rust_memlab.ko failed in the guest (module args: %s; console: %s)\n' \
+			"${module_args:-none}" "$log" >&2
 	fi
 	return "$status"
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # memlab's whole test suite: set-up, host checks and tests, then the in-VM
 # tests on the test (KASAN/lockdep/kmemleak) kernel and again on the bench
-# kernel. Ends with "N passed, N failed, N skipped" and exits non-zero on any
-# failure (a skip on the test kernel counts as one).
+# kernel, then make run / make shell / the share driven from the host. Ends
+# with "N passed, N failed, N skipped" and exits non-zero on any failure (a
+# skip on the test kernel counts as one).
 #
 # MEMLAB_INJECT=fail  makes the in-VM harness add a failing test;
 # MEMLAB_INJECT=warn  makes the module WARN at load.
@@ -30,8 +31,11 @@ vm_suite() {
 	local flavour=$1
 	say "VM: in-VM tests on the $flavour kernel"
 	local vmrc=0
-	bash scripts/run-vm.sh --flavour "$flavour" --cmd test ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} || vmrc=$?
 	local console=$MEMLAB_OUT/console-$flavour-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
+	# A run that never booted (the module did not build) must not be judged
+	# by an older run's console.
+	rm -f "$console"
+	bash scripts/run-vm.sh --flavour "$flavour" --cmd test ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} || vmrc=$?
 	if [ ! -f "$console" ] || [ "$vmrc" = 124 ]; then
 		record "VM run on the $flavour kernel (exit $vmrc; console: $console)" 1
 		return
@@ -52,6 +56,53 @@ vm_suite() {
 	if [ "$flavour" = test ] && [ "$s" != 0 ]; then
 		record "no test skipped on the test kernel" 1
 	fi
+}
+
+# lab_suite: make run / make shell / the share, driven from the host, on the
+# bench kernel (a few seconds a boot). Each check is one PASS or FAIL.
+lab_suite() {
+	say "VM: make run, make shell and the share, on the bench kernel"
+	local share=$MEMLAB_OUT/test-share
+	rm -rf "$share"
+	mkdir -p "$share"
+	local run=(bash scripts/run-vm.sh --flavour bench --timeout 180 --share "$share")
+	local out err rc ok
+
+	# make run: the command's output and nothing else, and its status.
+	rc=0
+	out=$(make -s --no-print-directory run FLAVOUR=bench TIMEOUT=180 SHARE="$share" CMD='memlabctl version' 2>"$MEMLAB_OUT/test-make-run.err") || rc=$?
+	if [ "$rc" = 0 ] && [[ "$out" =~ ^memlab\ ABI ]] && [ "$(wc -l <<<"$out")" = 1 ]; then ok=0; else ok=1; fi
+	record "make run CMD='memlabctl version' prints the version line only, exits 0 (exit $rc, output: ${out:0:80})" "$ok"
+
+	rc=0
+	"${run[@]}" --run 'exit 3' >/dev/null 2>&1 || rc=$?
+	if [ "$rc" = 3 ]; then ok=0; else ok=1; fi
+	record "run 'exit 3' exits 3 (exit $rc)" "$ok"
+
+	# Files both ways through /share, and a JSON report left on the host.
+	local token=memlab-$$-$RANDOM
+	echo "$token" >"$share/from-host.txt"
+	rc=0
+	out=$("${run[@]}" --run 'cat /share/from-host.txt && echo "$(cat from-host.txt)-guest" >/share/from-guest.txt &&
+		memlabctl exercise all >/dev/null && memlabctl report --json >/share/report.json' 2>&1) || rc=$?
+	if [ "$rc" = 0 ] && [ "$out" = "$token" ]; then ok=0; else ok=1; fi
+	record "share: the guest reads a file the host wrote (exit $rc, read: ${out:0:80})" "$ok"
+	if [ "$(cat "$share/from-guest.txt" 2>/dev/null)" = "$token-guest" ]; then ok=0; else ok=1; fi
+	record "share: the host reads a file the guest wrote" "$ok"
+	if python3 -m json.tool "$share/report.json" >/dev/null 2>&1 && grep -q '"exercises"' "$share/report.json"; then ok=0; else ok=1; fi
+	record "run 'memlabctl report --json > /share/report.json' leaves valid JSON on the host" "$ok"
+
+	# make shell with piped stdin.
+	rc=0
+	out=$(printf 'memlabctl version\npoweroff\n' | "${run[@]}" --shell 2>&1) || rc=$?
+	if [ "$rc" = 0 ] && [[ "$out" =~ ^memlab\ ABI ]]; then ok=0; else ok=1; fi
+	record "shell, piped 'memlabctl version; poweroff': prints the version, exits 0 (exit $rc)" "$ok"
+
+	# A guest kernel panic (test hook of tests/vm/init: init exits on SIGQUIT).
+	rc=0
+	err=$("${run[@]}" --run 'kill -QUIT 1; sleep 60' 2>&1 >/dev/null) || rc=$?
+	if [ "$rc" = 125 ] && [[ "$err" == *"guest kernel panicked"* ]] && [ "$(wc -l <<<"$err")" = 1 ]; then ok=0; else ok=1; fi
+	record "a run whose guest panics fails with one line saying so (exit $rc: ${err:0:100})" "$ok"
 }
 
 main() {
@@ -93,6 +144,7 @@ main() {
 	# slower paths, it catches what only a production-like kernel shows
 	# (a stack overflow did). Its one skip is the kmemleak check.
 	vm_suite bench
+	lab_suite
 
 	echo
 	if [ "${#failures[@]}" -gt 0 ]; then
