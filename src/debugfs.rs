@@ -13,6 +13,8 @@
 //! - `mirror/extfrag_index`, `mirror/unusable_index`: mm/vmstat.c's
 //!   fragmentation indexes of the mirror's zones;
 //! - `mirror/pool`: the pool's blocks, their zones and PFN ranges;
+//! - `mirror/pagemap`: what every pool page is (free and of which order,
+//!   per-CPU, page allocation, slab of which cache, kmalloc large), as runs;
 //! - `mirror/check`: "ok" if the mirror's invariant checkers pass (it
 //!   drains the per-CPU caches first);
 //! - `mirror/counters`: per-CPU cache and reclaim events, `name value`.
@@ -57,7 +59,7 @@ pub(crate) fn create(
     for (name, render) in reports {
         t.as_mut().file(real_dir, name, real.clone(), render)?;
     }
-    let views: [(&CStr, Render<Arc<Mirror>>); 7] = [
+    let views: [(&CStr, Render<Arc<Mirror>>); 8] = [
         (c"buddyinfo", |m, f| m.buddyinfo(f)),
         (c"slabinfo", |m, f| m.slabinfo(f)),
         (c"extfrag_index", |m, f| m.extfrag_index(f)),
@@ -65,6 +67,7 @@ pub(crate) fn create(
         (c"counters", |m, f| m.counters(f)),
         (c"check", |m, f| m.check(f)),
         (c"pool", |m, f| m.pool_report(f)),
+        (c"pagemap", |m, f| m.pagemap(f)),
     ];
     for (name, render) in views {
         t.as_mut().file(mirror_dir, name, mirror.clone(), render)?;

@@ -264,6 +264,8 @@ pub enum Family {
         size: usize,
         /// 0 or a power of two up to [`KMEM_CACHE_MAX_ALIGN`].
         align: usize,
+        /// How the cache is created.
+        flags: CacheFlags,
     },
     /// `dma_alloc_coherent(size)` on memlab's device for the GFP selector.
     Dma {
@@ -287,6 +289,38 @@ impl Family {
     /// Whether the family is a slab allocator (bound by `GFP_SLAB_BUG_MASK`).
     pub const fn is_slab(self) -> bool {
         matches!(self, Family::Kmalloc { .. } | Family::KmemCache { .. })
+    }
+}
+
+/// kmem_cache creation flags (`MEMLAB_CACHE_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheFlags {
+    /// `SLAB_CACHE_DMA`: the cache's slabs, so all its objects, come from
+    /// ZONE_DMA, whatever the mask of an allocation.
+    pub dma: bool,
+    /// `SLAB_HWCACHE_ALIGN`: objects aligned to the cache line.
+    pub hwcache_align: bool,
+}
+
+impl CacheFlags {
+    /// Decodes `MEMLAB_CACHE_*`; unknown bits are EINVAL.
+    pub fn from_uapi(f: u32) -> Result<Self, RequestError> {
+        if f & !uapi::MEMLAB_CACHE_FLAGS != 0 {
+            return Err(RequestError::Invalid);
+        }
+        Ok(CacheFlags {
+            dma: f & uapi::MEMLAB_CACHE_DMA != 0,
+            hwcache_align: f & uapi::MEMLAB_CACHE_HWCACHE_ALIGN != 0,
+        })
+    }
+
+    /// The zone the cache's slabs come from, if the flags fix one.
+    pub const fn zone(self) -> Option<Zone> {
+        if self.dma {
+            Some(Zone::Dma)
+        } else {
+            None
+        }
     }
 }
 
@@ -329,8 +363,8 @@ impl TryFrom<&uapi::MemlabAlloc> for AllocRequest {
 
     fn try_from(r: &uapi::MemlabAlloc) -> Result<Self, RequestError> {
         use RequestError::{Invalid, TooBig};
-        // `handle` is an output: it must come in zeroed.
-        if r.handle != 0 {
+        // `handle` is an output and `reserved` is for later: both zero.
+        if r.handle != 0 || r.reserved != 0 {
             return Err(Invalid);
         }
         let backend = BackendId::from_uapi(r.backend)?;
@@ -343,6 +377,7 @@ impl TryFrom<&uapi::MemlabAlloc> for AllocRequest {
             uapi::MEMLAB_FAMILY_KMEM_CACHE => Family::KmemCache {
                 size,
                 align: r.align as usize,
+                flags: CacheFlags::from_uapi(r.cache_flags)?,
             },
             uapi::MEMLAB_FAMILY_DMA => Family::Dma { size },
             _ => return Err(Invalid),
@@ -350,11 +385,11 @@ impl TryFrom<&uapi::MemlabAlloc> for AllocRequest {
         // Each family reads only its own fields; the others must be zero.
         match family {
             Family::Pages { order } => {
-                if order > MAX_PAGE_ORDER || r.align != 0 {
+                if order > MAX_PAGE_ORDER || r.align != 0 || r.cache_flags != 0 {
                     return Err(Invalid);
                 }
             }
-            Family::KmemCache { size, align } => {
+            Family::KmemCache { size, align, .. } => {
                 // kmem_cache_create() refuses these with a stack dump.
                 if size == 0 || size > KMALLOC_MAX_SIZE || r.order != 0 {
                     return Err(Invalid);
@@ -364,7 +399,7 @@ impl TryFrom<&uapi::MemlabAlloc> for AllocRequest {
                 }
             }
             _ => {
-                if size == 0 || r.order != 0 || r.align != 0 {
+                if size == 0 || r.order != 0 || r.align != 0 || r.cache_flags != 0 {
                     return Err(Invalid);
                 }
             }

@@ -11,7 +11,7 @@
 //! changes meaning. User space checks it with [`MEMLAB_IOC_VERSION`] first.
 
 /// ABI version reported by [`MEMLAB_IOC_VERSION`].
-pub const MEMLAB_ABI_VERSION: u32 = 1;
+pub const MEMLAB_ABI_VERSION: u32 = 2;
 
 /// The ioctl "type" byte of every memlab command.
 pub const MEMLAB_IOC_MAGIC: u32 = 0xB7;
@@ -96,6 +96,16 @@ pub const MEMLAB_BACKEND_REAL: u32 = 0;
 /// Backend: memlab's mirror allocators on the module's pool.
 pub const MEMLAB_BACKEND_MIRROR: u32 = 1;
 
+/// kmem_cache creation flag: `SLAB_CACHE_DMA`, the cache's slabs come from
+/// ZONE_DMA. As in SLUB, the zone of a cache's objects comes from its
+/// flags, never from the GFP of one allocation.
+pub const MEMLAB_CACHE_DMA: u32 = 1 << 0;
+/// kmem_cache creation flag: `SLAB_HWCACHE_ALIGN`, objects aligned to the
+/// cache line (halved while an object fits in half of it).
+pub const MEMLAB_CACHE_HWCACHE_ALIGN: u32 = 1 << 1;
+/// Every kmem_cache creation flag.
+pub const MEMLAB_CACHE_FLAGS: u32 = MEMLAB_CACHE_DMA | MEMLAB_CACHE_HWCACHE_ALIGN;
+
 /// Zone value: ZONE_DMA.
 pub const MEMLAB_ZONE_DMA: u32 = 0;
 /// Zone value: ZONE_DMA32.
@@ -126,9 +136,13 @@ pub struct MemlabAlloc {
     /// In: `MEMLAB_BACKEND_REAL` (the kernel's allocators) or
     /// `MEMLAB_BACKEND_MIRROR` (memlab's own, on its pool).
     pub backend: u32,
+    /// In: `MEMLAB_CACHE_*` creation flags (kmem_cache only, else 0).
+    pub cache_flags: u32,
+    /// In: 0 (room for the ABI to grow).
+    pub reserved: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<MemlabAlloc>() == 32);
+const _: () = assert!(core::mem::size_of::<MemlabAlloc>() == 40);
 
 /// Reply of [`MEMLAB_IOC_INSPECT`]: what the kernel really handed out.
 /// No kernel virtual address is ever reported.

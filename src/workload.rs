@@ -14,7 +14,7 @@ use crate::mirror::percpu::{Stack, MAG_BATCH, MAG_SIZE};
 use crate::mirror::Mirror;
 use crate::platform::clock::now_ns;
 use crate::real::{kmalloc::Kmalloc, kmem_cache, pages::Pages};
-use crate::request::Gfp;
+use crate::request::{CacheFlags, Gfp};
 use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::slab::{SlabCache, SlabFlags};
 use crate::uapi;
@@ -115,10 +115,16 @@ impl ObjectAllocator for MirrorCache<'_> {
             return Ok(p);
         }
         let m = self.mirror;
-        m.cache_refill(&mut self.cache, &mut self.objs, MAG_BATCH, Gfp::KERNEL);
+        m.cache_refill(
+            &mut self.cache,
+            &mut self.objs,
+            MAG_BATCH,
+            Gfp::KERNEL,
+            None,
+        );
         match self.objs.pop() {
             Some(p) => Ok(p),
-            None => m.cache_alloc(&mut self.cache, Gfp::KERNEL),
+            None => m.cache_alloc(&mut self.cache, Gfp::KERNEL, None),
         }
     }
     fn free(&mut self, obj: NonNull<u8>) {
@@ -270,9 +276,15 @@ pub(crate) fn run_workload(mirror: &Mirror, w: &mut uapi::MemlabWorkload) -> Res
     match (w.backend, w.family) {
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => run(&mut RealPages, w),
-        (uapi::MEMLAB_BACKEND_REAL, _) => {
-            run(&mut RealCache(kmem_cache::Cache::new(size, 0, false)?), w)
-        }
+        (uapi::MEMLAB_BACKEND_REAL, _) => run(
+            &mut RealCache(kmem_cache::Cache::new(
+                size,
+                0,
+                CacheFlags::default(),
+                false,
+            )?),
+            w,
+        ),
         (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror), w),
         (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror), w),
         _ => {

@@ -9,7 +9,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define MEMLAB_ABI_VERSION 1
+#define MEMLAB_ABI_VERSION 2
 #define MEMLAB_IOC_MAGIC 0xB7
 
 struct memlab_version {
@@ -44,6 +44,15 @@ struct memlab_version {
 #define MEMLAB_BACKEND_REAL	0	/* the kernel's allocators */
 #define MEMLAB_BACKEND_MIRROR	1	/* memlab's own, on its pool */
 
+/*
+ * kmem_cache creation flags (struct memlab_alloc.cache_flags). As in SLUB,
+ * a cache's objects take their zone from the cache (SLAB_CACHE_DMA), never
+ * from the gfp of one allocation.
+ */
+#define MEMLAB_CACHE_DMA		(1 << 0)	/* SLAB_CACHE_DMA */
+#define MEMLAB_CACHE_HWCACHE_ALIGN	(1 << 1)	/* SLAB_HWCACHE_ALIGN */
+#define MEMLAB_CACHE_FLAGS	(MEMLAB_CACHE_DMA | MEMLAB_CACHE_HWCACHE_ALIGN)
+
 /* Zones (struct memlab_block_info.zone). */
 #define MEMLAB_ZONE_DMA		0
 #define MEMLAB_ZONE_DMA32	1
@@ -59,6 +68,8 @@ struct memlab_alloc {
 	__u32 align;	/* in: power of two or 0 (kmem_cache only) */
 	__u32 handle;	/* out: handle on this open file, >= 1 */
 	__u32 backend;	/* in: MEMLAB_BACKEND_* */
+	__u32 cache_flags;	/* in: MEMLAB_CACHE_* (kmem_cache only, else 0) */
+	__u32 reserved;	/* in: 0 */
 };
 
 struct memlab_block_info {

@@ -178,14 +178,19 @@ impl Backend for Arc<Mirror> {
                 let f = unsafe { object_facts(req, ptr, usable) }.took(ns);
                 Allocation::new(k, f)
             }
-            Family::KmemCache { size, align } => {
-                let mut cache = SlabCache::new("memlab-mirror", size, align, SlabFlags::NONE, None)
+            Family::KmemCache { size, align, flags } => {
+                let slab_flags = if flags.hwcache_align {
+                    SlabFlags::HWCACHE_ALIGN
+                } else {
+                    SlabFlags::NONE
+                };
+                let mut cache = SlabCache::new("memlab-mirror", size, align, slab_flags, None)
                     .map_err(|_| EINVAL)?;
                 // As on the real side, creating the cache is not timed.
                 let t0 = now_ns();
                 // As SLUB does, the slab's zone comes from the cache, not
                 // from this allocation's mask.
-                let ptr = self.cache_alloc(&mut cache, gfp.without_zone())?;
+                let ptr = self.cache_alloc(&mut cache, gfp, flags.zone())?;
                 let ns = now_ns().saturating_sub(t0);
                 let usable = cache.object_size();
                 // The handle's cache holds a whole slab for its one object.

@@ -6,16 +6,38 @@
 //! needs no lock of its own; its slabs move under `Mirror::state`.
 
 use super::percpu::Stack;
+use super::zone::zonelist;
 use super::Mirror;
-use crate::request::Gfp;
+use crate::request::{Gfp, Zone};
 use crate::slab::SlabCache;
 use core::ptr::NonNull;
 use kernel::prelude::*;
 
+/// The mask and zones a cache's slabs are taken with: `gfp` without its
+/// zone bits, and the cache's zone if it has one.
+fn slab_zones(gfp: Gfp, zone: Option<Zone>) -> (Gfp, &'static [Zone]) {
+    let gfp = gfp.without_zone();
+    match zone {
+        Some(Zone::Dma) => (gfp, &[Zone::Dma]),
+        _ => (gfp, zonelist(gfp)),
+    }
+}
+
 impl Mirror {
-    /// `kmem_cache_alloc(cache, gfp)`.
-    pub(crate) fn cache_alloc(&self, cache: &mut SlabCache, gfp: Gfp) -> Result<NonNull<u8>> {
-        self.with_reclaim(gfp, || self.with_src(gfp, |_, src| cache.alloc(src).ok()))
+    /// `kmem_cache_alloc(cache, gfp)` for a cache whose slabs come from
+    /// `zone` (`SLAB_CACHE_DMA`), or from the zonelist of `gfp` without its
+    /// zone bits: as in SLUB, the mask of one allocation never moves a
+    /// cache's objects between zones.
+    pub(crate) fn cache_alloc(
+        &self,
+        cache: &mut SlabCache,
+        gfp: Gfp,
+        zone: Option<Zone>,
+    ) -> Result<NonNull<u8>> {
+        let (gfp, zones) = slab_zones(gfp, zone);
+        self.with_reclaim(gfp, || {
+            self.with_src_over(gfp, zones, |_, src| cache.alloc(src).ok())
+        })
     }
 
     /// Fills `stack` with up to `n` objects of `cache` under one lock: the
@@ -26,8 +48,10 @@ impl Mirror {
         stack: &mut Stack<N>,
         n: usize,
         gfp: Gfp,
+        zone: Option<Zone>,
     ) {
-        self.with_src(gfp, |_, src| {
+        let (gfp, zones) = slab_zones(gfp, zone);
+        self.with_src_over(gfp, zones, |_, src| {
             for _ in 0..n {
                 let Ok(p) = cache.alloc(src) else {
                     break;

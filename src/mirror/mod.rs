@@ -12,7 +12,7 @@
 //! - [`vmalloc`] - `vm_map_ram` over mirror pages;
 //! - [`dma`] - a mirror block streaming-mapped on memlab's device;
 //! - [`percpu`] - the per-CPU caches;
-//! - [`views`] - the debugfs files;
+//! - [`views`] - the debugfs files, and [`pagemap`] - what every pool page is;
 //! - [`handle`] - the mirror behind the `Backend` seam.
 //!
 //! This file keeps [`Mirror`], its construction and teardown, and reclaim.
@@ -46,6 +46,7 @@ mod handle;
 mod kmalloc;
 mod kmem_cache;
 mod page_alloc;
+mod pagemap;
 pub(crate) mod percpu;
 pub(crate) mod pool;
 mod views;
@@ -54,7 +55,7 @@ pub(crate) mod zone;
 
 use crate::buddy::{Buddy, PageMeta, Region};
 use crate::platform::dma::DmaDevices;
-use crate::request::{Gfp, GfpSel};
+use crate::request::{Gfp, GfpSel, Zone};
 use crate::sizeclass::Kmalloc;
 use crate::slab::{OwnerTag, PageSource};
 use core::ptr::NonNull;
@@ -164,9 +165,19 @@ impl Mirror {
     /// their own size classes, as in the kernel) and a page source walking
     /// `gfp`'s zonelist, under the shared lock.
     fn with_src<T>(&self, gfp: Gfp, f: impl FnOnce(&mut Kmalloc, &mut ZonedPages<'_>) -> T) -> T {
+        self.with_src_over(gfp, zone::zonelist(gfp), f)
+    }
+
+    /// As [`Mirror::with_src`], with the page source walking `zones`.
+    fn with_src_over<T>(
+        &self,
+        gfp: Gfp,
+        zones: &[Zone],
+        f: impl FnOnce(&mut Kmalloc, &mut ZonedPages<'_>) -> T,
+    ) -> T {
         let mut guard = self.state.lock();
         let MirrorState {
-            zones,
+            zones: zones_,
             reserve,
             kmalloc,
             kmalloc_dma,
@@ -177,7 +188,7 @@ impl Mirror {
         } else {
             kmalloc
         };
-        f(km, &mut ZonedPages::new(zones, *reserve, gfp))
+        f(km, &mut ZonedPages::over(zones_, *reserve, zones, gfp))
     }
 
     /// This CPU's cache (or, after a migration, another CPU's: still correct).

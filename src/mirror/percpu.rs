@@ -64,6 +64,11 @@ impl<const N: usize> Stack<N> {
         }
     }
 
+    /// The addresses held, most recent last.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = NonNull<u8>> + '_ {
+        self.items.iter().take(self.len).flatten().copied()
+    }
+
     /// Addresses held.
     pub(crate) fn len(&self) -> usize {
         self.len

@@ -85,17 +85,9 @@ pub(crate) struct ZonedPages<'a> {
 }
 
 impl<'a> ZonedPages<'a> {
-    /// A page source walking `gfp`'s zonelist with `gfp`'s watermark rule.
-    pub(crate) fn new(
-        zones: &'a mut [Option<ZoneBuddy>; NR_MIRROR_ZONES],
-        reserve: [u64; NR_MIRROR_ZONES],
-        gfp: Gfp,
-    ) -> Self {
-        Self::over(zones, reserve, zonelist(gfp), gfp)
-    }
-
-    /// A page source over the zones in `order` alone (for example one zone
-    /// to refill a CPU's list of that zone), with `gfp`'s watermark rule.
+    /// A page source over the zones in `order`, in turn (a zonelist, or one
+    /// zone to refill a CPU's list of that zone), with `gfp`'s watermark
+    /// rule.
     pub(crate) fn over(
         zones: &'a mut [Option<ZoneBuddy>; NR_MIRROR_ZONES],
         reserve: [u64; NR_MIRROR_ZONES],

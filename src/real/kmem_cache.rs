@@ -9,6 +9,8 @@
 //! sequence number. A cache with a constructor is never merged with another.
 
 use crate::platform::{pages::order_for, phys};
+use crate::request::CacheFlags;
+use crate::sizeclass::KMALLOC_MAX_SIZE;
 use core::{
     ffi::c_void,
     ptr::NonNull,
@@ -38,17 +40,58 @@ pub(crate) fn ctor_calls() -> u64 {
     CTOR_CALLS.load(Ordering::Relaxed)
 }
 
-/// An upper bound of what a cache of its own holds for one object of `size`
-/// bytes aligned to `align`: one slab, and a page for the cache's own
-/// metadata (`struct kmem_cache`, its per-node and per-CPU parts). SLUB's
-/// `calculate_order` picks at most `slub_max_order` (3), or the order that
-/// holds a single object when that is larger; the true order is private to
-/// mm/ (`struct kmem_cache` is not in the public headers), so this charges
-/// the larger of the two.
-pub(crate) fn footprint(size: usize, align: usize) -> usize {
-    let stride = size.next_multiple_of(align.max(8));
-    let order = order_for(stride).unwrap_or(bindings::MAX_PAGE_ORDER).max(3);
-    (PAGE_SIZE << order) + PAGE_SIZE
+/// An upper bound of the bytes a cache of its own holds after its first
+/// `kmem_cache_alloc` of one object of `size` bytes aligned to `align`.
+///
+/// SLUB (7.2) allocates through per-CPU sheaves: the first allocation
+/// refills a whole sheaf, `calculate_sheaf_capacity()` objects (4 for
+/// objects of a page or more, 12 from 1 KiB, 28 from 256 B, else 60), so
+/// one handle pins that many objects, each in a slot of the object rounded
+/// up to its alignment after KASAN's per-object metadata and redzone, plus
+/// the slack of the last slab (at most `max(slub_max_order, get_order(slot))`)
+/// and a page for the cache's own metadata. The real sizes are private to
+/// mm/ (`struct kmem_cache` is not in the public headers), so this is
+/// computed from the rules, erring high. A 4 MiB-aligned cache thus holds
+/// 4 slabs of 4 MiB for one object (measured: MemFree fell 16 MiB a handle).
+pub(crate) fn footprint(size: usize, align: usize, flags: CacheFlags) -> usize {
+    let line = if flags.hwcache_align { 64 } else { 8 };
+    let align = align.max(line);
+    // KASAN generic: alloc/free metadata (32 B) and `optimal_redzone()`.
+    let redzone = match size {
+        0..=64 => 16,
+        65..=128 => 32,
+        129..=512 => 64,
+        513..=4096 => 128,
+        4097..=16384 => 256,
+        16385..=32768 => 512,
+        32769..=65536 => 1024,
+        _ => 2048,
+    };
+    let with_meta = size + 32 + redzone;
+    // KASAN drops its metadata rather than pass KMALLOC_MAX_SIZE.
+    let raw = if with_meta > KMALLOC_MAX_SIZE {
+        size
+    } else {
+        with_meta
+    };
+    let slot = raw.next_multiple_of(align);
+    let sheaf = match slot {
+        s if s >= PAGE_SIZE => 4,
+        s if s >= 1024 => 12,
+        s if s >= 256 => 28,
+        _ => 60,
+    };
+    // Capacity is computed from SLUB's size of the slot, which is at least
+    // `stride`: the larger capacity of the two bounds it.
+    let stride = size.next_multiple_of(align);
+    let sheaf = sheaf.max(match stride {
+        s if s >= PAGE_SIZE => 4,
+        s if s >= 1024 => 12,
+        s if s >= 256 => 28,
+        _ => 60,
+    });
+    let order = order_for(slot).unwrap_or(bindings::MAX_PAGE_ORDER).max(3);
+    (sheaf + 1) * slot + (PAGE_SIZE << order) + PAGE_SIZE
 }
 
 /// A slab cache; destroyed when the last [`Object`] and owner drop it.
@@ -69,8 +112,13 @@ unsafe impl Send for Cache {}
 unsafe impl Sync for Cache {}
 
 impl Cache {
-    /// `kmem_cache_create("memlab_<n>", size, align, 0, ctor)`.
-    pub(crate) fn new(size: usize, align: usize, ctor: bool) -> Result<Arc<Self>> {
+    /// `kmem_cache_create("memlab_<n>", size, align, flags, ctor)`.
+    pub(crate) fn new(
+        size: usize,
+        align: usize,
+        flags: CacheFlags,
+        ctor: bool,
+    ) -> Result<Arc<Self>> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let name = CString::try_from_fmt(fmt!("memlab_{id}"))?;
         let mut args = bindings::kmem_cache_args {
@@ -79,10 +127,23 @@ impl Cache {
             ..Default::default()
         };
         let object_size = u32::try_from(size).map_err(|_| EINVAL)?;
+        let bit = |b: bindings::_slab_flag_bits| -> bindings::slab_flags_t { 1 << b };
+        let mut slab_flags = 0;
+        if flags.dma {
+            slab_flags |= bit(bindings::_slab_flag_bits__SLAB_CACHE_DMA);
+        }
+        if flags.hwcache_align {
+            slab_flags |= bit(bindings::_slab_flag_bits__SLAB_HWCACHE_ALIGN);
+        }
         // SAFETY: `name` is a valid C string (copied by the callee), `args`
         // is initialised and lives across the call.
         let ptr = unsafe {
-            bindings::__kmem_cache_create_args(name.as_char_ptr(), object_size, &mut args, 0)
+            bindings::__kmem_cache_create_args(
+                name.as_char_ptr(),
+                object_size,
+                &mut args,
+                slab_flags,
+            )
         };
         // INVARIANT: non-NULL is a live cache.
         let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;

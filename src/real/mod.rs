@@ -135,14 +135,21 @@ impl Backend for Real {
                 .took(ns);
                 Allocation::new(p, f)
             }
-            Family::KmemCache { size, align } => {
-                let cache = kmem_cache::Cache::new(size, align, false)?;
+            Family::KmemCache {
+                size,
+                align,
+                flags: cache_flags,
+            } => {
+                // SLUB takes the objects' zone from the cache's flags and
+                // drops the zone bits of `gfp` itself.
+                let cache = kmem_cache::Cache::new(size, align, cache_flags, false)?;
                 let (o, ns) = self.timed(gfp, || kmem_cache::Object::new(&cache, flags))?;
                 let f = Facts::new(req, Placement::linear(o.phys(), size))
                     .usable(o.cache().size())
                     .zeroed(gfp.zero && o.is_zero())
                     .took(ns);
-                Ok(Allocation::new(o, f)?.pinning(kmem_cache::footprint(size, align)))
+                let held = kmem_cache::footprint(size, align, cache_flags);
+                Ok(Allocation::new(o, f)?.pinning(held))
             }
             Family::Dma { size } => {
                 let bound = self.dma.for_gfp(gfp)?.lock_bound()?;

@@ -9,7 +9,7 @@ use crate::platform::phys::Placement;
 use crate::platform::{clock::now_ns, phys};
 use crate::real::report::Latency;
 use crate::real::report::Row;
-use crate::request::{Gfp, GfpSel};
+use crate::request::{CacheFlags, Gfp, GfpSel};
 use kernel::{page::PAGE_SIZE, prelude::*};
 
 /// The size class kmalloc should pick for `size` (<= 8 KiB: the kmalloc
@@ -78,7 +78,7 @@ pub(super) fn ex_kmem_cache(run: &mut Run, reps: u32) -> Result {
             true,
         );
         row.note("align", align as u64);
-        let cache = kmem_cache::Cache::new(size, align, ctor)?;
+        let cache = kmem_cache::Cache::new(size, align, CacheFlags::default(), ctor)?;
         let flags = Gfp::new(GfpSel::Kernel, zero).flags();
         let mut objs = KVec::with_capacity(n, GFP_KERNEL)?;
         let ctor0 = kmem_cache::ctor_calls();

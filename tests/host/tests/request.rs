@@ -4,7 +4,8 @@
 //! does not depend on an allocator, with the errno it maps to.
 
 use memlab_core::request::{
-    AllocRequest, BackendId, Family, Gfp, GfpSel, RequestError, Zone, KMEM_CACHE_MAX_ALIGN,
+    AllocRequest, BackendId, CacheFlags, Family, Gfp, GfpSel, RequestError, Zone,
+    KMEM_CACHE_MAX_ALIGN,
 };
 use memlab_core::uapi::{self, MemlabAlloc};
 
@@ -17,6 +18,8 @@ fn req(family: u32, gfp: u32, size: u64, order: u32, align: u32) -> MemlabAlloc 
         align,
         handle: 0,
         backend: uapi::MEMLAB_BACKEND_REAL,
+        cache_flags: 0,
+        reserved: 0,
     }
 }
 
@@ -41,7 +44,8 @@ fn every_family_parses_with_its_own_fields() {
         c.family,
         Family::KmemCache {
             size: 24,
-            align: 64
+            align: 64,
+            flags: CacheFlags::default()
         }
     );
     let v = parse(req(uapi::MEMLAB_FAMILY_VMALLOC, 0, 1 << 20, 0, 0)).unwrap();
@@ -236,4 +240,44 @@ fn zones_have_the_kernel_names_and_order() {
     for (i, z) in Zone::ALL.iter().enumerate() {
         assert_eq!(z.index(), i);
     }
+}
+
+#[test]
+fn cache_flags_only_for_kmem_cache_and_reserved_zero() {
+    let c = |flags| MemlabAlloc {
+        cache_flags: flags,
+        ..req(uapi::MEMLAB_FAMILY_KMEM_CACHE, 0, 64, 0, 0)
+    };
+    let dma = parse(c(uapi::MEMLAB_CACHE_DMA)).unwrap();
+    let Family::KmemCache { flags, .. } = dma.family else {
+        panic!("{dma:?}")
+    };
+    assert!(flags.dma && !flags.hwcache_align);
+    assert_eq!(flags.zone(), Some(Zone::Dma));
+    let hw = parse(c(uapi::MEMLAB_CACHE_HWCACHE_ALIGN)).unwrap();
+    let Family::KmemCache { flags, .. } = hw.family else {
+        panic!("{hw:?}")
+    };
+    assert!(!flags.dma && flags.hwcache_align);
+    assert_eq!(flags.zone(), None);
+    assert!(parse(c(uapi::MEMLAB_CACHE_FLAGS)).is_ok());
+    assert_eq!(parse(c(1 << 2)), INVALID);
+    assert_eq!(parse(c(u32::MAX)), INVALID);
+    for family in [
+        uapi::MEMLAB_FAMILY_KMALLOC,
+        uapi::MEMLAB_FAMILY_VMALLOC,
+        uapi::MEMLAB_FAMILY_DMA,
+        uapi::MEMLAB_FAMILY_PAGES,
+    ] {
+        let r = MemlabAlloc {
+            cache_flags: uapi::MEMLAB_CACHE_DMA,
+            ..req(family, 0, 4096, 0, 0)
+        };
+        assert_eq!(parse(r), INVALID, "cache flags on family {family}");
+    }
+    let r = MemlabAlloc {
+        reserved: 1,
+        ..req(uapi::MEMLAB_FAMILY_KMALLOC, 0, 64, 0, 0)
+    };
+    assert_eq!(parse(r), INVALID);
 }

@@ -141,6 +141,13 @@ pub struct AllocArgs {
     /// Object alignment in bytes, a power of two (kmem_cache only)
     #[arg(long, value_name = "BYTES", value_parser = parse_align)]
     pub align: Option<u32>,
+    /// kmem_cache only: create the cache with SLAB_CACHE_DMA (its objects
+    /// come from ZONE_DMA, whatever the GFP)
+    #[arg(long)]
+    pub cache_dma: bool,
+    /// kmem_cache only: create the cache with SLAB_HWCACHE_ALIGN
+    #[arg(long)]
+    pub hwcache_align: bool,
     /// How many blocks to allocate (all held until exit)
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub count: u32,
@@ -163,6 +170,16 @@ impl AllocArgs {
             align: self.align.unwrap_or(0),
             handle: 0,
             backend: self.backend.id(),
+            cache_flags: if self.cache_dma {
+                uapi::MEMLAB_CACHE_DMA
+            } else {
+                0
+            } | if self.hwcache_align {
+                uapi::MEMLAB_CACHE_HWCACHE_ALIGN
+            } else {
+                0
+            },
+            reserved: 0,
         }
     }
 }
@@ -357,6 +374,12 @@ fn validate(cli: &Cli) -> Result<(), clap::Error> {
                 format!("'--order <N>' is for pages only, not {family}"),
             );
         }
+    }
+    if (a.cache_dma || a.hwcache_align) && a.family != Family::KmemCache {
+        return err(
+            ErrorKind::ArgumentConflict,
+            format!("'--cache-dma' and '--hwcache-align' are for kmem_cache only, not {family}"),
+        );
     }
     if a.align.is_some() && a.family != Family::KmemCache {
         return err(

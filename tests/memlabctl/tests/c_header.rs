@@ -33,6 +33,8 @@ int main(void) {
     P(MEMLAB_BACKEND_MIRROR); P(MEMLAB_ZONE_MIXED);
     P(MEMLAB_IOC_WORKLOAD); P(sizeof(struct memlab_workload));
     P(offsetof(struct memlab_workload, p99_ns)); P(MEMLAB_PATTERN_RANDOM);
+    P(offsetof(struct memlab_alloc, cache_flags)); P(offsetof(struct memlab_alloc, reserved));
+    P(MEMLAB_CACHE_DMA); P(MEMLAB_CACHE_HWCACHE_ALIGN); P(MEMLAB_CACHE_FLAGS);
     return 0;
 }
 "#,
@@ -95,6 +97,20 @@ int main(void) {
             std::mem::offset_of!(uapi::MemlabWorkload, p99_ns) as u64,
         ),
         ("MEMLAB_PATTERN_RANDOM", uapi::MEMLAB_PATTERN_RANDOM as u64),
+        (
+            "offsetof(struct memlab_alloc, cache_flags)",
+            std::mem::offset_of!(uapi::MemlabAlloc, cache_flags) as u64,
+        ),
+        (
+            "offsetof(struct memlab_alloc, reserved)",
+            std::mem::offset_of!(uapi::MemlabAlloc, reserved) as u64,
+        ),
+        ("MEMLAB_CACHE_DMA", uapi::MEMLAB_CACHE_DMA as u64),
+        (
+            "MEMLAB_CACHE_HWCACHE_ALIGN",
+            uapi::MEMLAB_CACHE_HWCACHE_ALIGN as u64,
+        ),
+        ("MEMLAB_CACHE_FLAGS", uapi::MEMLAB_CACHE_FLAGS as u64),
     ]
     .iter()
     .map(|(n, v)| format!("{n} {v}\n"))

@@ -294,7 +294,11 @@ mod tests {
                 )
             })
             .collect();
-        format!("{{\"abi\":1,\"exercises\":[{}]}}", exercises.join(","))
+        format!(
+            "{{\"abi\":{},\"exercises\":[{}]}}",
+            uapi::MEMLAB_ABI_VERSION,
+            exercises.join(",")
+        )
     }
 
     #[test]

@@ -17,8 +17,10 @@ mod abi;
 mod debugfs;
 mod exercises;
 mod families;
+mod hostile;
 mod lifecycle;
 mod mirror;
+mod pagemap;
 mod workloads;
 
 use crate::dev::{uapi, Memlab, DEBUGFS};
@@ -36,7 +38,9 @@ pub fn suite(inject_failure: bool) -> Suite {
     exercises::cases(&mut s);
     debugfs::cases(&mut s);
     mirror::cases(&mut s);
+    pagemap::cases(&mut s);
     workloads::cases(&mut s);
+    hostile::cases(&mut s);
     if inject_failure {
         s.case("injected failure (memlabctl test --inject-failure)", || {
             Err("deliberately failed: the host must report this run as failed".into())
@@ -161,6 +165,8 @@ pub mod req {
             align: 0,
             handle: 0,
             backend: uapi::MEMLAB_BACKEND_REAL,
+            cache_flags: 0,
+            reserved: 0,
         }
     }
     pub const fn kmalloc(size: u64) -> MemlabAlloc {

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Hostile user space must not hurt the kernel: unloading while a file is
+//! open, a killed holder, and caps checked against the kernel's own
+//! accounting (MemFree in /proc/meminfo), not memlab's counters.
+
+use crate::dev::{uapi, Memlab, DEBUGFS};
+use crate::tap::{check, Outcome, Suite};
+use std::fs;
+use std::io::{self, Read, Write};
+
+const MODULE: &std::ffi::CStr = c"rust_memlab";
+
+/// The cases, before the unload cases (the module must stay loaded).
+pub fn cases(s: &mut Suite) {
+    s.case(
+        "rmmod while /dev/memlab is open is refused (module in use), and the close is clean",
+        rmmod_while_device_open,
+    );
+    s.case(
+        "rmmod while a debugfs file is open is refused (module in use), and the close is clean",
+        rmmod_while_debugfs_open,
+    );
+    s.case(
+        "a process holding allocations on both backends killed with SIGKILL frees them all",
+        sigkill_frees_everything,
+    );
+    s.case(
+        "kmem_cache: the zone comes from the cache (MEMLAB_CACHE_DMA), not the GFP, on both backends",
+        kmem_cache_zone_comes_from_the_cache,
+    );
+    s.case(
+        "per-file cap holds on MemFree for adversarial shapes (alignment, +1 sizes, many caches, small vmallocs)",
+        caps_hold_on_the_kernels_numbers,
+    );
+    s.case(
+        "module-wide cap holds on MemFree across several files",
+        module_wide_cap_holds_across_files,
+    );
+}
+const MIB: u64 = 1 << 20;
+/// What the kernel's own MemFree may fall beyond a cap: per-CPU page lists
+/// (pages freed to them are not counted free), slab and page-table
+/// metadata of memlab's bookkeeping, KASAN shadow and kmemleak objects.
+const SLACK: u64 = 16 * MIB;
+
+/// `delete_module(rust_memlab, O_NONBLOCK)`, as rmmod does.
+fn rmmod() -> io::Result<()> {
+    // SAFETY: NUL-terminated module name; O_NONBLOCK as rmmod uses.
+    let rc = unsafe { libc::syscall(libc::SYS_delete_module, MODULE.as_ptr(), libc::O_NONBLOCK) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The module's reference count, from sysfs.
+fn refcnt() -> Result<u64, String> {
+    let t = fs::read_to_string("/sys/module/rust_memlab/refcnt").map_err(|e| e.to_string())?;
+    t.trim().parse().map_err(|e| format!("refcnt {t:?}: {e}"))
+}
+
+/// rmmod must be refused while `what` is open: the open file holds a
+/// module reference, and `delete_module(O_NONBLOCK)` answers a module in
+/// use with EWOULDBLOCK (`try_stop_module`; rmmod prints "in use").
+fn expect_busy(what: &str) -> Outcome {
+    let n = refcnt()?;
+    check(n >= 1, || format!("refcnt {n} while {what} is open"))?;
+    match rmmod() {
+        Ok(()) => Err(format!(
+            "rmmod succeeded while {what} was open: the module is gone under an open file"
+        )),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(()),
+        Err(e) => Err(format!(
+            "rmmod while {what} open: want EWOULDBLOCK, got {e}"
+        )),
+    }
+}
+
+/// The three steps of the reported oops, on `/dev/memlab`: open and use the
+/// device, rmmod while it is open (must be refused now), close (must not
+/// oops: vmcheck fails the run on any kernel report). The module stays
+/// loaded for the tests after this one, and unloads at the end.
+fn rmmod_while_device_open() -> Outcome {
+    let m = Memlab::open().map_err(|e| format!("open: {e}"))?;
+    m.version().map_err(|e| format!("VERSION: {e}"))?;
+    let r = expect_busy("/dev/memlab");
+    drop(m);
+    r?;
+    let m = Memlab::open().map_err(|e| format!("open after close: {e}"))?;
+    m.version()
+        .map(|_| ())
+        .map_err(|e| format!("VERSION after close: {e}"))
+}
+
+/// The same three steps on a debugfs file.
+fn rmmod_while_debugfs_open() -> Outcome {
+    let path = format!("{DEBUGFS}/mirror/pool");
+    let mut f = fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+    let mut head = [0u8; 16];
+    f.read(&mut head).map_err(|e| format!("read {path}: {e}"))?;
+    let r = expect_busy(&path);
+    drop(f);
+    r?;
+    fs::read_to_string(&path)
+        .map(|_| ())
+        .map_err(|e| format!("{path} after close: {e}"))
+}
+
+/// `pinned_total_bytes` from debugfs.
+fn pinned_total() -> Result<u64, String> {
+    let t = fs::read_to_string(format!("{DEBUGFS}/pinned")).map_err(|e| e.to_string())?;
+    field(&t, "pinned_total_bytes")
+}
+
+fn field(text: &str, name: &str) -> Result<u64, String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .ok_or_else(|| format!("no {name} in {text:?}"))
+}
+
+/// The per-file and module-wide caps, from debugfs.
+fn caps() -> Result<(u64, u64), String> {
+    let t = fs::read_to_string(format!("{DEBUGFS}/pinned")).map_err(|e| e.to_string())?;
+    Ok((
+        field(&t, "max_pinned_bytes")?,
+        field(&t, "max_pinned_total_bytes")?,
+    ))
+}
+
+fn mirror_check() -> Outcome {
+    let c = fs::read_to_string(format!("{DEBUGFS}/mirror/check")).map_err(|e| e.to_string())?;
+    check(c.trim() == "ok", || format!("mirror/check: {c}"))
+}
+
+fn req(backend: u32, family: u32, size: u64, order: u32, align: u32) -> uapi::MemlabAlloc {
+    uapi::MemlabAlloc {
+        family,
+        gfp: uapi::MEMLAB_GFP_KERNEL,
+        size,
+        order,
+        align,
+        handle: 0,
+        backend,
+        cache_flags: 0,
+        reserved: 0,
+    }
+}
+
+/// A process holding allocations on both backends is killed with SIGKILL:
+/// everything it held is freed (the module-wide total goes back to where it
+/// was, the mirror's checkers pass).
+fn sigkill_frees_everything() -> Outcome {
+    let before = pinned_total()?;
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: the child only allocates through the device, writes one byte
+    // and sleeps until it is killed; it never returns into the harness.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let mut ok = 0u8;
+        if let Ok(m) = Memlab::open() {
+            let held = [
+                req(
+                    uapi::MEMLAB_BACKEND_REAL,
+                    uapi::MEMLAB_FAMILY_PAGES,
+                    0,
+                    8,
+                    0,
+                ),
+                req(
+                    uapi::MEMLAB_BACKEND_MIRROR,
+                    uapi::MEMLAB_FAMILY_PAGES,
+                    0,
+                    4,
+                    0,
+                ),
+                req(
+                    uapi::MEMLAB_BACKEND_MIRROR,
+                    uapi::MEMLAB_FAMILY_KMALLOC,
+                    100,
+                    0,
+                    0,
+                ),
+                req(
+                    uapi::MEMLAB_BACKEND_REAL,
+                    uapi::MEMLAB_FAMILY_VMALLOC,
+                    MIB,
+                    0,
+                    0,
+                ),
+                req(
+                    uapi::MEMLAB_BACKEND_MIRROR,
+                    uapi::MEMLAB_FAMILY_KMEM_CACHE,
+                    200,
+                    0,
+                    0,
+                ),
+            ];
+            ok = u8::from(held.iter().all(|r| m.alloc(r).is_ok()));
+            // SAFETY: writing one byte from a live buffer to our pipe end.
+            unsafe { libc::write(fds[1], (&raw const ok).cast(), 1) };
+            loop {
+                // SAFETY: sleeping until SIGKILL.
+                unsafe { libc::pause() };
+            }
+        }
+        // SAFETY: as above; then leave without running the harness.
+        unsafe {
+            libc::write(fds[1], (&raw const ok).cast(), 1);
+            libc::_exit(1)
+        };
+    }
+    // SAFETY: our copy of the write end is not needed.
+    unsafe { libc::close(fds[1]) };
+    let mut byte = 0u8;
+    // SAFETY: reading one byte into a live buffer from our pipe end.
+    let n = unsafe { libc::read(fds[0], (&raw mut byte).cast(), 1) };
+    let during = pinned_total();
+    // SAFETY: killing and reaping our own child.
+    unsafe {
+        libc::close(fds[0]);
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    check(n == 1 && byte == 1, || {
+        "the child could not allocate".into()
+    })?;
+    let during = during?;
+    check(during >= before + 2 * MIB, || {
+        format!("pinned_total_bytes {during} while the child held > 2 MiB (before: {before})")
+    })?;
+    let after = pinned_total()?;
+    check(after == before, || {
+        format!("pinned_total_bytes {after} after SIGKILL, {before} before")
+    })?;
+    mirror_check()
+}
+
+/// MemFree from /proc/meminfo, in bytes.
+fn mem_free() -> Result<u64, String> {
+    let t = fs::read_to_string("/proc/meminfo").map_err(|e| e.to_string())?;
+    let kb = t
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemFree:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .ok_or("no MemFree in /proc/meminfo")?;
+    Ok(kb * 1024)
+}
+
+/// Allocates `r` on `m` until it is refused (at most `limit` times):
+/// E2BIG, the caps, or ENOMEM, an allocator (the mirror's pool) running
+/// out. Returns how many succeeded; any other error fails.
+fn fill(m: &Memlab, r: &uapi::MemlabAlloc, limit: usize) -> Result<usize, String> {
+    for n in 0..limit {
+        match m.alloc(r) {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::E2BIG | libc::ENOMEM)) => return Ok(n),
+            Err(e) => return Err(format!("{r:?} #{n}: {e}")),
+        }
+    }
+    Err(format!("{r:?}: {limit} allocations and no refusal"))
+}
+
+/// The adversarial shapes of issue 13: each is allocated until E2BIG on a
+/// fresh file, and the kernel's MemFree must fall by no more than the
+/// per-file cap plus [`SLACK`]. Closing the file gives it all back.
+fn caps_hold_on_the_kernels_numbers() -> Outcome {
+    let (per_file, _) = caps()?;
+    let real = uapi::MEMLAB_BACKEND_REAL;
+    let mirror = uapi::MEMLAB_BACKEND_MIRROR;
+    let shapes: [(&str, uapi::MemlabAlloc); 8] = [
+        (
+            "real kmem_cache 8 B aligned 4 MiB",
+            req(real, uapi::MEMLAB_FAMILY_KMEM_CACHE, 8, 0, 4 << 20),
+        ),
+        (
+            "real kmem_cache 8 B, a cache per handle",
+            req(real, uapi::MEMLAB_FAMILY_KMEM_CACHE, 8, 0, 0),
+        ),
+        (
+            "real dma 2 MiB + 4 KiB",
+            req(real, uapi::MEMLAB_FAMILY_DMA, 2 * MIB + 4096, 0, 0),
+        ),
+        (
+            "real kmalloc 2 MiB + 1",
+            req(real, uapi::MEMLAB_FAMILY_KMALLOC, 2 * MIB + 1, 0, 0),
+        ),
+        (
+            "real vmalloc 4 KiB",
+            req(real, uapi::MEMLAB_FAMILY_VMALLOC, 4096, 0, 0),
+        ),
+        (
+            "real pages order 10",
+            req(real, uapi::MEMLAB_FAMILY_PAGES, 0, 10, 0),
+        ),
+        (
+            "mirror kmem_cache 2100 B",
+            req(mirror, uapi::MEMLAB_FAMILY_KMEM_CACHE, 2100, 0, 0),
+        ),
+        (
+            "mirror vmalloc 4 KiB",
+            req(mirror, uapi::MEMLAB_FAMILY_VMALLOC, 4096, 0, 0),
+        ),
+    ];
+    let mut report = String::new();
+    let mut bad = Vec::new();
+    for (name, r) in shapes {
+        let m = Memlab::open().map_err(|e| e.to_string())?;
+        let free0 = mem_free()?;
+        let n = fill(&m, &r, 4096)?;
+        let fell = free0.saturating_sub(mem_free()?);
+        drop(m);
+        report += &format!("{name}: {n} handles, MemFree fell {} KiB\n", fell >> 10);
+        if fell > per_file + SLACK {
+            bad.push(format!(
+                "{name}: MemFree fell {} MiB, past the {} MiB cap + {} MiB slack",
+                fell / MIB,
+                per_file / MIB,
+                SLACK / MIB
+            ));
+        }
+        if n == 0 {
+            bad.push(format!("{name}: not even one handle"));
+        }
+    }
+    check(bad.is_empty(), || format!("{report}{}", bad.join("\n")))?;
+    let _ = io::stdout().write_all(
+        report
+            .lines()
+            .map(|l| format!("# {l}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
+    Ok(())
+}
+
+/// Several files at once against the module-wide cap: together they are
+/// refused (E2BIG) once `max_pinned_total_mb` is reached, and MemFree falls
+/// by no more than that plus [`SLACK`].
+fn module_wide_cap_holds_across_files() -> Outcome {
+    let (per_file, total) = caps()?;
+    let files = (total / per_file + 1) as usize;
+    let r = req(
+        uapi::MEMLAB_BACKEND_REAL,
+        uapi::MEMLAB_FAMILY_PAGES,
+        0,
+        10,
+        0,
+    );
+    let free0 = mem_free()?;
+    let before = pinned_total()?;
+    let mut open = Vec::new();
+    let mut got = 0;
+    for _ in 0..files {
+        let m = Memlab::open().map_err(|e| e.to_string())?;
+        got += fill(&m, &r, 4096)?;
+        open.push(m);
+    }
+    let fell = free0.saturating_sub(mem_free()?);
+    let held = pinned_total()? - before;
+    drop(open);
+    let block = 4 * MIB;
+    check(held <= total && got as u64 * block == held, || {
+        format!("{files} files hold {held} bytes in {got} blocks; module cap {total}")
+    })?;
+    check(held + block > total.saturating_sub(before), || {
+        format!("{files} files stopped at {held} bytes, well below the module cap {total}")
+    })?;
+    check(fell <= total + SLACK, || {
+        format!(
+            "MemFree fell {} MiB for a {} MiB module cap",
+            fell / MIB,
+            total / MIB
+        )
+    })?;
+    let after = pinned_total()?;
+    check(after == before, || {
+        format!("pinned_total_bytes {after} after closing, {before} before")
+    })
+}
+
+/// SLUB takes a kmem_cache's zone from the cache's flags, not from the
+/// mask of one allocation: GFP_DMA does not move an object of a plain cache
+/// into ZONE_DMA, and a `MEMLAB_CACHE_DMA` cache's objects are in ZONE_DMA
+/// whatever the mask. The same on both backends.
+fn kmem_cache_zone_comes_from_the_cache() -> Outcome {
+    let m = Memlab::open().map_err(|e| e.to_string())?;
+    let mut seen = Vec::new();
+    for b in [uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_BACKEND_MIRROR] {
+        for (gfp, flags) in [
+            (uapi::MEMLAB_GFP_DMA, 0),
+            (uapi::MEMLAB_GFP_KERNEL, uapi::MEMLAB_CACHE_DMA),
+            (uapi::MEMLAB_GFP_ATOMIC, uapi::MEMLAB_CACHE_DMA),
+            (uapi::MEMLAB_GFP_KERNEL, uapi::MEMLAB_CACHE_HWCACHE_ALIGN),
+        ] {
+            let r = uapi::MemlabAlloc {
+                gfp,
+                cache_flags: flags,
+                ..req(b, uapi::MEMLAB_FAMILY_KMEM_CACHE, 100, 0, 0)
+            };
+            let h = m.alloc(&r).map_err(|e| format!("{r:?}: {e}"))?;
+            let i = m.inspect(h).map_err(|e| e.to_string())?;
+            m.free(h).map_err(|e| e.to_string())?;
+            let in_dma = i.zone == uapi::MEMLAB_ZONE_DMA;
+            let want_dma = flags & uapi::MEMLAB_CACHE_DMA != 0;
+            seen.push(format!(
+                "backend {b} gfp {gfp} flags {flags}: zone {}",
+                i.zone
+            ));
+            check(in_dma == want_dma, || seen.join("\n"))?;
+            if flags & uapi::MEMLAB_CACHE_HWCACHE_ALIGN != 0 {
+                // 100 B objects on 64 B lines: 128 B apart, 64 B aligned.
+                check(i.align_log2 >= 6 && i.usable == 100, || {
+                    format!(
+                        "hwcache-aligned object: align 2^{}, usable {}",
+                        i.align_log2, i.usable
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
