@@ -9,6 +9,8 @@
 #   make test    set everything up, run host tests and in-VM tests
 #   make bench   benchmarks (ratios, not tests): host mirror core vs crates.io
 #                peers, then real vs mirror in the VM on the bench kernel
+#   make fuzz    the in-VM ioctl fuzzer on the test kernel (FUZZ_SECS=120,
+#                FUZZ_SEED=random, FUZZ_ARGS=procs=N,threads=N,fds=N)
 #   make         build rust_memlab.ko against KDIR
 
 FLAVOUR ?= test
@@ -39,4 +41,9 @@ test:
 bench:
 	bash scripts/bench.sh
 
-.PHONY: default modules_install clean rust-analyzer setup demo test bench
+# Fuzzing: tests/fuzzer in the VM, judged by vmcheck (scripts/fuzz.sh).
+FUZZ_SECS ?= 120
+fuzz:
+	FLAVOUR=$(FLAVOUR) FUZZ_SECS=$(FUZZ_SECS) FUZZ_SEED=$(FUZZ_SEED) FUZZ_ARGS=$(FUZZ_ARGS) bash scripts/fuzz.sh
+
+.PHONY: default modules_install clean rust-analyzer setup demo test bench fuzz

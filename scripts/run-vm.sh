@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Boot memlab in QEMU and run one command inside it.
 #
-#   run-vm.sh [--flavour test|bench] [--cmd test|demo|bench] [--inject fail|warn]
-#             [--timeout SECONDS]
+#   run-vm.sh [--flavour test|bench] [--cmd test|demo|bench|fuzz] [--inject fail|warn]
+#             [--timeout SECONDS] [--fuzz-args secs=N,seed=S,...]
 #
 # MEMLAB_VM_MEM sets the guest's RAM (default 5G: above 4 GiB the guest has a
 # ZONE_NORMAL, so GFP_KERNEL and GFP_DMA32 land in different zones).
@@ -14,13 +14,16 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-	local flavour=test cmd=demo inject= timeout=900
+	local flavour=test cmd=demo inject= timeout=900 fuzz_args=
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--flavour) flavour=$2; shift 2 ;;
 		--cmd) cmd=$2; shift 2 ;;
 		--inject) inject=$2; shift 2 ;;
 		--timeout) timeout=$2; shift 2 ;;
+		# Fuzzing: memlab-fuzz's arguments, comma-separated (no spaces: they
+		# travel on the kernel command line as memlab.fuzz=...).
+		--fuzz-args) fuzz_args=$2; shift 2 ;;
 		*) die "unknown argument '$1'" ;;
 		esac
 	done
@@ -47,12 +50,22 @@ main() {
 		--manifest-path "$MEMLAB_ROOT/Cargo.toml"
 	local ctl=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlabctl
 
+	# Fuzzing: the ioctl fuzzer goes into the initramfs for --cmd fuzz only.
+	local fuzz=
+	if [ "$cmd" = fuzz ]; then
+		say "building memlab-fuzz (static, musl)"
+		cargo build --quiet --release --locked --target x86_64-unknown-linux-musl -p memlab-fuzz \
+			--manifest-path "$MEMLAB_ROOT/Cargo.toml"
+		fuzz=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlab-fuzz
+	fi
+
 	local initrd=$MEMLAB_OUT/initramfs-$flavour.cpio.gz
-	bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd"
+	bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd" $fuzz
 
 	local log=$MEMLAB_OUT/console-$flavour-$cmd${inject:+-inject-$inject}.log
 	# loglevel=5: warnings (WARN, lockdep) and worse reach the console; info does not.
 	local append="console=ttyS0 panic=-1 loglevel=5 memlab.cmd=$cmd${inject:+ memlab.inject=$inject}"
+	[ -n "$fuzz_args" ] && append+=" memlab.fuzz=$fuzz_args" # Fuzzing
 	# Without ACPI there is no HPET or PM timer, and the PIT cannot calibrate
 	# the TSC under TCG, leaving a jiffies (4 ms) clock. TCG's guest TSC runs
 	# at the host's rate, so tell the guest that rate: latencies get ns
