@@ -111,9 +111,9 @@ impl Rng {
 
     /// A page order: 0..=12 (MAX_PAGE_ORDER is 10) mostly small, or garbage.
     pub fn order(&mut self) -> u32 {
-        match self.weighted(&[70, 20, 6, 4]) {
+        match self.weighted(&[85, 10, 3, 2]) {
             0 => self.range(0, 3) as u32,
-            1 => self.range(4, 12) as u32,
+            1 => self.range(4, 9) as u32,
             2 => self.pick(&[10, 11, 12]),
             _ => self.pick_or(&[13, 31, 32, 64, u32::MAX], |r| r.u32()),
         }

@@ -86,6 +86,8 @@ pub struct Stats {
     pub check_bad: AtomicU64,
     pub rmmod_busy: AtomicU64,
     pub rmmod_wrong: AtomicU64,
+    /// CLOCK_MONOTONIC ms before which no real exercise may start.
+    pub next_exercise_ms: AtomicU64,
     /// Per [`TIMED`] entry: calls, total ns, most ns.
     pub time: [[AtomicU64; 3]; TIMED.len()],
 }

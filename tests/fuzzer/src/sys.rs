@@ -56,6 +56,17 @@ pub fn delete_module() -> i32 {
     }
 }
 
+/// CLOCK_MONOTONIC in ms: one clock for every process of the run.
+pub fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// The kernel log buffer (syslog(SYSLOG_ACTION_READ_ALL)).
 pub fn kernel_log() -> String {
     let mut buf = vec![0u8; 1 << 20];

@@ -8,14 +8,13 @@ use crate::stats::{Kind, Stats, EXPECTED};
 use crate::sys::{self, bytes_of, Arena, PAGE};
 use crate::uapi::*;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock};
-use std::time::Instant;
 
 /// Most handles a slot remembers as live; past half of it frees win.
 const LIVE_MAX: usize = 64;
-/// Least time between two real exercises of one process, ms.
-const EXERCISE_GAP_MS: u64 = 10_000;
+/// Least time between two real exercises in the whole run, ms.
+const EXERCISE_GAP_MS: u64 = 15_000;
 /// The module's per-file handle limit (chardev.rs MAX_HANDLES).
 const MAX_HANDLES: u32 = 1024;
 
@@ -109,12 +108,10 @@ pub struct Proc {
     slots: Vec<Slot>,
     arena: Arena,
     stats: &'static Stats,
-    /// One real exercise at a time per process, and not before this many
-    /// ms since `born`: they are slow under KASAN and serialise in the
-    /// module anyway.
+    /// One real exercise at a time per process, and one per
+    /// EXERCISE_GAP_MS in the whole run (`Stats::next_exercise_ms`): they
+    /// are slow under KASAN (seconds of CPU) and serialise in the module.
     exercising: AtomicBool,
-    next_exercise_ms: AtomicU64,
-    born: Instant,
     /// Stop after this many iterations per thread (0: until told to stop).
     budget: u64,
 }
@@ -251,8 +248,6 @@ impl Proc {
             arena: Arena::new(fill_templates),
             stats,
             exercising: AtomicBool::new(false),
-            next_exercise_ms: AtomicU64::new(0),
-            born: Instant::now(),
             budget,
         }
     }
@@ -425,15 +420,21 @@ impl Proc {
         // A real exercise is slow (hundreds of ms to seconds under KASAN):
         // one per process at a time, at most one per EXERCISE_GAP_MS, and
         // 1..=4 reps.
-        let now = self.born.elapsed().as_millis() as u64;
-        let real = now >= self.next_exercise_ms.load(Relaxed)
+        let now = sys::monotonic_ms();
+        let next = self.stats.next_exercise_ms.load(Relaxed);
+        let mut real = false;
+        if now >= next
             && self
                 .exercising
                 .compare_exchange(false, true, Relaxed, Relaxed)
+                .is_ok()
+        {
+            real = (self.stats.next_exercise_ms)
+                .compare_exchange(next, now + EXERCISE_GAP_MS, Relaxed, Relaxed)
                 .is_ok();
-        if real {
-            self.next_exercise_ms
-                .store(now + r.range(EXERCISE_GAP_MS / 2, EXERCISE_GAP_MS), Relaxed);
+            if !real {
+                self.exercising.store(false, Relaxed);
+            }
         }
         if real {
             // vmalloc's exercise is the slowest: a quarter as likely.
