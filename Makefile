@@ -12,6 +12,8 @@
 #   make shell   an interactive shell in the VM, memlab loaded
 #   make run CMD='...'  one shell command line in the VM, its output only
 #   make help    these targets and their variables
+#   make fuzz    the in-VM ioctl fuzzer on the test kernel (FUZZ_SECS=120,
+#                FUZZ_SEED=random, FUZZ_ARGS=procs=N,threads=N,fds=N)
 #   make         build rust_memlab.ko against KDIR
 
 # FLAVOUR picks the kernel: bench (production-like) for shell, run and demo,
@@ -85,6 +87,7 @@ help:
 	@echo '  make shell            interactive shell in the VM, memlab loaded (poweroff or exit leaves)'
 	@echo "  make run CMD='...'    run one shell command line in the VM; print its output only"
 	@echo '  make                  build rust_memlab.ko against KDIR (default: the test kernel)'
+	@echo '  make fuzz             the in-VM ioctl fuzzer on the test kernel (FUZZ_SECS, FUZZ_SEED, FUZZ_ARGS)'
 	@echo '  make setup            install the toolchain only'
 	@echo 'variables (shell, run, demo; MEM and CPUS for every VM):'
 	@echo '  FLAVOUR=bench|test    kernel: bench (default: production-like) or test (KASAN, lockdep, kmemleak)'
@@ -98,4 +101,10 @@ help:
 	@echo 'exit status of run: the command'"'"'s own from scripts/run-vm.sh --run CMD;'
 	@echo '  make run exits 2 on any failure (124: timeout, 125: VM died or panicked).'
 
-.PHONY: default modules_install clean rust-analyzer setup demo test bench shell run help
+# Fuzzing: tests/fuzzer in the VM, judged by vmcheck (scripts/fuzz.sh); on
+# the test kernel unless FLAVOUR says otherwise.
+FUZZ_SECS ?= 120
+fuzz:
+	FLAVOUR=$(or $(FLAVOUR),test) FUZZ_SECS=$(FUZZ_SECS) FUZZ_SEED=$(FUZZ_SEED) FUZZ_ARGS=$(FUZZ_ARGS) bash scripts/fuzz.sh
+
+.PHONY: default modules_install clean rust-analyzer setup demo test bench shell run help fuzz

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Usage: mkinitramfs.sh MODULE.ko MEMLABCTL OUT.cpio.gz
-# A busybox-static initramfs holding the module, memlabctl and tests/vm/init.
+# Usage: mkinitramfs.sh MODULE.ko MEMLABCTL OUT.cpio.gz [MEMLAB_FUZZ]
+# A busybox-static initramfs holding the module, memlabctl and tests/vm/init
+# (and the ioctl fuzzer as /bin/memlab-fuzz, if given).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-	local ko=$1 ctl=$2 out=$3
+	local ko=$1 ctl=$2 out=$3 fuzz=${4:-}
 	# busybox-static's binary: the initramfs has no libc for a dynamic one.
 	local busybox=/bin/busybox
 	dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' ||
@@ -22,6 +23,8 @@ main() {
 	chmod 755 "$root/init"
 	cp "$ko" "$root/lib/modules/rust_memlab.ko"
 	cp "$ctl" "$root/bin/memlabctl"
+	# Fuzzing (memlab.cmd=fuzz): the ioctl fuzzer, only when asked for.
+	[ -z "$fuzz" ] || cp "$fuzz" "$root/bin/memlab-fuzz"
 	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet --owner=0:0) | gzip -1 >"$out.tmp"
 	mv "$out.tmp" "$out"
 	rm -rf "$root"

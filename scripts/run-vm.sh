@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boot memlab in QEMU and run something inside it.
 #
-#   run-vm.sh [--flavour test|bench] [--cmd test|demo|bench] [--inject fail|warn]
+#   run-vm.sh [--flavour test|bench] [--cmd test|demo|bench|fuzz] [--inject fail|warn]
+#             [--fuzz-args secs=N,seed=S,...]
 #   run-vm.sh [--flavour test|bench] --shell
 #   run-vm.sh [--flavour test|bench] --run 'SHELL COMMAND LINE'
 #   common:   [--timeout SECONDS] [--mem SIZE] [--cpus N] [--share DIR]
@@ -45,6 +46,7 @@ main() {
 	local flavour=test cmd=demo inject="" timeout="" verbose=0 run_cmd="" nomodule=0
 	local mem=${MEMLAB_VM_MEM:-5G} cpus=${MEMLAB_VM_CPUS:-2} share=${MEMLAB_SHARE:-}
 	local module_args=${MEMLAB_ARGS:-}
+	local fuzz_args=""
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--flavour) flavour=$2; shift 2 ;;
@@ -59,11 +61,14 @@ main() {
 		--module-args) module_args=$2; shift 2 ;;
 		--no-module) nomodule=1; shift ;;
 		--verbose) verbose=1; shift ;;
+		# Fuzzing: memlab-fuzz's arguments, comma-separated (no spaces: they
+		# travel on the kernel command line as memlab.fuzz=...).
+		--fuzz-args) fuzz_args=$2; shift 2 ;;
 		*) die "unknown argument '$1' (see the top of scripts/run-vm.sh)" ;;
 		esac
 	done
 	case "$flavour" in test | bench) ;; *) die "--flavour takes test or bench, not '$flavour'" ;; esac
-	case "$cmd" in test | demo | bench | shell | run) ;; *) die "unknown command '$cmd' (test, demo, bench; or --shell, --run CMD)" ;; esac
+	case "$cmd" in test | demo | bench | fuzz | shell | run) ;; *) die "unknown command '$cmd' (test, demo, bench, fuzz; or --shell, --run CMD)" ;; esac
 	case "$inject" in "" | fail | warn) ;; *) die "--inject takes fail or warn" ;; esac
 	[[ "$cpus" =~ ^[1-4]$ ]] || die "--cpus/CPUS takes 1 to 4 (the kernel is built with NR_CPUS=4), not '$cpus'"
 	[[ "$mem" =~ ^[0-9]+[MG]?$ ]] || die "--mem/MEM takes a QEMU size such as 5G or 2048M, not '$mem'"
@@ -114,13 +119,22 @@ main() {
 		--manifest-path "$MEMLAB_ROOT/Cargo.toml"
 	local ctl=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlabctl
 
+	# Fuzzing: the ioctl fuzzer goes into the initramfs for --cmd fuzz only.
+	local fuzz=""
+	if [ "$cmd" = fuzz ]; then
+		note "building memlab-fuzz (static, musl)"
+		cargo build --quiet --release --locked --target x86_64-unknown-linux-musl -p memlab-fuzz \
+			--manifest-path "$MEMLAB_ROOT/Cargo.toml"
+		fuzz=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlab-fuzz
+	fi
+
 	# Packed again only when one of its inputs changed.
-	local initrd=$MEMLAB_OUT/initramfs-$flavour.cpio.gz input fresh=1
+	local initrd=$MEMLAB_OUT/initramfs-$flavour${fuzz:+-fuzz}.cpio.gz input fresh=1
 	for input in "$mo/rust_memlab.ko" "$ctl" "$MEMLAB_ROOT/tests/vm/init" \
-		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox; do
+		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox $fuzz; do
 		[ "$initrd" -nt "$input" ] || fresh=0
 	done
-	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd"
+	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd" $fuzz
 
 	# This run's own settings travel in a second, small cpio appended to the
 	# initramfs (the kernel unpacks concatenated archives in order): the
@@ -144,6 +158,7 @@ main() {
 	local append="console=ttyS0 panic=-1 loglevel=5 memlab.cmd=$mode memlab.flavour=$flavour"
 	[ -n "$inject" ] && append+=" memlab.inject=$inject"
 	[ "$nomodule" = 1 ] && append+=" memlab.nomodule=1"
+	[ -n "$fuzz_args" ] && append+=" memlab.fuzz=$fuzz_args" # Fuzzing
 	# Without ACPI there is no HPET or PM timer, and the PIT cannot calibrate
 	# the TSC under TCG, leaving a jiffies (4 ms) clock. TCG's guest TSC runs
 	# at the host's rate, so tell the guest that rate: latencies get ns

@@ -146,6 +146,14 @@ main() {
 	vm_suite bench
 	lab_suite
 
+	# Fuzzing: about 60 s of the in-VM ioctl fuzzer (tests/fuzzer) on the
+	# test kernel, one test: the fuzzer's verdict (its exit status) and a
+	# console free of kernel reports, judged by scripts/fuzz.sh.
+	say "VM: ioctl fuzzer on the test kernel"
+	rc=0
+	FLAVOUR=test FUZZ_SECS=${FUZZ_SECS:-60} bash scripts/fuzz.sh || rc=$?
+	record "in-VM ioctl fuzzer, ${FUZZ_SECS:-60} s on the test kernel (console: $MEMLAB_OUT/console-test-fuzz.log)" "$rc"
+
 	echo
 	if [ "${#failures[@]}" -gt 0 ]; then
 		printf 'failed: %s\n' "${failures[@]}"
