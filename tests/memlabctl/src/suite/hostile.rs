@@ -30,6 +30,10 @@ pub fn cases(s: &mut Suite) {
         kmem_cache_zone_comes_from_the_cache,
     );
     s.case(
+        "charges: DMA holds its get_order block and kmem_cache its slab, on both backends",
+        charges_are_what_is_held,
+    );
+    s.case(
         "per-file cap holds on MemFree for adversarial shapes (alignment, +1 sizes, many caches, small vmallocs)",
         caps_hold_on_the_kernels_numbers,
     );
@@ -434,4 +438,79 @@ fn kmem_cache_zone_comes_from_the_cache() -> Outcome {
         }
     }
     Ok(())
+}
+
+/// What one allocation of `r` adds to `pinned_total_bytes`.
+fn charge_of(m: &Memlab, r: &uapi::MemlabAlloc) -> Result<u64, String> {
+    let before = pinned_total()?;
+    let h = m.alloc(r).map_err(|e| format!("{r:?}: {e}"))?;
+    let during = pinned_total();
+    m.free(h).map_err(|e| e.to_string())?;
+    let after = pinned_total()?;
+    check(after == before, || {
+        format!("{r:?}: {after} pinned after free, {before} before")
+    })?;
+    Ok(during?.saturating_sub(before))
+}
+
+/// The charge is what the allocator holds, not what was asked: a 12 KiB
+/// DMA buffer is a 16 KiB `get_order` block on both backends; a kmem_cache
+/// handle holds at least a slab (the mirror's order-3 slab for 2100 B
+/// objects; on the real side SLUB's sheaf refill, 4 objects of a 4 MiB
+/// slot for an 8 B object aligned to 4 MiB).
+fn charges_are_what_is_held() -> Outcome {
+    let m = Memlab::open().map_err(|e| e.to_string())?;
+    let mut bad = Vec::new();
+    for b in [uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_BACKEND_MIRROR] {
+        let c = charge_of(&m, &req(b, uapi::MEMLAB_FAMILY_DMA, 12 << 10, 0, 0))?;
+        if c != 16 << 10 {
+            bad.push(format!("backend {b}: dma 12 KiB charged {c}, want 16 KiB"));
+        }
+    }
+    let c = charge_of(
+        &m,
+        &req(
+            uapi::MEMLAB_BACKEND_MIRROR,
+            uapi::MEMLAB_FAMILY_KMEM_CACHE,
+            2100,
+            0,
+            0,
+        ),
+    )?;
+    if !(32 << 10..=40 << 10).contains(&c) {
+        bad.push(format!(
+            "mirror kmem_cache 2100 B charged {c}, want its 32 KiB slab (+ the cache)"
+        ));
+    }
+    let c = charge_of(
+        &m,
+        &req(
+            uapi::MEMLAB_BACKEND_REAL,
+            uapi::MEMLAB_FAMILY_KMEM_CACHE,
+            8,
+            0,
+            4 << 20,
+        ),
+    )?;
+    if c < 16 * MIB {
+        bad.push(format!(
+            "real kmem_cache 8 B aligned 4 MiB charged {c}, less than SLUB's 4 x 4 MiB"
+        ));
+    }
+    let c = charge_of(
+        &m,
+        &req(
+            uapi::MEMLAB_BACKEND_REAL,
+            uapi::MEMLAB_FAMILY_KMALLOC,
+            2 * MIB + 1,
+            0,
+            0,
+        ),
+    )?;
+    if c != 4 * MIB {
+        bad.push(format!(
+            "real kmalloc 2 MiB + 1 charged {c}, want its 4 MiB block"
+        ));
+    }
+    check(bad.is_empty(), || bad.join("\n"))
 }
