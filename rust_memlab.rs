@@ -65,7 +65,7 @@ mod mirror;
 mod platform;
 #[path = "src/real/mod.rs"]
 mod real;
-#[path = "src/request.rs"]
+#[path = "src/request/mod.rs"]
 pub mod request;
 #[path = "src/uapi.rs"]
 pub mod uapi;

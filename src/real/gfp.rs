@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! memlab's GFP selectors ([`Gfp`], decoded in `src/request.rs`) as the
+//! memlab's GFP selectors ([`Gfp`], decoded in `src/request/`) as the
 //! kernel's `gfp_t`.
 //!
 //! The composite masks (`GFP_NOIO`, `GFP_USER`, ...) are macros bindgen does

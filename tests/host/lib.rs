@@ -38,7 +38,7 @@
 pub mod buddy;
 #[path = "../../src/core/render.rs"]
 pub mod render;
-#[path = "../../src/request.rs"]
+#[path = "../../src/request/mod.rs"]
 pub mod request;
 #[path = "../../src/core/sizeclass.rs"]
 pub mod sizeclass;

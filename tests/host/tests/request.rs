@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The ALLOC validation rules (src/request.rs), on the host: every rule that
+//! The ALLOC validation rules (src/request/), on the host: every rule that
 //! does not depend on an allocator, with the errno it maps to.
 
 use memlab_core::request::{
