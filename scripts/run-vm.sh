@@ -111,6 +111,9 @@ main() {
 		{ cat "$MEMLAB_OUT/module-$flavour.log" >&2; die "module build failed"; }
 	if [ -s "$MEMLAB_OUT/module-$flavour.log" ]; then
 		cat "$MEMLAB_OUT/module-$flavour.log" >&2
+		# Kbuild would reuse these objects next time, silently: drop them so
+		# every run sees the warnings until they are fixed.
+		rm -f "$mo/rust_memlab.o" "$mo/rust_memlab.ko"
 		die "module build printed warnings (the build must be warning-free)"
 	fi
 
