@@ -37,8 +37,8 @@ const RO_FREE: usize = 0x100;
 const RO_INSPECT: usize = 0x140;
 const RO_EXERCISE: usize = 0x1c0;
 const RO_WORKLOAD: usize = 0x200;
-/// A valid ALLOC whose first 16 bytes end the read-only page and whose last
-/// 16 (zero) begin the read-write page.
+/// A valid ALLOC whose first 16 bytes end the read-only page and whose
+/// rest (all zero) begins the read-write page.
 const STRADDLE_ALLOC: usize = PAGE - 16;
 
 /// Writes the templates: requests the kernel accepts, so that only the
@@ -101,7 +101,7 @@ fn fill_templates(ro: &mut [u8], rw: &mut [u8]) {
     };
     let b = bytes_of(&a);
     put(STRADDLE_ALLOC, &b[..16]);
-    rw[..16].copy_from_slice(&b[16..]);
+    rw[..b.len() - 16].copy_from_slice(&b[16..]);
 }
 
 pub struct Proc {
@@ -666,8 +666,9 @@ impl Proc {
                     backend: r.below(2) as u32,
                     ..Default::default()
                 };
-                buf[..32].copy_from_slice(bytes_of(&a));
-                &buf[..32]
+                let n = size_of::<MemlabAlloc>();
+                buf[..n].copy_from_slice(bytes_of(&a));
+                &buf[..n]
             }
             Kind::Free | Kind::Inspect => {
                 buf[..4].copy_from_slice(&(r.range(1, 8) as u32).to_ne_bytes());
