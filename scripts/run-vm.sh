@@ -13,7 +13,7 @@
 #
 # --shell gives an interactive shell on the serial console (memlab loaded,
 # debugfs mounted, memlabctl on PATH); `poweroff` or `exit` ends the VM and
-# the script exits with the guest shell's status. Ctrl-C goes to the guest;
+# the script exits 0 (non-zero only if the VM died or memlab did not load). Ctrl-C goes to the guest;
 # Ctrl-A x kills QEMU. With stdin not a terminal, the piped text is run as a
 # shell script instead (like --run), and its output is printed.
 #
@@ -243,7 +243,14 @@ run_shell() {
 	sed -i 's/\r$//' "$log" 2>/dev/null || true
 	# The guest erased its sentinel line on the terminal; end on a clean line.
 	printf '\n'
-	verdict "$rc"
+	local st=0
+	verdict "$rc" || st=$?
+	# A session that ended cleanly is a success, whatever the last command
+	# typed returned; a VM that died, or memlab not loading, is not.
+	if [ "$st" != 124 ] && [ "$st" != 125 ] && ! grep -aq '^MEMLAB: insmod failed' "$log"; then
+		st=0
+	fi
+	return "$st"
 }
 
 # verdict QEMU_STATUS: the run's status, with a one-line message if the VM
