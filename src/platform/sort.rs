@@ -45,14 +45,28 @@ unsafe extern "C" fn cmp<T: Ord>(a: *const c_void, b: *const c_void) -> ffi::c_i
     }
 }
 
-/// Sorts `v` in place without sleeping: fine in atomic context.
-pub(crate) fn sort_atomic<T: Ord>(v: &mut [T]) {
+/// The signature `sort` and `sort_nonatomic` share.
+type SortFn = unsafe extern "C" fn(
+    *mut c_void,
+    usize,
+    usize,
+    Option<unsafe extern "C" fn(*const c_void, *const c_void) -> ffi::c_int>,
+    Option<unsafe extern "C" fn(*mut c_void, *mut c_void, ffi::c_int)>,
+);
+
+/// Sorts `v` with `lib/sort.c`'s `sort_fn`.
+///
+/// # Safety
+///
+/// `sort_fn` is `sort` or `sort_nonatomic`, and the caller's context is one
+/// it may run in (`sort_nonatomic` may sleep).
+unsafe fn sort_with<T: Ord>(v: &mut [T], sort_fn: SortFn) {
     // SAFETY: `v` is a live, exclusively borrowed slice of `v.len()`
     // elements of `size_of::<T>()` bytes; `cmp::<T>` compares two of them.
     // The default swap moves bytes, which is a valid move of any Rust value,
-    // and nothing is dropped or duplicated.
+    // and nothing is dropped or duplicated. The context is the caller's.
     unsafe {
-        sort(
+        sort_fn(
             v.as_mut_ptr().cast(),
             v.len(),
             core::mem::size_of::<T>(),
@@ -62,17 +76,16 @@ pub(crate) fn sort_atomic<T: Ord>(v: &mut [T]) {
     };
 }
 
+/// Sorts `v` in place without sleeping: fine in atomic context.
+pub(crate) fn sort_atomic<T: Ord>(v: &mut [T]) {
+    // SAFETY: `sort` never sleeps.
+    unsafe { sort_with(v, sort) };
+}
+
 /// Sorts `v` in place, rescheduling in between for large slices: process
 /// context only.
 pub(crate) fn sort_sleepable<T: Ord>(v: &mut [T]) {
-    // SAFETY: as in `sort_atomic`; the caller may sleep.
-    unsafe {
-        sort_nonatomic(
-            v.as_mut_ptr().cast(),
-            v.len(),
-            core::mem::size_of::<T>(),
-            Some(cmp::<T>),
-            None,
-        )
-    };
+    // SAFETY: the callers of this function run in process context, where
+    // `sort_nonatomic` may sleep.
+    unsafe { sort_with(v, sort_nonatomic) };
 }
