@@ -389,7 +389,7 @@ impl Figure for PagemapFigure {
         let head = ("sans-serif", 16).into_font();
         root.draw(&Text::new(
             format!(
-                "Free-area map: {} at one scale, 1 pixel = {p} page{} (4 KiB)",
+                "Free-area map: {} at one scale, 1 pixel column = {p} page{} of 4 KiB",
                 self.sides.join(" and "),
                 if p == 1 { "" } else { "s" }
             ),
