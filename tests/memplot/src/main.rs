@@ -23,6 +23,11 @@ fn main() -> ExitCode {
         eprintln!("memplot: {}: not a directory", args.input_dir.display());
         return ExitCode::FAILURE;
     }
+    // Every figure has text: no font, no figure (one message, not one per file).
+    if let Err(e) = memplot::font::init() {
+        eprintln!("memplot: {e}");
+        return ExitCode::FAILURE;
+    }
     let o = memplot::run::run(&args.input_dir, &args.out);
     for m in &o.missing {
         eprintln!("memplot: {} is missing: its figure is skipped", m.display());
