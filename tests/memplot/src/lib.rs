@@ -2,6 +2,7 @@
 //! README) as PNG and SVG with plotters. Every figure is drawn once by a
 //! generic `Figure::draw` onto both backends, so the two files agree.
 
+pub mod class;
 pub mod font;
 pub mod frag;
 pub mod latency;

@@ -10,7 +10,7 @@ use memplot::run::{run, INPUTS};
 use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// A fresh directory for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -24,6 +24,16 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name)
+}
+
+/// Runs the memplot binary as `memplot --out OUT INPUT`.
+fn memplot_bin(input: &Path, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memplot"))
+        .arg("--out")
+        .arg(out)
+        .arg(input)
+        .output()
+        .unwrap()
 }
 
 /// Decodes the whole PNG (not only its header) and returns its size.
@@ -140,12 +150,7 @@ fn the_binary_draws_what_exists_and_names_what_is_missing() {
     let input = scratch("bin-in");
     let out = scratch("bin-out");
     fs::copy(data("pagemap-mirror.txt"), input.join("pagemap-mirror.txt")).unwrap();
-    let r = Command::new(env!("CARGO_BIN_EXE_memplot"))
-        .arg("--out")
-        .arg(&out)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let r = memplot_bin(&input, &out);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{stderr}");
     for name in ["latency.json", "frag.json", "pagemap-real.txt"] {
@@ -164,12 +169,7 @@ fn no_input_at_all_fails() {
     assert_eq!(o.missing.len(), INPUTS.len());
     assert!(o.written.is_empty());
     assert!(!o.ok());
-    let r = Command::new(env!("CARGO_BIN_EXE_memplot"))
-        .arg("--out")
-        .arg(&out)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let r = memplot_bin(&input, &out);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("none of"));
 }
@@ -207,12 +207,7 @@ fn a_malformed_input_fails_naming_file_and_line_but_the_rest_is_drawn() {
     assert!(o.errors[1].contains("`many`"), "{}", o.errors[1]);
     // frag.json was fine: drawn all the same.
     assert_eq!(png_size(&out.join("frag.png")), FRAG_SIZE);
-    let r = Command::new(env!("CARGO_BIN_EXE_memplot"))
-        .arg("--out")
-        .arg(&out)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let r = memplot_bin(&input, &out);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains(&format!("{pagemap}:3:")));
 }
