@@ -80,7 +80,15 @@ impl Pagemap {
     /// Reads and parses `path`; errors name the file and line.
     pub fn load(path: &Path) -> Result<Self, InputError> {
         let text = std::fs::read_to_string(path).map_err(|e| InputError::io(path, e))?;
-        Self::parse(&text).map_err(|(line, msg)| InputError::at(path, line, msg))
+        let map = Self::parse(&text).map_err(|(line, msg)| InputError::at(path, line, msg))?;
+        // Every zone has pages: a map without records is a writer that failed.
+        if map.runs.is_empty() {
+            return Err(InputError::whole(
+                path,
+                "no records (only comments or blank lines)",
+            ));
+        }
+        Ok(map)
     }
 
     /// Parses the text; an error is `(line, message)`.

@@ -227,6 +227,11 @@ fn pagemap_parse_errors_carry_line_numbers() {
             "overlaps",
         ),
     ];
+    let dir = scratch("empty-map");
+    let empty = dir.join("pagemap-real.txt");
+    fs::write(&empty, "# memlab real/pagemap 1\n\n").unwrap();
+    let e = Pagemap::load(&empty).unwrap_err();
+    assert_eq!((e.line, e.msg.contains("no records")), (None, true), "{e}");
     for (text, line, what) in cases {
         let (l, msg) = Pagemap::parse(text).unwrap_err();
         assert_eq!(l, line, "{text:?}: {msg}");
