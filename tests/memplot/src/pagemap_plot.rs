@@ -24,7 +24,7 @@ const LEGEND_X: i32 = 1262;
 /// A strip's title line above its rows, and the space below it.
 const STRIP_HEAD: i32 = 24;
 const STRIP_GAP: i32 = 10;
-const MAX_ROW_H: i32 = 16;
+const MAX_ROW_H: i32 = 40;
 
 /// One zone of one side, reduced to pixels.
 #[derive(Clone, Debug)]
@@ -232,10 +232,14 @@ impl PagemapFigure {
             format!("of its {} page(s).", self.pages_per_px),
             Swatch::Text,
         ));
-        e.push(("real: /proc/kpageflags; free".into(), Swatch::Text));
-        e.push(("orders derived from KPF_BUDDY".into(), Swatch::Text));
-        e.push(("spans (not in kpageflags).".into(), Swatch::Text));
-        e.push(("mirror: debugfs mirror/pagemap.".into(), Swatch::Text));
+        if self.sides.contains(&"real") {
+            e.push(("real: /proc/kpageflags; free".into(), Swatch::Text));
+            e.push(("orders derived from KPF_BUDDY".into(), Swatch::Text));
+            e.push(("spans (not in kpageflags).".into(), Swatch::Text));
+        }
+        if self.sides.contains(&"mirror") {
+            e.push(("mirror: debugfs mirror/pagemap.".into(), Swatch::Text));
+        }
         e.push((String::new(), Swatch::Text));
         for side in &self.sides {
             let (pages, free) = self
