@@ -257,7 +257,7 @@ fn stress_child(k: u32) -> Result<(), String> {
 /// on both backends with one latency sample per allocation; a bad trace is
 /// refused before it runs.
 fn replay_both() -> Outcome {
-    use crate::bench::{parse_trace, replay_on};
+    use crate::replay::{parse_trace, replay_on};
     let mut text = String::from("# generated\n");
     for i in 0..60u32 {
         let (fam, arg) = match i % 3 {
