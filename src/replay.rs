@@ -70,6 +70,19 @@ enum Live<K, P, C> {
 /// An id's slot in the run's table: empty while the id is not live.
 type Slot<K, P, C> = Option<Live<K, P, C>>;
 
+/// Bytes a slot of the run's id table takes at most, on either backend.
+const SLOT_BYTES: usize = 48;
+
+/// A slot of the table `exec` builds for the allocators of `backend`.
+type SlotOf<K, P, C> =
+    Slot<<K as ObjectAllocator>::Obj, <P as ObjectAllocator>::Obj, <C as ObjectAllocator>::Obj>;
+
+const _: () = assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
+const _: () = assert!(
+    core::mem::size_of::<SlotOf<MirrorKmalloc<'static>, MirrorPages<'static>, MirrorCache<'static>>>()
+        <= SLOT_BYTES
+);
+
 /// The allocators of one backend: one per family, a cache per size.
 struct Families<K, P, C> {
     kmalloc: K,
@@ -121,8 +134,7 @@ fn exec<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator>(
     mut counts: impl FnMut() -> [u64; NR_ORDERS],
     slab_bytes: impl Fn(&[C]) -> u64,
 ) -> Result<Tally> {
-    let mut table: KVVec<Slot<K::Obj, P::Obj, C::Obj>> =
-        KVVec::with_capacity(plan.ids, GFP_KERNEL)?;
+    let mut table: KVVec<SlotOf<K, P, C>> = KVVec::with_capacity(plan.ids, GFP_KERNEL)?;
     for _ in 0..plan.ids {
         table.push_within_capacity(None).map_err(|_| ENOMEM)?;
     }
@@ -286,11 +298,11 @@ pub(crate) fn replay<R>(
         rules::plan(&steps, &mut live)?
     };
     // The peak of live objects, the latency vectors, the id table of the
-    // run (a slot is at most 32 bytes) and the samples.
+    // run and the samples.
     let run_bytes = plan
         .peak_bytes
         .saturating_add((plan.allocs + plan.frees) * 8)
-        .saturating_add(plan.ids as u64 * 32)
+        .saturating_add((plan.ids * SLOT_BYTES) as u64)
         .saturating_add((nr_samples * SAMPLE) as u64);
     let run_bytes = usize::try_from(run_bytes).map_err(|_| E2BIG)?;
     let _run = reserve(run_bytes)?;
