@@ -120,20 +120,35 @@ fn sample(step: usize, c: &[u64; NR_ORDERS]) -> MemlabFragSample {
     }
 }
 
-/// Runs `steps` (checked by `plan`) on `f`; `counts` reads the zone's free
-/// blocks, `slab_bytes` what the backend's slabs hold. Frees everything it
-/// allocated before returning.
-#[allow(clippy::too_many_arguments)]
-fn exec<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator>(
-    f: &mut Families<K, P, C>,
-    steps: &[MemlabReplayStep],
-    plan: &ReplayPlan,
+/// One replay's checked steps, and the vectors it fills, sized up front.
+struct Run<'a> {
+    steps: &'a [MemlabReplayStep],
+    plan: &'a ReplayPlan,
+    /// Sample every this many steps (0: never).
     every: usize,
-    lat: &mut [KVVec<u64>; 2],
-    samples: &mut KVVec<MemlabFragSample>,
-    mut counts: impl FnMut() -> [u64; NR_ORDERS],
-    slab_bytes: impl Fn(&[C]) -> u64,
-) -> Result<Tally> {
+    /// Allocation and free latencies: raw, then ns, sorted.
+    lat: [KVVec<u64>; 2],
+    samples: KVVec<MemlabFragSample>,
+}
+
+impl Run<'_> {
+    /// Runs the steps on `f`; `counts` reads the zone's free blocks,
+    /// `slab_bytes` what the backend's slabs hold. Frees everything it
+    /// allocated before returning.
+    fn exec<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator>(
+        &mut self,
+        f: &mut Families<K, P, C>,
+        mut counts: impl FnMut() -> [u64; NR_ORDERS],
+        slab_bytes: impl Fn(&[C]) -> u64,
+    ) -> Result<Tally> {
+        let Run {
+            steps,
+            plan,
+            every,
+            lat,
+            samples,
+        } = self;
+        let every = *every;
     let mut table: KVVec<SlotOf<K, P, C>> = KVVec::with_capacity(plan.ids, GFP_KERNEL)?;
     for _ in 0..plan.ids {
         table.push_within_capacity(None).map_err(|_| ENOMEM)?;
@@ -236,6 +251,7 @@ fn exec<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator>(
     }
     Ok(t)
 }
+}
 
 /// Median and 99th percentile of sorted `v`.
 fn percentiles(v: &[u64]) -> (u64, u64) {
@@ -306,11 +322,16 @@ pub(crate) fn replay<R>(
         .saturating_add((nr_samples * SAMPLE) as u64);
     let run_bytes = usize::try_from(run_bytes).map_err(|_| E2BIG)?;
     let _run = reserve(run_bytes)?;
-    let mut lat = [
-        KVVec::with_capacity(plan.allocs as usize, GFP_KERNEL)?,
-        KVVec::with_capacity(plan.frees as usize, GFP_KERNEL)?,
-    ];
-    let mut samples = KVVec::with_capacity(nr_samples, GFP_KERNEL)?;
+    let mut run = Run {
+        steps: &steps,
+        plan: &plan,
+        every,
+        lat: [
+            KVVec::with_capacity(plan.allocs as usize, GFP_KERNEL)?,
+            KVVec::with_capacity(plan.frees as usize, GFP_KERNEL)?,
+        ],
+        samples: KVVec::with_capacity(nr_samples, GFP_KERNEL)?,
+    };
     let sizes = plan.caches.get(..plan.nr_caches).unwrap_or(&[]);
     let t = match backend {
         BackendId::Real => {
@@ -332,7 +353,7 @@ pub(crate) fn replay<R>(
                 info.read();
                 info.nr_free[zone.index()]
             };
-            exec(&mut f, &steps, &plan, every, &mut lat, &mut samples, counts, |_| 0)?
+            run.exec(&mut f, counts, |_| 0)?
         }
         BackendId::Mirror => {
             mirror.zone_free_counts(zone).ok_or(EINVAL)?;
@@ -349,7 +370,7 @@ pub(crate) fn replay<R>(
             let slabs = |c: &[MirrorCache<'_>]| {
                 mirror.kmalloc_slab_bytes() + c.iter().map(MirrorCache::slab_bytes).sum::<u64>()
             };
-            let r = exec(&mut f, &steps, &plan, every, &mut lat, &mut samples, counts, slabs);
+            let r = run.exec(&mut f, counts, slabs);
             // Every object is freed: the caches can go.
             let mut destroyed = Ok(());
             for c in f.caches.drain_all() {
@@ -360,6 +381,7 @@ pub(crate) fn replay<R>(
             t
         }
     };
+    let Run { lat, samples, .. } = run;
     UserSlice::new(UserPtr::from_addr(q.samples as usize), samples.len() * SAMPLE)
         .writer()
         .write_slice(samples.as_slice().as_bytes())?;
