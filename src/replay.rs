@@ -67,20 +67,21 @@ enum Live<K, P, C> {
     Cache(C, usize, usize),
 }
 
-/// An id's slot in the run's table: empty while the id is not live.
-type Slot<K, P, C> = Option<Live<K, P, C>>;
-
 /// Bytes a slot of the run's id table takes at most, on either backend.
 const SLOT_BYTES: usize = 48;
 
-/// A slot of the table `exec` builds for the allocators of `backend`.
-type SlotOf<K, P, C> =
-    Slot<<K as ObjectAllocator>::Obj, <P as ObjectAllocator>::Obj, <C as ObjectAllocator>::Obj>;
+/// A live object of the allocators `K`, `P`, `C`.
+type SlotLive<K, P, C> =
+    Live<<K as ObjectAllocator>::Obj, <P as ObjectAllocator>::Obj, <C as ObjectAllocator>::Obj>;
 
-const _: () = assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
+/// A slot of the table `exec` builds for the allocators `K`, `P`, `C`.
+type SlotOf<K, P, C> = Option<SlotLive<K, P, C>>;
+
+const _: () =
+    assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
 const _: () = assert!(
-    core::mem::size_of::<SlotOf<MirrorKmalloc<'static>, MirrorPages<'static>, MirrorCache<'static>>>()
-        <= SLOT_BYTES
+    core::mem::size_of::<SlotOf<MirrorKmalloc<'static>, MirrorPages<'static>, MirrorCache<'static>>>(
+    ) <= SLOT_BYTES
 );
 
 /// The allocators of one backend: one per family, a cache per size.
@@ -88,6 +89,22 @@ struct Families<K, P, C> {
     kmalloc: K,
     pages: P,
     caches: KVec<C>,
+}
+
+impl<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator> Families<K, P, C> {
+    /// Frees `l` through the allocator that made it.
+    #[inline(always)]
+    fn free(&mut self, l: SlotLive<K, P, C>) {
+        match l {
+            Live::Kmalloc(o, _) => self.kmalloc.free(o),
+            Live::Pages(o) => self.pages.free(o),
+            Live::Cache(o, _, ci) => {
+                if let Some(c) = self.caches.get_mut(ci) {
+                    c.free(o);
+                }
+            }
+        }
+    }
 }
 
 /// What the loop found, besides the latencies.
@@ -149,108 +166,92 @@ impl Run<'_> {
             samples,
         } = self;
         let every = *every;
-    let mut table: KVVec<SlotOf<K, P, C>> = KVVec::with_capacity(plan.ids, GFP_KERNEL)?;
-    for _ in 0..plan.ids {
-        table.push_within_capacity(None).map_err(|_| ENOMEM)?;
-    }
-    let mut t = Tally::default();
-    let clock = RawClock::new();
-    let [lat_alloc, lat_free] = lat;
-    // Capacity was reserved for every sample and latency: the pushes below
-    // cannot fail, and nothing can stop the loop once it has allocated.
-    if every != 0 {
-        let _ = samples.push_within_capacity(sample(0, &counts()));
-    }
-    for (i, s) in steps.iter().enumerate() {
-        match rules::decode(s) {
-            Ok(ReplayOp::Alloc { id, family, gfp }) => {
-                let Some(slot) = table.get_mut(id as usize) else {
-                    continue;
-                };
-                let (r, dt) = match family {
-                    Family::Kmalloc { size } => {
-                        let (r, dt) = timed(&clock, || f.kmalloc.alloc(size, 0, gfp));
-                        (r.map(|o| Live::Kmalloc(o, size)), dt)
-                    }
-                    Family::Pages { order } => {
-                        let (r, dt) = timed(&clock, || f.pages.alloc(0, order, gfp));
-                        (r.map(Live::Pages), dt)
-                    }
-                    Family::KmemCache { size, .. } => {
-                        let ci = plan.cache_index(size).unwrap_or(usize::MAX);
-                        let Some(c) = f.caches.get_mut(ci) else {
-                            continue;
-                        };
-                        let (r, dt) = timed(&clock, || c.alloc(size, 0, gfp));
-                        (r.map(|o| Live::Cache(o, size, ci)), dt)
-                    }
-                    _ => continue,
-                };
-                let _ = lat_alloc.push_within_capacity(dt);
-                match r {
-                    Ok(l) => {
-                        *slot = Some(l);
-                        t.allocs += 1;
-                    }
-                    Err(_) => t.failed += 1,
-                }
-            }
-            Ok(ReplayOp::Free { id }) => {
-                let Some(l) = table.get_mut(id as usize).and_then(Option::take) else {
-                    continue;
-                };
-                let ((), dt) = timed(&clock, || match l {
-                    Live::Kmalloc(o, _) => f.kmalloc.free(o),
-                    Live::Pages(o) => f.pages.free(o),
-                    Live::Cache(o, _, ci) => {
-                        if let Some(c) = f.caches.get_mut(ci) {
-                            c.free(o);
+        let mut table: KVVec<SlotOf<K, P, C>> = KVVec::with_capacity(plan.ids, GFP_KERNEL)?;
+        for _ in 0..plan.ids {
+            table.push_within_capacity(None).map_err(|_| ENOMEM)?;
+        }
+        let mut t = Tally::default();
+        let clock = RawClock::new();
+        let [lat_alloc, lat_free] = lat;
+        // Capacity was reserved for every sample and latency: the pushes below
+        // cannot fail, and nothing can stop the loop once it has allocated.
+        if every != 0 {
+            let _ = samples.push_within_capacity(sample(0, &counts()));
+        }
+        for (i, s) in steps.iter().enumerate() {
+            match rules::decode(s) {
+                Ok(ReplayOp::Alloc { id, family, gfp }) => {
+                    let Some(slot) = table.get_mut(id as usize) else {
+                        continue;
+                    };
+                    let (r, dt) = match family {
+                        Family::Kmalloc { size } => {
+                            let (r, dt) = timed(&clock, || f.kmalloc.alloc(size, 0, gfp));
+                            (r.map(|o| Live::Kmalloc(o, size)), dt)
                         }
+                        Family::Pages { order } => {
+                            let (r, dt) = timed(&clock, || f.pages.alloc(0, order, gfp));
+                            (r.map(Live::Pages), dt)
+                        }
+                        Family::KmemCache { size, .. } => {
+                            let ci = plan.cache_index(size).unwrap_or(usize::MAX);
+                            let Some(c) = f.caches.get_mut(ci) else {
+                                continue;
+                            };
+                            let (r, dt) = timed(&clock, || c.alloc(size, 0, gfp));
+                            (r.map(|o| Live::Cache(o, size, ci)), dt)
+                        }
+                        _ => continue,
+                    };
+                    let _ = lat_alloc.push_within_capacity(dt);
+                    match r {
+                        Ok(l) => {
+                            *slot = Some(l);
+                            t.allocs += 1;
+                        }
+                        Err(_) => t.failed += 1,
                     }
-                });
-                let _ = lat_free.push_within_capacity(dt);
-                t.frees += 1;
-            }
-            Err(_) => {}
-        }
-        if every != 0 && (i + 1) % every == 0 {
-            let _ = samples.push_within_capacity(sample(i + 1, &counts()));
-        }
-    }
-    t.last = counts();
-    t.slab_bytes = slab_bytes(&f.caches);
-    for l in table.iter().flatten() {
-        let (usable, size) = match l {
-            Live::Kmalloc(o, size) => (f.kmalloc.usable(o, *size), *size),
-            Live::Cache(o, size, ci) => match f.caches.get(*ci) {
-                Some(c) => (c.usable(o, *size), *size),
-                None => (*size, *size),
-            },
-            Live::Pages(_) => continue,
-        };
-        t.live_bytes += size as u64;
-        t.ksize_waste += usable.saturating_sub(size) as u64;
-    }
-    // Nothing stays allocated: what the trace left live is freed here.
-    for l in table.drain_all().flatten() {
-        match l {
-            Live::Kmalloc(o, _) => f.kmalloc.free(o),
-            Live::Pages(o) => f.pages.free(o),
-            Live::Cache(o, _, ci) => {
-                if let Some(c) = f.caches.get_mut(ci) {
-                    c.free(o);
                 }
+                Ok(ReplayOp::Free { id }) => {
+                    let Some(l) = table.get_mut(id as usize).and_then(Option::take) else {
+                        continue;
+                    };
+                    let ((), dt) = timed(&clock, || f.free(l));
+                    let _ = lat_free.push_within_capacity(dt);
+                    t.frees += 1;
+                }
+                Err(_) => {}
+            }
+            if every != 0 && (i + 1) % every == 0 {
+                let _ = samples.push_within_capacity(sample(i + 1, &counts()));
             }
         }
-    }
-    for v in [lat_alloc, lat_free] {
-        for x in v.iter_mut() {
-            *x = clock.ns(*x);
+        t.last = counts();
+        t.slab_bytes = slab_bytes(&f.caches);
+        for l in table.iter().flatten() {
+            let (usable, size) = match l {
+                Live::Kmalloc(o, size) => (f.kmalloc.usable(o, *size), *size),
+                Live::Cache(o, size, ci) => match f.caches.get(*ci) {
+                    Some(c) => (c.usable(o, *size), *size),
+                    None => (*size, *size),
+                },
+                Live::Pages(_) => continue,
+            };
+            t.live_bytes += size as u64;
+            t.ksize_waste += usable.saturating_sub(size) as u64;
         }
-        sort_sleepable(v);
+        // Nothing stays allocated: what the trace left live is freed here.
+        for l in table.drain_all().flatten() {
+            f.free(l);
+        }
+        for v in [lat_alloc, lat_free] {
+            for x in v.iter_mut() {
+                *x = clock.ns(*x);
+            }
+            sort_sleepable(v);
+        }
+        Ok(t)
     }
-    Ok(t)
-}
 }
 
 /// Median and 99th percentile of sorted `v`.
@@ -382,9 +383,12 @@ pub(crate) fn replay<R>(
         }
     };
     let Run { lat, samples, .. } = run;
-    UserSlice::new(UserPtr::from_addr(q.samples as usize), samples.len() * SAMPLE)
-        .writer()
-        .write_slice(samples.as_slice().as_bytes())?;
+    UserSlice::new(
+        UserPtr::from_addr(q.samples as usize),
+        samples.len() * SAMPLE,
+    )
+    .writer()
+    .write_slice(samples.as_slice().as_bytes())?;
     let (alloc_median_ns, alloc_p99_ns) = percentiles(&lat[0]);
     let (free_median_ns, free_p99_ns) = percentiles(&lat[1]);
     *q = MemlabReplay {

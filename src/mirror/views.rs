@@ -46,7 +46,12 @@ impl Mirror {
     /// Free blocks per order of the mirror's `zone`, if the pool has one:
     /// its `mirror/buddyinfo` line.
     pub(crate) fn zone_free_counts(&self, zone: Zone) -> Option<[u64; NR_PAGE_ORDERS]> {
-        self.state.lock().free_counts().get(zone.index()).copied().flatten()
+        self.state
+            .lock()
+            .free_counts()
+            .get(zone.index())
+            .copied()
+            .flatten()
     }
 
     /// Bytes in the slabs of the mirror's kmalloc caches (both sets), as
