@@ -7,6 +7,8 @@ use crate::args::BenchArgs;
 use crate::cli::fail;
 use crate::dev::{uapi, Memlab, DEBUGFS};
 use crate::names;
+// The trace format lives with the replay; its old home still names it.
+pub use crate::replay::{parse_trace, replay_on, Step};
 use serde::Serialize;
 use std::fs;
 use std::process::ExitCode;
