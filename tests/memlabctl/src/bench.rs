@@ -296,6 +296,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
         );
         println!("(latency per sample in ns, measured in the kernel; ratio = mirror / real, < 1 means the mirror is faster)");
+        println!("kmem trace events: {}", crate::tracefs::kmem_events_note());
         println!(
             "{:<22} {:<7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}",
             "workload",
@@ -390,7 +391,12 @@ pub fn parse_trace(text: &str) -> Result<Vec<Step>, String> {
         let bad = || format!("line {}: cannot parse {raw:?}", n + 1);
         let id = w.get(1).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
         match (w.first().copied(), w.len()) {
-            (Some("a"), 4) => {
+            // `gfp=NAME` (trace record writes it) is checked, not replayed yet.
+            (Some("a"), 4 | 5)
+                if w.get(4).is_none_or(|g| {
+                    g.strip_prefix("gfp=").and_then(names::parse_gfp).is_some()
+                }) =>
+            {
                 let family = names::lookup(names::FAMILIES, w[2]).ok_or_else(bad)?;
                 let arg = crate::args::size_of(w[3]).ok_or_else(bad)?;
                 steps.push(Step::Alloc { id, family, arg });

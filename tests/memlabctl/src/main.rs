@@ -14,6 +14,8 @@
 //! memlabctl report [--json]
 //! memlabctl bench [scale=N] [--json]  standard workloads, real vs mirror
 //! memlabctl replay FILE [--backend real|mirror|both] [--json]
+//! memlabctl trace record [-o FILE] [--json-stats] [--buffer-kb N] -- CMD ARGS...
+//! memlabctl pagemap --real|--mirror [--zone NAME] [-o FILE]
 //! ```
 //!
 //! Every `key=value` may also be written `--key value`.
@@ -23,9 +25,12 @@ mod bench;
 mod cli;
 mod demo;
 mod dev;
+mod kpage;
 mod names;
 mod suite;
 mod tap;
+mod trace;
+mod tracefs;
 
 use args::Cmd;
 use std::process::ExitCode;
@@ -51,5 +56,7 @@ fn main() -> ExitCode {
         Cmd::Report { json } => cli::report(json),
         Cmd::Bench(a) => bench::bench(&a),
         Cmd::Replay(a) => bench::replay(&a),
+        Cmd::Trace(args::TraceCmd::Record(a)) => tracefs::record_cmd(&a),
+        Cmd::Pagemap(a) => kpage::pagemap_cmd(a.side.mirror, a.zone.as_deref(), a.output.as_ref()),
     }
 }

@@ -21,6 +21,7 @@ mod hostile;
 mod lifecycle;
 mod mirror;
 mod pagemap;
+mod trace;
 mod workloads;
 
 use crate::dev::{uapi, Memlab, DEBUGFS};
@@ -39,6 +40,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     debugfs::cases(&mut s);
     mirror::cases(&mut s);
     pagemap::cases(&mut s);
+    trace::cases(&mut s);
     workloads::cases(&mut s);
     hostile::cases(&mut s);
     if inject_failure {
