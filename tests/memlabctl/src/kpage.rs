@@ -221,10 +221,12 @@ pub fn derive_runs(start: u64, flags: &[u64], ram: impl Fn(u64) -> bool) -> Vec<
     runs
 }
 
-/// Reads `count` words of /proc/kpageflags from PFN `start` (0 past the end
-/// of what the kernel dumps).
+/// Reads `count` words of /proc/kpageflags from PFN `start` (KPF_NOPAGE
+/// past the end of what the kernel dumps).
 fn read_flags(f: &File, start: u64, count: u64) -> io::Result<Vec<u64>> {
-    let mut out = vec![0u64; count as usize];
+    // Filled, so every page of it is faulted in before the scan starts:
+    // the scan then moves no page between the buddy and this process.
+    let mut out = vec![kpf::NOPAGE; count as usize];
     let mut buf = vec![0u8; 8 << 16];
     let mut done = 0usize;
     while done < out.len() {

@@ -12,15 +12,19 @@ use crate::tracefs::{record, Recording};
 use std::process::Stdio;
 
 /// Least share of traced frees that must find their allocation in a trace
-/// of `find /`. Measured: see the README ("trace record"): most frees the
-/// command causes are of objects it allocated; the rest are of objects from
-/// before (dentries, inodes, pages evicted) and miss.
-const MIN_FREES_MATCHED_PCT: f64 = 60.0;
+/// of `find /`. Nearly every free `find` causes is of something it
+/// allocated (names, files, /proc and /sys dentries and inodes it brings in
+/// and drops); only frees of objects from before the recording miss.
+/// Measured 99.98-99.99% on the bench kernel (3 runs, README).
+const MIN_FREES_MATCHED_PCT: f64 = 95.0;
 
 /// Free pages the real map and /proc/buddyinfo may differ by, read back to
-/// back (the allocator runs meanwhile: this test's own page faults, the
-/// per-CPU lists refilling from the buddy in batches).
-const FREE_PAGES_TOLERANCE: u64 = 512;
+/// back. The allocator runs meanwhile: the per-CPU page lists refill from
+/// the buddy and drain to it in batches (63 pages in this VM), for this
+/// test's own allocations and for the kernel's. Measured on the bench
+/// kernel: 0 to 63 pages apart (README); 8 batches leave room for the test
+/// kernel's kmemleak and KASAN allocations.
+const FREE_PAGES_TOLERANCE: u64 = 8 * 63;
 
 pub fn cases(s: &mut Suite) {
     s.case(
@@ -28,13 +32,9 @@ pub fn cases(s: &mut Suite) {
         trace_of_find,
     );
     s.table(
-        ["DMA32", "Normal"],
-        |z| format!("real pagemap of zone {z}: free pages agree with /proc/buddyinfo"),
-        free_pages_agree,
-    );
-    s.case(
-        "real pagemap runs cover every zone's spanned PFN range exactly",
-        runs_cover_zones,
+        ["DMA", "DMA32", "Normal"],
+        |z| format!("real pagemap of zone {z}: runs cover its span, free pages agree with /proc/buddyinfo"),
+        zone_map,
     );
 }
 
@@ -46,6 +46,7 @@ fn trace_of_find() -> Outcome {
         child_stdout: Stdio::null(),
     })?;
     let summary = || st.human();
+    println!("# trace of find /: {}", crate::cli::json_line(&st));
     for e in ["kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free"] {
         check(st.per_event.get(e).copied().unwrap_or(0) > 0, || {
             format!("no {e} events\n{}", summary())
@@ -88,47 +89,44 @@ fn buddy_free(zone: &str) -> Result<u64, String> {
     Ok(free_pages_in(line))
 }
 
-fn free_pages_agree(zone: &'static str) -> Outcome {
+/// One zone's real map: its runs tile `[start_pfn, start_pfn + spanned)`
+/// of /proc/zoneinfo exactly, and its free pages are buddyinfo's, read just
+/// before and just after.
+fn zone_map(zone: &'static str) -> Outcome {
     let before = buddy_free(zone)?;
     let map = kpage::real_map(Some(zone))?;
     let after = buddy_free(zone)?;
-    let mapped: u64 = map
+    let [(z, runs)] = map.as_slice() else {
+        return Err(format!("{} zones named {zone}", map.len()));
+    };
+    let mut next = z.start_pfn;
+    for r in runs {
+        check(r.start == next && r.pages > 0, || {
+            format!(
+                "run at {:#x} ({} pages), expected one at {next:#x}",
+                r.start, r.pages
+            )
+        })?;
+        next += r.pages;
+    }
+    check(next - z.start_pfn == z.spanned, || {
+        format!(
+            "runs cover {} pages, zoneinfo spans {}",
+            next - z.start_pfn,
+            z.spanned
+        )
+    })?;
+    let mapped: u64 = runs
         .iter()
-        .flat_map(|(_, runs)| runs)
         .filter(|r| r.kind() == "free")
         .map(|r| r.pages)
         .sum();
-    let diff = |b: u64| mapped.abs_diff(b);
+    let diff = mapped.abs_diff(before).min(mapped.abs_diff(after));
     println!("# zone {zone}: map {mapped} free pages, buddyinfo {before} before, {after} after");
-    check(
-        diff(before).min(diff(after)) <= FREE_PAGES_TOLERANCE,
-        || {
-            format!(
-            "zone {zone}: map {mapped} free pages, buddyinfo {before}/{after}: more than {FREE_PAGES_TOLERANCE} apart"
+    check(diff <= FREE_PAGES_TOLERANCE, || {
+        format!(
+            "map {mapped} free pages, buddyinfo {before} before and {after} after: \
+             more than {FREE_PAGES_TOLERANCE} apart"
         )
-        },
-    )
-}
-
-fn runs_cover_zones() -> Outcome {
-    let map = kpage::real_map(None)?;
-    check(!map.is_empty(), || "no zones".into())?;
-    for (z, runs) in &map {
-        let mut next = z.start_pfn;
-        for r in runs {
-            check(r.start == next && r.pages > 0, || {
-                format!("zone {}: run at {:#x}, expected {next:#x}", z.name, r.start)
-            })?;
-            next += r.pages;
-        }
-        check(next - z.start_pfn == z.spanned, || {
-            format!(
-                "zone {}: runs cover {} pages, zoneinfo spans {}",
-                z.name,
-                next - z.start_pfn,
-                z.spanned
-            )
-        })?;
-    }
-    Ok(())
+    })
 }
