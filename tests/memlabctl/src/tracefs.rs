@@ -237,3 +237,55 @@ pub fn record_cmd(a: &TraceRecordArgs) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::args::{parse, Cmd, PagemapArgs, TraceCmd, TraceRecordArgs};
+    use std::ffi::OsString;
+
+    fn p(line: &str) -> Result<Cmd, clap::error::ErrorKind> {
+        parse(
+            std::iter::once("memlabctl")
+                .chain(line.split_whitespace())
+                .map(OsString::from),
+        )
+        .map(|c| c.cmd)
+        .map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(
+            p("trace record -o /share/t --json-stats -- find / -name x"),
+            Ok(Cmd::Trace(TraceCmd::Record(TraceRecordArgs {
+                output: Some("/share/t".into()),
+                json_stats: true,
+                buffer_kb: 32768,
+                cmd: ["find", "/", "-name", "x"].map(String::from).to_vec(),
+            })))
+        );
+        // CMD's own options are CMD's, even ones memlabctl also has.
+        assert!(matches!(
+            p("trace record -- tar -o x"),
+            Ok(Cmd::Trace(TraceCmd::Record(TraceRecordArgs {
+                output: None,
+                ..
+            })))
+        ));
+        assert!(p("trace record").is_err());
+        assert!(p("trace record --buffer-kb 1 -- true").is_err());
+        let Ok(Cmd::Pagemap(PagemapArgs { side, zone, output })) =
+            p("pagemap --real --zone Normal -o m.txt")
+        else {
+            panic!("pagemap --real did not parse");
+        };
+        assert!(side.real && !side.mirror);
+        assert_eq!(
+            (zone.as_deref(), output),
+            (Some("Normal"), Some("m.txt".into()))
+        );
+        assert!(p("pagemap").is_err());
+        assert!(p("pagemap --real --mirror").is_err());
+        assert!(p("pagemap --mirror --zone DMA").is_err());
+    }
+}
