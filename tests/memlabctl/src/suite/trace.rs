@@ -11,12 +11,18 @@ use crate::tap::{check, Outcome, Suite};
 use crate::tracefs::{record, Recording};
 use std::process::Stdio;
 
-/// Least share of traced frees that must find their allocation in a trace
-/// of `find /`. Nearly every free `find` causes is of something it
-/// allocated (names, files, /proc and /sys dentries and inodes it brings in
-/// and drops); only frees of objects from before the recording miss.
-/// Measured 99.98-99.99% on the bench kernel (3 runs, README).
-const MIN_FREES_MATCHED_PCT: f64 = 95.0;
+/// The command traced: short (a `find /` takes 10 minutes on the test
+/// kernel under TCG), and it allocates and frees through kmalloc,
+/// kmem_cache and the page allocator.
+const CMD: [&str; 4] = ["tar", "-cf", "/dev/null", "/bin"];
+
+/// Least share of traced frees that must find their allocation. The misses
+/// are frees, in the same window, of objects from before the recording
+/// (kworkers, RCU callbacks, per-CPU page list drains): a few to a few dozen
+/// per run, a large share of a short trace. Measured (README): this tar
+/// 96.1-99.7% on the bench kernel (3 runs); `find /` 99.98% on the bench
+/// kernel and 99.96% on the test kernel.
+const MIN_FREES_MATCHED_PCT: f64 = 90.0;
 
 /// Free pages the real map and /proc/buddyinfo may differ by, read back to
 /// back. The allocator runs meanwhile: the per-CPU page lists refill from
@@ -28,8 +34,8 @@ const FREE_PAGES_TOLERANCE: u64 = 8 * 63;
 
 pub fn cases(s: &mut Suite) {
     s.case(
-        "trace record -- find / writes a parseable trace with kmalloc/kfree events and paired frees",
-        trace_of_find,
+        "trace record -- tar -cf /dev/null /bin writes a parseable trace with kmalloc/kfree events and paired frees",
+        trace_of_tar,
     );
     s.table(
         ["DMA", "DMA32", "Normal"],
@@ -38,15 +44,19 @@ pub fn cases(s: &mut Suite) {
     );
 }
 
-fn trace_of_find() -> Outcome {
-    let cmd = ["find".to_string(), "/".to_string()];
+fn trace_of_tar() -> Outcome {
+    let cmd = CMD.map(String::from);
     let (text, st, _status) = record(Recording {
         cmd: &cmd,
         buffer_kb: 32768,
         child_stdout: Stdio::null(),
     })?;
     let summary = || st.human();
-    println!("# trace of find /: {}", crate::cli::json_line(&st));
+    println!(
+        "# trace of {}: {}",
+        cmd.join(" "),
+        crate::cli::json_line(&st)
+    );
     for e in ["kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free"] {
         check(st.per_event.get(e).copied().unwrap_or(0) > 0, || {
             format!("no {e} events\n{}", summary())
