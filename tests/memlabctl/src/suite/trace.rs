@@ -20,17 +20,19 @@ const CMD: [&str; 4] = ["tar", "-cf", "/dev/null", "/bin"];
 /// are frees, in the same window, of objects from before the recording
 /// (kworkers, RCU callbacks, per-CPU page list drains): a few to a few dozen
 /// per run, a large share of a short trace. Measured (README): this tar
-/// 96.1-99.7% on the bench kernel (3 runs); `find /` 99.98% on the bench
-/// kernel and 99.96% on the test kernel.
+/// 96.1-99.7% on the bench kernel (3 runs) and 98.3% on the test kernel;
+/// `find /` 99.98% on the bench kernel and 99.96% on the test kernel.
 const MIN_FREES_MATCHED_PCT: f64 = 90.0;
 
 /// Free pages the real map and /proc/buddyinfo may differ by, read back to
 /// back. The allocator runs meanwhile: the per-CPU page lists refill from
 /// the buddy and drain to it in batches (63 pages in this VM), for this
-/// test's own allocations and for the kernel's. Measured on the bench
-/// kernel: 0 to 63 pages apart (README); 8 batches leave room for the test
-/// kernel's kmemleak and KASAN allocations.
-const FREE_PAGES_TOLERANCE: u64 = 8 * 63;
+/// test's own allocations and for the kernel's. Measured (README): DMA and
+/// DMA32 0 apart on both kernels; Normal at most 63 on the bench kernel and
+/// 497 on the test kernel, whose scan of Normal takes tens of seconds under
+/// KASAN while kmemleak runs. 2048 pages (8 MiB, under 1% of Normal's free
+/// pages here) is four times the worst.
+const FREE_PAGES_TOLERANCE: u64 = 2048;
 
 pub fn cases(s: &mut Suite) {
     s.case(
