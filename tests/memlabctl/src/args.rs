@@ -83,6 +83,62 @@ pub enum Cmd {
     /// Normal's unusable index (orders 3 and 9) and free blocks per order
     #[command(after_help = KEY_VALUE_NOTE)]
     Frag(FragArgs),
+    /// Record the kernel's own allocations (kmem tracepoints) as a memlab trace
+    #[command(subcommand)]
+    Trace(TraceCmd),
+    /// Print a free-area map: the real one (/proc/kpageflags) or the mirror's
+    #[command(
+        after_help = "Format: '# zone start_pfn pages kind [detail]', one line per run; \
+kinds free order=N, slab, pages DETAIL, reserved, nopage, other (see the README)."
+    )]
+    Pagemap(PagemapArgs),
+}
+
+#[derive(Subcommand, Debug, PartialEq)]
+pub enum TraceCmd {
+    /// Run CMD with the kmem tracepoints on and write what it allocated and
+    /// freed in memlab's trace format (a summary goes to stderr)
+    #[command(after_help = "Example: memlabctl trace record -o /share/find.trace -- find /")]
+    Record(TraceRecordArgs),
+}
+
+#[derive(Args, Debug, PartialEq)]
+pub struct TraceRecordArgs {
+    /// Write the trace to FILE (default: stdout; CMD's output then goes to stderr)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the summary on stderr as one JSON line
+    #[arg(long)]
+    pub json_stats: bool,
+    /// Ring buffer per CPU, KiB (events past it are lost and counted)
+    #[arg(long, value_name = "KIB", default_value_t = 32768, value_parser = clap::value_parser!(u32).range(64..=1048576))]
+    pub buffer_kb: u32,
+    /// The command to trace, after `--`
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Args, Debug, PartialEq)]
+#[group(required = true, multiple = false)]
+pub struct PagemapSide {
+    /// The kernel's map, from /proc/kpageflags over /proc/zoneinfo's zones
+    #[arg(long)]
+    pub real: bool,
+    /// The mirror's map (debugfs mirror/pagemap, copied)
+    #[arg(long)]
+    pub mirror: bool,
+}
+
+#[derive(Args, Debug, PartialEq)]
+pub struct PagemapArgs {
+    #[command(flatten)]
+    pub side: PagemapSide,
+    /// Only this zone (DMA, DMA32, Normal; real map only)
+    #[arg(long, value_name = "NAME", conflicts_with = "mirror")]
+    pub zone: Option<String>,
+    /// Write the map to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Allocator families, as `alloc` names them.

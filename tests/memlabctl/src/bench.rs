@@ -297,6 +297,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
         );
         println!("(latency per sample in ns, measured in the kernel; ratio = mirror / real, < 1 means the mirror is faster)");
+        println!("kmem trace events: {}", crate::tracefs::kmem_events_note());
         println!(
             "{:<22} {:<7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}",
             "workload",

@@ -15,6 +15,8 @@
 //! memlabctl bench [scale=N] [--json]  standard workloads, real vs mirror
 //! memlabctl replay FILE [--backend real|mirror|both] [--per-step | --compare] [--json]
 //! memlabctl frag [--steps N] [--sample-every S] [--seed X] [--live N] [--out FILE] [--json]
+//! memlabctl trace record [-o FILE] [--json-stats] [--buffer-kb N] -- CMD ARGS...
+//! memlabctl pagemap --real|--mirror [--zone NAME] [-o FILE]
 //! ```
 //!
 //! Every `key=value` may also be written `--key value`.
@@ -25,10 +27,13 @@ mod cli;
 mod demo;
 mod dev;
 mod frag;
+mod kpage;
 mod names;
 mod replay;
 mod suite;
 mod tap;
+mod trace;
+mod tracefs;
 
 use args::Cmd;
 use std::process::ExitCode;
@@ -55,5 +60,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench::bench(&a),
         Cmd::Replay(a) => replay::replay(&a),
         Cmd::Frag(a) => frag::frag(&a),
+        Cmd::Trace(args::TraceCmd::Record(a)) => tracefs::record_cmd(&a),
+        Cmd::Pagemap(a) => kpage::pagemap_cmd(a.side.mirror, a.zone.as_deref(), a.output.as_ref()),
     }
 }

@@ -53,9 +53,14 @@ pub fn name_of(table: &[(&'static str, u32)], value: u32) -> &'static str {
         .map_or("?", |&(n, _)| n)
 }
 
-/// Parses `GFP_KERNEL`, `kernel`, `GFP_DMA32+zero`, ... into a gfp field.
+/// Parses `GFP_KERNEL`, `kernel`, `GFP_DMA32+zero`, ... into a gfp field;
+/// [`gfp_name`]'s `GFP_X|__GFP_ZERO` too.
 pub fn parse_gfp(s: &str) -> Option<u32> {
-    let (base, zero) = match s.strip_suffix("+zero").or_else(|| s.strip_suffix("+ZERO")) {
+    let zero = s
+        .strip_suffix("+zero")
+        .or_else(|| s.strip_suffix("+ZERO"))
+        .or_else(|| s.strip_suffix("|__GFP_ZERO"));
+    let (base, zero) = match zero {
         Some(b) => (b, uapi::MEMLAB_GFP_ZERO),
         None => (s, 0),
     };
@@ -221,6 +226,8 @@ mod tests {
                 Some(v | uapi::MEMLAB_GFP_ZERO)
             );
             assert_eq!(gfp_name(v), name);
+            let z = v | uapi::MEMLAB_GFP_ZERO;
+            assert_eq!(parse_gfp(&gfp_name(z)), Some(z));
         }
         assert_eq!(parse_gfp("dma32"), Some(uapi::MEMLAB_GFP_DMA32));
         assert_eq!(parse_gfp("GFP_BOGUS"), None);

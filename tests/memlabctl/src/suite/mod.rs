@@ -22,6 +22,7 @@ mod lifecycle;
 mod mirror;
 mod pagemap;
 mod replay;
+mod trace;
 mod workloads;
 
 use crate::dev::{uapi, Memlab, DEBUGFS};
@@ -40,6 +41,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     debugfs::cases(&mut s);
     mirror::cases(&mut s);
     pagemap::cases(&mut s);
+    trace::cases(&mut s);
     workloads::cases(&mut s);
     replay::cases(&mut s);
     hostile::cases(&mut s);
