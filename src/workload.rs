@@ -10,13 +10,12 @@
 //! random live objects; a sample is one call). Latencies are kept in a
 //! vector sized up front, then sorted for the median and 99th percentile.
 
-use crate::mirror::percpu::{Stack, MAG_BATCH, MAG_SIZE};
-use crate::mirror::Mirror;
+use crate::mirror::{KmemCache, Mirror};
 use crate::platform::clock::now_ns;
 use crate::real::{kmalloc::Kmalloc, kmem_cache, pages::Pages};
 use crate::request::{CacheFlags, Gfp};
 use crate::sizeclass::KMALLOC_MAX_SIZE;
-use crate::slab::{SlabCache, SlabFlags};
+use crate::slab::SlabFlags;
 use crate::uapi;
 use core::ptr::NonNull;
 use kernel::{bindings, prelude::*, sync::Arc};
@@ -98,45 +97,18 @@ impl ObjectAllocator for MirrorPages<'_> {
     }
 }
 
-/// A kmem_cache with a per-CPU-style object cache in front, as SLUB's
-/// per-CPU slab is: the workload owns the cache, so the object cache needs
-/// no lock of its own; refills and flushes take the mirror's lock once per
-/// batch, and flushed objects are checked by the slab.
-struct MirrorCache<'a> {
-    mirror: &'a Mirror,
-    cache: SlabCache,
-    objs: Stack<MAG_SIZE>,
-}
+/// A mirror kmem_cache, through its per-CPU sheaves as SLUB's are.
+struct MirrorCache<'a>(KmemCache<&'a Mirror>);
 
 impl ObjectAllocator for MirrorCache<'_> {
     type Obj = NonNull<u8>;
     fn alloc(&mut self, _size: usize, _order: u32) -> Result<NonNull<u8>> {
-        if let Some(p) = self.objs.pop() {
-            return Ok(p);
-        }
-        let m = self.mirror;
-        m.cache_refill(
-            &mut self.cache,
-            &mut self.objs,
-            MAG_BATCH,
-            Gfp::KERNEL,
-            None,
-        );
-        match self.objs.pop() {
-            Some(p) => Ok(p),
-            None => m.cache_alloc(&mut self.cache, Gfp::KERNEL, None),
-        }
+        self.0.alloc(Gfp::KERNEL)
     }
     fn free(&mut self, obj: NonNull<u8>) {
-        if self.objs.is_full() {
-            self.mirror
-                .cache_flush(&mut self.cache, &mut self.objs, MAG_BATCH);
-        }
-        if let Err(p) = self.objs.push(obj) {
-            // SAFETY: `p` came from this cache and the workload frees each
-            // object once; it is in no stack (the push was refused).
-            let _ = unsafe { self.mirror.cache_free(&mut self.cache, p) };
-        }
+        // SAFETY: `obj` came from this cache and the workload frees each
+        // object once.
+        let _ = unsafe { self.0.free(obj) };
     }
 }
 
@@ -288,18 +260,10 @@ pub(crate) fn run_workload(mirror: &Mirror, w: &mut uapi::MemlabWorkload) -> Res
         (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror), w),
         (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror), w),
         _ => {
-            let cache = SlabCache::new("memlab-workload", size, 0, SlabFlags::NONE, None)
-                .map_err(|_| EINVAL)?;
-            let mut a = MirrorCache {
-                mirror,
-                cache,
-                objs: Stack::EMPTY,
-            };
-            let r = run(&mut a, w);
-            // Every object was freed: the cached ones go back, then the
-            // slabs to the buddy.
-            mirror.cache_flush(&mut a.cache, &mut a.objs, MAG_SIZE);
-            mirror.cache_destroy(&mut a.cache)?;
+            // Dropping the cache gives its cached objects back and
+            // destroys it.
+            let cache = KmemCache::new(mirror, size, 0, SlabFlags::NONE, None)?;
+            let r = run(&mut MirrorCache(cache), w);
             r
         }
     }
