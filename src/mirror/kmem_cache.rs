@@ -170,10 +170,7 @@ impl<M: Deref<Target = Mirror>> Drop for KmemCache<M> {
                 flush(m, &self.slab, sheaf);
             }
         }
-        while let Some(mut full) = self.barn.lock().take_full() {
-            flush(m, &self.slab, &mut full);
-            self.barn.lock().put_empty(full);
-        }
+        Barn::flush_all(&self.barn, |sheaf| flush(m, &self.slab, sheaf));
         let mut slab = self.slab.lock();
         let r = m.with_src(Gfp::KERNEL, |_, src| slab.destroy(src));
         drop(slab);

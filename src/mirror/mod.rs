@@ -276,10 +276,7 @@ impl Mirror {
             }
         }
         for barn in self.barns.iter() {
-            while let Some(mut full) = barn.lock().take_full() {
-                self.flush_objs(&mut full);
-                barn.lock().put_empty(full);
-            }
+            Barn::flush_all(barn, |sheaf| self.flush_objs(sheaf));
         }
         for gfp in [Gfp::KERNEL, Gfp::new(GfpSel::Dma, false)] {
             // Shrinking only frees empty slabs; there is nothing to refuse.

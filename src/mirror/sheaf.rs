@@ -173,16 +173,17 @@ impl Barn {
         true
     }
 
-    /// Takes one full sheaf out, to be emptied and handed back with
-    /// [`Barn::put_empty`].
-    pub(crate) fn take_full(&mut self) -> Option<Sheaf> {
-        self.full.pop()
-    }
-
-    /// Takes back an emptied sheaf.
-    pub(crate) fn put_empty(&mut self, s: Sheaf) {
-        // Room is certain (it left as a full one); else it is freed.
-        let _ = self.empty.push_within_capacity(s);
+    /// Empties every full sheaf of `barn` with `flush`, which runs without
+    /// the barn's lock (it takes the slab's).
+    pub(crate) fn flush_all(barn: &SpinLock<Barn>, mut flush: impl FnMut(&mut Sheaf)) {
+        loop {
+            // The guard is dropped at the end of this statement.
+            let full = barn.lock().full.pop();
+            let Some(mut sheaf) = full else { return };
+            flush(&mut sheaf);
+            // Room is certain (it left as a full one); else it is freed.
+            let _ = barn.lock().empty.push_within_capacity(sheaf);
+        }
     }
 
     /// Objects in full sheaves.
