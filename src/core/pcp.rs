@@ -85,3 +85,13 @@ pub fn pcp_alloc_count(batch: u64, high: u64, held: u64, factor: u32, order: u32
     }
     (n, grow)
 }
+
+/// `nr_pcp_free`: pages to give back once a CPU's lists reach `high`:
+/// as many as were freed in a row (`free_count`), but at least `batch` and
+/// never so many that fewer than `batch` stay.
+pub fn pcp_free_count(batch: u64, high: u64, free_count: u64) -> u64 {
+    if high < batch {
+        return 1;
+    }
+    free_count.clamp(batch, high.saturating_sub(batch).max(batch))
+}

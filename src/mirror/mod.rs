@@ -256,6 +256,7 @@ impl Mirror {
                 }
                 pcp.count = 0;
                 pcp.alloc_factor = 0;
+                pcp.free_count = 0;
             }
             refused
         });

@@ -9,8 +9,8 @@
 use super::percpu::{bump, CpuCache, Pcp, NR_PCP_ORDERS};
 use super::zone::{zone_of, zonelist, MirrorState, ZonedPages};
 use super::{Mirror, TAG_MIRROR_PAGES};
-use crate::pcp::pcp_alloc_count;
-use crate::request::{Gfp, Zone};
+use crate::pcp::{pcp_alloc_count, pcp_free_count};
+use crate::request::Gfp;
 use crate::slab::PageSource;
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -27,6 +27,8 @@ impl Mirror {
                 let pcp = stock.pcp.get_mut(z.index())?;
                 let p = pcp.lists.get_mut(order as usize)?.pop()?;
                 pcp.count = pcp.count.wrapping_sub(1 << order);
+                // An allocation breaks a run of frees.
+                pcp.free_count >>= 1;
                 bump(&mut counters.pcp_hit);
                 Some(p)
             });
@@ -61,7 +63,9 @@ impl Mirror {
                 lists,
                 count,
                 alloc_factor,
+                free_count,
             } = pcp;
+            *free_count >>= 1;
             let list = lists.get_mut(order as usize)?;
             if list.is_empty() {
                 let (n, grow) =
@@ -111,11 +115,13 @@ impl Mirror {
                 }
                 bump(&mut counters.pcp_free);
                 pcp.count += 1 << order;
+                pcp.free_count = pcp.free_count.wrapping_add(1 << order);
                 // A free ends a run of allocations: refills shrink again.
                 pcp.alloc_factor >>= 1;
                 if pcp.count >= params.high {
                     bump(&mut counters.pcp_flush);
-                    self.pcp_flush(pcp, z, params.batch);
+                    let n = pcp_free_count(params.batch, params.high, pcp.free_count);
+                    self.pcp_flush(pcp, n);
                 }
                 true
             });
@@ -129,14 +135,12 @@ impl Mirror {
         .map_err(|_| EINVAL)
     }
 
-    /// `free_pcppages_bulk`: gives the lists of `pcp` back to zone `z`'s
-    /// buddy, highest order first, until `batch` pages below its high mark
-    /// are left (at least `batch` pages go), under one lock.
+    /// `free_pcppages_bulk`: gives at least `n` pages of the lists of
+    /// `pcp` back to their zone's buddy, highest order first, under one lock.
     #[cold]
     #[inline(never)]
-    fn pcp_flush(&self, pcp: &mut Pcp, z: Zone, batch: u64) {
-        let high = self.pcp.get(z.index()).map_or(0, |p| p.high);
-        let target = high.saturating_sub(batch).min(pcp.count.saturating_sub(batch));
+    fn pcp_flush(&self, pcp: &mut Pcp, n: u64) {
+        let target = pcp.count.saturating_sub(n);
         let refused = self.with_src(Gfp::KERNEL, |_, src| {
             let mut refused = 0;
             for (order, list) in (0..NR_PCP_ORDERS as u32).zip(pcp.lists.iter_mut()).rev() {

@@ -63,6 +63,8 @@ pub(crate) struct Pcp {
     pub(crate) count: u64,
     /// How many times the next order-0 refill doubles (`pcp->alloc_factor`).
     pub(crate) alloc_factor: u32,
+    /// Pages freed in a row (`pcp->free_count`): sizes the next flush.
+    pub(crate) free_count: u64,
 }
 
 // SAFETY: the addresses name mirror memory these lists own while they are
@@ -90,6 +92,7 @@ impl Stock {
                 lists: [const { KVec::new() }; NR_PCP_ORDERS],
                 count: 0,
                 alloc_factor: 0,
+                free_count: 0,
             }
         }; NR_MIRROR_ZONES];
         for (p, params) in pcp.iter_mut().zip(params) {

@@ -4,7 +4,7 @@
 //! kernel's own numbers.
 
 use memlab_core::pcp::{
-    pcp_alloc_count, sheaf_capacity, zone_batchsize, zone_highsize, PCP_BATCH_SCALE_MAX,
+    pcp_alloc_count, pcp_free_count, sheaf_capacity, zone_batchsize, zone_highsize, PCP_BATCH_SCALE_MAX,
     SHEAF_HEADER_BYTES, SHEAF_MAX_CAPACITY,
 };
 use memlab_core::sizeclass::{kmalloc_size_roundup, SizeClass};
@@ -87,4 +87,15 @@ fn refills_grow_and_stop_at_high() {
     assert_eq!(pcp_alloc_count(1, 35, 0, 0, 3).0, 1);
     // A list whose high is below its batch is not a cache.
     assert_eq!(pcp_alloc_count(31, 10, 0, 0, 0), (1, false));
+}
+
+/// `nr_pcp_free`: a run of frees gives back as many pages as it freed,
+/// between one batch and high minus a batch.
+#[test]
+fn frees_grow_with_the_run() {
+    assert_eq!(pcp_free_count(7, 200, 0), 7);
+    assert_eq!(pcp_free_count(7, 200, 50), 50);
+    assert_eq!(pcp_free_count(7, 200, 5000), 193);
+    assert_eq!(pcp_free_count(1, 35, 100), 34);
+    assert_eq!(pcp_free_count(31, 10, 100), 1);
 }
