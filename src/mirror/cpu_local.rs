@@ -178,7 +178,8 @@ impl<T> PerCpu<T> {
         loop {
             // SAFETY: `visit_on_cpu::<T>` matches `arg`, which lives across
             // the call (`wait` = 1 returns after it ran).
-            let r = unsafe { bindings::smp_call_function_single(id, Some(visit_on_cpu::<T>), arg, 1) };
+            let r =
+                unsafe { bindings::smp_call_function_single(id, Some(visit_on_cpu::<T>), arg, 1) };
             if r != 0 {
                 // Offline, and kept so by `_hotplug`: no task runs on that
                 // CPU, so nothing else reaches its slot.

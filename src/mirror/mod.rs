@@ -66,13 +66,13 @@ use crate::request::{Gfp, GfpSel, Zone};
 use crate::sizeclass::{Kmalloc, NR_KMALLOC_CLASSES};
 use crate::slab::{OwnerTag, PageSource};
 use cpu_local::PerCpu;
-pub(crate) use kmem_cache::KmemCache;
 use kernel::{
     cpu::nr_cpu_ids,
     new_mutex, new_spinlock,
     prelude::*,
     sync::{Arc, Mutex, SpinLock},
 };
+pub(crate) use kmem_cache::KmemCache;
 use percpu::{Counters, CpuCache, PcpParams, Stock};
 use pool::Pool;
 use sheaf::{Barn, Sheaf};

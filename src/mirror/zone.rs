@@ -123,7 +123,9 @@ impl<'a> ZonedPages<'a> {
         };
         let above = buddy.free_pages().saturating_sub(reserve) >> order;
         let room = out.capacity() - out.len();
-        let n = n.min(room).min(usize::try_from(above).unwrap_or(usize::MAX));
+        let n = n
+            .min(room)
+            .min(usize::try_from(above).unwrap_or(usize::MAX));
         // SAFETY: see the `PageSource` impl's safety comment.
         let mut src = unsafe { BuddyPages::new(buddy, direct_map()) };
         let mut got = 0;

@@ -4,8 +4,8 @@
 //! kernel's own numbers.
 
 use memlab_core::pcp::{
-    pcp_alloc_count, pcp_free_count, sheaf_capacity, zone_batchsize, zone_highsize, PCP_BATCH_SCALE_MAX,
-    SHEAF_HEADER_BYTES, SHEAF_MAX_CAPACITY,
+    pcp_alloc_count, pcp_free_count, sheaf_capacity, zone_batchsize, zone_highsize,
+    PCP_BATCH_SCALE_MAX, SHEAF_HEADER_BYTES, SHEAF_MAX_CAPACITY,
 };
 use memlab_core::sizeclass::{kmalloc_size_roundup, SizeClass};
 
@@ -20,7 +20,12 @@ fn sheaf_capacity_of_every_kmalloc_class() {
             s if s < 4096 => 12,
             _ => 4,
         };
-        assert_eq!(sheaf_capacity(class.size()), want, "kmalloc-{}", class.size());
+        assert_eq!(
+            sheaf_capacity(class.size()),
+            want,
+            "kmalloc-{}",
+            class.size()
+        );
     }
     assert_eq!(sheaf_capacity(8), SHEAF_MAX_CAPACITY);
 }
@@ -30,7 +35,11 @@ fn sheaf_capacity_of_every_kmalloc_class() {
 fn a_sheaf_fills_its_kmalloc_bucket() {
     for size in [8, 64, 255, 256, 1000, 1024, 4095, 4096, 8192] {
         let bytes = SHEAF_HEADER_BYTES + 8 * sheaf_capacity(size);
-        assert_eq!(kmalloc_size_roundup(bytes), Some(bytes), "object size {size}");
+        assert_eq!(
+            kmalloc_size_roundup(bytes),
+            Some(bytes),
+            "object size {size}"
+        );
     }
 }
 
