@@ -5,7 +5,7 @@
 //! in mm/slub.c, 7.2) and the page allocator's per-CPU list batch and high
 //! mark (`zone_batchsize`, `zone_highsize` in mm/page_alloc.c).
 
-use crate::sizeclass::kmalloc_size_roundup;
+use crate::sizeclass::{kmalloc_size_roundup, KMALLOC_MAX_CACHE_SIZE};
 
 /// `struct slab_sheaf` without its objects: a 16-byte union (rcu_head or
 /// list_head), the cache pointer, `size` and `node`.
@@ -94,4 +94,29 @@ pub fn pcp_free_count(batch: u64, high: u64, free_count: u64) -> u64 {
         return 1;
     }
     free_count.clamp(batch, high.saturating_sub(batch).max(batch))
+}
+
+/// kmalloc class index per 8 bytes up to 192 (`size_index` in
+/// mm/slab_common.c): 96 and 192 are not powers of two.
+const SIZE_INDEX: [u8; 25] = [
+    0, 0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6,
+];
+
+/// The position in `SizeClass::ALL` of the class serving `size`, as the
+/// kernel's `kmalloc_index` finds it without a search: a table up to 192
+/// bytes, the rounded-up log2 above; `None` for 0 and above
+/// `KMALLOC_MAX_CACHE_SIZE`.
+#[inline(always)]
+pub fn kmalloc_index(size: usize) -> Option<usize> {
+    if size <= 192 {
+        if size == 0 {
+            return None;
+        }
+        return SIZE_INDEX.get(size.div_ceil(8)).map(|&i| i as usize);
+    }
+    if size > KMALLOC_MAX_CACHE_SIZE {
+        return None;
+    }
+    // 193..=256 -> 7 (kmalloc-256), 257..=512 -> 8, ...
+    Some((usize::BITS - (size - 1).leading_zeros()) as usize - 1)
 }

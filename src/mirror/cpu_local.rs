@@ -107,7 +107,7 @@ struct Slot<T> {
 
 /// A `T` per possible CPU.
 pub(crate) struct PerCpu<T> {
-    slots: KVec<KBox<Slot<T>>>,
+    slots: KVec<Slot<T>>,
 }
 
 // SAFETY: a slot's data is only reached as the module docs say: on its own
@@ -126,7 +126,7 @@ impl<T> PerCpu<T> {
                 busy: UnsafeCell::new(false),
                 data: UnsafeCell::new(init()?),
             };
-            slots.push(KBox::new(slot, GFP_KERNEL)?, GFP_KERNEL)?;
+            slots.push(slot, GFP_KERNEL)?;
         }
         Ok(PerCpu { slots })
     }

@@ -11,6 +11,7 @@ use super::percpu::{bump, CpuCache};
 use super::sheaf::{Sheaf, Slow};
 use super::zone::zonelist;
 use super::Mirror;
+use crate::pcp::kmalloc_index;
 use crate::request::{Gfp, GfpSel, Zone};
 use crate::sizeclass::{SizeClass, KMALLOC_MAX_SIZE};
 use core::ptr::NonNull;
@@ -28,10 +29,10 @@ impl Mirror {
     /// no lock and no atomic, else [`Mirror::kmalloc_slow`].
     #[inline]
     pub(crate) fn kmalloc(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>> {
-        if let (Some(class), true) = (SizeClass::for_size(size), cpu_cacheable(gfp)) {
+        if let (Some(class), true) = (kmalloc_index(size), cpu_cacheable(gfp)) {
             let hit = self.cpus.local(|cc| {
                 let CpuCache { stock, counters } = cc;
-                let p = stock.objs.get_mut(class.index())?.alloc()?;
+                let p = stock.objs.get_mut(class)?.alloc()?;
                 bump(&mut counters.obj_hit);
                 Some(p)
             });
@@ -104,10 +105,10 @@ impl Mirror {
     /// function does not try.
     #[inline]
     pub(crate) unsafe fn kfree(&self, ptr: NonNull<u8>, size: usize, gfp: Gfp) -> Result {
-        if let (Some(class), true) = (SizeClass::for_size(size), cpu_cacheable(gfp)) {
+        if let (Some(class), true) = (kmalloc_index(size), cpu_cacheable(gfp)) {
             let parked = self.cpus.local(|cc| {
                 let CpuCache { stock, counters } = cc;
-                let Some(sheaves) = stock.objs.get_mut(class.index()) else {
+                let Some(sheaves) = stock.objs.get_mut(class) else {
                     return false;
                 };
                 bump(&mut counters.obj_free);
@@ -131,10 +132,10 @@ impl Mirror {
         &self,
         sheaves: &mut super::sheaf::Sheaves,
         counters: &mut super::percpu::Counters,
-        class: SizeClass,
+        class: usize,
         p: NonNull<u8>,
     ) -> bool {
-        let Some(barn) = self.barns.get(class.index()) else {
+        let Some(barn) = self.barns.get(class) else {
             return false;
         };
         let (r, how) = sheaves.make_room(barn, p, |sheaf| self.flush_objs(sheaf));

@@ -74,7 +74,7 @@ unsafe impl Send for Pcp {}
 /// Everything a CPU holds; a drain swaps it whole for an empty one.
 pub(crate) struct Stock {
     /// kmalloc sheaves per size class.
-    pub(crate) objs: KVec<Sheaves>,
+    pub(crate) objs: [Sheaves; NR_KMALLOC_CLASSES],
     /// Page lists per zone (`MEMLAB_ZONE_*`).
     pub(crate) pcp: [Pcp; NR_MIRROR_ZONES],
 }
@@ -83,9 +83,9 @@ impl Stock {
     /// An empty stock: sheaves of SLUB's capacity per class, lists sized
     /// by `params`.
     pub(crate) fn new(params: &[PcpParams; NR_MIRROR_ZONES]) -> Result<Self> {
-        let mut objs = KVec::with_capacity(NR_KMALLOC_CLASSES, GFP_KERNEL)?;
-        for class in SizeClass::ALL {
-            objs.push(Sheaves::new(sheaf_capacity(class.size()))?, GFP_KERNEL)?;
+        let mut objs = [const { Sheaves::EMPTY }; NR_KMALLOC_CLASSES];
+        for (s, class) in objs.iter_mut().zip(SizeClass::ALL) {
+            s.reserve(sheaf_capacity(class.size()))?;
         }
         let mut pcp = [const {
             Pcp {

@@ -42,13 +42,26 @@ pub(crate) struct Sheaves {
 }
 
 impl Sheaves {
+    /// No sheaves yet (capacity 0); see [`Sheaves::reserve`].
+    pub(crate) const EMPTY: Self = Sheaves {
+        main: KVec::new(),
+        spare: KVec::new(),
+        cap: 0,
+    };
+
     /// Two empty sheaves of `cap` objects.
     pub(crate) fn new(cap: usize) -> Result<Self> {
-        Ok(Sheaves {
-            main: new_sheaf(cap)?,
-            spare: new_sheaf(cap)?,
-            cap,
-        })
+        let mut s = Self::EMPTY;
+        s.reserve(cap)?;
+        Ok(s)
+    }
+
+    /// Makes both (empty) sheaves hold `cap` objects.
+    pub(crate) fn reserve(&mut self, cap: usize) -> Result {
+        self.main.reserve(cap, GFP_KERNEL)?;
+        self.spare.reserve(cap, GFP_KERNEL)?;
+        self.cap = cap;
+        Ok(())
     }
 
     /// An object from the main sheaf, or from the spare one swapped in.

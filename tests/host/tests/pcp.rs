@@ -4,10 +4,10 @@
 //! kernel's own numbers.
 
 use memlab_core::pcp::{
-    pcp_alloc_count, pcp_free_count, sheaf_capacity, zone_batchsize, zone_highsize,
+    kmalloc_index, pcp_alloc_count, pcp_free_count, sheaf_capacity, zone_batchsize, zone_highsize,
     PCP_BATCH_SCALE_MAX, SHEAF_HEADER_BYTES, SHEAF_MAX_CAPACITY,
 };
-use memlab_core::sizeclass::{kmalloc_size_roundup, SizeClass};
+use memlab_core::sizeclass::{kmalloc_size_roundup, SizeClass, KMALLOC_MAX_CACHE_SIZE};
 
 /// `/sys/kernel/slab/kmalloc-*/sheaf_capacity` on a 7.2 kernel without
 /// slab debugging: 60 below 256 B, 28 to 1 KiB, 12 to 4 KiB, then 4.
@@ -107,4 +107,18 @@ fn frees_grow_with_the_run() {
     assert_eq!(pcp_free_count(7, 200, 5000), 193);
     assert_eq!(pcp_free_count(1, 35, 100), 34);
     assert_eq!(pcp_free_count(31, 10, 100), 1);
+}
+
+/// The table-and-log2 lookup finds the same class as the search, for every
+/// size up to one past the largest class.
+#[test]
+fn kmalloc_index_agrees_with_the_size_classes() {
+    for size in 0..=KMALLOC_MAX_CACHE_SIZE + 4096 {
+        assert_eq!(
+            kmalloc_index(size),
+            SizeClass::for_size(size).map(SizeClass::index),
+            "size {size}"
+        );
+    }
+    assert_eq!(kmalloc_index(usize::MAX), None);
 }
