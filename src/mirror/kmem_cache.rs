@@ -166,7 +166,7 @@ impl<M: Deref<Target = Mirror>> Drop for KmemCache<M> {
         let m = &*self.mirror;
         // `&mut self`: no CPU is in a section of this cache.
         for s in self.cpus.get_mut() {
-            for sheaf in s.both() {
+            for sheaf in s.both().into_iter().filter(|s| !s.is_empty()) {
                 flush(m, &self.slab, sheaf);
             }
         }
