@@ -11,7 +11,8 @@
 //! # Layout
 //!
 //! ```text
-//! chardev, debugfs, workload      the user-facing side
+//! chardev, debugfs, workload,     the user-facing side
+//!   replay
 //!   -> backend, request           one request type, one seam
 //!     -> real/, mirror/           the two backends
 //!       -> platform/              phys facts, clock, DMA devices, vmap
@@ -75,6 +76,8 @@ mod mirror;
 mod platform;
 #[path = "src/real/mod.rs"]
 mod real;
+#[path = "src/replay.rs"]
+mod replay;
 #[path = "src/request/mod.rs"]
 pub mod request;
 #[path = "src/uapi.rs"]

@@ -16,5 +16,9 @@ main() {
 		sed -n '/^memlab bench:/,/^MEMLAB-EXIT/p'
 	local rc=${PIPESTATUS[0]}
 	[ "$rc" = 0 ] || die "VM benchmark failed (status $rc; console: $MEMLAB_OUT/console-bench-bench.log)"
+	# Pictures of the data the VM left in out/bench (host-only tool).
+	say "plots: $MEMLAB_OUT/bench -> $MEMLAB_OUT/*.png, *.svg"
+	cargo run --quiet --locked --release -p memplot -- "$MEMLAB_OUT/bench" --out "$MEMLAB_OUT" ||
+		die "memplot failed (see its messages above)"
 }
 main "$@"

@@ -11,6 +11,7 @@
 //!   family, backend or GFP selector, zero size, order above
 //!   MAX_PAGE_ORDER, a bad alignment, a slab family with GFP_DMA32 or
 //!   GFP_HIGHUSER), an unknown exercise or handle: EINVAL;
+//! - a bad REPLAY buffer: see `crate::replay` (EINVAL, E2BIG);
 //! - a request that would take the file past `max_pinned_mb`, all files
 //!   together past `max_pinned_total_mb` (`crate::budget`), or the file past
 //!   [`MAX_HANDLES`] live handles: E2BIG;
@@ -121,6 +122,20 @@ struct Handles {
     pinned: usize,
 }
 
+/// Bytes a run holds against its file's cap and the budget; given back
+/// when dropped.
+struct Reserved<'a> {
+    file: &'a MemlabFile,
+    bytes: usize,
+    _charge: Charge,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.file.handles.lock().pinned -= self.bytes;
+    }
+}
+
 /// State of one open file of `/dev/memlab`.
 #[pin_data]
 pub(crate) struct MemlabFile {
@@ -220,6 +235,24 @@ impl MemlabFile {
         Ok(())
     }
 
+    /// Reserves `bytes` against this file's cap and the module-wide budget
+    /// for a run (a workload, a replay) that frees all it holds before it
+    /// returns, so handles allocated meanwhile on this file still see the
+    /// cap. E2BIG past either.
+    fn reserve(&self, bytes: usize) -> Result<Reserved<'_>> {
+        let mut h = self.handles.lock();
+        if bytes > self.max_pinned.saturating_sub(h.pinned) {
+            return Err(E2BIG);
+        }
+        let charge = self.budget.charge(bytes)?;
+        h.pinned += bytes;
+        Ok(Reserved {
+            file: self,
+            bytes,
+            _charge: charge,
+        })
+    }
+
     fn inspect(&self, handle: u32) -> Result<uapi::MemlabBlockInfo> {
         let h = self.handles.lock();
         let i = Self::slot_of(&h, handle)?;
@@ -301,21 +334,16 @@ impl MiscDevice for MemlabFile {
                 if q.ops != 0 || q.failed != 0 || q.median_ns != 0 || q.p99_ns != 0 {
                     return Err(EINVAL);
                 }
-                // Reserve what the workload may hold for the whole run, so
-                // handles allocated meanwhile on this file still see the cap.
-                let need = crate::workload::charge(&q)?;
-                let _charge = {
-                    let mut h = me.handles.lock();
-                    if need > me.max_pinned.saturating_sub(h.pinned) {
-                        return Err(E2BIG);
-                    }
-                    let c = me.budget.charge(need)?;
-                    h.pinned += need;
-                    c
-                };
-                let r = crate::workload::run_workload(&me.mirror, &mut q);
-                me.handles.lock().pinned -= need;
-                r?;
+                // Reserve what the workload may hold for the whole run.
+                let _reserved = me.reserve(crate::workload::charge(&q)?)?;
+                crate::workload::run_workload(&me.mirror, &mut q)?;
+                w.write(&q)?;
+            }
+            uapi::MEMLAB_IOC_REPLAY => {
+                let size = core::mem::size_of::<uapi::MemlabReplay>();
+                let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
+                let mut q: uapi::MemlabReplay = r.read()?;
+                crate::replay::replay(&me.mirror, &mut q, |bytes| me.reserve(bytes))?;
                 w.write(&q)?;
             }
             _ => return Err(ENOTTY),

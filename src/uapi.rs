@@ -11,7 +11,7 @@
 //! changes meaning. User space checks it with [`MEMLAB_IOC_VERSION`] first.
 
 /// ABI version reported by [`MEMLAB_IOC_VERSION`].
-pub const MEMLAB_ABI_VERSION: u32 = 2;
+pub const MEMLAB_ABI_VERSION: u32 = 3;
 
 /// The ioctl "type" byte of every memlab command.
 pub const MEMLAB_IOC_MAGIC: u32 = 0xB7;
@@ -286,4 +286,128 @@ pub const MEMLAB_IOC_WORKLOAD: u32 = ioc(
     IOC_READ | IOC_WRITE,
     0x05,
     core::mem::size_of::<MemlabWorkload>(),
+);
+
+/// Replay op: allocate and file under `id`.
+pub const MEMLAB_REPLAY_ALLOC: u32 = 0;
+/// Replay op: free what `id` holds.
+pub const MEMLAB_REPLAY_FREE: u32 = 1;
+/// Most steps one replay may take (E2BIG above).
+pub const MEMLAB_REPLAY_MAX_STEPS: u32 = 1 << 20;
+/// Ids are `0..MEMLAB_REPLAY_MAX_IDS` (EINVAL otherwise): the kernel keeps a
+/// table of that many slots at most, sized by the largest id used.
+pub const MEMLAB_REPLAY_MAX_IDS: u32 = 1 << 16;
+/// Most distinct kmem_cache object sizes in one replay (E2BIG above): one
+/// cache is created per size for the run.
+pub const MEMLAB_REPLAY_MAX_CACHES: u32 = 16;
+/// Free-block orders in a fragmentation sample (0..=MAX_PAGE_ORDER).
+pub const MEMLAB_NR_ORDERS: usize = 11;
+/// Fixed-point scale of the unusable indexes of [`MemlabReplay`] and
+/// [`MemlabFragSample`]: parts per million (1_000_000 = all free memory is
+/// unusable for the order), mm/vmstat.c's `unusable_free_index()` with
+/// 10^6 in place of its 1000.
+pub const MEMLAB_UNUSABLE_SCALE: u32 = 1_000_000;
+
+/// One step of a replay, in the user buffer [`MemlabReplay::steps`] points
+/// at: the binary twin of a text trace line `a ID FAMILY ARG [gfp=G]` or
+/// `f ID`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemlabReplayStep {
+    /// `MEMLAB_REPLAY_ALLOC` or `MEMLAB_REPLAY_FREE`.
+    pub op: u32,
+    /// Alloc: `MEMLAB_FAMILY_KMALLOC`, `_PAGES` or `_KMEM_CACHE` (one cache
+    /// per distinct size); free: 0.
+    pub family: u32,
+    /// Alloc: a `MEMLAB_GFP_*` selector (no modifier bits); free: 0.
+    pub gfp: u32,
+    /// The object's name, `0..MEMLAB_REPLAY_MAX_IDS`: an alloc needs it
+    /// free, a free needs it live.
+    pub id: u32,
+    /// Alloc: bytes (kmalloc, kmem_cache), or the order (pages); free: 0.
+    pub arg: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<MemlabReplayStep>() == 24);
+
+/// One fragmentation sample of a replay, taken before the first step and
+/// after every `sample_every`-th step, of the zone [`MemlabReplay::zone`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemlabFragSample {
+    /// Steps done when it was taken.
+    pub step: u64,
+    /// Unusable free index at order 3, in [`MEMLAB_UNUSABLE_SCALE`] units.
+    pub unusable_3: u32,
+    /// Unusable free index at order 9, same units.
+    pub unusable_9: u32,
+    /// Free blocks per order 0..=10 (the zone's buddyinfo line).
+    pub free_blocks: [u64; MEMLAB_NR_ORDERS],
+}
+
+const _: () = assert!(core::mem::size_of::<MemlabFragSample>() == 104);
+
+/// Argument of [`MEMLAB_IOC_REPLAY`]: a batch of steps replayed in the
+/// kernel on one backend, timing only the allocator calls. Everything it
+/// allocated is freed before it returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemlabReplay {
+    /// In: user address of the `struct memlab_replay_step` array.
+    pub steps: u64,
+    /// In: its length in bytes, a non-zero multiple of the step size.
+    pub steps_len: u64,
+    /// In: user address of a `struct memlab_frag_sample` array, or 0.
+    pub samples: u64,
+    /// In: its length in bytes; room for `steps / sample_every + 1` samples.
+    pub samples_len: u64,
+    /// In: `MEMLAB_BACKEND_*`.
+    pub backend: u32,
+    /// In: sample every this many steps (0: no samples).
+    pub sample_every: u32,
+    /// In: `MEMLAB_ZONE_*` the unusable indexes and samples describe.
+    pub zone: u32,
+    /// Out: samples written.
+    pub nr_samples: u32,
+    /// Out: steps replayed.
+    pub steps_done: u64,
+    /// Out: allocations that succeeded.
+    pub allocs: u64,
+    /// Out: frees (of objects whose allocation succeeded).
+    pub frees: u64,
+    /// Out: allocations that failed (ENOMEM); a later free of the id is
+    /// skipped.
+    pub failed: u64,
+    /// Out: median latency of an allocation call, ns.
+    pub alloc_median_ns: u64,
+    /// Out: 99th percentile of the same.
+    pub alloc_p99_ns: u64,
+    /// Out: median latency of a free call, ns.
+    pub free_median_ns: u64,
+    /// Out: 99th percentile of the same.
+    pub free_p99_ns: u64,
+    /// Out: unusable index at order 3 after the last step.
+    pub unusable_3: u32,
+    /// Out: unusable index at order 9 after the last step.
+    pub unusable_9: u32,
+    /// Out: after the last step, bytes requested by the live slab objects.
+    pub live_bytes: u64,
+    /// Out: after the last step, the sum over live slab objects of usable
+    /// (ksize) minus requested bytes: internal waste, on both backends.
+    pub ksize_waste: u64,
+    /// Out, mirror only: bytes in the slabs of the mirror's kmalloc caches
+    /// and of the run's kmem_caches after the last step (0 on real: SLUB
+    /// keeps its slab counts private). Slab waste = this minus live bytes.
+    pub slab_bytes: u64,
+    /// Out: the bytes charged against the pin caps for the run.
+    pub charged: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<MemlabReplay>() == 152);
+
+/// `_IOWR(0xB7, 0x06, struct memlab_replay)`: replay steps in the kernel.
+pub const MEMLAB_IOC_REPLAY: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    0x06,
+    core::mem::size_of::<MemlabReplay>(),
 );

@@ -12,7 +12,7 @@
 
 use crate::mirror::{KmemCache, Mirror};
 use crate::platform::clock::now_ns;
-use crate::real::{kmalloc::Kmalloc, kmem_cache, pages::Pages};
+use crate::real::{gfp::GfpFlags, kmalloc::Kmalloc, kmem_cache, pages::Pages};
 use crate::request::{CacheFlags, Gfp};
 use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::slab::SlabFlags;
@@ -20,75 +20,96 @@ use crate::uapi;
 use core::ptr::NonNull;
 use kernel::{bindings, prelude::*, sync::Arc};
 
-/// One allocator family on one backend, as the workloads see it.
+/// One allocator family on one backend, as the workloads and the
+/// in-kernel replay (`src/replay.rs`) see it.
 pub(crate) trait ObjectAllocator {
     /// A live allocation.
     type Obj;
-    /// Allocates `size` bytes, or `1 << order` pages for the pages family.
-    fn alloc(&mut self, size: usize, order: u32) -> Result<Self::Obj>;
+    /// Allocates `size` bytes, or `1 << order` pages for the pages family,
+    /// with `gfp` (quietly: a failed allocation is a figure, not a splat).
+    fn alloc(&mut self, size: usize, order: u32, gfp: Gfp) -> Result<Self::Obj>;
     /// Frees `obj`.
     fn free(&mut self, obj: Self::Obj);
+    /// Bytes `obj`, asked for as `size`, may use (ksize for kmalloc).
+    fn usable(&self, _obj: &Self::Obj, size: usize) -> usize {
+        size
+    }
 }
 
-/// GFP_KERNEL, quietly: a failed allocation is a figure, not a splat.
-const REAL_GFP: bindings::gfp_t = bindings::GFP_KERNEL | bindings::__GFP_NOWARN;
-
-struct RealKmalloc;
+pub(crate) struct RealKmalloc;
 
 impl ObjectAllocator for RealKmalloc {
     type Obj = Kmalloc;
-    fn alloc(&mut self, size: usize, _order: u32) -> Result<Kmalloc> {
-        Kmalloc::new(size, REAL_GFP)
+    fn alloc(&mut self, size: usize, _order: u32, gfp: Gfp) -> Result<Kmalloc> {
+        Kmalloc::new(size, gfp.flags())
     }
     fn free(&mut self, obj: Kmalloc) {
         drop(obj);
     }
+    fn usable(&self, obj: &Kmalloc, _size: usize) -> usize {
+        obj.ksize()
+    }
 }
 
-struct RealPages;
+pub(crate) struct RealPages;
 
 impl ObjectAllocator for RealPages {
     type Obj = Pages;
-    fn alloc(&mut self, _size: usize, order: u32) -> Result<Pages> {
-        Pages::new(order, REAL_GFP)
+    fn alloc(&mut self, _size: usize, order: u32, gfp: Gfp) -> Result<Pages> {
+        Pages::new(order, gfp.flags())
     }
     fn free(&mut self, obj: Pages) {
         drop(obj);
     }
 }
 
-struct RealCache(Arc<kmem_cache::Cache>);
+pub(crate) struct RealCache(Arc<kmem_cache::Cache>);
+
+impl RealCache {
+    /// A cache of `size`-byte objects for one run.
+    pub(crate) fn new(size: usize) -> Result<Self> {
+        Ok(RealCache(kmem_cache::Cache::new(
+            size,
+            0,
+            CacheFlags::default(),
+            false,
+        )?))
+    }
+}
 
 impl ObjectAllocator for RealCache {
     type Obj = kmem_cache::Object;
-    fn alloc(&mut self, _size: usize, _order: u32) -> Result<kmem_cache::Object> {
-        kmem_cache::Object::new(&self.0, REAL_GFP)
+    fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<kmem_cache::Object> {
+        kmem_cache::Object::new(&self.0, gfp.flags())
     }
     fn free(&mut self, obj: kmem_cache::Object) {
         drop(obj);
     }
 }
 
-struct MirrorKmalloc<'a>(&'a Mirror);
+pub(crate) struct MirrorKmalloc<'a>(pub(crate) &'a Mirror);
 
 impl ObjectAllocator for MirrorKmalloc<'_> {
-    type Obj = (NonNull<u8>, usize);
-    fn alloc(&mut self, size: usize, _order: u32) -> Result<(NonNull<u8>, usize)> {
-        Ok((self.0.kmalloc(size, Gfp::KERNEL)?, size))
+    type Obj = (NonNull<u8>, usize, Gfp);
+    fn alloc(&mut self, size: usize, _order: u32, gfp: Gfp) -> Result<(NonNull<u8>, usize, Gfp)> {
+        Ok((self.0.kmalloc(size, gfp)?, size, gfp))
     }
-    fn free(&mut self, (ptr, size): (NonNull<u8>, usize)) {
-        // SAFETY: `ptr` came from `kmalloc(size)` above and is freed once:
-        // the workload gives each object back exactly once.
-        let _ = unsafe { self.0.kfree(ptr, size, Gfp::KERNEL) };
+    fn free(&mut self, (ptr, size, gfp): (NonNull<u8>, usize, Gfp)) {
+        // SAFETY: `ptr` came from `kmalloc(size, gfp)` above and is freed
+        // once: the workload gives each object back exactly once.
+        let _ = unsafe { self.0.kfree(ptr, size, gfp) };
+    }
+    fn usable(&self, obj: &(NonNull<u8>, usize, Gfp), size: usize) -> usize {
+        self.0.ksize(obj.0).unwrap_or(size)
     }
 }
 
-struct MirrorPages<'a>(&'a Mirror);
+pub(crate) struct MirrorPages<'a>(pub(crate) &'a Mirror);
 
 impl ObjectAllocator for MirrorPages<'_> {
     type Obj = (NonNull<u8>, u32);
-    fn alloc(&mut self, _size: usize, order: u32) -> Result<(NonNull<u8>, u32)> {
-        Ok((self.0.alloc_pages(order, Gfp::KERNEL)?, order))
+    fn alloc(&mut self, _size: usize, order: u32, gfp: Gfp) -> Result<(NonNull<u8>, u32)> {
+        Ok((self.0.alloc_pages(order, gfp)?, order))
     }
     fn free(&mut self, (head, order): (NonNull<u8>, u32)) {
         // SAFETY: `head` came from `alloc_pages(order)` above and is freed
@@ -97,13 +118,39 @@ impl ObjectAllocator for MirrorPages<'_> {
     }
 }
 
-/// A mirror kmem_cache, through its per-CPU sheaves as SLUB's are.
-struct MirrorCache<'a>(KmemCache<&'a Mirror>);
+/// A mirror kmem_cache, through its per-CPU sheaves and barn as SLUB's
+/// caches are (`src/mirror/kmem_cache.rs`). Dropping it gives the cached
+/// objects back and destroys the cache.
+pub(crate) struct MirrorCache<'a>(KmemCache<&'a Mirror>);
+
+impl<'a> MirrorCache<'a> {
+    /// A cache of `size`-byte objects for one run.
+    pub(crate) fn new(mirror: &'a Mirror, size: usize) -> Result<Self> {
+        Ok(MirrorCache(KmemCache::new(
+            mirror,
+            size,
+            0,
+            SlabFlags::NONE,
+            None,
+        )?))
+    }
+
+    /// Bytes in the cache's slabs.
+    pub(crate) fn slab_bytes(&self) -> u64 {
+        self.0.slab_bytes()
+    }
+
+    /// Once every object was freed: the cached ones go back, then the
+    /// slabs to the buddy; EBUSY if an object is still live.
+    pub(crate) fn destroy(self) -> Result {
+        self.0.destroy()
+    }
+}
 
 impl ObjectAllocator for MirrorCache<'_> {
     type Obj = NonNull<u8>;
-    fn alloc(&mut self, _size: usize, _order: u32) -> Result<NonNull<u8>> {
-        self.0.alloc(Gfp::KERNEL)
+    fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<NonNull<u8>> {
+        self.0.alloc(gfp)
     }
     fn free(&mut self, obj: NonNull<u8>) {
         // SAFETY: `obj` came from this cache and the workload frees each
@@ -141,7 +188,7 @@ fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
         uapi::MEMLAB_PATTERN_PAIRS => {
             for _ in 0..count {
                 let t0 = now_ns();
-                match a.alloc(size, w.order) {
+                match a.alloc(size, w.order, Gfp::KERNEL) {
                     Ok(o) => a.free(o),
                     Err(_) => failed += 1,
                 }
@@ -151,7 +198,7 @@ fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
         uapi::MEMLAB_PATTERN_BATCH => {
             for _ in 0..count {
                 let t0 = now_ns();
-                let r = a.alloc(size, w.order);
+                let r = a.alloc(size, w.order, Gfp::KERNEL);
                 samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
                 match r {
                     Ok(o) => live.push(o, GFP_KERNEL)?,
@@ -175,7 +222,7 @@ fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
                         .below(u32::try_from(size.saturating_sub(8)).unwrap_or(u32::MAX))
                         as usize;
                     let order = rng.below(w.order + 1);
-                    let r = a.alloc(sz, order);
+                    let r = a.alloc(sz, order, Gfp::KERNEL);
                     samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
                     match r {
                         Ok(o) => live.push(o, GFP_KERNEL)?,
@@ -248,22 +295,13 @@ pub(crate) fn run_workload(mirror: &Mirror, w: &mut uapi::MemlabWorkload) -> Res
     match (w.backend, w.family) {
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => run(&mut RealPages, w),
-        (uapi::MEMLAB_BACKEND_REAL, _) => run(
-            &mut RealCache(kmem_cache::Cache::new(
-                size,
-                0,
-                CacheFlags::default(),
-                false,
-            )?),
-            w,
-        ),
+        (uapi::MEMLAB_BACKEND_REAL, _) => run(&mut RealCache::new(size)?, w),
         (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror), w),
         (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror), w),
         _ => {
-            // Dropping the cache gives its cached objects back and
-            // destroys it.
-            let cache = KmemCache::new(mirror, size, 0, SlabFlags::NONE, None)?;
-            let r = run(&mut MirrorCache(cache), w);
+            let mut a = MirrorCache::new(mirror, size)?;
+            let r = run(&mut a, w);
+            a.destroy()?;
             r
         }
     }

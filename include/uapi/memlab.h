@@ -9,7 +9,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define MEMLAB_ABI_VERSION 2
+#define MEMLAB_ABI_VERSION 3
 #define MEMLAB_IOC_MAGIC 0xB7
 
 struct memlab_version {
@@ -125,10 +125,64 @@ struct memlab_workload {
 	__u64 p99_ns;	/* out */
 };
 
+/*
+ * In-kernel replay (MEMLAB_IOC_REPLAY): a user array of steps, validated
+ * whole before anything is allocated, replayed on one backend with only
+ * the allocator calls timed; everything it allocated is freed on return.
+ */
+#define MEMLAB_REPLAY_ALLOC	0
+#define MEMLAB_REPLAY_FREE	1
+#define MEMLAB_REPLAY_MAX_STEPS	(1 << 20)	/* E2BIG above */
+#define MEMLAB_REPLAY_MAX_IDS	(1 << 16)	/* ids 0..MAX_IDS-1 */
+#define MEMLAB_REPLAY_MAX_CACHES 16	/* distinct kmem_cache sizes */
+#define MEMLAB_NR_ORDERS	11
+#define MEMLAB_UNUSABLE_SCALE	1000000	/* unusable index: parts per million */
+
+struct memlab_replay_step {
+	__u32 op;	/* MEMLAB_REPLAY_ALLOC or _FREE */
+	__u32 family;	/* alloc: KMALLOC, PAGES or KMEM_CACHE; free: 0 */
+	__u32 gfp;	/* alloc: MEMLAB_GFP_* selector; free: 0 */
+	__u32 id;	/* 0..MEMLAB_REPLAY_MAX_IDS-1 */
+	__u64 arg;	/* alloc: bytes, or the order (pages); free: 0 */
+};
+
+struct memlab_frag_sample {
+	__u64 step;		/* steps done when taken */
+	__u32 unusable_3;	/* unusable index, order 3, ppm */
+	__u32 unusable_9;	/* unusable index, order 9, ppm */
+	__u64 free_blocks[MEMLAB_NR_ORDERS];	/* the zone's buddyinfo line */
+};
+
+struct memlab_replay {
+	__u64 steps;		/* in: user address of the steps */
+	__u64 steps_len;	/* in: bytes, a non-zero multiple of the step */
+	__u64 samples;		/* in: user address of the samples, or 0 */
+	__u64 samples_len;	/* in: bytes, room for steps/sample_every + 1 */
+	__u32 backend;		/* in: MEMLAB_BACKEND_* */
+	__u32 sample_every;	/* in: steps between samples, 0 = none */
+	__u32 zone;		/* in: MEMLAB_ZONE_* described */
+	__u32 nr_samples;	/* out */
+	__u64 steps_done;	/* out */
+	__u64 allocs;		/* out: allocations that succeeded */
+	__u64 frees;		/* out */
+	__u64 failed;		/* out: allocations that failed */
+	__u64 alloc_median_ns;	/* out */
+	__u64 alloc_p99_ns;	/* out */
+	__u64 free_median_ns;	/* out */
+	__u64 free_p99_ns;	/* out */
+	__u32 unusable_3;	/* out: after the last step, ppm */
+	__u32 unusable_9;	/* out: after the last step, ppm */
+	__u64 live_bytes;	/* out: requested bytes of live slab objects */
+	__u64 ksize_waste;	/* out: sum of ksize - requested over them */
+	__u64 slab_bytes;	/* out: mirror only, bytes in its slabs */
+	__u64 charged;		/* out: bytes charged to the pin caps */
+};
+
 #define MEMLAB_IOC_ALLOC _IOWR(MEMLAB_IOC_MAGIC, 0x01, struct memlab_alloc)
 #define MEMLAB_IOC_FREE _IOW(MEMLAB_IOC_MAGIC, 0x02, __u32)
 #define MEMLAB_IOC_INSPECT _IOWR(MEMLAB_IOC_MAGIC, 0x03, struct memlab_block_info)
 #define MEMLAB_IOC_EXERCISE _IOWR(MEMLAB_IOC_MAGIC, 0x04, struct memlab_exercise)
 #define MEMLAB_IOC_WORKLOAD _IOWR(MEMLAB_IOC_MAGIC, 0x05, struct memlab_workload)
+#define MEMLAB_IOC_REPLAY _IOWR(MEMLAB_IOC_MAGIC, 0x06, struct memlab_replay)
 
 #endif /* _UAPI_MEMLAB_H */

@@ -65,18 +65,25 @@ pub fn fragmentation_index(order: u32, info: &ContigPageInfo) -> i32 {
     1000u64.wrapping_sub(1000u64.wrapping_add(scaled) / info.free_blocks_total) as i32
 }
 
-/// `unusable_free_index()`: thousandths of free memory unusable for `order`.
-pub fn unusable_free_index(order: u32, info: &ContigPageInfo) -> i32 {
+/// `unusable_free_index()` at any fixed-point `scale`: the part of free
+/// memory unusable for `order`, times `scale` (the kernel's is 1000; the
+/// replay ioctl's is 10^6). The same function serves both backends.
+pub fn unusable_free_scaled(order: u32, info: &ContigPageInfo, scale: u64) -> u64 {
     if info.free_pages == 0 {
-        return 1000;
+        return scale;
     }
     let suitable_pages = info.free_blocks_suitable.checked_shl(order).unwrap_or(0);
-    // C: div_u64((free - suitable << order) * 1000, free), truncated to int.
-    (info
-        .free_pages
+    // C: div_u64((free - suitable << order) * 1000, free).
+    info.free_pages
         .wrapping_sub(suitable_pages)
-        .wrapping_mul(1000)
-        / info.free_pages) as i32
+        .wrapping_mul(scale)
+        / info.free_pages
+}
+
+/// `unusable_free_index()`: thousandths of free memory unusable for `order`.
+pub fn unusable_free_index(order: u32, info: &ContigPageInfo) -> i32 {
+    // C: the u64 quotient truncated to int.
+    unusable_free_scaled(order, info, 1000) as i32
 }
 
 /// Writes the `"Node %d, zone %8s "` prefix shared by the per-zone files.

@@ -70,6 +70,34 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
         self.mirror.count_refused(n);
     }
 
+    /// Bytes in the cache's slabs.
+    pub(crate) fn slab_bytes(&self) -> u64 {
+        let i = self.slab.lock().info();
+        i.num_slabs * u64::from(i.pagesperslab) * kernel::page::PAGE_SIZE as u64
+    }
+
+    /// `kmem_cache_destroy`: gives the cached objects back, then the slabs;
+    /// EBUSY while an object is live.
+    pub(crate) fn destroy(mut self) -> Result {
+        // Dropping `self` afterwards finds nothing left to do.
+        self.release()
+    }
+
+    /// Gives every cached object back to the slabs and destroys them.
+    fn release(&mut self) -> Result {
+        let m = &*self.mirror;
+        // `&mut self`: no CPU is in a section of this cache.
+        for s in self.cpus.get_mut() {
+            for sheaf in s.both().into_iter().filter(|s| !s.is_empty()) {
+                flush(m, &self.slab, sheaf);
+            }
+        }
+        Barn::flush_all(&self.barn, |sheaf| flush(m, &self.slab, sheaf));
+        let mut slab = self.slab.lock();
+        m.with_src(Gfp::KERNEL, |_, src| slab.destroy(src))
+            .map_err(|_| EBUSY)
+    }
+
     /// Bytes per object and the slab order.
     pub(crate) fn geometry(&self) -> (usize, u32) {
         let s = self.slab.lock();
@@ -163,18 +191,9 @@ fn flush(m: &Mirror, slab: &SpinLock<SlabCache>, sheaf: &mut Sheaf) {
 
 impl<M: Deref<Target = Mirror>> Drop for KmemCache<M> {
     fn drop(&mut self) {
-        let m = &*self.mirror;
-        // `&mut self`: no CPU is in a section of this cache.
-        for s in self.cpus.get_mut() {
-            for sheaf in s.both().into_iter().filter(|s| !s.is_empty()) {
-                flush(m, &self.slab, sheaf);
-            }
-        }
-        Barn::flush_all(&self.barn, |sheaf| flush(m, &self.slab, sheaf));
-        let mut slab = self.slab.lock();
-        let r = m.with_src(Gfp::KERNEL, |_, src| slab.destroy(src));
-        drop(slab);
         // Live objects (EBUSY) mean an owner leaked one: a mirror bug.
-        m.count_refused(u64::from(r.is_err()));
+        if self.release().is_err() {
+            self.mirror.count_refused(1);
+        }
     }
 }

@@ -43,6 +43,29 @@ impl Mirror {
         Ok(())
     }
 
+    /// Free blocks per order of the mirror's `zone`, if the pool has one:
+    /// its `mirror/buddyinfo` line.
+    pub(crate) fn zone_free_counts(&self, zone: Zone) -> Option<[u64; NR_PAGE_ORDERS]> {
+        self.state
+            .lock()
+            .free_counts()
+            .get(zone.index())
+            .copied()
+            .flatten()
+    }
+
+    /// Bytes in the slabs of the mirror's kmalloc caches (both sets), as
+    /// `mirror/slabinfo` counts them.
+    pub(crate) fn kmalloc_slab_bytes(&self) -> u64 {
+        let st = self.state.lock();
+        Iterator::chain(st.kmalloc.caches().iter(), st.kmalloc_dma.caches())
+            .map(|c| {
+                let i = c.info();
+                i.num_slabs * u64::from(i.pagesperslab) * kernel::page::PAGE_SIZE as u64
+            })
+            .sum()
+    }
+
     /// Writes `mirror/slabinfo`: "slabinfo - version: 2.1" as /proc/slabinfo.
     pub(crate) fn slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.state.lock();

@@ -33,3 +33,42 @@ pub(crate) fn now_ns() -> u64 {
         unsafe { bindings::ktime_get() as u64 }
     }
 }
+
+/// A raw clock for tight loops: read it with [`RawClock::now`] around the
+/// call to time, keep the raw differences, and convert them with
+/// [`RawClock::ns`] after the loop, so the timed window holds one
+/// `rdtsc` and no division. Both use the TSC frequency read once at
+/// [`RawClock::new`] (`ktime_get` nanoseconds if it is not calibrated).
+#[derive(Clone, Copy)]
+pub(crate) struct RawClock {
+    khz: u64,
+}
+
+impl RawClock {
+    /// The clock, with the TSC frequency as it is now.
+    pub(crate) fn new() -> Self {
+        RawClock { khz: tsc_khz() }
+    }
+
+    /// A raw reading: TSC cycles, or nanoseconds without a calibrated TSC.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        if self.khz != 0 {
+            // SAFETY: `rdtsc` only reads the time stamp counter; every x86-64
+            // CPU has one.
+            unsafe { core::arch::x86_64::_rdtsc() }
+        } else {
+            // SAFETY: `ktime_get` may be called from any context once
+            // timekeeping is up.
+            unsafe { bindings::ktime_get() as u64 }
+        }
+    }
+
+    /// A difference of two raw readings in nanoseconds.
+    pub(crate) fn ns(self, raw: u64) -> u64 {
+        match self.khz {
+            0 => raw,
+            khz => (raw / khz) * 1_000_000 + (raw % khz) * 1_000_000 / khz,
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! this file and tests the rules without a kernel.
 
 mod gfp;
+pub mod replay;
 
 pub use gfp::{Gfp, GfpSel, Zone};
 

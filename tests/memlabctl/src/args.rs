@@ -68,14 +68,21 @@ pub enum Cmd {
     /// Run the standard workloads on the real allocators and on the mirror
     #[command(after_help = KEY_VALUE_NOTE)]
     Bench(BenchArgs),
-    /// Replay an allocation trace on one or both backends
+    /// Replay an allocation trace on one or both backends, inside the
+    /// kernel (MEMLAB_IOC_REPLAY) or one ioctl per step
     #[command(after_help = concat!(
         "Trace format, one step a line, '#' starts a comment:\n",
-        "  a ID FAMILY ARG   allocate: FAMILY kmalloc|pages|kmem_cache, ARG bytes (pages: order)\n",
-        "  f ID              free what ID allocated\n\n",
+        "  a ID FAMILY ARG [gfp=GFP]   allocate: FAMILY kmalloc|pages|kmem_cache (vmalloc|dma: --per-step only),\n",
+        "                              ARG bytes (pages: order), GFP e.g. GFP_ATOMIC (default GFP_KERNEL)\n",
+        "  f ID                        free what ID allocated\n\n",
         "Every option may also be written key=value: `backend=mirror` is `--backend mirror`."
     ))]
     Replay(ReplayArgs),
+    /// Fragmentation over time: a long seeded random workload replayed in
+    /// the kernel on the real allocators and on the mirror, sampling zone
+    /// Normal's unusable index (orders 3 and 9) and free blocks per order
+    #[command(after_help = KEY_VALUE_NOTE)]
+    Frag(FragArgs),
 }
 
 /// Allocator families, as `alloc` names them.
@@ -263,7 +270,41 @@ pub struct ReplayArgs {
     /// Which allocators replay it
     #[arg(long, value_enum, default_value = "both")]
     pub backend: ReplayBackend,
+    /// One ALLOC or FREE ioctl per step (the old path) instead of one
+    /// MEMLAB_IOC_REPLAY
+    #[arg(long, conflicts_with = "compare")]
+    pub per_step: bool,
+    /// Replay by both paths and print per-step / ioctl latency ratios
+    #[arg(long)]
+    pub compare: bool,
     /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, PartialEq)]
+pub struct FragArgs {
+    /// Steps of the workload
+    #[arg(long, value_name = "N", default_value_t = 20000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(uapi::MEMLAB_REPLAY_MAX_STEPS)))]
+    pub steps: u32,
+    /// Sample every S steps
+    #[arg(long, value_name = "S", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample_every: u32,
+    /// Seed of the workload (the same steps on both backends)
+    #[arg(long, value_name = "X", default_value_t = 1)]
+    pub seed: u32,
+    /// Most objects live at once
+    #[arg(long, value_name = "N", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(uapi::MEMLAB_REPLAY_MAX_IDS)))]
+    pub live: u32,
+    /// Write frag.json to FILE (and a summary to stdout)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also write the workload as a trace to FILE (for `memlabctl replay`)
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Print frag.json to stdout instead of a summary
     #[arg(long)]
     pub json: bool,
 }
@@ -480,6 +521,8 @@ mod tests {
             Cmd::Replay(ReplayArgs {
                 file: "/tmp/t".into(),
                 backend: ReplayBackend::Both,
+                per_step: false,
+                compare: false,
                 json: false
             })
         );
@@ -513,6 +556,11 @@ mod tests {
             ("exercise kmalloc gfp reps=0", "exercise kmalloc gfp"),
             ("replay f backend=real", "replay --backend=real f"),
             ("bench", "bench --scale 1"),
+            ("replay f --compare --json", "replay --json --compare f"),
+            (
+                "frag steps=100 sample-every=10 seed=3",
+                "frag --steps 100 --sample-every 10 --seed 3 --live 512",
+            ),
         ] {
             assert_eq!(cmd(a), cmd(b), "{a} / {b}");
         }
@@ -532,6 +580,8 @@ mod tests {
             Cmd::Replay(ReplayArgs {
                 file: "size=3".into(),
                 backend: ReplayBackend::Both,
+                per_step: false,
+                compare: false,
                 json: false
             })
         );
@@ -609,6 +659,22 @@ mod tests {
                 "replay f --backend",
                 ErrorKind::InvalidValue,
                 "--backend <BACKEND>",
+            ),
+            (
+                "replay f --per-step --compare",
+                ErrorKind::ArgumentConflict,
+                "--compare",
+            ),
+            ("frag steps=0", ErrorKind::ValueValidation, "--steps <N>"),
+            (
+                "frag steps=1048577",
+                ErrorKind::ValueValidation,
+                "--steps <N>",
+            ),
+            (
+                "frag sample-every=0",
+                ErrorKind::ValueValidation,
+                "--sample-every <S>",
             ),
             ("test --inject", ErrorKind::UnknownArgument, "--inject"),
             ("frobnicate", ErrorKind::InvalidSubcommand, "frobnicate"),

@@ -81,6 +81,45 @@ impl Memlab {
         Ok(w)
     }
 
+    /// `MEMLAB_IOC_REPLAY` of `steps` on `backend`, describing `zone`;
+    /// with `sample_every` > 0 also returns the fragmentation samples.
+    pub fn replay(
+        &self,
+        steps: &[uapi::MemlabReplayStep],
+        backend: u32,
+        sample_every: u32,
+        zone: u32,
+    ) -> io::Result<(uapi::MemlabReplay, Vec<uapi::MemlabFragSample>)> {
+        let room = steps
+            .len()
+            .checked_div(sample_every as usize)
+            .map_or(0, |k| k + 1);
+        let mut samples = vec![uapi::MemlabFragSample::default(); room];
+        let mut q = uapi::MemlabReplay {
+            steps: steps.as_ptr() as u64,
+            steps_len: std::mem::size_of_val(steps) as u64,
+            samples: if room == 0 {
+                0
+            } else {
+                samples.as_mut_ptr() as u64
+            },
+            samples_len: std::mem::size_of_val(samples.as_slice()) as u64,
+            backend,
+            sample_every,
+            zone,
+            ..Default::default()
+        };
+        self.replay_raw(&mut q)?;
+        samples.truncate(q.nr_samples as usize);
+        Ok((q, samples))
+    }
+
+    /// `MEMLAB_IOC_REPLAY` with `q` as given (the tests build bad ones).
+    pub fn replay_raw(&self, q: &mut uapi::MemlabReplay) -> io::Result<()> {
+        self.ioctl_raw(uapi::MEMLAB_IOC_REPLAY, q as *mut _ as usize)?;
+        Ok(())
+    }
+
     /// `MEMLAB_IOC_VERSION`.
     pub fn version(&self) -> io::Result<uapi::MemlabVersion> {
         let mut v = uapi::MemlabVersion::default();

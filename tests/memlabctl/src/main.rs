@@ -13,7 +13,8 @@
 //! memlabctl exercise NAME...|all [reps=N] [--json]
 //! memlabctl report [--json]
 //! memlabctl bench [scale=N] [--json]  standard workloads, real vs mirror
-//! memlabctl replay FILE [--backend real|mirror|both] [--json]
+//! memlabctl replay FILE [--backend real|mirror|both] [--per-step | --compare] [--json]
+//! memlabctl frag [--steps N] [--sample-every S] [--seed X] [--live N] [--out FILE] [--json]
 //! ```
 //!
 //! Every `key=value` may also be written `--key value`.
@@ -23,7 +24,9 @@ mod bench;
 mod cli;
 mod demo;
 mod dev;
+mod frag;
 mod names;
+mod replay;
 mod suite;
 mod tap;
 
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Cmd::Exercise(a) => cli::exercise(&a),
         Cmd::Report { json } => cli::report(json),
         Cmd::Bench(a) => bench::bench(&a),
-        Cmd::Replay(a) => bench::replay(&a),
+        Cmd::Replay(a) => replay::replay(&a),
+        Cmd::Frag(a) => frag::frag(&a),
     }
 }

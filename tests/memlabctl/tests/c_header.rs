@@ -35,6 +35,12 @@ int main(void) {
     P(offsetof(struct memlab_workload, p99_ns)); P(MEMLAB_PATTERN_RANDOM);
     P(offsetof(struct memlab_alloc, cache_flags)); P(offsetof(struct memlab_alloc, reserved));
     P(MEMLAB_CACHE_DMA); P(MEMLAB_CACHE_HWCACHE_ALIGN); P(MEMLAB_CACHE_FLAGS);
+    P(MEMLAB_IOC_REPLAY); P(sizeof(struct memlab_replay)); P(sizeof(struct memlab_replay_step));
+    P(sizeof(struct memlab_frag_sample)); P(offsetof(struct memlab_replay, charged));
+    P(offsetof(struct memlab_replay, unusable_9)); P(offsetof(struct memlab_replay_step, arg));
+    P(offsetof(struct memlab_frag_sample, free_blocks)); P(MEMLAB_REPLAY_FREE);
+    P(MEMLAB_REPLAY_MAX_STEPS); P(MEMLAB_REPLAY_MAX_IDS); P(MEMLAB_REPLAY_MAX_CACHES);
+    P(MEMLAB_NR_ORDERS); P(MEMLAB_UNUSABLE_SCALE);
     return 0;
 }
 "#,
@@ -111,6 +117,47 @@ int main(void) {
             uapi::MEMLAB_CACHE_HWCACHE_ALIGN as u64,
         ),
         ("MEMLAB_CACHE_FLAGS", uapi::MEMLAB_CACHE_FLAGS as u64),
+        ("MEMLAB_IOC_REPLAY", uapi::MEMLAB_IOC_REPLAY as u64),
+        (
+            "sizeof(struct memlab_replay)",
+            size_of::<uapi::MemlabReplay>() as u64,
+        ),
+        (
+            "sizeof(struct memlab_replay_step)",
+            size_of::<uapi::MemlabReplayStep>() as u64,
+        ),
+        (
+            "sizeof(struct memlab_frag_sample)",
+            size_of::<uapi::MemlabFragSample>() as u64,
+        ),
+        (
+            "offsetof(struct memlab_replay, charged)",
+            std::mem::offset_of!(uapi::MemlabReplay, charged) as u64,
+        ),
+        (
+            "offsetof(struct memlab_replay, unusable_9)",
+            std::mem::offset_of!(uapi::MemlabReplay, unusable_9) as u64,
+        ),
+        (
+            "offsetof(struct memlab_replay_step, arg)",
+            std::mem::offset_of!(uapi::MemlabReplayStep, arg) as u64,
+        ),
+        (
+            "offsetof(struct memlab_frag_sample, free_blocks)",
+            std::mem::offset_of!(uapi::MemlabFragSample, free_blocks) as u64,
+        ),
+        ("MEMLAB_REPLAY_FREE", uapi::MEMLAB_REPLAY_FREE as u64),
+        (
+            "MEMLAB_REPLAY_MAX_STEPS",
+            uapi::MEMLAB_REPLAY_MAX_STEPS as u64,
+        ),
+        ("MEMLAB_REPLAY_MAX_IDS", uapi::MEMLAB_REPLAY_MAX_IDS as u64),
+        (
+            "MEMLAB_REPLAY_MAX_CACHES",
+            uapi::MEMLAB_REPLAY_MAX_CACHES as u64,
+        ),
+        ("MEMLAB_NR_ORDERS", uapi::MEMLAB_NR_ORDERS as u64),
+        ("MEMLAB_UNUSABLE_SCALE", uapi::MEMLAB_UNUSABLE_SCALE as u64),
     ]
     .iter()
     .map(|(n, v)| format!("{n} {v}\n"))

@@ -113,7 +113,7 @@ fn rmmod_while_debugfs_open() -> Outcome {
 }
 
 /// `pinned_total_bytes` from debugfs.
-fn pinned_total() -> Result<u64, String> {
+pub(super) fn pinned_total() -> Result<u64, String> {
     let t = fs::read_to_string(format!("{DEBUGFS}/pinned")).map_err(|e| e.to_string())?;
     field(&t, "pinned_total_bytes")
 }
@@ -133,7 +133,7 @@ fn caps() -> Result<(u64, u64), String> {
     ))
 }
 
-fn mirror_check() -> Outcome {
+pub(super) fn mirror_check() -> Outcome {
     let c = fs::read_to_string(format!("{DEBUGFS}/mirror/check")).map_err(|e| e.to_string())?;
     check(c.trim() == "ok", || format!("mirror/check: {c}"))
 }

@@ -21,6 +21,7 @@ mod hostile;
 mod lifecycle;
 mod mirror;
 mod pagemap;
+mod replay;
 mod workloads;
 
 use crate::dev::{uapi, Memlab, DEBUGFS};
@@ -40,6 +41,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     mirror::cases(&mut s);
     pagemap::cases(&mut s);
     workloads::cases(&mut s);
+    replay::cases(&mut s);
     hostile::cases(&mut s);
     if inject_failure {
         s.case("injected failure (memlabctl test --inject-failure)", || {

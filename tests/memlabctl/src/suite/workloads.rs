@@ -257,7 +257,7 @@ fn stress_child(k: u32) -> Result<(), String> {
 /// on both backends with one latency sample per allocation; a bad trace is
 /// refused before it runs.
 fn replay_both() -> Outcome {
-    use crate::bench::{parse_trace, replay_on};
+    use crate::bench::{parse_trace, replay_on, Step};
     let mut text = String::from("# generated\n");
     for i in 0..60u32 {
         let (fam, arg) = match i % 3 {
@@ -271,6 +271,13 @@ fn replay_both() -> Outcome {
         }
     }
     let steps = parse_trace(&text)?;
+    let allocs = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Alloc { .. }))
+        .count();
+    check(allocs == 60 && steps.len() == 75, || {
+        format!("parsed {allocs} allocations in {} steps", steps.len())
+    })?;
     for (backend, bn) in BACKENDS {
         let lat = replay_on(&steps, backend)?;
         let counts: Vec<usize> = [

@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `MEMLAB_IOC_REPLAY`: a batch of allocation steps from a user buffer,
+//! replayed inside the kernel on one backend with only the allocator calls
+//! timed, so no syscall cost is mixed into the figures.
+//!
+//! In order, before anything is allocated for the replay:
+//!
+//! 1. the header: unknown backend or zone, a zero sample interval with a
+//!    sample buffer, a sample buffer too small, output fields not zero, a
+//!    step buffer empty or not a multiple of the step size: EINVAL; more
+//!    than `MEMLAB_REPLAY_MAX_STEPS` steps: E2BIG;
+//! 2. the copy of the steps and the id table are charged to the caps, then
+//!    the steps are copied in once (never read from user space again);
+//! 3. [`crate::request::replay::plan`] checks every step and the id
+//!    pairing, and finds the peak of live memory; that peak plus the run's
+//!    own vectors is charged (E2BIG past the caps).
+//!
+//! The run itself goes through the workloads' [`ObjectAllocator`]s, one per
+//! family (a kmem_cache per distinct size), on either backend. Each call is
+//! bracketed by two raw clock reads kept in vectors sized up front; they are
+//! converted and sorted after the loop. An allocation that fails is counted
+//! and a later free of its id skipped. Fragmentation samples of the zone
+//! are taken outside the timed windows. After the last step the live slab
+//! objects are measured, then everything still allocated is freed, the
+//! run's caches destroyed, and only then are the samples copied out: an
+//! EFAULT there leaves nothing allocated either.
+
+use crate::mirror::Mirror;
+use crate::platform::{clock::RawClock, phys::BuddyInfo, sort::sort_sleepable};
+use crate::request::replay::{self as rules, ReplayOp, ReplayPlan};
+use crate::request::{BackendId, Family, Zone};
+use crate::uapi::{self, MemlabFragSample, MemlabReplay, MemlabReplayStep};
+use crate::workload::{
+    MirrorCache, MirrorKmalloc, MirrorPages, ObjectAllocator, RealCache, RealKmalloc, RealPages,
+};
+use kernel::{
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+// SAFETY: `#[repr(C)]` structs of `u32`/`u64` fields (and arrays of them)
+// without padding (sizes asserted in uapi.rs): every byte is initialised
+// and any bit pattern valid.
+unsafe impl AsBytes for MemlabReplay {}
+// SAFETY: as above.
+unsafe impl FromBytes for MemlabReplay {}
+// SAFETY: as above.
+unsafe impl AsBytes for MemlabReplayStep {}
+// SAFETY: as above.
+unsafe impl FromBytes for MemlabReplayStep {}
+// SAFETY: as above.
+unsafe impl AsBytes for MemlabFragSample {}
+
+const STEP: usize = core::mem::size_of::<MemlabReplayStep>();
+const SAMPLE: usize = core::mem::size_of::<MemlabFragSample>();
+const NR_ORDERS: usize = uapi::MEMLAB_NR_ORDERS;
+
+const _: () = assert!(NR_ORDERS == crate::buddy::NR_PAGE_ORDERS);
+const _: () = assert!(NR_ORDERS == crate::platform::phys::MAX_ORDER + 1);
+
+/// One live object of the run, with the bytes it was asked for.
+enum Live<K, P, C> {
+    Kmalloc(K, usize),
+    Pages(P),
+    Cache(C, usize, usize),
+}
+
+/// Bytes a slot of the run's id table takes at most, on either backend.
+const SLOT_BYTES: usize = 48;
+
+/// A live object of the allocators `K`, `P`, `C`.
+type SlotLive<K, P, C> =
+    Live<<K as ObjectAllocator>::Obj, <P as ObjectAllocator>::Obj, <C as ObjectAllocator>::Obj>;
+
+/// A slot of the table `exec` builds for the allocators `K`, `P`, `C`.
+type SlotOf<K, P, C> = Option<SlotLive<K, P, C>>;
+
+const _: () =
+    assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
+const _: () = assert!(
+    core::mem::size_of::<SlotOf<MirrorKmalloc<'static>, MirrorPages<'static>, MirrorCache<'static>>>(
+    ) <= SLOT_BYTES
+);
+
+/// The allocators of one backend: one per family, a cache per size.
+struct Families<K, P, C> {
+    kmalloc: K,
+    pages: P,
+    caches: KVec<C>,
+}
+
+impl<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator> Families<K, P, C> {
+    /// Frees `l` through the allocator that made it.
+    #[inline(always)]
+    fn free(&mut self, l: SlotLive<K, P, C>) {
+        match l {
+            Live::Kmalloc(o, _) => self.kmalloc.free(o),
+            Live::Pages(o) => self.pages.free(o),
+            Live::Cache(o, _, ci) => {
+                if let Some(c) = self.caches.get_mut(ci) {
+                    c.free(o);
+                }
+            }
+        }
+    }
+}
+
+/// What the loop found, besides the latencies.
+#[derive(Default)]
+struct Tally {
+    allocs: u64,
+    frees: u64,
+    failed: u64,
+    live_bytes: u64,
+    ksize_waste: u64,
+    slab_bytes: u64,
+    last: [u64; NR_ORDERS],
+}
+
+/// Times `f` on `clock`, in raw units.
+#[inline(always)]
+fn timed<T>(clock: &RawClock, f: impl FnOnce() -> T) -> (T, u64) {
+    let t0 = clock.now();
+    let r = f();
+    (r, clock.now().wrapping_sub(t0))
+}
+
+/// The sample of free counts `c` after `step` steps.
+fn sample(step: usize, c: &[u64; NR_ORDERS]) -> MemlabFragSample {
+    MemlabFragSample {
+        step: step as u64,
+        unusable_3: rules::unusable_ppm(c, 3),
+        unusable_9: rules::unusable_ppm(c, 9),
+        free_blocks: *c,
+    }
+}
+
+/// One replay's checked steps, and the vectors it fills, sized up front.
+struct Run<'a> {
+    steps: &'a [MemlabReplayStep],
+    plan: &'a ReplayPlan,
+    /// Sample every this many steps (0: never).
+    every: usize,
+    /// Allocation and free latencies: raw, then ns, sorted.
+    lat: [KVVec<u64>; 2],
+    samples: KVVec<MemlabFragSample>,
+}
+
+impl Run<'_> {
+    /// Runs the steps on `f`; `counts` reads the zone's free blocks,
+    /// `slab_bytes` what the backend's slabs hold. Frees everything it
+    /// allocated before returning.
+    fn exec<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator>(
+        &mut self,
+        f: &mut Families<K, P, C>,
+        mut counts: impl FnMut() -> [u64; NR_ORDERS],
+        slab_bytes: impl Fn(&[C]) -> u64,
+    ) -> Result<Tally> {
+        let Run {
+            steps,
+            plan,
+            every,
+            lat,
+            samples,
+        } = self;
+        let every = *every;
+        let mut table: KVVec<SlotOf<K, P, C>> = KVVec::with_capacity(plan.ids, GFP_KERNEL)?;
+        for _ in 0..plan.ids {
+            table.push_within_capacity(None).map_err(|_| ENOMEM)?;
+        }
+        let mut t = Tally::default();
+        let clock = RawClock::new();
+        let [lat_alloc, lat_free] = lat;
+        // Capacity was reserved for every sample and latency: the pushes below
+        // cannot fail, and nothing can stop the loop once it has allocated.
+        if every != 0 {
+            let _ = samples.push_within_capacity(sample(0, &counts()));
+        }
+        for (i, s) in steps.iter().enumerate() {
+            match rules::decode(s) {
+                Ok(ReplayOp::Alloc { id, family, gfp }) => {
+                    let Some(slot) = table.get_mut(id as usize) else {
+                        continue;
+                    };
+                    let (r, dt) = match family {
+                        Family::Kmalloc { size } => {
+                            let (r, dt) = timed(&clock, || f.kmalloc.alloc(size, 0, gfp));
+                            (r.map(|o| Live::Kmalloc(o, size)), dt)
+                        }
+                        Family::Pages { order } => {
+                            let (r, dt) = timed(&clock, || f.pages.alloc(0, order, gfp));
+                            (r.map(Live::Pages), dt)
+                        }
+                        Family::KmemCache { size, .. } => {
+                            let ci = plan.cache_index(size).unwrap_or(usize::MAX);
+                            let Some(c) = f.caches.get_mut(ci) else {
+                                continue;
+                            };
+                            let (r, dt) = timed(&clock, || c.alloc(size, 0, gfp));
+                            (r.map(|o| Live::Cache(o, size, ci)), dt)
+                        }
+                        _ => continue,
+                    };
+                    let _ = lat_alloc.push_within_capacity(dt);
+                    match r {
+                        Ok(l) => {
+                            *slot = Some(l);
+                            t.allocs += 1;
+                        }
+                        Err(_) => t.failed += 1,
+                    }
+                }
+                Ok(ReplayOp::Free { id }) => {
+                    let Some(l) = table.get_mut(id as usize).and_then(Option::take) else {
+                        continue;
+                    };
+                    let ((), dt) = timed(&clock, || f.free(l));
+                    let _ = lat_free.push_within_capacity(dt);
+                    t.frees += 1;
+                }
+                Err(_) => {}
+            }
+            if every != 0 && (i + 1) % every == 0 {
+                let _ = samples.push_within_capacity(sample(i + 1, &counts()));
+            }
+        }
+        t.last = counts();
+        t.slab_bytes = slab_bytes(&f.caches);
+        for l in table.iter().flatten() {
+            let (usable, size) = match l {
+                Live::Kmalloc(o, size) => (f.kmalloc.usable(o, *size), *size),
+                Live::Cache(o, size, ci) => match f.caches.get(*ci) {
+                    Some(c) => (c.usable(o, *size), *size),
+                    None => (*size, *size),
+                },
+                Live::Pages(_) => continue,
+            };
+            t.live_bytes += size as u64;
+            t.ksize_waste += usable.saturating_sub(size) as u64;
+        }
+        // Nothing stays allocated: what the trace left live is freed here.
+        for l in table.drain_all().flatten() {
+            f.free(l);
+        }
+        for v in [lat_alloc, lat_free] {
+            for x in v.iter_mut() {
+                *x = clock.ns(*x);
+            }
+            sort_sleepable(v);
+        }
+        Ok(t)
+    }
+}
+
+/// Median and 99th percentile of sorted `v`.
+fn percentiles(v: &[u64]) -> (u64, u64) {
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    (at(v.len() / 2), at(v.len() * 99 / 100))
+}
+
+/// Runs `MEMLAB_IOC_REPLAY` for `q` on `mirror` or the real allocators.
+/// `reserve(bytes)` charges the caller's caps and returns a guard that
+/// gives the charge back when dropped.
+pub(crate) fn replay<R>(
+    mirror: &Mirror,
+    q: &mut MemlabReplay,
+    mut reserve: impl FnMut(usize) -> Result<R>,
+) -> Result {
+    // Outputs must come in zeroed: they are not inputs.
+    let input = MemlabReplay {
+        steps: q.steps,
+        steps_len: q.steps_len,
+        samples: q.samples,
+        samples_len: q.samples_len,
+        backend: q.backend,
+        sample_every: q.sample_every,
+        zone: q.zone,
+        ..Default::default()
+    };
+    if *q != input {
+        return Err(EINVAL);
+    }
+    let backend = BackendId::from_uapi(q.backend)?;
+    let zone = match Zone::from_uapi(q.zone) {
+        Some(z) if z <= Zone::Normal => z,
+        _ => return Err(EINVAL),
+    };
+    let len = usize::try_from(q.steps_len).map_err(|_| E2BIG)?;
+    if len == 0 || len % STEP != 0 {
+        return Err(EINVAL);
+    }
+    let n = len / STEP;
+    if n > uapi::MEMLAB_REPLAY_MAX_STEPS as usize {
+        return Err(E2BIG);
+    }
+    let every = q.sample_every as usize;
+    let nr_samples = n.checked_div(every).map_or(0, |k| k + 1);
+    if every == 0 && (q.samples != 0 || q.samples_len != 0) {
+        return Err(EINVAL);
+    }
+    if (nr_samples * SAMPLE) as u64 > q.samples_len {
+        return Err(EINVAL);
+    }
+    // The copy and the plan's id table, before either exists.
+    let ids_table = uapi::MEMLAB_REPLAY_MAX_IDS as usize * 8;
+    let _input = reserve(len + ids_table)?;
+    let mut steps = KVVec::from_elem(MemlabReplayStep::default(), n, GFP_KERNEL)?;
+    UserSlice::new(UserPtr::from_addr(q.steps as usize), len)
+        .reader()
+        .read_slice(steps.as_mut_slice().as_bytes_mut())?;
+    let plan = {
+        let mut live = KVVec::from_elem(0u64, rules::ids_needed(&steps), GFP_KERNEL)?;
+        rules::plan(&steps, &mut live)?
+    };
+    // The peak of live objects, the latency vectors, the id table of the
+    // run and the samples.
+    let run_bytes = plan
+        .peak_bytes
+        .saturating_add((plan.allocs + plan.frees) * 8)
+        .saturating_add((plan.ids * SLOT_BYTES) as u64)
+        .saturating_add((nr_samples * SAMPLE) as u64);
+    let run_bytes = usize::try_from(run_bytes).map_err(|_| E2BIG)?;
+    let _run = reserve(run_bytes)?;
+    let mut run = Run {
+        steps: &steps,
+        plan: &plan,
+        every,
+        lat: [
+            KVVec::with_capacity(plan.allocs as usize, GFP_KERNEL)?,
+            KVVec::with_capacity(plan.frees as usize, GFP_KERNEL)?,
+        ],
+        samples: KVVec::with_capacity(nr_samples, GFP_KERNEL)?,
+    };
+    let sizes = plan.caches.get(..plan.nr_caches).unwrap_or(&[]);
+    let t = match backend {
+        BackendId::Real => {
+            let mut info = KBox::new(BuddyInfo::default(), GFP_KERNEL)?;
+            info.read();
+            if !info.populated[zone.index()] {
+                return Err(EINVAL);
+            }
+            let mut caches = KVec::with_capacity(sizes.len(), GFP_KERNEL)?;
+            for &size in sizes {
+                caches.push(RealCache::new(size)?, GFP_KERNEL)?;
+            }
+            let mut f = Families {
+                kmalloc: RealKmalloc,
+                pages: RealPages,
+                caches,
+            };
+            let counts = || {
+                info.read();
+                info.nr_free[zone.index()]
+            };
+            run.exec(&mut f, counts, |_| 0)?
+        }
+        BackendId::Mirror => {
+            mirror.zone_free_counts(zone).ok_or(EINVAL)?;
+            let mut caches = KVec::with_capacity(sizes.len(), GFP_KERNEL)?;
+            for &size in sizes {
+                caches.push(MirrorCache::new(mirror, size)?, GFP_KERNEL)?;
+            }
+            let mut f = Families {
+                kmalloc: MirrorKmalloc(mirror),
+                pages: MirrorPages(mirror),
+                caches,
+            };
+            let counts = || mirror.zone_free_counts(zone).unwrap_or_default();
+            let slabs = |c: &[MirrorCache<'_>]| {
+                mirror.kmalloc_slab_bytes() + c.iter().map(MirrorCache::slab_bytes).sum::<u64>()
+            };
+            let r = run.exec(&mut f, counts, slabs);
+            // Every object is freed: the caches can go.
+            let mut destroyed = Ok(());
+            for c in f.caches.drain_all() {
+                destroyed = destroyed.and(c.destroy());
+            }
+            let t = r?;
+            destroyed?;
+            t
+        }
+    };
+    let Run { lat, samples, .. } = run;
+    UserSlice::new(
+        UserPtr::from_addr(q.samples as usize),
+        samples.len() * SAMPLE,
+    )
+    .writer()
+    .write_slice(samples.as_slice().as_bytes())?;
+    let (alloc_median_ns, alloc_p99_ns) = percentiles(&lat[0]);
+    let (free_median_ns, free_p99_ns) = percentiles(&lat[1]);
+    *q = MemlabReplay {
+        nr_samples: samples.len() as u32,
+        steps_done: n as u64,
+        allocs: t.allocs,
+        frees: t.frees,
+        failed: t.failed,
+        alloc_median_ns,
+        alloc_p99_ns,
+        free_median_ns,
+        free_p99_ns,
+        unusable_3: rules::unusable_ppm(&t.last, 3),
+        unusable_9: rules::unusable_ppm(&t.last, 9),
+        live_bytes: t.live_bytes,
+        ksize_waste: t.ksize_waste,
+        slab_bytes: t.slab_bytes,
+        charged: (len + ids_table + run_bytes) as u64,
+        ..input
+    };
+    Ok(())
+}

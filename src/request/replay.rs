@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The steps of an in-kernel replay (`struct memlab_replay_step`), decoded
+//! and checked as a whole before anything is allocated.
+//!
+//! [`decode`] holds the rules for one step: an unknown op, family or GFP
+//! selector, a modifier bit in `gfp`, a zero size, fields a step does not
+//! take left non-zero, or an id outside `0..MEMLAB_REPLAY_MAX_IDS` are
+//! `EINVAL`; a size above KMALLOC_MAX_SIZE or an order above MAX_PAGE_ORDER
+//! is `E2BIG`. [`plan`] walks every step once with a table of live ids: an
+//! alloc of a live id or a free of an id that is not live is `EINVAL`, and
+//! more distinct kmem_cache sizes than `MEMLAB_REPLAY_MAX_CACHES` is
+//! `E2BIG`. It also finds the most memory the replay holds at once, which
+//! the caller charges against the pin caps before running it.
+//!
+//! Plain `core` Rust: the host tests compile this file.
+
+use super::{CacheFlags, Family, Gfp, RequestError};
+use crate::buddy::{MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_SIZE};
+use crate::render::{unusable_free_scaled, ContigPageInfo};
+use crate::sizeclass::KMALLOC_MAX_SIZE;
+use crate::uapi;
+
+/// Most distinct kmem_cache sizes in one replay.
+pub const MAX_CACHES: usize = uapi::MEMLAB_REPLAY_MAX_CACHES as usize;
+
+/// One decoded step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayOp {
+    /// Allocate `family` with `gfp` and file it under `id`.
+    Alloc {
+        /// The object's name.
+        id: u32,
+        /// Kmalloc, Pages or KmemCache (no alignment, no flags).
+        family: Family,
+        /// The mask (a selector, never `__GFP_ZERO`).
+        gfp: Gfp,
+    },
+    /// Free what `id` holds.
+    Free {
+        /// The object's name.
+        id: u32,
+    },
+}
+
+/// Decodes one step; see the module documentation for the rules.
+pub fn decode(s: &uapi::MemlabReplayStep) -> Result<ReplayOp, RequestError> {
+    use RequestError::{Invalid, TooBig};
+    if s.id >= uapi::MEMLAB_REPLAY_MAX_IDS {
+        return Err(Invalid);
+    }
+    match s.op {
+        uapi::MEMLAB_REPLAY_FREE => {
+            if s.family != 0 || s.gfp != 0 || s.arg != 0 {
+                return Err(Invalid);
+            }
+            Ok(ReplayOp::Free { id: s.id })
+        }
+        uapi::MEMLAB_REPLAY_ALLOC => {
+            // A selector only: zeroing would be timed on one backend only.
+            if s.gfp & !0xff != 0 {
+                return Err(Invalid);
+            }
+            let gfp = Gfp::from_uapi(s.gfp)?;
+            let family = match s.family {
+                uapi::MEMLAB_FAMILY_PAGES => {
+                    if s.arg > u64::from(MAX_PAGE_ORDER) {
+                        return Err(TooBig);
+                    }
+                    Family::Pages {
+                        order: s.arg as u32,
+                    }
+                }
+                uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE => {
+                    if s.arg == 0 {
+                        return Err(Invalid);
+                    }
+                    if s.arg > KMALLOC_MAX_SIZE as u64 {
+                        return Err(TooBig);
+                    }
+                    let size = s.arg as usize;
+                    if s.family == uapi::MEMLAB_FAMILY_KMALLOC {
+                        Family::Kmalloc { size }
+                    } else {
+                        Family::KmemCache {
+                            size,
+                            align: 0,
+                            flags: CacheFlags::default(),
+                        }
+                    }
+                }
+                _ => return Err(Invalid),
+            };
+            if family.is_slab() && !gfp.slab_ok() {
+                return Err(Invalid);
+            }
+            Ok(ReplayOp::Alloc {
+                id: s.id,
+                family,
+                gfp,
+            })
+        }
+        _ => Err(Invalid),
+    }
+}
+
+/// What an allocation of `family` is charged while live: its page block,
+/// or its object size rounded up to a power of two (the size class and
+/// more: 96 and 192 are below it).
+pub const fn charge_of(family: Family) -> u64 {
+    match family {
+        Family::Pages { order } => (PAGE_SIZE as u64) << order,
+        Family::Kmalloc { size }
+        | Family::KmemCache { size, .. }
+        | Family::Vmalloc { size }
+        | Family::Dma { size } => {
+            let s = if size < 8 { 8 } else { size as u64 };
+            s.next_power_of_two()
+        }
+    }
+}
+
+/// What [`plan`] found: counts, the ids and caches to set up, and the peak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayPlan {
+    /// Alloc steps.
+    pub allocs: u64,
+    /// Free steps.
+    pub frees: u64,
+    /// Slots the run's id table needs: the largest id plus one.
+    pub ids: usize,
+    /// The most [`charge_of`] bytes live at once.
+    pub peak_bytes: u64,
+    /// The distinct kmem_cache object sizes, in order of first use.
+    pub caches: [usize; MAX_CACHES],
+    /// How many of `caches` are used.
+    pub nr_caches: usize,
+}
+
+impl ReplayPlan {
+    /// The index of the run's kmem_cache for objects of `size`.
+    pub fn cache_index(&self, size: usize) -> Option<usize> {
+        self.caches
+            .get(..self.nr_caches)?
+            .iter()
+            .position(|&s| s == size)
+    }
+}
+
+/// The largest id of `steps` plus one, at most `MEMLAB_REPLAY_MAX_IDS`
+/// (a larger id is refused by [`plan`]): the size of the table it needs.
+pub fn ids_needed(steps: &[uapi::MemlabReplayStep]) -> usize {
+    let max = steps
+        .iter()
+        .map(|s| s.id)
+        .max()
+        .map_or(0, |m| m as usize + 1);
+    max.min(uapi::MEMLAB_REPLAY_MAX_IDS as usize)
+}
+
+/// Checks `steps` as a whole with `live` as the id table (zeroed, at least
+/// [`ids_needed`] slots; it holds each live id's charge, 0 when free).
+pub fn plan(
+    steps: &[uapi::MemlabReplayStep],
+    live: &mut [u64],
+) -> Result<ReplayPlan, RequestError> {
+    let mut p = ReplayPlan::default();
+    let mut cur = 0u64;
+    for s in steps {
+        let op = decode(s)?;
+        let id = match op {
+            ReplayOp::Alloc { id, .. } | ReplayOp::Free { id } => id as usize,
+        };
+        let slot = live.get_mut(id).ok_or(RequestError::Invalid)?;
+        p.ids = p.ids.max(id + 1);
+        match op {
+            ReplayOp::Alloc { family, .. } => {
+                if *slot != 0 {
+                    return Err(RequestError::Invalid);
+                }
+                if let Family::KmemCache { size, .. } = family {
+                    if p.cache_index(size).is_none() {
+                        *p.caches.get_mut(p.nr_caches).ok_or(RequestError::TooBig)? = size;
+                        p.nr_caches += 1;
+                    }
+                }
+                *slot = charge_of(family);
+                cur = cur.saturating_add(*slot);
+                p.peak_bytes = p.peak_bytes.max(cur);
+                p.allocs += 1;
+            }
+            ReplayOp::Free { .. } => {
+                if *slot == 0 {
+                    return Err(RequestError::Invalid);
+                }
+                cur -= *slot;
+                *slot = 0;
+                p.frees += 1;
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// The unusable free index of a zone with free blocks `nr_free` at
+/// `order`, in `MEMLAB_UNUSABLE_SCALE` units (mm/vmstat.c's formula).
+pub fn unusable_ppm(nr_free: &[u64; NR_PAGE_ORDERS], order: u32) -> u32 {
+    let scale = u64::from(uapi::MEMLAB_UNUSABLE_SCALE);
+    let v = unusable_free_scaled(order, &ContigPageInfo::new(nr_free, order), scale);
+    v.min(scale) as u32
+}

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `memlabctl frag`: fragmentation over time. A long seeded random workload
+//! (kmalloc of mixed sizes and pages of orders 0..=3, a bounded live set) is
+//! replayed inside the kernel (MEMLAB_IOC_REPLAY) on the real allocators and
+//! on the mirror, sampling zone Normal every S steps: the unusable free
+//! index at orders 3 and 9 and the free blocks per order. The result is
+//! `frag.json` (the format `memplot` reads):
+//!
+//! ```text
+//! {"zone": "Normal", "steps": N, "sample_every": S, "series": [
+//!   {"backend": "real"|"mirror", "step": [..], "unusable_3": [..],
+//!    "unusable_9": [..], "free_blocks": [[u64; 11], ..]}]}
+//! ```
+//!
+//! The real zone Normal is the whole VM's memory, the mirror's is its pool
+//! part: the same workload moves the mirror's indexes far more.
+
+use crate::args::FragArgs;
+use crate::cli::{fail, json_line};
+use crate::dev::uapi;
+use crate::replay::{encode, fraction, trace_text, Step};
+use serde::Serialize;
+use std::process::ExitCode;
+
+/// xorshift32: cheap and seeded (the in-kernel workloads use the same).
+struct Rng(u32);
+
+impl Rng {
+    fn below(&mut self, n: u32) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x % n.max(1)
+    }
+}
+
+/// `steps` steps over at most `live` objects: allocs (3 in 5 while below
+/// the bound) of kmalloc 8..8192 bytes (log-uniform) or pages of order
+/// 0..=3, half each, and frees of a random live object. Objects left live
+/// at the end are left for the kernel to free.
+pub fn workload(steps: u32, live: u32, seed: u32) -> Vec<Step> {
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::with_capacity(steps as usize);
+    let mut held: Vec<u64> = Vec::new();
+    let mut next = 0u64;
+    for _ in 0..steps {
+        let alloc = held.is_empty() || (held.len() < live as usize && rng.below(5) < 3);
+        if alloc {
+            let (family, arg) = if rng.below(2) == 0 {
+                (uapi::MEMLAB_FAMILY_PAGES, u64::from(rng.below(4)))
+            } else {
+                let base = 8u64 << rng.below(10);
+                let size = base + u64::from(rng.below(base as u32));
+                (uapi::MEMLAB_FAMILY_KMALLOC, size.min(8192))
+            };
+            out.push(Step::Alloc {
+                id: next,
+                family,
+                arg,
+                gfp: uapi::MEMLAB_GFP_KERNEL,
+            });
+            held.push(next);
+            next += 1;
+        } else {
+            let i = rng.below(held.len() as u32) as usize;
+            out.push(Step::Free {
+                id: held.swap_remove(i),
+            });
+        }
+    }
+    out
+}
+
+/// One backend's samples.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Series {
+    pub backend: &'static str,
+    pub step: Vec<u64>,
+    pub unusable_3: Vec<f64>,
+    pub unusable_9: Vec<f64>,
+    pub free_blocks: Vec<[u64; uapi::MEMLAB_NR_ORDERS]>,
+}
+
+impl Series {
+    pub fn new(backend: &'static str, samples: &[uapi::MemlabFragSample]) -> Self {
+        Series {
+            backend,
+            step: samples.iter().map(|s| s.step).collect(),
+            unusable_3: samples.iter().map(|s| fraction(s.unusable_3)).collect(),
+            unusable_9: samples.iter().map(|s| fraction(s.unusable_9)).collect(),
+            free_blocks: samples.iter().map(|s| s.free_blocks).collect(),
+        }
+    }
+}
+
+/// `frag.json`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct FragReport {
+    pub zone: &'static str,
+    pub steps: u64,
+    pub sample_every: u32,
+    pub series: Vec<Series>,
+}
+
+/// `memlabctl frag [--steps N] [--sample-every S] [--seed X] [--live N]
+/// [--out FILE] [--trace FILE] [--json]`.
+pub fn frag(a: &FragArgs) -> ExitCode {
+    let steps = workload(a.steps, a.live, a.seed);
+    if let Some(path) = &a.trace {
+        let head = format!(
+            "# memlabctl frag --steps {} --seed {} --live {}\n",
+            a.steps, a.seed, a.live
+        );
+        if let Err(e) = std::fs::write(path, head + &trace_text(&steps)) {
+            return fail(format!("{}: {e}", path.display()));
+        }
+    }
+    let bin = match encode(&steps) {
+        Ok((b, _)) => b,
+        Err(e) => return fail(format!("frag: {e}")),
+    };
+    let d = match crate::cli::open() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let mut report = FragReport {
+        zone: "Normal",
+        steps: u64::from(a.steps),
+        sample_every: a.sample_every,
+        series: Vec::new(),
+    };
+    let mut lines = Vec::new();
+    for (name, backend) in [
+        ("real", uapi::MEMLAB_BACKEND_REAL),
+        ("mirror", uapi::MEMLAB_BACKEND_MIRROR),
+    ] {
+        let (q, samples) = match d.replay(&bin, backend, a.sample_every, uapi::MEMLAB_ZONE_NORMAL) {
+            Ok(r) => r,
+            Err(e) => return fail(format!("frag: MEMLAB_IOC_REPLAY on {name}: {e}")),
+        };
+        let s = Series::new(name, &samples);
+        let last = |v: &[f64]| v.last().map_or_else(|| "-".into(), |x| format!("{x:.3}"));
+        lines.push(format!(
+            "{name:<7} {:>7} {:>7} {:>6} {:>8} {:>10} {:>10} {:>10}",
+            q.allocs,
+            q.frees,
+            q.failed,
+            samples.len(),
+            last(&s.unusable_3),
+            last(&s.unusable_9),
+            q.alloc_median_ns
+        ));
+        report.series.push(s);
+    }
+    let json = json_line(&report);
+    if let Some(path) = &a.out {
+        if let Err(e) = std::fs::write(path, format!("{json}\n")) {
+            return fail(format!("{}: {e}", path.display()));
+        }
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        println!(
+            "memlab frag: {} steps (seed {}, at most {} live), zone Normal sampled every {} steps",
+            a.steps, a.seed, a.live, a.sample_every
+        );
+        println!("backend  allocs   frees failed  samples   unus_3_end unus_9_end alloc_med");
+        for l in lines {
+            println!("{l}");
+        }
+        if let Some(path) = &a.out {
+            println!("(frag.json written to {})", path.display());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_is_seeded_bounded_and_encodes() {
+        let w = workload(5000, 64, 7);
+        assert_eq!(w.len(), 5000);
+        assert_eq!(w, workload(5000, 64, 7));
+        assert_ne!(w, workload(5000, 64, 8));
+        let mut live = 0i64;
+        let mut most = 0;
+        for s in &w {
+            match *s {
+                Step::Alloc { family, arg, .. } => {
+                    live += 1;
+                    if family == uapi::MEMLAB_FAMILY_PAGES {
+                        assert!(arg <= 3);
+                    } else {
+                        assert!((8..=8192).contains(&arg));
+                    }
+                }
+                Step::Free { .. } => live -= 1,
+            }
+            assert!(live >= 0);
+            most = most.max(live);
+        }
+        assert_eq!(most, 64, "the live set reaches its bound and stays in it");
+        let (bin, _) = encode(&w).unwrap();
+        assert!(bin.iter().all(|s| s.id < 64));
+    }
+
+    #[test]
+    fn frag_json_shape() {
+        let sample = uapi::MemlabFragSample {
+            step: 200,
+            unusable_3: 500_000,
+            unusable_9: 1_000_000,
+            free_blocks: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        };
+        let r = FragReport {
+            zone: "Normal",
+            steps: 400,
+            sample_every: 200,
+            series: vec![Series::new("mirror", &[sample])],
+        };
+        let v: serde_json::Value = serde_json::from_str(&json_line(&r)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"zone": "Normal", "steps": 400, "sample_every": 200, "series": [
+                {"backend": "mirror", "step": [200], "unusable_3": [0.5], "unusable_9": [1.0],
+                 "free_blocks": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]]}]})
+        );
+    }
+}
