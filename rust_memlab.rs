@@ -31,11 +31,19 @@
 //!    takes its page block before it, never under it.
 //! 4. `Real::atomic` (spinlock): the atomic-GFP allocations of the real
 //!    backend run under it, to prove they do not sleep.
-//! 5. `Mirror::cpus[i]` (spinlock, one CPU's cache), then `Mirror::state`
-//!    (spinlock: the zones and the kmalloc caches). Never two CPU locks at
-//!    once.
+//! 5. A mirror drain: `Mirror::drain_spare` (mutex), then
+//!    `cpus_read_lock`, then an IPI to each CPU in turn
+//!    (`smp_call_function_single`, waiting). Taken by reclaim, `mirror/check`,
+//!    the debugfs files that sum CPUs, and unload; never under 6-8.
+//! 6. A CPU's cache in the mirror (or in a mirror kmem_cache): no lock, but
+//!    preemption off and the CPU's busy mark set (`local_trylock`-like,
+//!    `src/mirror/cpu_local.rs`); an IPI that finds it busy is resent.
+//! 7. A kmalloc size class's or a kmem_cache's barn (spinlock), then a
+//!    kmem_cache's slab cache (spinlock).
+//! 8. `Mirror::state` (spinlock: the zones and the kmalloc caches).
 //!
-//! Nothing sleeps under 4 or 5. debugfs reads take 2 (`reports`) or 5 only.
+//! Nothing sleeps under 4, 6, 7 or 8. debugfs reads take 2 (`reports`),
+//! 5 or 8.
 
 use kernel::{prelude::*, sync::Arc};
 
@@ -45,6 +53,8 @@ use kernel::{prelude::*, sync::Arc};
 // `pub` so the parts the module does not call yet are not dead code.
 #[path = "src/core/buddy/mod.rs"]
 pub mod buddy;
+#[path = "src/core/pcp.rs"]
+pub mod pcp;
 #[path = "src/core/render.rs"]
 pub mod render;
 #[path = "src/core/sizeclass.rs"]

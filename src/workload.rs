@@ -10,13 +10,12 @@
 //! random live objects; a sample is one call). Latencies are kept in a
 //! vector sized up front, then sorted for the median and 99th percentile.
 
-use crate::mirror::percpu::{Stack, MAG_BATCH, MAG_SIZE};
-use crate::mirror::Mirror;
+use crate::mirror::{KmemCache, Mirror};
 use crate::platform::clock::now_ns;
 use crate::real::{gfp::GfpFlags, kmalloc::Kmalloc, kmem_cache, pages::Pages};
 use crate::request::{CacheFlags, Gfp};
 use crate::sizeclass::KMALLOC_MAX_SIZE;
-use crate::slab::{SlabCache, SlabFlags};
+use crate::slab::SlabFlags;
 use crate::uapi;
 use core::ptr::NonNull;
 use kernel::{bindings, prelude::*, sync::Arc};
@@ -119,66 +118,44 @@ impl ObjectAllocator for MirrorPages<'_> {
     }
 }
 
-/// A kmem_cache with a per-CPU-style object cache in front, as SLUB's
-/// per-CPU slab is: the workload owns the cache, so the object cache needs
-/// no lock of its own; refills and flushes take the mirror's lock once per
-/// batch, and flushed objects are checked by the slab.
-pub(crate) struct MirrorCache<'a> {
-    mirror: &'a Mirror,
-    cache: SlabCache,
-    objs: Stack<MAG_SIZE>,
-}
+/// A mirror kmem_cache, through its per-CPU sheaves and barn as SLUB's
+/// caches are (`src/mirror/kmem_cache.rs`). Dropping it gives the cached
+/// objects back and destroys the cache.
+pub(crate) struct MirrorCache<'a>(KmemCache<&'a Mirror>);
 
 impl<'a> MirrorCache<'a> {
     /// A cache of `size`-byte objects for one run.
     pub(crate) fn new(mirror: &'a Mirror, size: usize) -> Result<Self> {
-        let cache = SlabCache::new("memlab-workload", size, 0, SlabFlags::NONE, None)
-            .map_err(|_| EINVAL)?;
-        Ok(MirrorCache {
+        Ok(MirrorCache(KmemCache::new(
             mirror,
-            cache,
-            objs: Stack::EMPTY,
-        })
+            size,
+            0,
+            SlabFlags::NONE,
+            None,
+        )?))
     }
 
     /// Bytes in the cache's slabs.
     pub(crate) fn slab_bytes(&self) -> u64 {
-        let i = self.cache.info();
-        i.num_slabs * u64::from(i.pagesperslab) * kernel::page::PAGE_SIZE as u64
+        self.0.slab_bytes()
     }
 
     /// Once every object was freed: the cached ones go back, then the
-    /// slabs to the buddy.
-    pub(crate) fn destroy(mut self) -> Result {
-        let m = self.mirror;
-        m.cache_flush(&mut self.cache, &mut self.objs, MAG_SIZE);
-        m.cache_destroy(&mut self.cache)
+    /// slabs to the buddy; EBUSY if an object is still live.
+    pub(crate) fn destroy(self) -> Result {
+        self.0.destroy()
     }
 }
 
 impl ObjectAllocator for MirrorCache<'_> {
     type Obj = NonNull<u8>;
     fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<NonNull<u8>> {
-        if let Some(p) = self.objs.pop() {
-            return Ok(p);
-        }
-        let m = self.mirror;
-        m.cache_refill(&mut self.cache, &mut self.objs, MAG_BATCH, gfp, None);
-        match self.objs.pop() {
-            Some(p) => Ok(p),
-            None => m.cache_alloc(&mut self.cache, gfp, None),
-        }
+        self.0.alloc(gfp)
     }
     fn free(&mut self, obj: NonNull<u8>) {
-        if self.objs.is_full() {
-            self.mirror
-                .cache_flush(&mut self.cache, &mut self.objs, MAG_BATCH);
-        }
-        if let Err(p) = self.objs.push(obj) {
-            // SAFETY: `p` came from this cache and the workload frees each
-            // object once; it is in no stack (the push was refused).
-            let _ = unsafe { self.mirror.cache_free(&mut self.cache, p) };
-        }
+        // SAFETY: `obj` came from this cache and the workload frees each
+        // object once.
+        let _ = unsafe { self.0.free(obj) };
     }
 }
 

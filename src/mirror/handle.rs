@@ -4,6 +4,7 @@
 //! allocation owned by a value that gives it back to the mirror on drop.
 
 use super::dma::MirrorDma;
+use super::kmem_cache::KmemCache;
 use super::vmalloc::MirrorVmalloc;
 use super::Mirror;
 use crate::backend::{Allocation, Backend, Facts};
@@ -102,21 +103,18 @@ unsafe impl Sync for MirrorKmalloc {}
 ///
 /// # Invariants
 ///
-/// `ptr` came from `mirror.cache_alloc(cache, _)` and is not freed yet.
+/// `ptr` came from `cache.alloc(_)` and is not freed yet.
 struct MirrorCacheObject {
-    mirror: Arc<Mirror>,
-    cache: SlabCache,
+    cache: KmemCache<Arc<Mirror>>,
     ptr: NonNull<u8>,
 }
 
 impl Drop for MirrorCacheObject {
     fn drop(&mut self) {
-        let m = &self.mirror;
-        // SAFETY: `ptr` came from `cache_alloc(cache)` and is freed only here
-        // (type invariant).
-        let r = unsafe { m.cache_free(&mut self.cache, self.ptr) };
-        if r.and_then(|()| m.cache_destroy(&mut self.cache)).is_err() {
-            m.state.lock().rejected += 1;
+        // SAFETY: `ptr` came from `cache.alloc` and is freed only here (type
+        // invariant). The cache is dropped (destroyed) after this.
+        if unsafe { self.cache.free(self.ptr) }.is_err() {
+            self.cache.count_refused(1);
         }
     }
 }
@@ -184,23 +182,18 @@ impl Backend for Arc<Mirror> {
                 } else {
                     SlabFlags::NONE
                 };
-                let mut cache = SlabCache::new("memlab-mirror", size, align, slab_flags, None)
-                    .map_err(|_| EINVAL)?;
+                let cache = KmemCache::new(self.clone(), size, align, slab_flags, flags.zone())?;
                 // As on the real side, creating the cache is not timed.
                 let t0 = now_ns();
                 // As SLUB does, the slab's zone comes from the cache, not
                 // from this allocation's mask.
-                let ptr = self.cache_alloc(&mut cache, gfp, flags.zone())?;
+                let ptr = cache.alloc(gfp)?;
                 let ns = now_ns().saturating_sub(t0);
-                let usable = cache.object_size();
+                let (usable, order) = cache.geometry();
                 // The handle's cache holds a whole slab for its one object.
-                let held = (PAGE_SIZE << cache.order()) + core::mem::size_of::<SlabCache>();
+                let held = (PAGE_SIZE << order) + core::mem::size_of::<SlabCache>();
                 // INVARIANT: just allocated from `cache`.
-                let o = MirrorCacheObject {
-                    mirror: self.clone(),
-                    cache,
-                    ptr,
-                };
+                let o = MirrorCacheObject { cache, ptr };
                 // SAFETY: as for kmalloc above, `usable` bytes owned by `o`.
                 let f = unsafe { object_facts(req, ptr, usable) }.took(ns);
                 Ok(Allocation::new(o, f)?.pinning(held))

@@ -1,20 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `kmem_cache_alloc`/`kmem_cache_free`/`kmem_cache_destroy` on a mirror
-//! [`SlabCache`], with its slabs from the mirror's zones. The caller owns
-//! the cache (a handle, or a workload) and passes it `&mut`, so the cache
-//! needs no lock of its own; its slabs move under `Mirror::state`.
+//! `kmem_cache_create`/`alloc`/`free`/`destroy` on the mirror: a
+//! [`KmemCache`] is a [`SlabCache`] (slabs from the mirror's zones) with
+//! SLUB's per-CPU sheaves and a barn in front, as every cache has in 7.2.
+//! Handles (one object of a cache of its own) and the kmem_cache workload
+//! both go through it.
+//!
+//! Locks: a CPU's sheaves (no lock: [`PerCpu::local`]), then the barn, then
+//! the slab cache's spinlock, then `Mirror::state`.
 
-use super::percpu::Stack;
+use super::cpu_local::PerCpu;
+use super::sheaf::{Barn, Sheaf, Sheaves};
 use super::zone::zonelist;
 use super::Mirror;
+use crate::pcp::sheaf_capacity;
 use crate::request::{Gfp, Zone};
-use crate::slab::SlabCache;
+use crate::slab::{SlabCache, SlabFlags};
+use core::ops::Deref;
 use core::ptr::NonNull;
-use kernel::prelude::*;
+use kernel::{new_spinlock, prelude::*, sync::SpinLock};
 
 /// The mask and zones a cache's slabs are taken with: `gfp` without its
-/// zone bits, and the cache's zone if it has one.
+/// zone bits, and the cache's zone if it has one. As in SLUB, the mask of
+/// one allocation never moves a cache's objects between zones.
 fn slab_zones(gfp: Gfp, zone: Option<Zone>) -> (Gfp, &'static [Zone]) {
     let gfp = gfp.without_zone();
     match zone {
@@ -23,74 +31,169 @@ fn slab_zones(gfp: Gfp, zone: Option<Zone>) -> (Gfp, &'static [Zone]) {
     }
 }
 
-impl Mirror {
-    /// `kmem_cache_alloc(cache, gfp)` for a cache whose slabs come from
-    /// `zone` (`SLAB_CACHE_DMA`), or from the zonelist of `gfp` without its
-    /// zone bits: as in SLUB, the mask of one allocation never moves a
-    /// cache's objects between zones.
-    pub(crate) fn cache_alloc(
-        &self,
-        cache: &mut SlabCache,
-        gfp: Gfp,
+/// A mirror kmem_cache, on the mirror `M` (an `Arc<Mirror>` or a
+/// `&Mirror`). Dropping it gives every cached object back and destroys the
+/// cache; a cache with live objects then counts as a refused free in
+/// `mirror/check`.
+pub(crate) struct KmemCache<M: Deref<Target = Mirror>> {
+    mirror: M,
+    cpus: PerCpu<Sheaves>,
+    barn: Pin<KBox<SpinLock<Barn>>>,
+    slab: Pin<KBox<SpinLock<SlabCache>>>,
+    /// The cache's zone (`SLAB_CACHE_DMA`), if any.
+    zone: Option<Zone>,
+}
+
+impl<M: Deref<Target = Mirror>> KmemCache<M> {
+    /// `kmem_cache_create`: EINVAL for a size or alignment the slab
+    /// allocator refuses.
+    pub(crate) fn new(
+        mirror: M,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
         zone: Option<Zone>,
-    ) -> Result<NonNull<u8>> {
-        let (gfp, zones) = slab_zones(gfp, zone);
-        self.with_reclaim(gfp, || {
-            self.with_src_over(gfp, zones, |_, src| cache.alloc(src).ok())
+    ) -> Result<Self> {
+        let slab = SlabCache::new("memlab-mirror", size, align, flags, None).map_err(|_| EINVAL)?;
+        let cap = sheaf_capacity(slab.size());
+        Ok(KmemCache {
+            mirror,
+            cpus: PerCpu::new(|| Sheaves::new(cap))?,
+            barn: Barn::new(cap)?,
+            slab: KBox::pin_init(new_spinlock!(slab, "memlab_mirror_cache"), GFP_KERNEL)?,
+            zone,
         })
     }
 
-    /// Fills `stack` with up to `n` objects of `cache` under one lock: the
-    /// refill of a per-CPU object cache (`___slab_alloc`'s batch).
-    pub(crate) fn cache_refill<const N: usize>(
-        &self,
-        cache: &mut SlabCache,
-        stack: &mut Stack<N>,
-        n: usize,
-        gfp: Gfp,
-        zone: Option<Zone>,
-    ) {
-        let (gfp, zones) = slab_zones(gfp, zone);
-        self.with_src_over(gfp, zones, |_, src| {
-            for _ in 0..n {
-                let Ok(p) = cache.alloc(src) else {
-                    break;
-                };
-                if let Err(p) = stack.push(p) {
-                    let _ = cache.free(src, p.as_ptr());
-                    break;
+    /// Counts `n` refused frees on the cache's mirror.
+    pub(crate) fn count_refused(&self, n: u64) {
+        self.mirror.count_refused(n);
+    }
+
+    /// Bytes in the cache's slabs.
+    pub(crate) fn slab_bytes(&self) -> u64 {
+        let i = self.slab.lock().info();
+        i.num_slabs * u64::from(i.pagesperslab) * kernel::page::PAGE_SIZE as u64
+    }
+
+    /// `kmem_cache_destroy`: gives the cached objects back, then the slabs;
+    /// EBUSY while an object is live.
+    pub(crate) fn destroy(mut self) -> Result {
+        // Dropping `self` afterwards finds nothing left to do.
+        self.release()
+    }
+
+    /// Gives every cached object back to the slabs and destroys them.
+    fn release(&mut self) -> Result {
+        let m = &*self.mirror;
+        // `&mut self`: no CPU is in a section of this cache.
+        for s in self.cpus.get_mut() {
+            for sheaf in s.both().into_iter().filter(|s| !s.is_empty()) {
+                flush(m, &self.slab, sheaf);
+            }
+        }
+        Barn::flush_all(&self.barn, |sheaf| flush(m, &self.slab, sheaf));
+        let mut slab = self.slab.lock();
+        m.with_src(Gfp::KERNEL, |_, src| slab.destroy(src))
+            .map_err(|_| EBUSY)
+    }
+
+    /// Bytes per object and the slab order.
+    pub(crate) fn geometry(&self) -> (usize, u32) {
+        let s = self.slab.lock();
+        (s.object_size(), s.order())
+    }
+
+    /// `kmem_cache_alloc(cache, gfp)`: from this CPU's sheaf with no lock
+    /// and no atomic, else the barn, then the slabs.
+    #[inline]
+    pub(crate) fn alloc(&self, gfp: Gfp) -> Result<NonNull<u8>> {
+        if let Some(Some(p)) = self.cpus.local(|s| s.alloc()) {
+            return Ok(p);
+        }
+        self.alloc_slow(gfp)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, gfp: Gfp) -> Result<NonNull<u8>> {
+        let (gfp, zones) = slab_zones(gfp, self.zone);
+        let m = &*self.mirror;
+        m.with_reclaim(gfp, || {
+            let got = self.cpus.local(|s| {
+                s.alloc().or_else(|| {
+                    s.refill(&self.barn, |sheaf: &mut Sheaf, cap| {
+                        let mut slab = self.slab.lock();
+                        m.with_src_over(gfp, zones, |_, src| {
+                            for _ in 0..cap {
+                                let Ok(p) = slab.alloc(src) else { break };
+                                if let Err(e) = sheaf.push_within_capacity(p) {
+                                    // Not reached (the sheaf was empty).
+                                    let _ = slab.free(src, e.0.as_ptr());
+                                    break;
+                                }
+                            }
+                        })
+                    })
+                    .0
+                })
+            });
+            match got {
+                Some(p) => p,
+                // This CPU's sheaves were busy: straight from the slabs.
+                None => {
+                    let mut slab = self.slab.lock();
+                    m.with_src_over(gfp, zones, |_, src| slab.alloc(src).ok())
                 }
             }
-        });
+        })
     }
 
-    /// Gives up to `n` objects of `stack` back to `cache`, each checked by
-    /// the slab, under one lock.
-    pub(crate) fn cache_flush<const N: usize>(
-        &self,
-        cache: &mut SlabCache,
-        stack: &mut Stack<N>,
-        n: usize,
-    ) {
-        self.flush(stack, n, |_, src, p| cache.free(src, p.as_ptr()).is_ok());
-    }
-
-    /// `kmem_cache_free(cache, ptr)`: EINVAL if the slab refuses `ptr`.
+    /// `kmem_cache_free(cache, ptr)`: onto this CPU's sheaf; EINVAL if it
+    /// went to the slab, which refused it.
     ///
     /// # Safety
     ///
-    /// `ptr` came from `cache_alloc(cache, _)` (or a refill of `cache`) and
-    /// has not been freed since. The slab checks what it can, but an object
-    /// parked in a CPU-style stack of the caller reads as allocated, so a
-    /// stale pointer to one would get two owners.
-    pub(crate) unsafe fn cache_free(&self, cache: &mut SlabCache, ptr: NonNull<u8>) -> Result {
-        self.with_src(Gfp::KERNEL, |_, src| cache.free(src, ptr.as_ptr()))
+    /// `ptr` came from [`KmemCache::alloc`] of this cache and has not been
+    /// freed since: a parked object reads as allocated in its slab, so a
+    /// second free of it would give it two owners.
+    #[inline]
+    pub(crate) unsafe fn free(&self, ptr: NonNull<u8>) -> Result {
+        let parked = self.cpus.local(|s| match s.free(ptr) {
+            Ok(()) => true,
+            Err(p) => {
+                let flush = |sheaf: &mut Sheaf| flush(&self.mirror, &self.slab, sheaf);
+                s.make_room(&self.barn, p, flush).0.is_ok()
+            }
+        });
+        if parked == Some(true) {
+            return Ok(());
+        }
+        let mut slab = self.slab.lock();
+        self.mirror
+            .with_src(Gfp::KERNEL, |_, src| slab.free(src, ptr.as_ptr()))
             .map_err(|_| EINVAL)
     }
+}
 
-    /// `kmem_cache_destroy(cache)`: EBUSY while objects are live.
-    pub(crate) fn cache_destroy(&self, cache: &mut SlabCache) -> Result {
-        self.with_src(Gfp::KERNEL, |_, src| cache.destroy(src))
-            .map_err(|_| EBUSY)
+/// Gives every object on `sheaf` back to `slab`, counting refusals.
+fn flush(m: &Mirror, slab: &SpinLock<SlabCache>, sheaf: &mut Sheaf) {
+    let mut slab = slab.lock();
+    let refused = m.with_src(Gfp::KERNEL, |_, src| {
+        sheaf
+            .drain_all()
+            .map(|p| u64::from(slab.free(src, p.as_ptr()).is_err()))
+            .sum()
+    });
+    drop(slab);
+    m.count_refused(refused);
+}
+
+impl<M: Deref<Target = Mirror>> Drop for KmemCache<M> {
+    fn drop(&mut self) {
+        // Live objects (EBUSY) mean an owner leaked one: a mirror bug.
+        if self.release().is_err() {
+            self.mirror.count_refused(1);
+        }
     }
 }

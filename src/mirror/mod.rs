@@ -11,7 +11,8 @@
 //! - [`kmem_cache`] - `kmem_cache_alloc`/`free`/`destroy`;
 //! - [`vmalloc`] - `vm_map_ram` over mirror pages;
 //! - [`dma`] - a mirror block streaming-mapped on memlab's device;
-//! - [`percpu`] - the per-CPU caches;
+//! - [`percpu`] - what each CPU caches, in a [`cpu_local`] slot reached
+//!   without locks or atomics, kmalloc objects on [`sheaf`]s;
 //! - [`views`] - the debugfs files, and [`pagemap`] - what every pool page is;
 //! - [`handle`] - the mirror behind the `Backend` seam.
 //!
@@ -26,13 +27,17 @@
 //!
 //! # Locks
 //!
-//! `cpus[i]` (one CPU's cache) is taken before `state` (the zones, their
-//! reserves and the kmalloc caches: slab code calls into the buddy with a
-//! cache held, so one lock makes that order trivially safe). No two CPU
-//! locks are ever held at once. Both are spinlocks and nothing under them
-//! sleeps: pool memory is in the direct map, and debugfs renders into
-//! seq_file's buffer. A kmem_cache handle owns its `SlabCache` and reaches
-//! its pages under `state`. The whole module's order is in `rust_memlab.rs`.
+//! A CPU's cache is reached with preemption off and a per-CPU busy mark
+//! ([`cpu_local`], SLUB's `local_trylock`), never from another CPU: a drain
+//! runs on the owning CPU in an IPI. Under that, a size class's barn
+//! (spinlock), then `state` (spinlock: the zones, their reserves and the
+//! kmalloc caches: slab code calls into the buddy with a cache held, so one
+//! lock makes that order trivially safe). Nothing under them sleeps: pool
+//! memory is in the direct map, and debugfs renders into seq_file's buffer.
+//! A drain sleeps (`drain_spare`, a mutex, then `cpus_read_lock`) and is
+//! never run under any of them. A kmem_cache has its own per-CPU sheaves,
+//! barn and slab lock (taken before `state`). The whole module's order is in
+//! `rust_memlab.rs`.
 //!
 //! # Lifetime
 //!
@@ -41,6 +46,7 @@
 //! the kmalloc caches destroyed, then the state, then the pool, whose blocks
 //! go back to the real page allocator.
 
+mod cpu_local;
 pub(crate) mod dma;
 mod handle;
 mod kmalloc;
@@ -49,6 +55,7 @@ mod page_alloc;
 mod pagemap;
 pub(crate) mod percpu;
 pub(crate) mod pool;
+mod sheaf;
 mod views;
 pub(crate) mod vmalloc;
 pub(crate) mod zone;
@@ -56,17 +63,19 @@ pub(crate) mod zone;
 use crate::buddy::{Buddy, PageMeta, Region};
 use crate::platform::dma::DmaDevices;
 use crate::request::{Gfp, GfpSel, Zone};
-use crate::sizeclass::Kmalloc;
+use crate::sizeclass::{Kmalloc, NR_KMALLOC_CLASSES};
 use crate::slab::{OwnerTag, PageSource};
-use core::ptr::NonNull;
+use cpu_local::PerCpu;
 use kernel::{
-    cpu::{nr_cpu_ids, CpuId},
-    new_spinlock,
+    cpu::nr_cpu_ids,
+    new_mutex, new_spinlock,
     prelude::*,
-    sync::{Arc, SpinLock},
+    sync::{Arc, Mutex, SpinLock},
 };
-use percpu::{CpuCache, Stack};
+pub(crate) use kmem_cache::KmemCache;
+use percpu::{Counters, CpuCache, PcpParams, Stock};
 use pool::Pool;
+use sheaf::{Barn, Sheaf};
 use zone::{MirrorState, ZoneBuddy, ZonedPages, NR_MIRROR_ZONES};
 
 /// Owner tag of raw page blocks handed out through the pages family.
@@ -75,8 +84,15 @@ const TAG_MIRROR_PAGES: OwnerTag = OwnerTag::public(2);
 /// memlab's allocators on the module's own pool.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Mirror {
-    /// One cache per possible CPU, indexed by CPU number.
-    cpus: KVec<Pin<KBox<SpinLock<CpuCache>>>>,
+    /// One cache per possible CPU.
+    cpus: PerCpu<CpuCache>,
+    /// One barn per kmalloc size class.
+    barns: KVec<Pin<KBox<SpinLock<Barn>>>>,
+    /// Per-CPU list sizes per zone.
+    pcp: [PcpParams; NR_MIRROR_ZONES],
+    /// What a drain swaps into each CPU in turn, to empty what it took out.
+    #[pin]
+    drain_spare: Mutex<Stock>,
     #[pin]
     state: SpinLock<KBox<MirrorState>>,
     /// memlab's DMA devices, for the DMA family.
@@ -135,19 +151,30 @@ impl Mirror {
             core::ptr::addr_of_mut!((*p).rejected).write(0);
             state.assume_init()
         };
-        let mut cpus = KVec::new();
-        for _ in 0..nr_cpu_ids().max(1) {
-            cpus.push(
-                KBox::pin_init(
-                    new_spinlock!(pin_init::zeroed::<CpuCache>(), "memlab_mirror_cpu"),
-                    GFP_KERNEL,
-                )?,
-                GFP_KERNEL,
-            )?;
+        let cpus = u64::from(nr_cpu_ids().max(1));
+        let mut pcp = [PcpParams::default(); NR_MIRROR_ZONES];
+        for ((p, z), min) in pcp.iter_mut().zip(&state.zones).zip(reserve) {
+            let managed = z.as_ref().map_or(0, Buddy::managed_pages);
+            *p = PcpParams::for_zone(managed, min, cpus);
         }
+        let mut barns = KVec::with_capacity(NR_KMALLOC_CLASSES, GFP_KERNEL)?;
+        for class in crate::sizeclass::SizeClass::ALL {
+            let cap = crate::pcp::sheaf_capacity(class.size());
+            barns.push(Barn::new(cap)?, GFP_KERNEL)?;
+        }
+        let cpus = PerCpu::new(|| {
+            Ok(CpuCache {
+                stock: Stock::new(&pcp)?,
+                counters: Counters::default(),
+            })
+        })?;
+        let spare = Stock::new(&pcp)?;
         Arc::pin_init(
             pin_init!(Mirror {
                 cpus,
+                barns,
+                pcp,
+                drain_spare <- new_mutex!(spare, "memlab_mirror_drain"),
                 state <- new_spinlock!(state, "memlab_mirror"),
                 dma,
                 pool,
@@ -191,70 +218,66 @@ impl Mirror {
         f(km, &mut ZonedPages::over(zones_, *reserve, zones, gfp))
     }
 
-    /// This CPU's cache (or, after a migration, another CPU's: still correct).
-    fn cpu(&self) -> Option<&SpinLock<CpuCache>> {
-        let id = CpuId::current().as_u32() as usize;
-        let i = id.checked_rem(self.cpus.len())?;
-        self.cpus.get(i).map(|c| &**c)
-    }
-
-    /// Gives up to `n` items of `stack` back under the shared lock, one
-    /// `free` each; a `free` that returns false (the buddy or the slab
-    /// refused the item) is counted for `mirror/check`.
-    fn flush<const N: usize>(
-        &self,
-        stack: &mut Stack<N>,
-        n: usize,
-        mut free: impl FnMut(&mut Kmalloc, &mut ZonedPages<'_>, NonNull<u8>) -> bool,
-    ) {
-        let refused = self.with_src(Gfp::KERNEL, |km, src| {
-            let mut refused = 0u64;
-            for _ in 0..n {
-                let Some(p) = stack.pop() else { break };
-                refused += u64::from(!free(km, src, p));
-            }
-            refused
-        });
+    /// Counts frees the buddy or a slab refused (for `mirror/check`).
+    fn count_refused(&self, refused: u64) {
         if refused != 0 {
             self.state.lock().rejected += refused;
         }
     }
 
-    /// Parks `item` on a CPU's `stack`, first giving `batch` items back
-    /// under the shared lock ([`Mirror::flush`]) if the stack is full (and
-    /// counting that in `flushes`). Gives `item` back if it did not fit.
-    fn park<const N: usize>(
-        &self,
-        stack: &mut Stack<N>,
-        item: NonNull<u8>,
-        batch: usize,
-        flushes: &mut u64,
-        free: impl FnMut(&mut Kmalloc, &mut ZonedPages<'_>, NonNull<u8>) -> bool,
-    ) -> core::result::Result<(), NonNull<u8>> {
-        if stack.is_full() {
-            *flushes += 1;
-            self.flush(stack, batch, free);
-        }
-        stack.push(item)
+    /// Gives every kmalloc object on `sheaf` back to its slab.
+    fn flush_objs(&self, sheaf: &mut Sheaf) {
+        let refused = self.with_src(Gfp::KERNEL, |km, src| {
+            sheaf
+                .drain_all()
+                .map(|p| u64::from(km.kfree(src, p.as_ptr()).is_err()))
+                .sum()
+        });
+        self.count_refused(refused);
     }
 
-    /// Gives every CPU's cached pages and objects back to the buddy and the
-    /// slabs, then shrinks the kmalloc caches' empty slabs: the mirror's
-    /// direct reclaim.
+    /// Gives everything on `stock` back to the slabs and the buddy.
+    fn release(&self, stock: &mut Stock) {
+        for s in stock.objs.iter_mut() {
+            for sheaf in s.both() {
+                if !sheaf.is_empty() {
+                    self.flush_objs(sheaf);
+                }
+            }
+        }
+        let refused = self.with_src(Gfp::KERNEL, |_, src| {
+            let mut refused = 0;
+            for pcp in stock.pcp.iter_mut() {
+                for (order, list) in (0u32..).zip(pcp.lists.iter_mut()) {
+                    for p in list.drain_all() {
+                        let r = src.free_block(p, order, &TAG_MIRROR_PAGES);
+                        refused += u64::from(r.is_err());
+                    }
+                }
+                pcp.count = 0;
+                pcp.alloc_factor = 0;
+                pcp.free_count = 0;
+            }
+            refused
+        });
+        self.count_refused(refused);
+    }
+
+    /// Gives every CPU's cached pages and objects, and the barns' full
+    /// sheaves, back to the buddy and the slabs, then shrinks the kmalloc
+    /// caches' empty slabs: the mirror's direct reclaim. Sleeps.
     pub(crate) fn drain_cpus(&self) {
-        for c in self.cpus.iter() {
-            let mut cc = c.lock();
-            let CpuCache { pcp, mags, .. } = &mut *cc;
-            for list in pcp.iter_mut() {
-                self.flush(list, usize::MAX, |_, src, p| {
-                    src.free_block(p, 0, &TAG_MIRROR_PAGES).is_ok()
-                });
+        {
+            let mut spare = self.drain_spare.lock();
+            for cpu in 0..self.cpus.len() {
+                // On that CPU, with nothing else there: an O(1) swap.
+                self.cpus
+                    .on(cpu, &mut |cc| core::mem::swap(&mut cc.stock, &mut *spare));
+                self.release(&mut spare);
             }
-            for mag in mags.iter_mut() {
-                self.flush(mag, usize::MAX, |km, src, p| {
-                    km.kfree(src, p.as_ptr()).is_ok()
-                });
-            }
+        }
+        for barn in self.barns.iter() {
+            Barn::flush_all(barn, |sheaf| self.flush_objs(sheaf));
         }
         for gfp in [Gfp::KERNEL, Gfp::new(GfpSel::Dma, false)] {
             // Shrinking only frees empty slabs; there is nothing to refuse.
@@ -267,6 +290,8 @@ impl Mirror {
 
     /// Runs `attempt`; if it finds nothing and `gfp` may reclaim, reclaims
     /// and runs it once more. ENOMEM (counted) if both find nothing.
+    #[cold]
+    #[inline(never)]
     fn with_reclaim<T>(&self, gfp: Gfp, mut attempt: impl FnMut() -> Option<T>) -> Result<T> {
         if let Some(v) = attempt() {
             return Ok(v);

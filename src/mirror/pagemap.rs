@@ -14,7 +14,7 @@
 //! PFN order, zone by zone. Kinds:
 //!
 //! - `free order=N`: free buddy blocks of order N (what buddyinfo counts);
-//! - `pcp`: order-0 pages parked on a CPU's page list;
+//! - `pcp`: blocks (orders 0-3) parked on a CPU's page lists;
 //! - `pages order=N`: blocks handed out by `alloc_pages` (the pages family,
 //!   and the pages of mirror vmalloc and DMA, which are page allocations);
 //! - `slab NAME order=N`: slabs of the named kmalloc cache (`kmem_cache` for
@@ -26,8 +26,8 @@
 //! concurrent use a page may be reported as `pages` that just went to a
 //! list, or the reverse; on a quiet mirror the map is exact.
 
-use super::percpu::PCP_HIGH;
-use super::zone::{MirrorState, NR_MIRROR_ZONES};
+use super::percpu::NR_PCP_ORDERS;
+use super::zone::MirrorState;
 use super::{Mirror, TAG_MIRROR_PAGES};
 use crate::platform::{phys, sort::sort_sleepable};
 use crate::request::Zone;
@@ -78,16 +78,18 @@ fn kind_of(st: &MirrorState, tag: u32, order: u32, pcp: bool) -> Kind<'_> {
 impl Mirror {
     /// The frames parked on every CPU's page lists, sorted.
     fn pcp_frames(&self) -> Result<KVec<u64>> {
-        let mut frames =
-            KVec::with_capacity(self.cpus.len() * NR_MIRROR_ZONES * PCP_HIGH, GFP_KERNEL)?;
-        for c in self.cpus.iter() {
-            let cc = c.lock();
-            for p in cc.pcp.iter().flat_map(|list| list.iter()) {
-                let pfn = phys::linear_phys(p.as_ptr().cast()) >> PAGE_SHIFT;
-                // Capacity is every list full: this cannot fail.
-                let _ = frames.push_within_capacity(pfn);
+        let per_cpu: usize = self.pcp.iter().map(|p| p.list_cap() * NR_PCP_ORDERS).sum();
+        let mut frames = KVec::with_capacity(self.cpus.len() * per_cpu, GFP_KERNEL)?;
+        // In an IPI on each CPU: pushes within capacity never allocate.
+        self.cpus.each(&mut |cc| {
+            for list in cc.stock.pcp.iter().flat_map(|p| p.lists.iter()) {
+                for p in list.iter() {
+                    let pfn = phys::linear_phys(p.as_ptr().cast()) >> PAGE_SHIFT;
+                    // Capacity is every list full: this cannot fail.
+                    let _ = frames.push_within_capacity(pfn);
+                }
             }
-        }
+        });
         sort_sleepable(&mut frames);
         Ok(frames)
     }
@@ -109,7 +111,7 @@ impl Mirror {
                     let kind = if blk.free {
                         Kind::Free(blk.order)
                     } else {
-                        let parked = blk.order == 0 && pcp.binary_search(&pfn).is_ok();
+                        let parked = pcp.binary_search(&pfn).is_ok();
                         kind_of(&st, blk.tag, blk.order, parked)
                     };
                     run = match run {

@@ -116,10 +116,8 @@ impl Mirror {
     /// Writes `mirror/counters`: one `name value` line per event, summed
     /// over CPUs, like /proc/vmstat.
     pub(crate) fn counters(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sum = self
-            .cpus
-            .iter()
-            .fold(Counters::default(), |acc, c| acc.sum(&c.lock().counters));
+        let mut sum = Counters::default();
+        self.cpus.each(&mut |cc| sum.add(&cc.counters));
         for (name, v) in sum.fields() {
             writeln!(f, "{name} {v}")?;
         }
@@ -153,11 +151,17 @@ impl Mirror {
                 b.nr_pages.trailing_zeros()
             )?;
         }
-        let (pages, objs) = self.cpus.iter().fold((0, 0), |(p, o), c| {
-            let (cp, co) = c.lock().held();
-            (p + cp, o + co)
+        let (mut pages, mut objs) = (0, 0);
+        self.cpus.each(&mut |cc| {
+            let (p, o) = cc.stock.held();
+            pages += p;
+            objs += o;
         });
-        writeln!(f, "per-CPU caches: {pages} pages, {objs} kmalloc objects")?;
+        let barns: usize = self.barns.iter().map(|b| b.lock().held()).sum();
+        writeln!(
+            f,
+            "per-CPU caches: {pages} pages, {objs} kmalloc objects (and {barns} in barns)"
+        )?;
         let st = self.state.lock();
         let MirrorState { zones, reserve, .. } = &**st;
         for ((z, buddy), reserve) in Zone::ALL.iter().zip(zones).zip(reserve) {

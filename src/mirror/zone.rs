@@ -102,6 +102,47 @@ impl<'a> ZonedPages<'a> {
         }
     }
 
+    /// `rmqueue_bulk`: up to `n` blocks of `order` from zone `z` onto
+    /// `out` (as far as its capacity goes), the watermark checked once for
+    /// the whole batch. Returns how many.
+    pub(crate) fn alloc_bulk(
+        &mut self,
+        z: Zone,
+        order: u32,
+        n: usize,
+        tag: &OwnerTag,
+        out: &mut KVec<NonNull<u8>>,
+    ) -> usize {
+        let reserve = if self.high {
+            0
+        } else {
+            self.reserve[z.index()]
+        };
+        let Some(buddy) = self.zones.get_mut(z.index()).and_then(Option::as_mut) else {
+            return 0;
+        };
+        let above = buddy.free_pages().saturating_sub(reserve) >> order;
+        let room = out.capacity() - out.len();
+        let n = n
+            .min(room)
+            .min(usize::try_from(above).unwrap_or(usize::MAX));
+        // SAFETY: see the `PageSource` impl's safety comment.
+        let mut src = unsafe { BuddyPages::new(buddy, direct_map()) };
+        let mut got = 0;
+        while got < n {
+            let Some(p) = src.alloc_block(order, tag) else {
+                break;
+            };
+            if let Err(e) = out.push_within_capacity(p) {
+                // Not reached (`n` fits); give the block back.
+                let _ = src.free_block(e.0, order, tag);
+                break;
+            }
+            got += 1;
+        }
+        got
+    }
+
     fn holder(&mut self, addr: *const u8) -> Option<&mut ZoneBuddy> {
         let pfn = direct_map().ptr_to_pfn(addr)?;
         self.zones

@@ -36,6 +36,8 @@
 
 #[path = "../../src/core/buddy/mod.rs"]
 pub mod buddy;
+#[path = "../../src/core/pcp.rs"]
+pub mod pcp;
 #[path = "../../src/core/render.rs"]
 pub mod render;
 #[path = "../../src/request/mod.rs"]

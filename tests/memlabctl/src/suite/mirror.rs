@@ -66,6 +66,7 @@ pub fn cases(s: &mut Suite) {
 
 fn pages_in_buddyinfo() -> Outcome {
     let d = open()?;
+    mirror_file("check")?;
     let before = free_pages_in(&mirror_file("buddyinfo")?);
     let i = alloc_inspect(&d, &mirror(req::pages(3)))?;
     check(
@@ -77,6 +78,9 @@ fn pages_in_buddyinfo() -> Outcome {
         format!("free pages {before} -> {during}, want -8")
     })?;
     d.free(i.handle).map_err(|e| e.to_string())?;
+    // Orders up to 3 are freed onto a CPU's page list, as in the kernel;
+    // reading mirror/check drains the lists back to the buddy.
+    mirror_file("check")?;
     let after = free_pages_in(&mirror_file("buddyinfo")?);
     check(after == before, || {
         format!("free pages {before} -> {after} after FREE")
@@ -117,17 +121,22 @@ fn watermark() -> Outcome {
         }
         Err("no ENOMEM after 1024 order-4 blocks".into())
     };
+    // Both counts start with the per-CPU lists drained (reading
+    // mirror/check does that): blocks of orders up to 3 are freed onto them.
     let n1 = {
         let d = open()?;
+        mirror_file("check")?;
         let n = count_until_enomem(&d, MEMLAB_GFP_NOWAIT)?;
-        // Order 1: not served from a per-CPU list, so it must come out of a
-        // zone's reserve.
+        // Order 1: the CPU's list of that order is empty (no order-1 block
+        // was freed since the drain), so it must come out of a zone's
+        // reserve.
         d.alloc(&mirror(gfp(req::pages(1), MEMLAB_GFP_ATOMIC)))
             .map_err(|e| format!("GFP_ATOMIC below the watermark: {e}"))?;
         n
     };
     // Closing the file gave everything back: the same count again.
     let d = open()?;
+    mirror_file("check")?;
     let n2 = count_until_enomem(&d, MEMLAB_GFP_NOWAIT)?;
     check(n1 > 100 && n1 == n2, || {
         format!("order-4 blocks before ENOMEM: {n1} then {n2}")
