@@ -123,7 +123,10 @@ fn order_and_object_count_choice() {
     // Objects too large for order 3 get the smallest order holding one.
     let c = cache("c", 40000);
     assert_eq!((c.order(), c.objects_per_slab()), (4, 1));
+    // Nothing but objects in a slab: 2 MiB fits order 9 exactly.
     let c = cache("c", 4 << 20 >> 1);
+    assert_eq!((c.order(), c.objects_per_slab()), (9, 1));
+    let c = cache("c", (4 << 20 >> 1) + 8);
     assert_eq!((c.order(), c.objects_per_slab()), (10, 1));
     for size in [1, 8, 13, 64, 4096, 8192, 20000] {
         assert!(cache("c", size).objects_per_slab() as usize <= MAX_OBJS_PER_SLAB);
@@ -231,11 +234,16 @@ fn misuse_is_detected() {
         a.free(&mut src, x.wrapping_add(1)),
         Err(SlabError::NotAnObject)
     );
-    // The slab descriptor itself, and the leftover at the end of the slab.
+    // No descriptor in the slab: its first byte is object 0; the middle of
+    // an object and the last byte of the slab are no objects.
     let head = x.with_addr(x.addr() & !(PAGE_SIZE - 1));
-    assert_eq!(a.free(&mut src, head), Err(SlabError::NotAnObject));
+    assert_eq!(head, x, "the first object starts the slab");
     assert_eq!(
         a.free(&mut src, head.wrapping_add(PAGE_SIZE - 1)),
+        Err(SlabError::NotAnObject)
+    );
+    assert_eq!(
+        a.free(&mut src, head.wrapping_add(64 * 3 + 32)),
         Err(SlabError::NotAnObject)
     );
     // Free pages and memory outside the zone are foreign, never dereferenced.
@@ -330,8 +338,10 @@ fn constructor_runs_for_every_object_of_a_new_slab() {
         let v = unsafe { o.as_ptr().cast::<[u32; 10]>().read_unaligned() };
         assert_eq!(v, [0xC0DE; 10]);
     }
-    // The constructed state survives free and reallocation (no free pointer
-    // is written into objects).
+    // The constructed state survives free and reallocation: with a
+    // constructor the free pointer lives after the object (SLUB), which
+    // adds a word to the stride.
+    assert_eq!(c.size(), 48);
     c.free(&mut src, objs[5].as_ptr()).unwrap();
     let again = c.alloc(&mut src).unwrap();
     assert_eq!(again, objs[5]);
