@@ -31,7 +31,8 @@ pub(super) enum PageState {
 /// it. A slab keeps its descriptor there (`struct slab` overlays `struct
 /// page` in the kernel's memmap the same way), so no byte of a slab is
 /// spent on bookkeeping.
-#[repr(C)]
+// Aligned to a cache line so that no entry straddles two.
+#[repr(C, align(64))]
 #[derive(Clone, Copy, Debug)]
 pub struct PageMeta {
     pub(super) next: u32,
@@ -46,16 +47,16 @@ pub struct PageMeta {
 /// The block owner's words in a head frame's [`PageMeta`] (see there).
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
-pub struct OwnerArea(pub [u64; 4]);
+pub struct OwnerArea(pub [u64; 6]);
 
 impl OwnerArea {
     /// Cleared.
-    pub const ZERO: OwnerArea = OwnerArea([0; 4]);
+    pub const ZERO: OwnerArea = OwnerArea([0; 6]);
 }
 
-// 16 bytes of buddy state and 32 of owner area (the kernel's struct page
-// is 64).
-const _: () = assert!(core::mem::size_of::<PageMeta>() <= 48);
+// 16 bytes of buddy state and 48 of owner area, one cache line (the
+// kernel's struct page is 64 bytes too).
+const _: () = assert!(core::mem::size_of::<PageMeta>() == 64);
 
 impl PageMeta {
     /// Initial value for metadata storage; [`Buddy::add_region`] overwrites

@@ -5,7 +5,9 @@
 
 use core::ptr::{self, NonNull};
 
-use super::layout::{align_up, calculate_geometry, FreePtr, Reciprocal, SlabMeta, NIL};
+use super::layout::{
+    align_up, calculate_geometry, empty_bitmap, FreePtr, Reciprocal, SlabMeta, NIL,
+};
 use super::list::{ListKind, SlabList};
 use super::{
     new_owner_tag, CacheName, PageSource, SlabCache, SlabError, SlabFlags, SlabInfo,
@@ -247,6 +249,7 @@ impl SlabCache {
                     fresh: 0,
                     inuse: 0,
                     list: ListKind::Empty as u8,
+                    bitmap: empty_bitmap(self.objects as usize),
                 },
             );
             if let Some(ctor) = self.ctor {

@@ -4,7 +4,7 @@
 
 use core::ptr;
 
-use super::layout::{SlabMeta, NIL};
+use super::layout::{empty_bitmap, SlabMeta, NIL};
 use super::{PageSource, SlabCache};
 
 /// A violated invariant, found by [`SlabCache::check_invariants`].
@@ -86,10 +86,24 @@ impl SlabCache {
         let colour = s.objs.addr() - head.addr();
         if colour % self.colour_off != 0
             || colour / self.colour_off >= self.colours as usize
-            || u32::from(s.fresh) > self.objects
-            || s.inuse > s.fresh
+            || (!self.bitmap_mode() && (u32::from(s.fresh) > self.objects || s.inuse > s.fresh))
         {
             return Err(SlabInvariantError::Descriptor);
+        }
+        if self.bitmap_mode() {
+            let pad = empty_bitmap(self.objects as usize);
+            let mut used = 0;
+            for (&word, &pad) in s.bitmap.iter().zip(&pad) {
+                if word & pad != pad {
+                    return Err(SlabInvariantError::Freelist);
+                }
+                used += (word & !pad).count_ones();
+            }
+            return if used == u32::from(s.inuse) {
+                Ok(())
+            } else {
+                Err(SlabInvariantError::Freelist)
+            };
         }
         let mut seen = [0u64; super::MAX_OBJS_PER_SLAB / 64];
         let mut free = 0u16;

@@ -15,13 +15,20 @@ const _: () = assert!(SLUB_PAGE_SIZE == PAGE_SIZE && SLUB_MAX_PAGE_ORDER == MAX_
 pub(super) const NIL: u16 = u16::MAX;
 const _: () = assert!(MAX_OBJS_PER_SLAB < NIL as usize);
 
+/// Most objects per slab whose in-use bits fit the descriptor.
+pub(super) const BITMAP_OBJS: usize = 128;
+
 /// A slab's descriptor, in the owner area of its head frame's metadata.
 ///
-/// Objects `[0, fresh)` have been handed out at least once; those of them
-/// not in use are on the freelist, linked through a free pointer inside
-/// each free object ([`FreePtr`]). Objects `[fresh, objects)` were never
-/// allocated (a new slab is not threaded up front, so growing a slab
-/// touches none of its memory unless the cache has a constructor).
+/// A slab of at most [`BITMAP_OBJS`] objects keeps one in-use bit per
+/// object in `bitmap` (bits past the last object set), and the allocator
+/// never touches its objects. A slab of more objects (8- to 24-byte
+/// objects) links its free objects as SLUB does: objects `[0, fresh)` have
+/// been handed out at least once, those of them not in use are on the
+/// freelist, linked through a free pointer inside each free object
+/// ([`FreePtr`]); objects `[fresh, objects)` were never allocated (a new
+/// slab is not threaded up front, so growing one touches none of its
+/// memory unless the cache has a constructor).
 #[repr(C)]
 pub(super) struct SlabMeta {
     pub(super) next: *mut SlabMeta,
@@ -36,6 +43,21 @@ pub(super) struct SlabMeta {
     pub(super) inuse: u16,
     /// The [`ListKind`](super::list::ListKind) the slab is on.
     pub(super) list: u8,
+    /// In-use bits, for slabs of at most [`BITMAP_OBJS`] objects.
+    pub(super) bitmap: [u64; BITMAP_OBJS / 64],
+}
+
+/// The in-use bits of a slab of `objects` objects with none in use: the
+/// bits past the last object set.
+pub(super) const fn empty_bitmap(objects: usize) -> [u64; BITMAP_OBJS / 64] {
+    let mut map = [0; BITMAP_OBJS / 64];
+    let mut w = 0;
+    while w < map.len() {
+        let valid = objects.saturating_sub(w * 64);
+        map[w] = if valid >= 64 { 0 } else { u64::MAX << valid };
+        w += 1;
+    }
+    map
 }
 
 const _: () = assert!(

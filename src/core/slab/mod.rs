@@ -33,7 +33,10 @@
 //! are naturally aligned. So a slab of order `o` holds `(PAGE_SIZE << o) /
 //! size` objects, exactly what /proc/slabinfo shows for SLUB.
 //!
-//! Free objects are linked through a free pointer inside each of them,
+//! A slab of at most 128 objects (16 bytes and up, for the kmalloc
+//! caches) keeps one in-use bit per object in its descriptor, and the
+//! allocator never touches its objects. A slab of more objects links its
+//! free objects as SLUB does, through a free pointer inside each of them,
 //! at SLUB's offset: in the middle of the object (`ALIGN_DOWN(object_size /
 //! 2, 8)`), or just after it for caches with a constructor, whose objects
 //! must keep their constructed state across free (that word then adds 8

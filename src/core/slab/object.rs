@@ -6,7 +6,7 @@
 
 use core::ptr::NonNull;
 
-use super::layout::{SlabMeta, NIL};
+use super::layout::{SlabMeta, BITMAP_OBJS, NIL};
 use super::list::ListKind;
 use super::{Block, PageSource, SlabCache, SlabError};
 use crate::buddy::PAGE_SIZE;
@@ -53,23 +53,35 @@ impl SlabCache {
         // accesses it; the objects addressed are inside its slab.
         unsafe {
             let s = &mut *slab;
-            let index = if s.freelist != NIL {
-                let obj = self.obj(s, s.freelist);
-                let next = self.fp.get(obj).ok_or(SlabError::Corrupt)?;
-                if next != NIL && next >= s.fresh {
+            let index = if self.bitmap_mode() {
+                let w = usize::from(s.bitmap[0] == u64::MAX);
+                let word = s.bitmap[w];
+                if word == u64::MAX {
                     return Err(SlabError::Corrupt);
                 }
-                let index = s.freelist;
-                s.freelist = next;
-                index
-            } else if u32::from(s.fresh) < self.objects {
-                s.fresh += 1;
-                s.fresh - 1
+                let bit = word.trailing_ones();
+                s.bitmap[w] = word | 1 << bit;
+                (w as u32 * 64 + bit) as u16
             } else {
-                return Err(SlabError::Corrupt);
+                let index = if s.freelist != NIL {
+                    let obj = self.obj(s, s.freelist);
+                    let next = self.fp.get(obj).ok_or(SlabError::Corrupt)?;
+                    if next != NIL && next >= s.fresh {
+                        return Err(SlabError::Corrupt);
+                    }
+                    let index = s.freelist;
+                    s.freelist = next;
+                    index
+                } else if u32::from(s.fresh) < self.objects {
+                    s.fresh += 1;
+                    s.fresh - 1
+                } else {
+                    return Err(SlabError::Corrupt);
+                };
+                self.fp.clear(self.obj(s, index));
+                index
             };
             let obj = self.obj(s, index);
-            self.fp.clear(obj);
             s.inuse += 1;
             self.active_objs += 1;
             if u32::from(s.inuse) == self.objects {
@@ -77,6 +89,12 @@ impl SlabCache {
             }
             Ok(obj)
         }
+    }
+
+    /// Whether slabs keep in-use bits rather than a freelist.
+    #[inline]
+    pub(super) fn bitmap_mode(&self) -> bool {
+        self.objects as usize <= BITMAP_OBJS
     }
 
     /// Object `index` of the slab `s`.
@@ -193,18 +211,26 @@ impl SlabCache {
         // the object is inside its slab (index checked by the caller).
         unsafe {
             let s = &mut *slab;
-            if index >= s.fresh {
-                return Err(SlabError::DoubleFree);
-            }
-            let obj = self.obj(s, index);
-            if self.fp.get(obj).is_some() && self.on_freelist(s, index)? {
-                return Err(SlabError::DoubleFree);
+            if self.bitmap_mode() {
+                let (w, bit) = (usize::from(index / 64), index % 64);
+                if s.bitmap[w] & 1 << bit == 0 {
+                    return Err(SlabError::DoubleFree);
+                }
+                s.bitmap[w] &= !(1 << bit);
+            } else {
+                if index >= s.fresh {
+                    return Err(SlabError::DoubleFree);
+                }
+                let obj = self.obj(s, index);
+                if self.fp.get(obj).is_some() && self.on_freelist(s, index)? {
+                    return Err(SlabError::DoubleFree);
+                }
+                self.fp.set(obj, s.freelist);
+                s.freelist = index;
             }
             if s.inuse == 0 {
                 return Err(SlabError::Corrupt);
             }
-            self.fp.set(obj, s.freelist);
-            s.freelist = index;
             let was_full = u32::from(s.inuse) == self.objects;
             s.inuse -= 1;
             self.active_objs -= 1;
@@ -256,6 +282,9 @@ impl SlabCache {
         let Ok(index) = self.index_in(s, ptr) else {
             return false;
         };
+        if self.bitmap_mode() {
+            return s.bitmap[usize::from(index / 64)] & 1 << (index % 64) != 0;
+        }
         if index >= s.fresh {
             return false;
         }

@@ -140,7 +140,7 @@ fn bench_buddy() {
         // The default ORDER (32): with ORDER = 11 the crate drops a block
         // whenever two order-10 buddies merge (its merge loop stops at the
         // top class without re-inserting), and soon fails most requests.
-        let mut frames = FrameAllocator::<32>::new();
+        let mut frames = FrameAllocator::<33>::new();
         frames.add_frame(0, PAGES as usize);
         let mut slots: Vec<Option<(usize, usize)>> = vec![None; nslots];
         let mut failed = 0u64;

@@ -189,36 +189,44 @@ impl Pool {
 
 #[test]
 fn bulk_alloc_and_free_across_slabs() {
-    let mut pool = Pool::new(64);
-    let mut src = pool.src();
-    let mut c = SlabCache::new("bulk", 192, 0, SlabFlags::NONE, None).unwrap();
-    let per = c.objects_per_slab() as usize;
-    let mut out = vec![std::ptr::null_mut(); per * 3 + 5];
-    assert_eq!(c.alloc_bulk(&mut src, &mut out), out.len());
-    let set: HashSet<_> = out.iter().copied().collect();
-    assert_eq!(set.len(), out.len(), "distinct objects");
-    assert!(out.iter().all(|&p| c.owns(&src, p)));
-    let i = c.info();
-    assert_eq!((i.active_objs, i.num_slabs), (out.len() as u64, 4));
-    c.check_invariants(&src).unwrap();
-    // Free every other object, then the rest, in two batches.
-    let (even, odd): (Vec<_>, Vec<_>) = out.iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    let even: Vec<_> = even.into_iter().map(|(_, &p)| p).collect();
-    let odd: Vec<_> = odd.into_iter().map(|(_, &p)| p).collect();
-    c.free_bulk(&mut src, &even).unwrap();
-    assert_eq!(c.active_objs(), odd.len() as u64);
-    assert!(even.iter().all(|&p| !c.owns(&src, p)));
-    c.check_invariants(&src).unwrap();
-    c.free_bulk(&mut src, &odd).unwrap();
-    assert_eq!(c.active_objs(), 0);
-    c.check_invariants(&src).unwrap();
-    // Freed objects come back LIFO, through the freelist.
-    let mut again = [std::ptr::null_mut(); 2];
-    assert_eq!(c.alloc_bulk(&mut src, &mut again), 2);
-    assert!(again.iter().all(|p| odd.contains(p)));
-    c.free_bulk(&mut src, &again).unwrap();
-    c.destroy(&mut src).unwrap();
-    assert_eq!(src.buddy().free_pages(), 64);
+    // 192 B: 21 objects per slab, in-use bits; 16 B: 256, a freelist.
+    for size in [192, 16] {
+        let mut pool = Pool::new(64);
+        let mut src = pool.src();
+        let mut c = SlabCache::new("bulk", size, 0, SlabFlags::NONE, None).unwrap();
+        let per = c.objects_per_slab() as usize;
+        let mut out = vec![std::ptr::null_mut(); per * 3 + 5];
+        assert_eq!(c.alloc_bulk(&mut src, &mut out), out.len());
+        let set: HashSet<_> = out.iter().copied().collect();
+        assert_eq!(set.len(), out.len(), "distinct objects");
+        assert!(out.iter().all(|&p| c.owns(&src, p)));
+        let i = c.info();
+        assert_eq!((i.active_objs, i.num_slabs), (out.len() as u64, 4));
+        c.check_invariants(&src).unwrap();
+        // Free every other object, then the rest, in two batches.
+        let (even, odd): (Vec<_>, Vec<_>) = out.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        let even: Vec<_> = even.into_iter().map(|(_, &p)| p).collect();
+        let odd: Vec<_> = odd.into_iter().map(|(_, &p)| p).collect();
+        c.free_bulk(&mut src, &even).unwrap();
+        assert_eq!(c.active_objs(), odd.len() as u64);
+        assert!(even.iter().all(|&p| !c.owns(&src, p)));
+        c.check_invariants(&src).unwrap();
+        c.free_bulk(&mut src, &odd).unwrap();
+        assert_eq!(c.active_objs(), 0);
+        c.check_invariants(&src).unwrap();
+        let mut again = [std::ptr::null_mut(); 2];
+        assert_eq!(c.alloc_bulk(&mut src, &mut again), 2);
+        if per > 128 {
+            // A freelist gives the most recently freed objects first.
+            assert!(again.iter().all(|p| odd.contains(p)));
+        } else {
+            // In-use bits give the lowest free objects of the slab.
+            assert_eq!(again[1].addr() - again[0].addr(), size);
+        }
+        c.free_bulk(&mut src, &again).unwrap();
+        c.destroy(&mut src).unwrap();
+        assert_eq!(src.buddy().free_pages(), 64);
+    }
 }
 
 #[test]
@@ -271,14 +279,18 @@ fn bulk_alloc_stops_at_out_of_memory() {
 fn a_write_into_a_free_object_is_caught_not_followed() {
     let mut pool = Pool::new(8);
     let mut src = pool.src();
-    let mut c = SlabCache::new("uaf", 64, 0, SlabFlags::NONE, None).unwrap();
+    // 16-byte objects: 256 per slab, linked through a freelist.
+    let mut c = SlabCache::new("uaf", 16, 0, SlabFlags::NONE, None).unwrap();
+    assert_eq!(c.objects_per_slab(), 256);
     let x = c.alloc(&mut src).unwrap().as_ptr();
     let y = c.alloc(&mut src).unwrap().as_ptr();
     c.free(&mut src, x).unwrap();
+    // A second free of `x` is caught by walking the freelist.
+    assert_eq!(c.free(&mut src, x), Err(SlabError::DoubleFree));
     // Use after free: scribble over the whole freed object.
-    // SAFETY: `x` is a 64-byte object of a slab the test owns; nothing else
+    // SAFETY: `x` is a 16-byte object of a slab the test owns; nothing else
     // reads it but the cache.
-    unsafe { x.write_bytes(0x5A, 64) };
+    unsafe { x.write_bytes(0x5A, 16) };
     assert!(c.check_invariants(&src).is_err());
     assert_eq!(c.alloc(&mut src), Err(SlabError::Corrupt));
     assert_eq!(c.free(&mut src, y), Ok(()));
