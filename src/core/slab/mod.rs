@@ -33,7 +33,7 @@
 //! are naturally aligned. So a slab of order `o` holds `(PAGE_SIZE << o) /
 //! size` objects, exactly what /proc/slabinfo shows for SLUB.
 //!
-//! A slab of at most 128 objects (16 bytes and up, for the kmalloc
+//! A slab of at most 128 objects (32 bytes and up, for the kmalloc
 //! caches) keeps one in-use bit per object in its descriptor, and the
 //! allocator never touches its objects. A slab of more objects links its
 //! free objects as SLUB does, through a free pointer inside each of them,
