@@ -84,7 +84,7 @@ impl SlabCache {
             return Err(SlabInvariantError::PageSource);
         }
         let colour = s.objs.addr() - head.addr();
-        if colour % self.colour_off != 0
+        if !colour.is_multiple_of(self.colour_off)
             || colour / self.colour_off >= self.colours as usize
             || (!self.bitmap_mode() && (u32::from(s.fresh) > self.objects || s.inuse > s.fresh))
         {
