@@ -77,6 +77,42 @@ pub fn zone(pages: usize, regions: usize) -> Zone {
     Buddy::new(vec![PageMeta::INIT; pages], vec![Region::EMPTY; regions])
 }
 
+/// One zone of `pages` frames over an arena of its own, at `base_pfn`.
+pub struct Pool {
+    /// The memory.
+    pub arena: Arena,
+    /// The zone managing it.
+    pub zone: Zone,
+    base_pfn: u64,
+}
+
+impl Pool {
+    /// A zone of `pages` frames from `base_pfn` (aligned to the largest
+    /// block) over a fresh arena.
+    pub fn new(pages: u64, base_pfn: u64) -> Pool {
+        let arena = Arena::new(pages);
+        let mut zone = zone(pages as usize, 1);
+        zone.add_region(base_pfn, pages).expect("add region");
+        Pool {
+            arena,
+            zone,
+            base_pfn,
+        }
+    }
+
+    /// The page source over the zone.
+    pub fn src(&mut self) -> BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap> {
+        // SAFETY: The region maps onto the arena, which is aligned to the
+        // largest block and only accessed through allocated blocks.
+        unsafe {
+            BuddyPages::new(
+                &mut self.zone,
+                LinearMap::new(self.arena.base(), self.base_pfn),
+            )
+        }
+    }
+}
+
 /// Region layouts (arena-relative page ranges, in the order they are added).
 pub const NR_LAYOUTS: u8 = 5;
 

@@ -17,13 +17,11 @@ mod harness;
 
 use std::collections::HashSet;
 
-use harness::{zone, Arena, Zone};
-use memlab_core::buddy::{PageMeta, Region, PAGE_SIZE};
+use harness::Pool;
+use memlab_core::buddy::PAGE_SIZE;
 use memlab_core::sizeclass::{Kmalloc, SizeClass};
 use memlab_core::slab::order::{calculate_order, slub_geometry, slub_min_objects};
-use memlab_core::slab::{
-    BuddyPages, LinearMap, Reciprocal, SlabCache, SlabError, SlabFlags, DEFAULT_NR_CPUS,
-};
+use memlab_core::slab::{Reciprocal, SlabCache, SlabError, SlabFlags, DEFAULT_NR_CPUS};
 
 /// (objperslab, pagesperslab) of kmalloc-8 .. kmalloc-8k.
 type Table = [(u32, u32); 13];
@@ -43,37 +41,19 @@ const ONE_CPU: Table = [
     (8, 8),
     (4, 8),
 ];
-/// 2 to 7 CPUs (min_objects 12 and 16 give the same kmalloc geometry).
-const TWO_TO_SEVEN_CPUS: Table = [
-    (512, 1),
-    (256, 1),
-    (128, 1),
-    (64, 1),
-    (42, 1),
-    (32, 1),
-    (21, 1),
-    (16, 1),
-    (16, 2),
-    (16, 4),
-    (16, 8),
-    (8, 8),
-    (4, 8),
-];
-const EIGHT_CPUS: Table = [
-    (512, 1),
-    (256, 1),
-    (128, 1),
-    (64, 1),
-    (42, 1),
-    (32, 1),
-    (21, 1),
-    (32, 2),
-    (32, 4),
-    (32, 8),
-    (16, 8),
-    (8, 8),
-    (4, 8),
-];
+/// What changes with more CPUs: (index in [`ONE_CPU`], objperslab,
+/// pagesperslab) for 2 to 7 CPUs (min_objects 12 and 16 give the same
+/// kmalloc geometry) and for 8 to 15 (min_objects 20).
+const TWO_TO_SEVEN_CPUS: [(usize, u32, u32); 3] = [(8, 16, 2), (9, 16, 4), (10, 16, 8)];
+const EIGHT_CPUS: [(usize, u32, u32); 4] = [(7, 32, 2), (8, 32, 4), (9, 32, 8), (10, 16, 8)];
+
+fn table(changes: &[(usize, u32, u32)]) -> Table {
+    let mut t = ONE_CPU;
+    for &(i, objs, pages) in changes {
+        t[i] = (objs, pages);
+    }
+    t
+}
 
 #[test]
 fn kmalloc_geometry_is_slub_s_for_1_2_4_and_8_cpus() {
@@ -82,14 +62,14 @@ fn kmalloc_geometry_is_slub_s_for_1_2_4_and_8_cpus() {
         [8, 12, 12, 16, 16, 20, 24]
     );
     for (cpus, table) in [
-        (1, &ONE_CPU),
-        (2, &TWO_TO_SEVEN_CPUS),
-        (4, &TWO_TO_SEVEN_CPUS),
-        (8, &EIGHT_CPUS),
+        (1, ONE_CPU),
+        (2, table(&TWO_TO_SEVEN_CPUS)),
+        (4, table(&TWO_TO_SEVEN_CPUS)),
+        (8, table(&EIGHT_CPUS)),
     ] {
         for dma in [false, true] {
             let k = Kmalloc::new_for_cpus(dma, cpus).unwrap();
-            for (class, &(objs, pages)) in SizeClass::ALL.iter().zip(table) {
+            for (class, &(objs, pages)) in SizeClass::ALL.iter().zip(&table) {
                 let i = k.cache(*class).info();
                 assert_eq!(
                     (i.objsize as usize, i.objperslab, i.pagesperslab),
@@ -141,7 +121,7 @@ fn reciprocal_divides_exactly() {
 
 #[test]
 fn objects_fill_slabs_from_offset_zero() {
-    let mut pool = Pool::new(256);
+    let mut pool = pool(256);
     let mut src = pool.src();
     for (name, size) in [("k8", 8), ("k96", 96), ("k8k", 8192)] {
         let mut c = SlabCache::new_for_cpus(name, size, 0, SlabFlags::NONE, None, 1).unwrap();
@@ -167,31 +147,15 @@ fn objects_fill_slabs_from_offset_zero() {
 
 const BASE_PFN: u64 = 0x10000;
 
-struct Pool {
-    arena: Arena,
-    zone: Zone,
-}
-
-impl Pool {
-    fn new(pages: u64) -> Pool {
-        let arena = Arena::new(pages);
-        let mut zone = zone(pages as usize, 1);
-        zone.add_region(BASE_PFN, pages).unwrap();
-        Pool { arena, zone }
-    }
-
-    fn src(&mut self) -> BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap> {
-        // SAFETY: The region maps onto the arena, which is aligned to the
-        // largest block and only accessed through allocated blocks.
-        unsafe { BuddyPages::new(&mut self.zone, LinearMap::new(self.arena.base(), BASE_PFN)) }
-    }
+fn pool(pages: u64) -> Pool {
+    Pool::new(pages, BASE_PFN)
 }
 
 #[test]
 fn bulk_alloc_and_free_across_slabs() {
     // 192 B: 21 objects per slab, in-use bits; 16 B: 256, a freelist.
     for size in [192, 16] {
-        let mut pool = Pool::new(64);
+        let mut pool = pool(64);
         let mut src = pool.src();
         let mut c = SlabCache::new("bulk", size, 0, SlabFlags::NONE, None).unwrap();
         let per = c.objects_per_slab() as usize;
@@ -231,7 +195,7 @@ fn bulk_alloc_and_free_across_slabs() {
 
 #[test]
 fn bulk_free_reports_bad_pointers_and_frees_the_rest() {
-    let mut pool = Pool::new(64);
+    let mut pool = pool(64);
     let mut src = pool.src();
     let mut a = SlabCache::new("a", 64, 0, SlabFlags::NONE, None).unwrap();
     let mut b = SlabCache::new("b", 64, 0, SlabFlags::NONE, None).unwrap();
@@ -264,7 +228,7 @@ fn bulk_free_reports_bad_pointers_and_frees_the_rest() {
 
 #[test]
 fn bulk_alloc_stops_at_out_of_memory() {
-    let mut pool = Pool::new(8);
+    let mut pool = pool(8);
     let mut src = pool.src();
     let mut c = SlabCache::new_for_cpus("oom", 1024, 0, SlabFlags::NONE, None, 1).unwrap();
     assert_eq!((c.order(), c.objects_per_slab()), (1, 8));
@@ -277,7 +241,7 @@ fn bulk_alloc_stops_at_out_of_memory() {
 
 #[test]
 fn a_write_into_a_free_object_is_caught_not_followed() {
-    let mut pool = Pool::new(8);
+    let mut pool = pool(8);
     let mut src = pool.src();
     // 16-byte objects: 256 per slab, linked through a freelist.
     let mut c = SlabCache::new("uaf", 16, 0, SlabFlags::NONE, None).unwrap();

@@ -7,7 +7,7 @@ mod harness;
 
 use std::collections::HashSet;
 
-use harness::{zone, Arena, Zone};
+use harness::Pool;
 use memlab_core::buddy::{Buddy, BuddyError, PageMeta, Region, PAGE_SIZE};
 use memlab_core::slab::{
     AddrMap, BuddyPages, LinearMap, OwnerTag, PageSource, SlabCache, SlabError, SlabFlags,
@@ -16,25 +16,8 @@ use memlab_core::slab::{
 
 const BASE_PFN: u64 = 0x8000;
 
-/// A zone over an arena of `pages` pages.
-struct Pool {
-    arena: Arena,
-    zone: Zone,
-}
-
-impl Pool {
-    fn new(pages: u64) -> Pool {
-        let arena = Arena::new(pages);
-        let mut zone = zone(pages as usize, 1);
-        zone.add_region(BASE_PFN, pages).unwrap();
-        Pool { arena, zone }
-    }
-
-    fn src(&mut self) -> BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap> {
-        // SAFETY: The region maps onto the arena, which is aligned to the
-        // largest block and only accessed through allocated blocks.
-        unsafe { BuddyPages::new(&mut self.zone, LinearMap::new(self.arena.base(), BASE_PFN)) }
-    }
+fn pool(pages: u64) -> Pool {
+    Pool::new(pages, BASE_PFN)
 }
 
 fn cache(name: &str, size: usize) -> SlabCache {
@@ -135,7 +118,7 @@ fn order_and_object_count_choice() {
 
 #[test]
 fn alloc_free_moves_slabs_between_lists() {
-    let mut pool = Pool::new(64);
+    let mut pool = pool(64);
     let mut c = cache("c", 1000);
     let per = c.objects_per_slab() as usize;
     let mut src = pool.src();
@@ -189,7 +172,7 @@ fn alloc_free_moves_slabs_between_lists() {
 
 #[test]
 fn empty_slabs_beyond_the_limit_are_released() {
-    let mut pool = Pool::new(256);
+    let mut pool = pool(256);
     let mut c = cache("c", 2048);
     c.set_empty_limit(2);
     let per = c.objects_per_slab() as usize;
@@ -209,7 +192,7 @@ fn empty_slabs_beyond_the_limit_are_released() {
 
 #[test]
 fn misuse_is_detected() {
-    let mut pool = Pool::new(64);
+    let mut pool = pool(64);
     let mut a = cache("a", 64);
     let mut b = cache("b", 64);
     let mut src = pool.src();
@@ -309,7 +292,7 @@ fn misuse_is_detected() {
 #[test]
 fn out_of_memory_is_an_error() {
     let mut c = cache("c", 3000);
-    let mut pool = Pool::new(2 << c.order());
+    let mut pool = pool(2 << c.order());
     let mut src = pool.src();
     let n = 2 * c.objects_per_slab() as usize;
     let objs: Vec<_> = (0..n).map(|_| c.alloc(&mut src).unwrap()).collect();
@@ -328,7 +311,7 @@ fn fill_ctor(obj: *mut u8) {
 
 #[test]
 fn constructor_runs_for_every_object_of_a_new_slab() {
-    let mut pool = Pool::new(64);
+    let mut pool = pool(64);
     let mut c = SlabCache::new("ctor", 40, 0, SlabFlags::NONE, Some(fill_ctor)).unwrap();
     let mut src = pool.src();
     let per = c.objects_per_slab() as usize;
@@ -356,7 +339,7 @@ fn constructor_runs_for_every_object_of_a_new_slab() {
 
 #[test]
 fn colour_offsets_cycle_per_slab() {
-    let mut pool = Pool::new(256);
+    let mut pool = pool(256);
     // 1000-byte objects: 4 per page, leftover ~900 bytes: several colours.
     let mut c = cache("c", 1000);
     assert!(c.colours() > 1, "colours {}", c.colours());
@@ -394,7 +377,7 @@ fn colour_offsets_cycle_per_slab() {
 
 #[test]
 fn objects_fill_the_slab_without_overlap() {
-    let mut pool = Pool::new(1024);
+    let mut pool = pool(1024);
     for (size, align) in [
         (1, 0),
         (8, 0),
