@@ -85,7 +85,9 @@ impl SlabCache {
         }
         let colour = s.objs.addr() - head.addr();
         if !colour.is_multiple_of(self.colour_off)
-            || colour / self.colour_off >= self.colours as usize
+            // Checked: a division the compiler cannot prove nonzero would
+            // leave a panic call at the end of the function (objtool).
+            || colour.checked_div(self.colour_off) >= Some(self.colours as usize)
             || (!self.bitmap_mode() && (u32::from(s.fresh) > self.objects || s.inuse > s.fresh))
         {
             return Err(SlabInvariantError::Descriptor);
