@@ -339,27 +339,30 @@ fn main() {
     let buddy = bench_buddy();
     let slab = bench_slab();
     let all = kmalloc_trace::bench();
-    let memlab = all[0].1;
+    let (unsized_, sized) = (all[0].1, all[1].1);
     for (name, r) in &all {
         println!(
-            "  {name:<36} {r:>12.0} ops/s   memlab/this {:>5.2}x",
-            memlab / r
+            "  {name:<36} {r:>12.0} ops/s   kfree/this {:>5.2}x, sized/this {:>5.2}x",
+            unsized_ / r,
+            sized / r
         );
     }
-    let ratio = |who: &str| {
+    let ratio = |who: &str, memlab: f64| {
         all.iter()
             .find(|(n, _)| n.starts_with(who))
             .map_or(0.0, |(_, r)| memlab / r)
     };
     println!("targets (issue 11):");
-    println!(
-        "  kmalloc trace, memlab >= 2x buddy_system_allocator 0.13: {}",
-        verdict(ratio("buddy_system"), 2.0)
-    );
-    println!(
-        "  kmalloc trace, memlab >= 1.5x slabmalloc:                {}",
-        verdict(ratio("slabmalloc"), 1.5)
-    );
+    for (what, memlab) in [("kfree", unsized_), ("sized free", sized)] {
+        println!(
+            "  kmalloc trace ({what}), memlab >= 2x buddy_system_allocator 0.13: {}",
+            verdict(ratio("buddy_system", memlab), 2.0)
+        );
+        println!(
+            "  kmalloc trace ({what}), memlab >= 1.5x slabmalloc: {}",
+            verdict(ratio("slabmalloc", memlab), 1.5)
+        );
+    }
     println!(
         "  frames, memlab Buddy >= 2x bsa 0.13 FrameAllocator:      {}",
         verdict(buddy, 2.0)

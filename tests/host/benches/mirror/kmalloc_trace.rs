@@ -10,13 +10,14 @@
 //! from the page metadata); the others are told the layout at free.
 
 use std::alloc::{alloc, Layout};
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use buddy_system_allocator::Heap;
 use memlab_core::buddy::{Buddy, PageMeta, Region, MAX_PAGE_ORDER, PAGE_SIZE};
-use memlab_core::sizeclass::Kmalloc;
+use memlab_core::sizeclass::{Kmalloc, SizeClass};
 use memlab_core::slab::{BuddyPages, LinearMap};
 use slabmalloc::{AllocablePage, Allocator, LargeObjectPage, ObjectPage, ZoneAllocator};
 use talc::base::Talc;
@@ -90,7 +91,8 @@ fn run(
     d
 }
 
-/// ops/s of every allocator on the same trace, memlab first.
+/// ops/s of every allocator on the same trace, memlab first (kfree,
+/// then freeing with the class known).
 pub fn bench() -> Vec<(&'static str, f64)> {
     let total: u32 = CLASSES.iter().map(|c| c.1).sum();
     let (steps, nslots) = trace(OPS, MAX_LIVE, 0x6B6D_616C, |rng| {
@@ -109,38 +111,51 @@ pub fn bench() -> Vec<(&'static str, f64)> {
     let n = steps.len();
     let mut out = Vec::new();
 
-    let d = best(|| {
-        let pages = ARENA / PAGE_SIZE;
-        let base = arena(ARENA, PAGE_SIZE << MAX_PAGE_ORDER);
-        let mut zone = Buddy::new(vec![PageMeta::INIT; pages], vec![Region::EMPTY; 1]);
-        zone.add_region(0, pages as u64).unwrap();
-        // SAFETY: The region maps onto the fresh arena, aligned to the
-        // largest block, used only through blocks of the zone.
-        let mut src = unsafe { BuddyPages::new(&mut zone, LinearMap::new(base, 0)) };
-        let km = std::cell::RefCell::new(Kmalloc::new().unwrap());
-        let src = std::cell::RefCell::new(&mut src);
-        run(
-            &steps,
-            nslots,
-            |size| {
-                km.borrow_mut()
-                    .kmalloc(*src.borrow_mut(), size as usize)
-                    .unwrap()
-            },
-            |p, _| {
-                km.borrow_mut()
-                    .kfree(*src.borrow_mut(), p.as_ptr())
-                    .unwrap()
-            },
-        )
-    });
-    out.push(("memlab Kmalloc", rate(n, d)));
+    for sized in [false, true] {
+        let d = best(|| {
+            let pages = ARENA / PAGE_SIZE;
+            let base = arena(ARENA, PAGE_SIZE << MAX_PAGE_ORDER);
+            let mut zone = Buddy::new(vec![PageMeta::INIT; pages], vec![Region::EMPTY; 1]);
+            zone.add_region(0, pages as u64).unwrap();
+            // SAFETY: The region maps onto the fresh arena, aligned to the
+            // largest block, used only through blocks of the zone.
+            let mut src = unsafe { BuddyPages::new(&mut zone, LinearMap::new(base, 0)) };
+            let km = RefCell::new(Kmalloc::new().unwrap());
+            let src = RefCell::new(&mut src);
+            run(
+                &steps,
+                nslots,
+                |size| {
+                    km.borrow_mut()
+                        .kmalloc(*src.borrow_mut(), size as usize)
+                        .unwrap()
+                },
+                |p, size| {
+                    let mut km = km.borrow_mut();
+                    let mut src = src.borrow_mut();
+                    let src = &mut **src;
+                    match SizeClass::for_size(size as usize) {
+                        // The class known, as the others are told the layout.
+                        Some(class) if sized => km.cache_mut(class).free(src, p.as_ptr()).unwrap(),
+                        // kfree(): the class from the page metadata.
+                        _ => km.kfree(src, p.as_ptr()).unwrap(),
+                    }
+                },
+            )
+        });
+        let name = if sized {
+            "memlab Kmalloc, sized free"
+        } else {
+            "memlab Kmalloc, kfree (unsized)"
+        };
+        out.push((name, rate(n, d)));
+    }
 
     let d = best(|| {
         let mut heap = Heap::<33>::new();
         // SAFETY: A fresh arena, used by nothing else.
         unsafe { heap.init(arena(ARENA, PAGE_SIZE) as usize, ARENA) };
-        let heap = std::cell::RefCell::new(heap);
+        let heap = RefCell::new(heap);
         run(
             &steps,
             nslots,
@@ -155,7 +170,7 @@ pub fn bench() -> Vec<(&'static str, f64)> {
         let mut talc = Talc::<Manual, DefaultBinning>::new(Manual);
         // SAFETY: A fresh arena, used by nothing else.
         unsafe { talc.claim(arena(ARENA, PAGE_SIZE), ARENA).unwrap() };
-        let talc = std::cell::RefCell::new(talc);
+        let talc = RefCell::new(talc);
         run(
             &steps,
             nslots,
@@ -172,7 +187,7 @@ pub fn bench() -> Vec<(&'static str, f64)> {
         let large_size = LargeObjectPage::SIZE;
         let large = arena(ARENA, large_size);
         let (mut next_small, mut next_large) = (0, 0);
-        let zone = std::cell::RefCell::new(ZoneAllocator::new());
+        let zone = RefCell::new(ZoneAllocator::new());
         run(
             &steps,
             nslots,
