@@ -22,6 +22,7 @@ use core::ptr::NonNull;
 use crate::buddy::{BuddyError, MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE};
 use crate::slab::{
     Block, OwnerTag, PageSource, SlabCache, SlabError, SlabFlags, SlabInvariantError,
+    DEFAULT_NR_CPUS,
 };
 
 /// Smallest size class (`KMALLOC_MIN_SIZE`).
@@ -41,38 +42,22 @@ pub const ZERO_SIZE_PTR: *mut u8 = core::ptr::without_provenance_mut(16);
 const CLASS_SIZES: [usize; NR_KMALLOC_CLASSES] = [
     8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
 ];
-/// Cache name of every class, as the kernel names them (`kmalloc_info[]`).
-const CLASS_NAMES: [&str; NR_KMALLOC_CLASSES] = [
-    "kmalloc-8",
-    "kmalloc-16",
-    "kmalloc-32",
-    "kmalloc-64",
-    "kmalloc-96",
-    "kmalloc-128",
-    "kmalloc-192",
-    "kmalloc-256",
-    "kmalloc-512",
-    "kmalloc-1k",
-    "kmalloc-2k",
-    "kmalloc-4k",
-    "kmalloc-8k",
-];
-/// Cache name of every class of the GFP_DMA set (`kmalloc_info[]`'s
-/// `dma-kmalloc-*`).
-const DMA_CLASS_NAMES: [&str; NR_KMALLOC_CLASSES] = [
-    "dma-kmalloc-8",
-    "dma-kmalloc-16",
-    "dma-kmalloc-32",
-    "dma-kmalloc-64",
-    "dma-kmalloc-96",
-    "dma-kmalloc-128",
-    "dma-kmalloc-192",
-    "dma-kmalloc-256",
-    "dma-kmalloc-512",
-    "dma-kmalloc-1k",
-    "dma-kmalloc-2k",
-    "dma-kmalloc-4k",
-    "dma-kmalloc-8k",
+/// Cache names of every class, as the kernel names them (`kmalloc_info[]`):
+/// the normal set and the GFP_DMA set (`dma-kmalloc-*`).
+const CLASS_NAMES: [[&str; 2]; NR_KMALLOC_CLASSES] = [
+    ["kmalloc-8", "dma-kmalloc-8"],
+    ["kmalloc-16", "dma-kmalloc-16"],
+    ["kmalloc-32", "dma-kmalloc-32"],
+    ["kmalloc-64", "dma-kmalloc-64"],
+    ["kmalloc-96", "dma-kmalloc-96"],
+    ["kmalloc-128", "dma-kmalloc-128"],
+    ["kmalloc-192", "dma-kmalloc-192"],
+    ["kmalloc-256", "dma-kmalloc-256"],
+    ["kmalloc-512", "dma-kmalloc-512"],
+    ["kmalloc-1k", "dma-kmalloc-1k"],
+    ["kmalloc-2k", "dma-kmalloc-2k"],
+    ["kmalloc-4k", "dma-kmalloc-4k"],
+    ["kmalloc-8k", "dma-kmalloc-8k"],
 ];
 
 /// One kmalloc size class.
@@ -126,7 +111,7 @@ impl SizeClass {
 
     /// Cache name of the class (`kmalloc-96`, `kmalloc-4k`, ...).
     pub const fn name(self) -> &'static str {
-        CLASS_NAMES[self.0 as usize]
+        CLASS_NAMES[self.0 as usize][0]
     }
 
     /// Object alignment of the class: the largest power of two dividing its
@@ -206,24 +191,27 @@ pub struct Kmalloc {
 }
 
 impl Kmalloc {
-    /// Creates the size-class caches (no memory is taken until used).
+    /// Creates the size-class caches (no memory is taken until used), with
+    /// slabs sized as SLUB sizes them on [`DEFAULT_NR_CPUS`] CPUs.
     pub fn new() -> Result<Kmalloc, SlabError> {
-        Self::build(false)
+        Self::new_for_cpus(false, DEFAULT_NR_CPUS)
     }
 
     /// The GFP_DMA set of size classes (`dma-kmalloc-*`), kept apart from
     /// the others as the kernel keeps it, so its slabs hold only the pages
     /// they were filled from.
     pub fn new_dma() -> Result<Kmalloc, SlabError> {
-        Self::build(true)
+        Self::new_for_cpus(true, DEFAULT_NR_CPUS)
     }
 
-    fn build(dma: bool) -> Result<Kmalloc, SlabError> {
+    /// The size classes (`dma-kmalloc-*` if `dma`) with slabs sized as SLUB
+    /// sizes them on `nr_cpus` CPUs.
+    pub fn new_for_cpus(dma: bool, nr_cpus: u32) -> Result<Kmalloc, SlabError> {
         let mut k = core::mem::MaybeUninit::<Kmalloc>::uninit();
         // SAFETY: `k` is valid for writes and aligned; it is initialised
-        // exactly when `init_at` returns `Ok`.
+        // exactly when `init_at_for_cpus` returns `Ok`.
         unsafe {
-            Self::init_at(k.as_mut_ptr(), dma)?;
+            Self::init_at_for_cpus(k.as_mut_ptr(), dma, nr_cpus)?;
             Ok(k.assume_init())
         }
     }
@@ -239,13 +227,28 @@ impl Kmalloc {
     /// `slot` must be valid for writes and aligned for a `Kmalloc`. It is
     /// initialised if and only if this returns `Ok`.
     pub unsafe fn init_at(slot: *mut Kmalloc, dma: bool) -> Result<(), SlabError> {
-        let names = if dma { &DMA_CLASS_NAMES } else { &CLASS_NAMES };
+        // SAFETY: Forwarded.
+        unsafe { Self::init_at_for_cpus(slot, dma, DEFAULT_NR_CPUS) }
+    }
+
+    /// [`Kmalloc::init_at`] with slabs sized for `nr_cpus` CPUs.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Kmalloc::init_at`].
+    pub unsafe fn init_at_for_cpus(
+        slot: *mut Kmalloc,
+        dma: bool,
+        nr_cpus: u32,
+    ) -> Result<(), SlabError> {
+        let names = CLASS_NAMES.map(|n| n[usize::from(dma)]);
         let large_tag = crate::slab::new_owner_tag()?;
         // SAFETY: `slot` is valid for writes (caller); this only computes the
         // address of its `caches` field.
         let caches = unsafe { core::ptr::addr_of_mut!((*slot).caches) }.cast::<SlabCache>();
         for (i, (class, name)) in SizeClass::ALL.iter().zip(names).enumerate() {
-            let cache = SlabCache::new(name, class.size(), class.align(), SlabFlags::NONE, None)?;
+            let (size, align) = (class.size(), class.align());
+            let cache = SlabCache::new_for_cpus(name, size, align, SlabFlags::NONE, None, nr_cpus)?;
             // SAFETY: `i < NR_KMALLOC_CLASSES`: element `i` of the `caches`
             // array inside `*slot`, valid for writes.
             unsafe { caches.add(i).write(cache) };
@@ -267,6 +270,11 @@ impl Kmalloc {
     /// The cache of one size class.
     pub fn cache(&self, class: SizeClass) -> &SlabCache {
         &self.caches[class.index()]
+    }
+
+    /// The cache of one size class, for its bulk calls.
+    pub fn cache_mut(&mut self, class: SizeClass) -> &mut SlabCache {
+        &mut self.caches[class.index()]
     }
 
     /// Owner tag of this mirror's large (page-sized) blocks in the page

@@ -141,8 +141,11 @@ impl Mirror {
         // fallible ones first so a failure leaves nothing that needs a drop
         // (a `Kmalloc` owns no memory until it allocates).
         let state = unsafe {
-            Kmalloc::init_at(core::ptr::addr_of_mut!((*p).kmalloc), false).map_err(|_| ENOMEM)?;
-            Kmalloc::init_at(core::ptr::addr_of_mut!((*p).kmalloc_dma), true)
+            // Slabs sized as SLUB sized the kernel's at boot (its CPU count).
+            let cpus = nr_cpu_ids();
+            Kmalloc::init_at_for_cpus(core::ptr::addr_of_mut!((*p).kmalloc), false, cpus)
+                .map_err(|_| ENOMEM)?;
+            Kmalloc::init_at_for_cpus(core::ptr::addr_of_mut!((*p).kmalloc_dma), true, cpus)
                 .map_err(|_| ENOMEM)?;
             core::ptr::addr_of_mut!((*p).zones).write(zones);
             core::ptr::addr_of_mut!((*p).reserve).write(reserve);

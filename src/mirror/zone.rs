@@ -9,11 +9,11 @@
 //! Normal, DMA32, DMA. GFP_ATOMIC (`__GFP_HIGH`) may dip into a zone's
 //! reserve of 1/32 of its pages; every other mask may not.
 
-use crate::buddy::{Buddy, BuddyError, PageMeta, Region, NR_PAGE_ORDERS};
+use crate::buddy::{Buddy, BuddyError, OwnerArea, PageMeta, Region, NR_PAGE_ORDERS};
 use crate::platform::phys;
 use crate::request::{Gfp, GfpSel, Zone};
 use crate::sizeclass::Kmalloc;
-use crate::slab::{AddrMap, Block, BuddyPages, LinearMap, OwnerTag, PageSource};
+use crate::slab::{exact_block, AddrMap, Block, BuddyPages, LinearMap, OwnerTag, PageSource};
 use core::ptr::NonNull;
 use kernel::prelude::*;
 
@@ -155,7 +155,9 @@ impl<'a> ZonedPages<'a> {
 // SAFETY: every block comes from a zone's buddy through `BuddyPages`, whose
 // contract holds: the pool's frames are in the direct map, owned by the pool
 // for the mirror's lifetime, and reached only through blocks handed out
-// here. `block_of` reads metadata only; `free_block` goes to the zone that
+// here. `block_of` and `head_of` read metadata only (`head_of` hands out
+// the owner area of the one zone that has the block allocated, stable in
+// its never-moved metadata vector); `free_block` goes to the zone that
 // has the block allocated, whose buddy validates head, order and tag.
 unsafe impl PageSource for ZonedPages<'_> {
     fn alloc_block(&mut self, order: u32, tag: &OwnerTag) -> Option<NonNull<u8>> {
@@ -204,5 +206,23 @@ unsafe impl PageSource for ZonedPages<'_> {
                 tag: blk.tag,
             })
         })
+    }
+
+    fn head_of(&self, head: *const u8) -> Option<(Block, NonNull<OwnerArea>)> {
+        let map = direct_map();
+        let pfn = map.ptr_to_pfn(head)?;
+        let (blk, area) = self.zones.iter().flatten().find_map(|b| b.owner_area(pfn))?;
+        Some((exact_block(&map, head, blk)?, area))
+    }
+
+    fn head_of_mut(&mut self, head: *const u8) -> Option<(Block, NonNull<OwnerArea>)> {
+        let map = direct_map();
+        let pfn = map.ptr_to_pfn(head)?;
+        let (blk, area) = self
+            .zones
+            .iter_mut()
+            .flatten()
+            .find_map(|b| b.owner_area_mut(pfn))?;
+        Some((exact_block(&map, head, blk)?, area))
     }
 }

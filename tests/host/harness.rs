@@ -77,6 +77,42 @@ pub fn zone(pages: usize, regions: usize) -> Zone {
     Buddy::new(vec![PageMeta::INIT; pages], vec![Region::EMPTY; regions])
 }
 
+/// One zone of `pages` frames over an arena of its own, at `base_pfn`.
+pub struct Pool {
+    /// The memory.
+    pub arena: Arena,
+    /// The zone managing it.
+    pub zone: Zone,
+    base_pfn: u64,
+}
+
+impl Pool {
+    /// A zone of `pages` frames from `base_pfn` (aligned to the largest
+    /// block) over a fresh arena.
+    pub fn new(pages: u64, base_pfn: u64) -> Pool {
+        let arena = Arena::new(pages);
+        let mut zone = zone(pages as usize, 1);
+        zone.add_region(base_pfn, pages).expect("add region");
+        Pool {
+            arena,
+            zone,
+            base_pfn,
+        }
+    }
+
+    /// The page source over the zone.
+    pub fn src(&mut self) -> BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap> {
+        // SAFETY: The region maps onto the arena, which is aligned to the
+        // largest block and only accessed through allocated blocks.
+        unsafe {
+            BuddyPages::new(
+                &mut self.zone,
+                LinearMap::new(self.arena.base(), self.base_pfn),
+            )
+        }
+    }
+}
+
 /// Region layouts (arena-relative page ranges, in the order they are added).
 pub const NR_LAYOUTS: u8 = 5;
 
@@ -173,6 +209,26 @@ pub enum Op {
     Shrink {
         /// Cache.
         cache: u8,
+    },
+    /// `alloc_bulk` of `n` objects from a cache (`NR_CACHES` and above: a
+    /// kmalloc class's cache, whose objects are then freed by kfree).
+    AllocBulk {
+        /// Cache, modulo the number of caches plus kmalloc classes.
+        cache: u8,
+        /// Objects asked for.
+        n: u8,
+    },
+    /// `free_bulk` of up to `n` live objects of the cache of live item
+    /// `which`, with bad pointers mixed in as `junk` says (bit 0: the first
+    /// object again at the end, a double free in one batch; bit 1: an
+    /// interior pointer; bit 2: null).
+    FreeBulk {
+        /// Which live item, modulo their number.
+        which: u16,
+        /// Live objects to free.
+        n: u8,
+        /// Bad pointers to add.
+        junk: u8,
     },
 }
 
@@ -287,6 +343,12 @@ impl World {
                 let addr = self.arena.base().addr().wrapping_add(offset as usize);
                 self.free_through(addr, api);
             }
+            Op::AllocBulk { cache, n } => self.alloc_bulk(cache, usize::from(n)),
+            Op::FreeBulk { which, n, junk } => {
+                if let Some((addr, item)) = self.pick(which) {
+                    self.free_bulk(addr, item, usize::from(n), junk);
+                }
+            }
             Op::Shrink { cache } => {
                 let map = self.map();
                 let mut src = Self::src(&mut self.zone, map);
@@ -360,6 +422,100 @@ impl World {
                 assert!(!must, "cache alloc failed: {e}");
                 self.rejected += 1;
             }
+        }
+    }
+
+    fn alloc_bulk(&mut self, cache: u8, n: usize) {
+        use memlab_core::sizeclass::{SizeClass, NR_KMALLOC_CLASSES};
+        let map = self.map();
+        let mut src = Self::src(&mut self.zone, map);
+        let which = usize::from(cache) % (usize::from(NR_CACHES) + NR_KMALLOC_CLASSES);
+        let (c, kind) = match which.checked_sub(usize::from(NR_CACHES)) {
+            None => (&mut self.caches[which], Kind::Obj { cache: which }),
+            Some(k) => (self.kmalloc.cache_mut(SizeClass::ALL[k]), Kind::Kmalloc),
+        };
+        let mut out = vec![std::ptr::null_mut(); n];
+        let got = c.alloc_bulk(&mut src, &mut out);
+        assert!(got <= n);
+        if got < n {
+            // Only when memory ran out: no free object, no block for a slab.
+            let info = c.info();
+            assert_eq!(info.num_objs, info.active_objs, "bulk stopped with room");
+            assert!(
+                (c.order()..=MAX_PAGE_ORDER).all(|o| src.buddy().nr_free(o) == 0),
+                "bulk stopped with free blocks"
+            );
+            self.rejected += 1;
+        }
+        let (len, align) = (c.object_size(), c.align());
+        let ctor = c.name() == "ctor-48";
+        for &p in &out[..got] {
+            assert!(!p.is_null());
+            assert_eq!(p.addr() % align, 0, "bulk object misaligned");
+            if ctor {
+                // SAFETY: A freshly allocated object of CTOR_SIZE bytes.
+                let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+                assert!(bytes.iter().all(|&b| b == CTOR_BYTE), "not constructed");
+            }
+        }
+        for p in &out[..got] {
+            self.insert(p.addr(), len, kind);
+        }
+    }
+
+    fn free_bulk(&mut self, addr: usize, item: Live, n: usize, junk: u8) {
+        let Kind::Obj { cache } = item.kind else {
+            return;
+        };
+        let mut objs: Vec<usize> = self
+            .live
+            .range(addr..)
+            .chain(self.live.range(..addr))
+            .filter(|(_, l)| l.kind == item.kind)
+            .map(|(&a, _)| a)
+            .take(n.max(1))
+            .collect();
+        for &a in &objs {
+            let l = self.live[&a];
+            self.verify(a, &l);
+            if cache == 3 {
+                self.stamp(a, l.len, [CTOR_BYTE; 8]);
+            }
+        }
+        let good = objs.len();
+        if junk & 1 != 0 {
+            objs.push(objs[0]);
+        }
+        if junk & 2 != 0 {
+            objs.push(objs[0] + 1);
+        }
+        if junk & 4 != 0 {
+            objs.push(0);
+        }
+        let base = self.arena.base();
+        let ptrs: Vec<*mut u8> = objs
+            .iter()
+            .map(|&a| {
+                if a == 0 {
+                    std::ptr::null_mut()
+                } else {
+                    base.with_addr(a)
+                }
+            })
+            .collect();
+        let map = self.map();
+        let mut src = Self::src(&mut self.zone, map);
+        let result = self.caches[cache].free_bulk(&mut src, &ptrs);
+        let bad = ptrs.len() - good;
+        match result {
+            Ok(()) => assert_eq!(bad, 0, "bulk free took {bad} bad pointers"),
+            Err(e) => {
+                assert_eq!((e.failed, e.first_index), (bad, good), "{e}");
+                self.rejected += 1;
+            }
+        }
+        for a in &objs[..good] {
+            self.live.remove(a);
         }
     }
 
@@ -675,7 +831,11 @@ pub fn decode(data: &[u8]) -> (u8, Vec<Op>) {
             let arg24 = u32::from_le_bytes([c[1], c[2], c[3], 0]);
             match c[0] % 16 {
                 0..=2 => Op::AllocPages { order: c[1] % 12 },
-                3..=5 => Op::AllocObj { cache: c[1] },
+                3 | 4 => Op::AllocObj { cache: c[1] },
+                5 => Op::AllocBulk {
+                    cache: c[1],
+                    n: c[2] % 70,
+                },
                 6..=8 => Op::Kmalloc {
                     size: match c[3] % 8 {
                         0..=4 => arg16 as u32 % 512,
@@ -683,7 +843,12 @@ pub fn decode(data: &[u8]) -> (u8, Vec<Op>) {
                         _ => arg24 << 3,
                     },
                 },
-                9..=11 => Op::Free { which: arg16 },
+                9 | 10 => Op::Free { which: arg16 },
+                11 => Op::FreeBulk {
+                    which: arg16,
+                    n: c[3] % 70,
+                    junk: c[3] >> 5,
+                },
                 12 => Op::DoubleFree { which: arg16 },
                 13 => Op::FreeAt {
                     which: arg16,

@@ -25,7 +25,14 @@ pub(super) enum PageState {
 ///   its frame number without a reverse lookup);
 /// - allocated head: `word` is the owner tag;
 /// - tail: nothing is meaningful.
-#[repr(C)]
+///
+/// `owner` belongs to the owner of an allocated block, in its head frame's
+/// metadata: the buddy clears it when it hands the block out and never reads
+/// it. A slab keeps its descriptor there (`struct slab` overlays `struct
+/// page` in the kernel's memmap the same way), so no byte of a slab is
+/// spent on bookkeeping.
+// Aligned to a cache line so that no entry straddles two.
+#[repr(C, align(64))]
 #[derive(Clone, Copy, Debug)]
 pub struct PageMeta {
     pub(super) next: u32,
@@ -34,9 +41,22 @@ pub struct PageMeta {
     pub(super) pfn_hi: u16,
     pub(super) order: u8,
     pub(super) state: PageState,
+    pub(super) owner: OwnerArea,
 }
 
-const _: () = assert!(core::mem::size_of::<PageMeta>() <= 16);
+/// The block owner's words in a head frame's [`PageMeta`] (see there).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug)]
+pub struct OwnerArea(pub [u64; 6]);
+
+impl OwnerArea {
+    /// Cleared.
+    pub const ZERO: OwnerArea = OwnerArea([0; 6]);
+}
+
+// 16 bytes of buddy state and 48 of owner area, one cache line (the
+// kernel's struct page is 64 bytes too).
+const _: () = assert!(core::mem::size_of::<PageMeta>() == 64);
 
 impl PageMeta {
     /// Initial value for metadata storage; [`Buddy::add_region`] overwrites
@@ -50,6 +70,7 @@ impl PageMeta {
         pfn_hi: 0,
         order: 0,
         state: PageState::Tail,
+        owner: OwnerArea::ZERO,
     };
 
     pub(super) const fn free_head(pfn: u64, order: u32) -> PageMeta {
@@ -60,6 +81,7 @@ impl PageMeta {
             pfn_hi: (pfn >> 32) as u16,
             order: order as u8,
             state: PageState::Free,
+            owner: OwnerArea::ZERO,
         }
     }
 
@@ -71,6 +93,7 @@ impl PageMeta {
             pfn_hi: 0,
             order: order as u8,
             state: PageState::Allocated,
+            owner: OwnerArea::ZERO,
         }
     }
 

@@ -9,7 +9,7 @@
 //!
 //! A [`Buddy`] manages the page frames (PFNs) of one zone. The frames come in
 //! one or more [`Region`]s, half-open PFN ranges `[start, end)` that must not
-//! overlap. Every frame has a 16-byte [`PageMeta`] kept *outside* the frame,
+//! overlap. Every frame has a 64-byte [`PageMeta`] kept *outside* the frame,
 //! like `struct page` in the memmap: the allocator never reads or writes the
 //! memory it manages, so it works on PFNs alone and a foreign or stale PFN is
 //! rejected from metadata without touching memory. The metadata array and the
@@ -74,11 +74,12 @@ mod block;
 mod check;
 mod free_area;
 mod meta;
+mod owner;
 mod region;
 
 pub use block::BlockInfo;
 pub use check::InvariantError;
-pub use meta::PageMeta;
+pub use meta::{OwnerArea, PageMeta};
 pub use region::Region;
 
 use core::fmt;

@@ -2,11 +2,11 @@
 
 //! The slab lists of a cache: partial, full and empty (the old SLAB's
 //! `slabs_partial`, `slabs_full` and `slabs_free`), doubly linked through
-//! the slab descriptors.
+//! the slab descriptors in the page metadata.
 
 use core::ptr;
 
-use super::layout::SlabHeader;
+use super::layout::SlabMeta;
 use super::SlabCache;
 
 /// Which list a slab is on.
@@ -21,7 +21,7 @@ pub(super) enum ListKind {
 /// A doubly linked list of slab descriptors.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct SlabList {
-    pub(super) head: *mut SlabHeader,
+    pub(super) head: *mut SlabMeta,
     pub(super) len: u64,
 }
 
@@ -38,7 +38,7 @@ impl SlabCache {
     /// # Safety
     ///
     /// `slab` must be a live descriptor of this cache, on one of its lists.
-    pub(super) unsafe fn move_slab(&mut self, slab: *mut SlabHeader, to: ListKind) {
+    pub(super) unsafe fn move_slab(&mut self, slab: *mut SlabMeta, to: ListKind) {
         // SAFETY: Forwarded from the caller.
         unsafe {
             self.list_del(slab);
@@ -51,7 +51,7 @@ impl SlabCache {
     /// # Safety
     ///
     /// `slab` must be a live descriptor of this cache, on none of its lists.
-    pub(super) unsafe fn list_add(&mut self, slab: *mut SlabHeader, to: ListKind) {
+    pub(super) unsafe fn list_add(&mut self, slab: *mut SlabMeta, to: ListKind) {
         let list = &mut self.lists[to as usize];
         // SAFETY: `slab` and the list's head (if any) are live descriptors.
         unsafe {
@@ -71,7 +71,7 @@ impl SlabCache {
     /// # Safety
     ///
     /// `slab` must be a live descriptor of this cache, on one of its lists.
-    pub(super) unsafe fn list_del(&mut self, slab: *mut SlabHeader) {
+    pub(super) unsafe fn list_del(&mut self, slab: *mut SlabMeta) {
         // SAFETY: `slab` and its neighbours are live descriptors.
         unsafe {
             let list = &mut self.lists[usize::from((*slab).list)];

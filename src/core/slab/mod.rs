@@ -20,48 +20,70 @@
 //! # Slab layout
 //!
 //! ```text
-//! block head                                              block end
-//! | SlabHeader | bitmap | pad | colour | obj 0 | obj 1 | ... | leftover |
+//! block head                                         block end
+//! | colour | obj 0 | obj 1 | ... | obj n-1 | leftover |
 //! ```
 //!
-//! The slab descriptor lives at the start of the slab (on-slab management, as
-//! in the old SLAB allocator), followed by one bit per object (set = in use).
-//! Objects are never written by the allocator: there is no free pointer inside
-//! free objects, so a constructed object keeps its state across free and
-//! allocation, and a double free is caught by its clear bit.
+//! As in SLUB, nothing but objects lives in the slab: the slab descriptor
+//! (`SlabMeta`: list links, freelist head, counters) is kept in the owner
+//! area of the head frame's page metadata, outside the pages, as the
+//! kernel's `struct slab` overlays `struct page`. The page source finds it
+//! from the slab's first byte ([`PageSource::head_of`]), and a slab's first
+//! byte is any object's address aligned down to the slab size, since blocks
+//! are naturally aligned. So a slab of order `o` holds `(PAGE_SIZE << o) /
+//! size` objects, exactly what /proc/slabinfo shows for SLUB.
+//!
+//! A slab of at most 128 objects (32 bytes and up, for the kmalloc
+//! caches) keeps one in-use bit per object in its descriptor, and the
+//! allocator never touches its objects. A slab of more objects links its
+//! free objects as SLUB does, through a free pointer inside each of them,
+//! at SLUB's offset: in the middle of the object (`ALIGN_DOWN(object_size /
+//! 2, 8)`), or just after it for caches with a constructor, whose objects
+//! must keep their constructed state across free (that word then adds 8
+//! bytes to the stride, as in SLUB). The pointer is stored XOR a cookie of
+//! the object's address, so a free of a live object is recognised from one
+//! load, and a double free is always caught: a valid-looking word is
+//! confirmed by walking the freelist.
 //!
 //! # Lifecycle of a slab
 //!
 //! 1. *Grow*: when no slab has a free object, a block of the cache's order is
 //!    taken from the page source under the cache's tag, the descriptor is
-//!    written, the colour offset of this slab is chosen (offsets cycle in
-//!    units of a 64-byte cache line, or the alignment if larger, over as many
-//!    units as the leftover space allows), the constructor runs once for every
-//!    object, and the slab goes on the *empty* list.
+//!    written in its page metadata, the colour offset of this slab is chosen
+//!    (offsets cycle in units of a 64-byte cache line, or the alignment if
+//!    larger, over as many units as the leftover space allows, as the old
+//!    SLAB did; SLUB does not colour, and its leftover stays unused), the
+//!    constructor runs once for every object, and the slab goes on the
+//!    *empty* list.
 //! 2. *Allocate*: from the first *partial* slab; failing that the first
 //!    *empty* slab (which moves to partial); failing that a new slab (1.).
-//!    The first clear bit from the slab's search hint is taken. A slab whose
-//!    last object goes moves to the *full* list.
-//! 3. *Free*: the page source finds the block holding the pointer; it must
-//!    carry this cache's tag, the pointer must sit exactly on an object and the
-//!    object's bit must be set, otherwise an error is returned and nothing
-//!    changes. A full slab becomes partial, a slab whose last object comes
-//!    back becomes empty.
+//!    The freelist's head is taken (the most recently freed object), or else
+//!    the lowest object never handed out. A slab whose last object goes
+//!    moves to the *full* list.
+//! 3. *Free*: the pointer is aligned down to the slab size and the page
+//!    source gives that block's metadata: it must be a slab of this cache
+//!    (tag and order), the pointer must sit exactly on an object (index by a
+//!    reciprocal multiply, `obj_to_index()`) and the object must be in use,
+//!    otherwise an error is returned and nothing changes. A full slab becomes
+//!    partial, a slab whose last object comes back becomes empty.
 //! 4. *Shrink*: more than `empty_limit` empty slabs (SLUB's `min_partial`) and
 //!    the surplus goes back to the page source at once; [`SlabCache::shrink`]
 //!    releases every empty slab.
+//!
+//! [`SlabCache::alloc_bulk`] and [`SlabCache::free_bulk`] do the same for
+//! many objects at O(1) each (`kmem_cache_alloc_bulk()`/`_free_bulk()`).
 //!
 //! # Object count and slab order
 //!
 //! The stride is the object size rounded up to the alignment (at least 8,
 //! `ARCH_SLAB_MINALIGN`; with [`SlabFlags::HWCACHE_ALIGN`] the cache line
-//! halved while the object fits in half of it). The order follows
-//! `calculate_order()` in mm/slub.c: aim for at least [`MIN_OBJECTS`] objects
-//! per slab, then take the smallest order from there up to
-//! [`SLAB_MAX_ORDER`] (`PAGE_ALLOC_COSTLY_ORDER`) whose wasted space
-//! (descriptor, padding and leftover) is at most 1/16 of the slab, relaxing to
-//! 1/8, 1/4 and 1/2; objects too large for that get the smallest order that
-//! holds one. At most [`MAX_OBJS_PER_SLAB`] objects fit a slab.
+//! halved while the object fits in half of it). The order is SLUB's
+//! `calculate_order()` ([`calculate_order`]) for the number of CPUs the
+//! cache is made for: aim for `4 * (fls(nr_cpus) + 1)` objects per slab,
+//! then take the smallest order from there up to [`SLAB_MAX_ORDER`]
+//! (`PAGE_ALLOC_COSTLY_ORDER`) whose leftover is at most 1/16 of the slab,
+//! relaxing to 1/8, 1/4 and 1/2; objects too large for that get the
+//! smallest order that holds one.
 //!
 //! # Locking
 //!
@@ -74,13 +96,20 @@
 // The types are declared here, the code is in the submodules: where slabs
 // come from, how a slab is laid out, the cache's operations, its slab lists
 // and the invariant checker.
+mod bulk;
 mod cache;
 mod check;
 mod layout;
 mod list;
+mod object;
+pub mod order;
 mod page_source;
 
+pub use bulk::BulkFreeError;
 pub use check::SlabInvariantError;
+pub use layout::Reciprocal;
+pub use order::calculate_order;
+pub use page_source::exact_block;
 pub(crate) use page_source::new_owner_tag;
 pub use page_source::{live_owner_tags, MAX_LIVE_TAGS};
 pub use page_source::{AddrMap, Block, BuddyPages, LinearMap, OwnerTag, PageSource};
@@ -100,9 +129,11 @@ pub const SLAB_MIN_ALIGN: usize = 8;
 /// Largest order chosen for a slab when objects fit in it
 /// (`PAGE_ALLOC_COSTLY_ORDER`).
 pub const SLAB_MAX_ORDER: u32 = 3;
-/// Objects per slab the order choice aims for (SLUB's `4 * (fls(nr_cpus) +
-/// 1)` for 2 CPUs).
-pub const MIN_OBJECTS: usize = 12;
+/// CPUs [`SlabCache::new`] computes the slab order for (the in-VM default).
+pub const DEFAULT_NR_CPUS: u32 = 2;
+/// Objects per slab the order choice aims for with [`DEFAULT_NR_CPUS`]
+/// (SLUB's `4 * (fls(nr_cpus) + 1)`).
+pub const MIN_OBJECTS: usize = order::slub_min_objects(DEFAULT_NR_CPUS);
 /// Most objects in one slab.
 pub const MAX_OBJS_PER_SLAB: usize = 4096;
 /// Longest cache name accepted, in bytes.
@@ -161,7 +192,8 @@ pub enum SlabError {
     Busy(u64),
     /// The page source refused to take a slab back.
     PageSource(BuddyError),
-    /// A slab descriptor is inconsistent (a bug or a scribbled descriptor).
+    /// A slab descriptor or freelist is inconsistent (a bug, or a write
+    /// into a free object).
     Corrupt,
 }
 
@@ -180,7 +212,7 @@ impl core::fmt::Display for SlabError {
             Self::DoubleFree => f.write_str("double free"),
             Self::Busy(n) => write!(f, "{n} objects still allocated"),
             Self::PageSource(e) => write!(f, "page source: {e}"),
-            Self::Corrupt => f.write_str("slab descriptor corrupt"),
+            Self::Corrupt => f.write_str("slab descriptor or freelist corrupt"),
         }
     }
 }
@@ -216,9 +248,11 @@ struct CacheName {
 /// # Invariants
 ///
 /// Every slab on the lists is a block of `order` allocated from the page
-/// source the cache is used with, under `tag`, starting with a valid slab
-/// descriptor (`SlabHeader`); `lists[k]` holds exactly the slabs whose `list`
-/// is `k`; `active_objs` is the sum of the slabs' `inuse`.
+/// source the cache is used with, under `tag`, whose descriptor
+/// (`SlabMeta`) is the owner area of its head frame's metadata; `lists[k]`
+/// holds exactly the slabs whose `list` is `k`; `active_objs` is the sum of
+/// the slabs' `inuse`; the free objects of a slab below its `fresh` are
+/// exactly those on its freelist.
 pub struct SlabCache {
     name: CacheName,
     tag: OwnerTag,
@@ -229,18 +263,20 @@ pub struct SlabCache {
     ctor: Option<fn(*mut u8)>,
     order: u32,
     objects: u32,
-    first_offset: usize,
+    /// `reciprocal_value(size)`, for `obj_to_index()`.
+    recip: Reciprocal,
+    fp: layout::FreePtr,
     colour_off: usize,
     colours: u32,
     colour_next: u32,
-    bitmap_words: u16,
     lists: [SlabList; 3],
     active_objs: u64,
     empty_limit: u64,
 }
 
 // SAFETY: The raw pointers in a cache point into slabs that the cache owns
-// exclusively (blocks allocated under its unique tag); nothing is tied to a
+// exclusively (blocks allocated under its unique tag) and into their page
+// metadata, which only the owner of the tag accesses; nothing is tied to a
 // thread, so the cache may move to another thread with its slabs.
 unsafe impl Send for SlabCache {}
 

@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::{SlabError, FIRST_CACHE_TAG};
-use crate::buddy::{Buddy, BuddyError, PageMeta, Region, PAGE_SHIFT, PAGE_SIZE};
+use crate::buddy::{Buddy, BuddyError, OwnerArea, PageMeta, Region, PAGE_SHIFT, PAGE_SIZE};
 
 /// How many protected tags may be live at once. Every live cache holds
 /// one, so this bounds the caches alive together, not the caches ever made.
@@ -127,7 +127,14 @@ pub struct Block {
 ///   containing it with the order and tag it was allocated with, or `None`,
 ///   without ever accessing the memory at that address;
 /// - `free_block` rejects (with an error, changing nothing) a head that is
-///   not the head of an allocated block of that order and tag.
+///   not the head of an allocated block of that order and tag;
+/// - [`PageSource::head_of`] and [`PageSource::head_of_mut`] return, for the
+///   exact first byte of an allocated block, that block and the owner area
+///   of its head frame's metadata, or `None`, without accessing the memory
+///   at `head`; the area is the same storage on every call until the block
+///   is freed, accessed by nothing but the owner of the block's tag through
+///   these pointers, and valid for reads (and, from `head_of_mut`, writes)
+///   of an [`OwnerArea`] while the block is allocated.
 pub unsafe trait PageSource {
     /// Allocates a block of `1 << order` pages owned by `tag`.
     fn alloc_block(&mut self, order: u32, tag: &OwnerTag) -> Option<NonNull<u8>>;
@@ -141,6 +148,11 @@ pub unsafe trait PageSource {
     ) -> Result<(), BuddyError>;
     /// The allocated block containing `addr`, if any, from metadata alone.
     fn block_of(&self, addr: *const u8) -> Option<Block>;
+    /// The allocated block whose first byte is exactly `head`, and its
+    /// owner area, to read (the kernel's `virt_to_slab()`).
+    fn head_of(&self, head: *const u8) -> Option<(Block, NonNull<OwnerArea>)>;
+    /// [`PageSource::head_of`] with the owner area writable.
+    fn head_of_mut(&mut self, head: *const u8) -> Option<(Block, NonNull<OwnerArea>)>;
 }
 
 /// Translation between page frame numbers and addresses.
@@ -294,4 +306,31 @@ where
             tag: block.tag,
         })
     }
+
+    fn head_of(&self, head: *const u8) -> Option<(Block, NonNull<OwnerArea>)> {
+        let pfn = self.map.ptr_to_pfn(head)?;
+        let (block, area) = self.buddy.owner_area(pfn)?;
+        Some((exact_block(&self.map, head, block)?, area))
+    }
+
+    fn head_of_mut(&mut self, head: *const u8) -> Option<(Block, NonNull<OwnerArea>)> {
+        let pfn = self.map.ptr_to_pfn(head)?;
+        let (block, area) = self.buddy.owner_area_mut(pfn)?;
+        Some((exact_block(&self.map, head, block)?, area))
+    }
+}
+
+/// `block` as a [`Block`], if `head` is exactly its first byte under `map`
+/// (for [`PageSource::head_of`] implementations).
+pub fn exact_block<A: AddrMap>(
+    map: &A,
+    head: *const u8,
+    block: crate::buddy::BlockInfo,
+) -> Option<Block> {
+    let ptr = map.pfn_to_ptr(block.head_pfn)?;
+    (ptr.as_ptr().cast_const() == head).then_some(Block {
+        head: ptr,
+        order: block.order,
+        tag: block.tag,
+    })
 }

@@ -44,6 +44,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(which, delta, api)| Op::FreeAt { which, delta, api }),
         2 => (any::<u32>(), any::<u8>()).prop_map(|(offset, api)| Op::FreeWild { offset: offset % (10 << 20), api }),
         1 => (0..=NR_CACHES).prop_map(|cache| Op::Shrink { cache }),
+        3 => (any::<u8>(), 0u8..=80).prop_map(|(cache, n)| Op::AllocBulk { cache, n }),
+        3 => (any::<u16>(), 0u8..=80, 0u8..8).prop_map(|(which, n, junk)| Op::FreeBulk { which, n, junk: if junk < 5 { 0 } else { junk } }),
     ]
 }
 
@@ -88,6 +90,8 @@ proptest! {
         3 => (0..NR_CACHES).prop_map(|cache| Op::AllocObj { cache }),
         2 => any::<u16>().prop_map(|which| Op::Free { which }),
         1 => (any::<u16>(), -256i32..=256, 16u8..=(16 + NR_CACHES)).prop_map(|(which, delta, api)| Op::FreeAt { which, delta, api }),
+        1 => (0..NR_CACHES, 0u8..=200).prop_map(|(cache, n)| Op::AllocBulk { cache, n }),
+        1 => (any::<u16>(), 0u8..=200, 0u8..8).prop_map(|(which, n, junk)| Op::FreeBulk { which, n, junk }),
     ], 1..400)) {
         run(0, &ops);
     }

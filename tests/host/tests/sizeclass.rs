@@ -5,7 +5,7 @@
 #[path = "../harness.rs"]
 mod harness;
 
-use harness::{zone, Arena, Zone};
+use harness::Pool;
 use memlab_core::buddy::{Buddy, PageMeta, Region, PAGE_SIZE};
 use memlab_core::render;
 use memlab_core::sizeclass::{
@@ -16,26 +16,6 @@ use memlab_core::slab::{AddrMap, BuddyPages, LinearMap, SlabCache, SlabError, Sl
 
 const BASE_PFN: u64 = 0x10_0000;
 const PAGES: u64 = 4096;
-
-struct Pool {
-    arena: Arena,
-    zone: Zone,
-}
-
-impl Pool {
-    fn new() -> Pool {
-        let arena = Arena::new(PAGES);
-        let mut zone = zone(PAGES as usize, 1);
-        zone.add_region(BASE_PFN, PAGES).unwrap();
-        Pool { arena, zone }
-    }
-
-    fn src(&mut self) -> BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap> {
-        // SAFETY: The region maps onto the arena, aligned to the largest block
-        // and only accessed through allocated blocks.
-        unsafe { BuddyPages::new(&mut self.zone, LinearMap::new(self.arena.base(), BASE_PFN)) }
-    }
-}
 
 #[test]
 fn size_classes_match_kmalloc_index() {
@@ -88,7 +68,7 @@ fn get_order_like_the_kernel() {
 
 #[test]
 fn kmalloc_small_large_and_limits() {
-    let mut pool = Pool::new();
+    let mut pool = Pool::new(PAGES, BASE_PFN);
     let mut km = Kmalloc::new().unwrap();
     let mut src = pool.src();
     assert_eq!(km.caches().len(), NR_KMALLOC_CLASSES);
@@ -144,7 +124,7 @@ fn kmalloc_small_large_and_limits() {
 
 #[test]
 fn kmalloc_zero_null_and_foreign() {
-    let mut pool = Pool::new();
+    let mut pool = Pool::new(PAGES, BASE_PFN);
     let mut km = Kmalloc::new().unwrap();
     let mut other = SlabCache::new("other", 64, 0, SlabFlags::NONE, None).unwrap();
     let mut src = pool.src();
@@ -193,7 +173,7 @@ fn kmalloc_zero_null_and_foreign() {
 
 #[test]
 fn kmalloc_slabinfo() {
-    let mut pool = Pool::new();
+    let mut pool = Pool::new(PAGES, BASE_PFN);
     let mut km = Kmalloc::new().unwrap();
     let mut src = pool.src();
     let ptrs: Vec<_> = (0..100)
@@ -223,7 +203,7 @@ fn kmalloc_slabinfo() {
 /// module with overflow checks on).
 #[test]
 fn kfree_refuses_large_blocks_it_does_not_own() {
-    let mut pool = Pool::new();
+    let mut pool = Pool::new(PAGES, BASE_PFN);
     let mut km = Kmalloc::new().unwrap();
     let mut other = Kmalloc::new().unwrap();
     let mut src = pool.src();

@@ -7,7 +7,7 @@ mod harness;
 
 use std::collections::HashSet;
 
-use harness::{zone, Arena, Zone};
+use harness::Pool;
 use memlab_core::buddy::{Buddy, BuddyError, PageMeta, Region, PAGE_SIZE};
 use memlab_core::slab::{
     AddrMap, BuddyPages, LinearMap, OwnerTag, PageSource, SlabCache, SlabError, SlabFlags,
@@ -16,25 +16,8 @@ use memlab_core::slab::{
 
 const BASE_PFN: u64 = 0x8000;
 
-/// A zone over an arena of `pages` pages.
-struct Pool {
-    arena: Arena,
-    zone: Zone,
-}
-
-impl Pool {
-    fn new(pages: u64) -> Pool {
-        let arena = Arena::new(pages);
-        let mut zone = zone(pages as usize, 1);
-        zone.add_region(BASE_PFN, pages).unwrap();
-        Pool { arena, zone }
-    }
-
-    fn src(&mut self) -> BuddyPages<'_, Vec<PageMeta>, Vec<Region>, LinearMap> {
-        // SAFETY: The region maps onto the arena, which is aligned to the
-        // largest block and only accessed through allocated blocks.
-        unsafe { BuddyPages::new(&mut self.zone, LinearMap::new(self.arena.base(), BASE_PFN)) }
-    }
+fn pool(pages: u64) -> Pool {
+    Pool::new(pages, BASE_PFN)
 }
 
 fn cache(name: &str, size: usize) -> SlabCache {
@@ -123,7 +106,10 @@ fn order_and_object_count_choice() {
     // Objects too large for order 3 get the smallest order holding one.
     let c = cache("c", 40000);
     assert_eq!((c.order(), c.objects_per_slab()), (4, 1));
+    // Nothing but objects in a slab: 2 MiB fits order 9 exactly.
     let c = cache("c", 4 << 20 >> 1);
+    assert_eq!((c.order(), c.objects_per_slab()), (9, 1));
+    let c = cache("c", (4 << 20 >> 1) + 8);
     assert_eq!((c.order(), c.objects_per_slab()), (10, 1));
     for size in [1, 8, 13, 64, 4096, 8192, 20000] {
         assert!(cache("c", size).objects_per_slab() as usize <= MAX_OBJS_PER_SLAB);
@@ -132,7 +118,7 @@ fn order_and_object_count_choice() {
 
 #[test]
 fn alloc_free_moves_slabs_between_lists() {
-    let mut pool = Pool::new(64);
+    let mut pool = pool(64);
     let mut c = cache("c", 1000);
     let per = c.objects_per_slab() as usize;
     let mut src = pool.src();
@@ -186,7 +172,7 @@ fn alloc_free_moves_slabs_between_lists() {
 
 #[test]
 fn empty_slabs_beyond_the_limit_are_released() {
-    let mut pool = Pool::new(256);
+    let mut pool = pool(256);
     let mut c = cache("c", 2048);
     c.set_empty_limit(2);
     let per = c.objects_per_slab() as usize;
@@ -206,7 +192,7 @@ fn empty_slabs_beyond_the_limit_are_released() {
 
 #[test]
 fn misuse_is_detected() {
-    let mut pool = Pool::new(64);
+    let mut pool = pool(64);
     let mut a = cache("a", 64);
     let mut b = cache("b", 64);
     let mut src = pool.src();
@@ -231,11 +217,16 @@ fn misuse_is_detected() {
         a.free(&mut src, x.wrapping_add(1)),
         Err(SlabError::NotAnObject)
     );
-    // The slab descriptor itself, and the leftover at the end of the slab.
+    // No descriptor in the slab: its first byte is object 0; the middle of
+    // an object and the last byte of the slab are no objects.
     let head = x.with_addr(x.addr() & !(PAGE_SIZE - 1));
-    assert_eq!(a.free(&mut src, head), Err(SlabError::NotAnObject));
+    assert_eq!(head, x, "the first object starts the slab");
     assert_eq!(
         a.free(&mut src, head.wrapping_add(PAGE_SIZE - 1)),
+        Err(SlabError::NotAnObject)
+    );
+    assert_eq!(
+        a.free(&mut src, head.wrapping_add(64 * 3 + 32)),
         Err(SlabError::NotAnObject)
     );
     // Free pages and memory outside the zone are foreign, never dereferenced.
@@ -301,7 +292,7 @@ fn misuse_is_detected() {
 #[test]
 fn out_of_memory_is_an_error() {
     let mut c = cache("c", 3000);
-    let mut pool = Pool::new(2 << c.order());
+    let mut pool = pool(2 << c.order());
     let mut src = pool.src();
     let n = 2 * c.objects_per_slab() as usize;
     let objs: Vec<_> = (0..n).map(|_| c.alloc(&mut src).unwrap()).collect();
@@ -320,7 +311,7 @@ fn fill_ctor(obj: *mut u8) {
 
 #[test]
 fn constructor_runs_for_every_object_of_a_new_slab() {
-    let mut pool = Pool::new(64);
+    let mut pool = pool(64);
     let mut c = SlabCache::new("ctor", 40, 0, SlabFlags::NONE, Some(fill_ctor)).unwrap();
     let mut src = pool.src();
     let per = c.objects_per_slab() as usize;
@@ -330,8 +321,10 @@ fn constructor_runs_for_every_object_of_a_new_slab() {
         let v = unsafe { o.as_ptr().cast::<[u32; 10]>().read_unaligned() };
         assert_eq!(v, [0xC0DE; 10]);
     }
-    // The constructed state survives free and reallocation (no free pointer
-    // is written into objects).
+    // The constructed state survives free and reallocation: with a
+    // constructor the free pointer lives after the object (SLUB), which
+    // adds a word to the stride.
+    assert_eq!(c.size(), 48);
     c.free(&mut src, objs[5].as_ptr()).unwrap();
     let again = c.alloc(&mut src).unwrap();
     assert_eq!(again, objs[5]);
@@ -346,7 +339,7 @@ fn constructor_runs_for_every_object_of_a_new_slab() {
 
 #[test]
 fn colour_offsets_cycle_per_slab() {
-    let mut pool = Pool::new(256);
+    let mut pool = pool(256);
     // 1000-byte objects: 4 per page, leftover ~900 bytes: several colours.
     let mut c = cache("c", 1000);
     assert!(c.colours() > 1, "colours {}", c.colours());
@@ -384,7 +377,7 @@ fn colour_offsets_cycle_per_slab() {
 
 #[test]
 fn objects_fill_the_slab_without_overlap() {
-    let mut pool = Pool::new(1024);
+    let mut pool = pool(1024);
     for (size, align) in [
         (1, 0),
         (8, 0),

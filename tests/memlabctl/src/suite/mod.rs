@@ -17,6 +17,7 @@ mod abi;
 mod debugfs;
 mod exercises;
 mod families;
+mod geometry;
 mod hostile;
 mod lifecycle;
 mod mirror;
@@ -40,6 +41,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     exercises::cases(&mut s);
     debugfs::cases(&mut s);
     mirror::cases(&mut s);
+    geometry::cases(&mut s);
     pagemap::cases(&mut s);
     trace::cases(&mut s);
     workloads::cases(&mut s);
