@@ -298,7 +298,7 @@ impl MiscDevice for MemlabFile {
                 let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
                 let mut q: uapi::MemlabWorkload = r.read()?;
                 // Outputs must come in zeroed: they are not inputs.
-                if q.ops != 0 || q.failed != 0 || q.median_ns != 0 || q.p99_ns != 0 {
+                if !crate::workload::outputs_clear(&q) {
                     return Err(EINVAL);
                 }
                 // Reserve what the workload may hold for the whole run, so

@@ -4,27 +4,45 @@
 //! backend, timed in the kernel with the same clock, so real and mirror are
 //! compared like for like in one VM run.
 //!
-//! Patterns (`MEMLAB_PATTERN_*`): PAIRS (alloc then free at once; a sample
-//! is the pair), BATCH (all allocs, then all frees; a sample is one call),
-//! RANDOM (a seeded mix of allocs of random size or order and frees of
-//! random live objects; a sample is one call). Latencies are kept in a
-//! vector sized up front, then sorted for the median and 99th percentile.
+//! Patterns (`MEMLAB_PATTERN_*`): PAIRS (alloc then free at once), BATCH
+//! (all allocs, then all frees), RANDOM (a seeded mix of allocs of random
+//! size or order and frees of random live objects). A run, with migration
+//! disabled: the step sequence is generated ([`steps`]), the floor measured
+//! on an allocator that does nothing, the first `warmup` steps run
+//! untimed, then every step is timed alone ([`timed`] says what a window
+//! holds); alloc and free samples of K windows each are kept apart, in
+//! ticks, and converted after the loop.
+//!
+//! Equal work: both backends are called on raw objects with no reference
+//! count. The real kmem_cache is created `SLAB_NO_MERGE`. kfree differs:
+//! the real one is unsized (SLUB finds the cache from the page), the
+//! mirror's is told the size by its caller.
+
+#[path = "workload/steps.rs"]
+mod steps;
+#[path = "workload/timed.rs"]
+mod timed;
 
 use crate::mirror::percpu::{Stack, MAG_BATCH, MAG_SIZE};
 use crate::mirror::Mirror;
-use crate::platform::clock::now_ns;
 use crate::real::{kmalloc::Kmalloc, kmem_cache, pages::Pages};
-use crate::request::{CacheFlags, Gfp};
 use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::slab::{SlabCache, SlabFlags};
 use crate::uapi;
-use core::ptr::NonNull;
-use kernel::{bindings, prelude::*, sync::Arc};
+use crate::request::Gfp;
+use core::{ffi::c_void, ptr::NonNull};
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::Arc,
+    uaccess::{UserPtr, UserSlice},
+};
+use timed::{linear_pfn, Clock, NoMigrate, Null, Placed, Samples};
 
 /// One allocator family on one backend, as the workloads see it.
 pub(crate) trait ObjectAllocator {
     /// A live allocation.
-    type Obj;
+    type Obj: Placed;
     /// Allocates `size` bytes, or `1 << order` pages for the pages family.
     fn alloc(&mut self, size: usize, order: u32) -> Result<Self::Obj>;
     /// Frees `obj`.
@@ -46,6 +64,30 @@ impl ObjectAllocator for RealKmalloc {
     }
 }
 
+impl Placed for Kmalloc {
+    fn pfn(&self) -> u64 {
+        self.phys() >> kernel::page::PAGE_SHIFT
+    }
+}
+
+impl Placed for Pages {
+    fn pfn(&self) -> u64 {
+        Pages::pfn(self)
+    }
+}
+
+impl<T> Placed for NonNull<T> {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.as_ptr())
+    }
+}
+
+impl<T, U> Placed for (NonNull<T>, U) {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.0.as_ptr())
+    }
+}
+
 struct RealPages;
 
 impl ObjectAllocator for RealPages {
@@ -61,12 +103,14 @@ impl ObjectAllocator for RealPages {
 struct RealCache(Arc<kmem_cache::Cache>);
 
 impl ObjectAllocator for RealCache {
-    type Obj = kmem_cache::Object;
-    fn alloc(&mut self, _size: usize, _order: u32) -> Result<kmem_cache::Object> {
-        kmem_cache::Object::new(&self.0, REAL_GFP)
+    type Obj = NonNull<c_void>;
+    fn alloc(&mut self, _size: usize, _order: u32) -> Result<NonNull<c_void>> {
+        self.0.alloc_raw(REAL_GFP).ok_or(ENOMEM)
     }
-    fn free(&mut self, obj: kmem_cache::Object) {
-        drop(obj);
+    fn free(&mut self, obj: NonNull<c_void>) {
+        // SAFETY: `obj` came from `alloc_raw` on this cache, and the
+        // workload frees each object once, before the cache is dropped.
+        unsafe { self.0.free_raw(obj) };
     }
 }
 
@@ -140,95 +184,87 @@ impl ObjectAllocator for MirrorCache<'_> {
     }
 }
 
-/// xorshift32: cheap, seeded, the same sequence on both backends.
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        self.0 = x;
-        x
+/// Runs `w` on `a`: floor, warm-up, timed pass, then the figures; the raw
+/// samples go to user space if asked.
+fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
+    let seq = steps::generate(w)?;
+    let k = w.ops_per_sample;
+    let cap = w.count.div_ceil(k) as usize;
+    let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
+    let mut slots: KVVec<Option<A::Obj>> = KVVec::with_capacity(seq.slots, GFP_KERNEL)?;
+    for _ in 0..seq.slots {
+        slots.push(None, GFP_KERNEL)?;
     }
-
-    fn below(&mut self, n: u32) -> u32 {
-        self.next() % n.max(1)
+    let mut null_slots = KVVec::from_elem(None, seq.slots, GFP_KERNEL)?;
+    let steps = seq.steps.as_slice();
+    let clock = Clock::new();
+    let pin = NoMigrate::new();
+    w.cpu = kernel::cpu::CpuId::current().as_u32();
+    // The floor: the same loop, the same windows, empty calls.
+    timed::timed(&mut Null, &clock, steps, &mut null_slots, k, &mut alloc, &mut free);
+    let mut floor = KVVec::with_capacity(alloc.len + free.len, GFP_KERNEL)?;
+    floor.extend_from_slice(alloc.taken(), GFP_KERNEL)?;
+    floor.extend_from_slice(free.taken(), GFP_KERNEL)?;
+    crate::platform::sort::sort_sleepable(&mut floor);
+    w.floor_ticks = timed::percentile(&floor, 1, 2);
+    let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
+    let warm = steps.get(..w.warmup as usize).unwrap_or(steps);
+    timed::untimed(a, warm, &mut slots);
+    let pass = timed::timed(a, &clock, steps, &mut slots, k, &mut alloc, &mut free);
+    timed::free_all(a, &mut slots);
+    drop(pin);
+    w.ops = pass.ops;
+    w.failed = pass.failed;
+    w.elapsed_ticks = pass.elapsed;
+    w.zone_allocs = pass.zones;
+    w.peak_live = seq.peak_live;
+    w.clock_khz = clock.khz;
+    w.kconfig = timed::kconfig();
+    w.alloc_samples = alloc.len as u32;
+    w.free_samples = free.len as u32;
+    if w.samples_ptr != 0 {
+        let bytes = |s: &[u64]| core::mem::size_of_val(s);
+        let len = bytes(alloc.taken()) + bytes(free.taken());
+        let mut out = UserSlice::new(UserPtr::from_addr(w.samples_ptr as usize), len).writer();
+        for part in [alloc.taken(), free.taken()] {
+            for s in part {
+                out.write(s)?;
+            }
+        }
     }
+    // Medians and p99 per operation, floor subtracted.
+    for (s, median, p99) in [
+        (&mut alloc, &mut w.alloc_median_ps, &mut w.alloc_p99_ps),
+        (&mut free, &mut w.free_median_ps, &mut w.free_p99_ps),
+    ] {
+        let n = s.len;
+        let v = s.ticks.get_mut(..n).unwrap_or(&mut []);
+        crate::platform::sort::sort_sleepable(v);
+        let net = |t: u64| clock.ps(t.saturating_sub(w.floor_ticks), k);
+        *median = net(timed::percentile(v, 1, 2));
+        *p99 = net(timed::percentile(v, 99, 100));
+    }
+    Ok(())
 }
 
-/// Runs `w`'s pattern on `a`, filling in its results.
-fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
-    let count = w.count as usize;
-    let size = usize::try_from(w.size).map_err(|_| EINVAL)?;
-    let mut samples: KVVec<u64> = KVVec::with_capacity(2 * count, GFP_KERNEL)?;
-    let mut live: KVVec<A::Obj> = KVVec::with_capacity(count, GFP_KERNEL)?;
-    let mut failed = 0u64;
-    match w.pattern {
-        uapi::MEMLAB_PATTERN_PAIRS => {
-            for _ in 0..count {
-                let t0 = now_ns();
-                match a.alloc(size, w.order) {
-                    Ok(o) => a.free(o),
-                    Err(_) => failed += 1,
-                }
-                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-            }
-        }
-        uapi::MEMLAB_PATTERN_BATCH => {
-            for _ in 0..count {
-                let t0 = now_ns();
-                let r = a.alloc(size, w.order);
-                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-                match r {
-                    Ok(o) => live.push(o, GFP_KERNEL)?,
-                    Err(_) => failed += 1,
-                }
-            }
-            for o in live.drain_all() {
-                let t0 = now_ns();
-                a.free(o);
-                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-            }
-        }
-        _ => {
-            let mut rng = Rng(w.seed | 1);
-            let max_live = (count / 2).max(1);
-            for _ in 0..count {
-                let do_alloc = live.is_empty() || (live.len() < max_live && rng.below(2) == 0);
-                let t0 = now_ns();
-                if do_alloc {
-                    let sz = 8 + rng
-                        .below(u32::try_from(size.saturating_sub(8)).unwrap_or(u32::MAX))
-                        as usize;
-                    let order = rng.below(w.order + 1);
-                    let r = a.alloc(sz, order);
-                    samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-                    match r {
-                        Ok(o) => live.push(o, GFP_KERNEL)?,
-                        Err(_) => failed += 1,
-                    }
-                } else {
-                    let i = rng.below(live.len() as u32) as usize;
-                    let last = live.len() - 1;
-                    live.as_mut_slice().swap(i, last);
-                    let o = live.pop().ok_or(EINVAL)?;
-                    a.free(o);
-                    samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-                }
-            }
-            for o in live.drain_all() {
-                a.free(o);
-            }
-        }
-    }
-    crate::platform::sort::sort_sleepable(&mut samples);
-    w.ops = samples.len() as u64;
-    w.failed = failed;
-    w.median_ns = samples.get(samples.len() / 2).copied().unwrap_or(0);
-    w.p99_ns = samples.get(samples.len() * 99 / 100).copied().unwrap_or(0);
-    Ok(())
+/// Whether every output field of `w` is zero, as it must come in.
+pub(crate) fn outputs_clear(w: &uapi::MemlabWorkload) -> bool {
+    let inputs = uapi::MemlabWorkload {
+        backend: w.backend,
+        family: w.family,
+        pattern: w.pattern,
+        count: w.count,
+        size: w.size,
+        order: w.order,
+        seed: w.seed,
+        ops_per_sample: w.ops_per_sample,
+        warmup: w.warmup,
+        samples_ptr: w.samples_ptr,
+        samples_cap: w.samples_cap,
+        flags: w.flags,
+        ..Default::default()
+    };
+    inputs == *w
 }
 
 /// Validates `w` and returns the most bytes it will hold at once (objects
@@ -240,7 +276,19 @@ pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
         || w.count == 0
         || w.count > uapi::MEMLAB_WORKLOAD_MAX_COUNT
         || w.order > bindings::MAX_PAGE_ORDER
+        || w.ops_per_sample == 0
+        || w.ops_per_sample > uapi::MEMLAB_WORKLOAD_MAX_K
+        || w.warmup > w.count
+        || w.flags != 0
     {
+        return Err(EINVAL);
+    }
+    // The raw samples: all of them fit, or none are asked for.
+    let samples = u64::from(w.count.div_ceil(w.ops_per_sample));
+    if u64::from(w.samples_cap) > 2 * u64::from(uapi::MEMLAB_WORKLOAD_MAX_COUNT) {
+        return Err(E2BIG);
+    }
+    if (w.samples_ptr == 0) != (w.samples_cap == 0) || (w.samples_ptr != 0 && u64::from(w.samples_cap) < 2 * samples) {
         return Err(EINVAL);
     }
     let per_obj = match w.family {
@@ -258,14 +306,12 @@ pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
         return Err(EINVAL);
     }
     // The most objects the pattern holds at once, for the memory cap.
-    let max_live = match w.pattern {
-        uapi::MEMLAB_PATTERN_PAIRS => 1,
-        uapi::MEMLAB_PATTERN_BATCH => u64::from(w.count),
-        _ => u64::from(w.count / 2).max(1),
-    };
-    // The run's own vectors: a latency sample per step (two for BATCH)
-    // and a slot per live object.
-    let vectors = u64::from(w.count) * (2 * 8 + 16);
+    let max_live = u64::from(steps::max_live(w.pattern, w.count));
+    // The run's own vectors: two steps of 8 bytes per count, a slot (and,
+    // for RANDOM, two list entries) per live object, and four sample
+    // vectors (alloc and free, for the floor and the pass) plus the floor's
+    // sorted copy.
+    let vectors = u64::from(w.count) * 16 + max_live * (24 + 8) + samples * 8 * 6;
     usize::try_from(per_obj.saturating_mul(max_live).saturating_add(vectors)).map_err(|_| E2BIG)
 }
 
@@ -277,12 +323,7 @@ pub(crate) fn run_workload(mirror: &Mirror, w: &mut uapi::MemlabWorkload) -> Res
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => run(&mut RealPages, w),
         (uapi::MEMLAB_BACKEND_REAL, _) => run(
-            &mut RealCache(kmem_cache::Cache::new(
-                size,
-                0,
-                CacheFlags::default(),
-                false,
-            )?),
+            &mut RealCache(kmem_cache::Cache::new_unmerged(size)?),
             w,
         ),
         (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror), w),

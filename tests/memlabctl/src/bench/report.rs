@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What `memlabctl bench` reports: the table, `bench.json` (everything)
+//! and `latency.json` (the raw per-operation samples of one round per
+//! workload, in the format the host's plot tool reads).
+
+use super::abba::Compared;
+use super::stats::Spread;
+use crate::dev::uapi;
+use serde::Serialize;
+
+/// What lies inside every timing window, on both backends.
+pub const WINDOW: &str = "each operation is timed alone: lfence;rdtsc, the allocator call \
+(argument set-up and its Result), lfence;rdtsc. Outside the window: the step sequence \
+(pre-generated, so no RNG), storing the object in its slot, the zone count, the sample \
+bookkeeping. A sample sums K windows of one kind (alloc or free). The floor is the same \
+loop on an allocator whose calls are empty (two clock reads per window), subtracted per \
+sample. Each run: migration disabled, floor, untimed warm-up, timed pass.";
+
+/// The calls timed for `family` on each backend, and how their frees
+/// differ.
+pub fn calls(family: u32) -> (&'static str, &'static str) {
+    match family {
+        uapi::MEMLAB_FAMILY_KMALLOC => (
+            "__kmalloc_noprof(size, GFP_KERNEL|__GFP_NOWARN) / kfree(ptr): unsized free, \
+             SLUB finds the cache from the object's page",
+            "Mirror::kmalloc(size, GFP_KERNEL) / Mirror::kfree(ptr, size, GFP_KERNEL): \
+             sized free, the caller passes the size (the mirror does not look it up)",
+        ),
+        uapi::MEMLAB_FAMILY_KMEM_CACHE => (
+            "kmem_cache_alloc_noprof(cache, GFP_KERNEL|__GFP_NOWARN) / kmem_cache_free(cache, \
+             ptr) on raw pointers, a SLAB_NO_MERGE cache created for the run (not merged into \
+             kmalloc-64)",
+            "the MirrorCache adapter (src/workload.rs): the mirror's kmem_cache alloc/free \
+             through its per-CPU object cache, on a SlabCache created for the run",
+        ),
+        _ => (
+            "alloc_pages(GFP_KERNEL|__GFP_NOWARN, order) / __free_pages(page, order)",
+            "Mirror::alloc_pages(order, GFP_KERNEL) / Mirror::free_pages(head, order)",
+        ),
+    }
+}
+
+/// `MEMLAB_KCONFIG_*` bits by name, in report order.
+pub const KCONFIG: [(&str, u32); 14] = [
+    ("MEMCG", uapi::MEMLAB_KCONFIG_MEMCG),
+    ("KFENCE", uapi::MEMLAB_KCONFIG_KFENCE),
+    (
+        "INIT_ON_ALLOC_DEFAULT_ON",
+        uapi::MEMLAB_KCONFIG_INIT_ON_ALLOC,
+    ),
+    ("INIT_ON_FREE_DEFAULT_ON", uapi::MEMLAB_KCONFIG_INIT_ON_FREE),
+    (
+        "SLAB_FREELIST_HARDENED",
+        uapi::MEMLAB_KCONFIG_FREELIST_HARDENED,
+    ),
+    ("SLAB_FREELIST_RANDOM", uapi::MEMLAB_KCONFIG_FREELIST_RANDOM),
+    ("JUMP_LABEL", uapi::MEMLAB_KCONFIG_JUMP_LABEL),
+    ("CC_OPTIMIZE_FOR_PERFORMANCE (-O2)", uapi::MEMLAB_KCONFIG_O2),
+    ("KASAN", uapi::MEMLAB_KCONFIG_KASAN),
+    ("PROVE_LOCKING", uapi::MEMLAB_KCONFIG_LOCKDEP),
+    ("SLUB_DEBUG_ON", uapi::MEMLAB_KCONFIG_SLUB_DEBUG_ON),
+    ("RANDOM_KMALLOC_CACHES", uapi::MEMLAB_KCONFIG_RANDOM_KMALLOC),
+    ("PREEMPT", uapi::MEMLAB_KCONFIG_PREEMPT),
+    ("DEBUG_KMEMLEAK", uapi::MEMLAB_KCONFIG_KMEMLEAK),
+];
+
+/// The kernel's build options that bear on allocator speed, on and off.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Kconfig {
+    pub on: Vec<&'static str>,
+    pub off: Vec<&'static str>,
+}
+
+impl Kconfig {
+    pub fn of(bits: u32) -> Self {
+        let (on, off) = KCONFIG
+            .iter()
+            .partition::<Vec<_>, _>(|(_, b)| bits & b != 0);
+        Kconfig {
+            on: on.iter().map(|(n, _)| *n).collect(),
+            off: off.iter().map(|(n, _)| *n).collect(),
+        }
+    }
+}
+
+/// One row of the main table.
+#[derive(Serialize, Debug)]
+pub struct Row {
+    pub workload: &'static str,
+    pub pattern: &'static str,
+    pub count: u32,
+    pub size: u64,
+    pub order: u32,
+    pub real_calls: &'static str,
+    pub mirror_calls: &'static str,
+    #[serde(flatten)]
+    pub compared: Compared,
+}
+
+fn ns(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.1}")
+    } else {
+        "-".into()
+    }
+}
+
+/// Zone shares of timed allocations, e.g. `Normal 100%` or `Normal 85%
+/// DMA32 15%`.
+pub fn zone_text(z: &[u64; 4]) -> String {
+    let total: u64 = z.iter().sum();
+    if total == 0 {
+        return "-".into();
+    }
+    ["DMA", "DMA32", "Normal", "other"]
+        .iter()
+        .zip(z)
+        .filter(|(_, &n)| n > 0)
+        .map(|(name, &n)| format!("{name} {}%", n * 100 / total))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The table's header lines.
+pub fn header() -> String {
+    format!(
+        "{:<24} {:<6} {:>15} {:>20} {:>15} {:>20} {:>12} {:>12}  {}",
+        "workload",
+        "patt.",
+        "alloc ns r/m",
+        "alloc x [min-max]",
+        "free ns r/m",
+        "free x [min-max]",
+        "p99 alloc x",
+        "p99 free x",
+        "mirror zone"
+    )
+}
+
+impl Row {
+    /// One line of the table: medians over rounds, ratios with their
+    /// spread across rounds.
+    pub fn human(&self) -> String {
+        let c = &self.compared;
+        let r = |f: fn(&super::abba::Round) -> f64| c.median_of(f);
+        let zones = c.rounds.iter().fold([0u64; 4], |mut acc, r| {
+            for (a, b) in acc.iter_mut().zip(r.mirror.zone_allocs) {
+                *a += b;
+            }
+            acc
+        });
+        let p99 = |s: Option<Spread>| s.map_or("-".into(), |s| format!("{:.2}x", s.median));
+        let failed: u64 = c
+            .rounds
+            .iter()
+            .map(|r| r.real.failed + r.mirror.failed)
+            .sum();
+        format!(
+            "{:<24} {:<6} {:>15} {:>20} {:>15} {:>20} {:>12} {:>12}  {}{}",
+            self.workload,
+            self.pattern,
+            format!(
+                "{}/{}",
+                ns(r(|x| x.real.alloc_median_ns)),
+                ns(r(|x| x.mirror.alloc_median_ns))
+            ),
+            Spread::ratio_text(c.ratios.alloc_median),
+            format!(
+                "{}/{}",
+                ns(r(|x| x.real.free_median_ns)),
+                ns(r(|x| x.mirror.free_median_ns))
+            ),
+            Spread::ratio_text(c.ratios.free_median),
+            p99(c.ratios.alloc_p99),
+            p99(c.ratios.free_p99),
+            zone_text(&zones),
+            if failed > 0 {
+                format!("  (failed allocations: {failed})")
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// One series of `latency.json`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct LatencySeries {
+    pub name: String,
+    pub op: &'static str,
+    pub pattern: &'static str,
+    pub ops_per_sample: u32,
+    pub real_ns: Vec<f64>,
+    pub mirror_ns: Vec<f64>,
+}
+
+/// `latency.json`: the raw per-operation samples (floor subtracted,
+/// divided by K) of each workload's representative round.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Latency {
+    pub kernel: String,
+    pub workloads: Vec<LatencySeries>,
+}
+
+impl Latency {
+    pub fn of(kernel: String, rows: &[Row]) -> Self {
+        let mut workloads = Vec::new();
+        for row in rows {
+            let Some(round) = row.compared.representative() else {
+                continue;
+            };
+            for (op, real, mirror) in [
+                ("alloc", &round.real.alloc_ns, &round.mirror.alloc_ns),
+                ("free", &round.real.free_ns, &round.mirror.free_ns),
+            ] {
+                workloads.push(LatencySeries {
+                    name: row.workload.to_string(),
+                    op,
+                    pattern: row.pattern,
+                    ops_per_sample: row.compared.ops_per_sample,
+                    real_ns: real.clone(),
+                    mirror_ns: mirror.clone(),
+                });
+            }
+        }
+        Latency { kernel, workloads }
+    }
+}

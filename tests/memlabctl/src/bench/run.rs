@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `memlabctl bench`: the table, then the sweep and 2-CPU scaling; the
+//! full report as `bench.json` and the raw samples as `latency.json`
+//! (written to `--out DIR`, or printed between markers for the host).
+
+use super::abba::{compare, Method};
+use super::extra::{self, online_cpus, pin_to, Scaling, SweepPoint};
+use super::report::{self, header, Kconfig, Latency, Row};
+use super::{pattern_name, standard, Spec};
+use crate::args::BenchArgs;
+use crate::cli::{fail, json_line};
+use crate::dev::{uapi, DEBUGFS};
+use serde::Serialize;
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// What this bench does not measure (yet), said in its output.
+const NOT_MEASURED: [&str; 4] = [
+    "cross-CPU free (alloc on CPU 0, free on CPU 1): needs a kernel-side object stash; not built",
+    "vmalloc latency against size: the WORKLOAD ioctl has no vmalloc family yet",
+    "memory overhead per object and per page: not measured here",
+    "fragmentation over time: memlabctl frag (frag.json), not this command",
+];
+
+/// One zone of the mirror's pool, from debugfs `mirror/pool`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct PoolZone {
+    pub zone: String,
+    pub managed_pages: u64,
+    pub free_pages: u64,
+}
+
+/// `zone Normal managed 7168 free 7100 reserve 224` lines.
+pub fn parse_pool(s: &str) -> Vec<PoolZone> {
+    s.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            match w.as_slice() {
+                ["zone", z, "managed", m, "free", f, ..] => Some(PoolZone {
+                    zone: z.to_string(),
+                    managed_pages: m.parse().ok()?,
+                    free_pages: f.parse().ok()?,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `bench.json`.
+#[derive(Serialize, Debug)]
+pub struct BenchReport {
+    pub kernel: String,
+    pub kconfig: Kconfig,
+    /// Boot parameters that change allocator work (init_on_*, slub_debug).
+    pub boot_params: Vec<String>,
+    pub clock_khz: u64,
+    pub method: Method,
+    pub pinned_cpu: usize,
+    pub window: &'static str,
+    pub mirror_pool: Vec<PoolZone>,
+    pub scale: u32,
+    pub workloads: Vec<Row>,
+    pub sweep: Vec<SweepPoint>,
+    pub scaling: Vec<Scaling>,
+    pub not_measured: Vec<&'static str>,
+    pub errors: Vec<String>,
+}
+
+/// Bytes an object of `s` holds at most (its size class, or its block).
+fn object_bytes(s: &Spec) -> u64 {
+    if s.family == uapi::MEMLAB_FAMILY_PAGES {
+        4096 << s.order
+    } else {
+        s.size.next_power_of_two()
+    }
+}
+
+fn kernel_name() -> String {
+    let rel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let flavour = boot_param("memlab.flavour=").unwrap_or_else(|| "?".into());
+    format!("{} {flavour}", rel.trim())
+}
+
+fn cmdline() -> Vec<String> {
+    fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+fn boot_param(prefix: &str) -> Option<String> {
+    cmdline()
+        .iter()
+        .find_map(|w| w.strip_prefix(prefix).map(String::from))
+}
+
+/// Writes `name` into `dir`, or prints it between markers that
+/// scripts/bench.sh cuts out of the console.
+fn emit(dir: Option<&Path>, name: &str, body: &str) -> Result<(), String> {
+    match dir {
+        Some(d) => {
+            fs::write(d.join(name), body).map_err(|e| format!("{}: {e}", d.join(name).display()))
+        }
+        None => {
+            println!("MEMLAB-DATA-BEGIN {name}\n{body}\nMEMLAB-DATA-END {name}");
+            Ok(())
+        }
+    }
+}
+
+/// `memlabctl bench`.
+pub fn bench(a: &BenchArgs) -> ExitCode {
+    let d = match crate::cli::open() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let pinned_cpu = 0;
+    if let Err(e) = pin_to(pinned_cpu) {
+        return fail(format!("bench: sched_setaffinity(CPU {pinned_cpu}): {e}"));
+    }
+    let m = Method {
+        ops_per_sample: a.k,
+        rounds: a.rounds,
+        warmup_div: 4,
+    };
+    let pool =
+        parse_pool(&fs::read_to_string(format!("{DEBUGFS}/mirror/pool")).unwrap_or_default());
+    let normal = pool
+        .iter()
+        .find(|z| z.zone == "Normal")
+        .map_or(0, |z| z.managed_pages);
+    let say = |s: String| {
+        if !a.json {
+            println!("{s}");
+        }
+    };
+    say(
+        "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
+            .into(),
+    );
+    say(format!(
+        "(ns per operation, floor subtracted; x = mirror / real, < 1 means the mirror is faster; \
+         median ratio over {} ABBA rounds [min-max across rounds]; K = {} ops per sample; CPU {pinned_cpu})",
+        m.rounds, m.ops_per_sample
+    ));
+    say(header());
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    for s in standard(a.scale) {
+        match compare(&d, &s, &m) {
+            Ok(c) => {
+                let live_pages = u64::from(c.peak_live) * object_bytes(&s) / 4096;
+                if normal > 0 && live_pages * 4 > normal {
+                    errors.push(format!(
+                        "{} {}: largest live set {live_pages} pages is above 1/4 of the mirror's Normal zone ({normal} pages)",
+                        s.name,
+                        pattern_name(s.pattern)
+                    ));
+                }
+                let (real_calls, mirror_calls) = report::calls(s.family);
+                let row = Row {
+                    workload: s.name,
+                    pattern: pattern_name(s.pattern),
+                    count: s.count,
+                    size: s.size,
+                    order: s.order,
+                    real_calls,
+                    mirror_calls,
+                    compared: c,
+                };
+                say(row.human());
+                rows.push(row);
+            }
+            Err(e) => {
+                let msg = format!("{} {}: {e}", s.name, pattern_name(s.pattern));
+                say(msg.clone());
+                errors.push(msg);
+            }
+        }
+    }
+    let (kbits, khz) = rows
+        .first()
+        .map_or((0, 0), |r| (r.compared.kconfig, r.compared.clock_khz));
+    let kconfig = Kconfig::of(kbits);
+    let boot_params: Vec<String> = cmdline()
+        .into_iter()
+        .filter(|w| {
+            w.starts_with("init_on_") || w.starts_with("slub_debug") || w.starts_with("slab_")
+        })
+        .collect();
+    say(format!(
+        "\nkernel {}: on: {}",
+        kernel_name(),
+        kconfig.on.join(", ")
+    ));
+    say(format!("  off: {}", kconfig.off.join(", ")));
+    say(format!(
+        "  boot parameters that change allocator work: {}",
+        if boot_params.is_empty() {
+            "none".into()
+        } else {
+            boot_params.join(" ")
+        }
+    ));
+    say(format!(
+        "mirror pool: {}",
+        pool.iter()
+            .map(|z| format!("{} {} pages", z.zone, z.managed_pages))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    say(format!("timing window: {}", report::WINDOW));
+    for fam in [
+        uapi::MEMLAB_FAMILY_KMEM_CACHE,
+        uapi::MEMLAB_FAMILY_KMALLOC,
+        uapi::MEMLAB_FAMILY_PAGES,
+    ] {
+        let (r, mi) = report::calls(fam);
+        say(format!("  real:   {r}\n  mirror: {mi}"));
+    }
+    let mut sweep = Vec::new();
+    let mut scaling = Vec::new();
+    if !a.no_extras {
+        say("\nsize sweep (pairs, alloc x and free x with [min-max] across rounds):".into());
+        match extra::sweep(&d, &m, (2000 / a.scale).max(64)) {
+            Ok(v) => {
+                for p in &v {
+                    say(format!(
+                        "  {:<12} {:>5}  alloc {:>8.1}/{:<8.1} {:>20}  free {:>8.1}/{:<8.1} {:>20}",
+                        p.family,
+                        p.arg,
+                        p.real_alloc_median_ns,
+                        p.mirror_alloc_median_ns,
+                        super::stats::Spread::ratio_text(p.ratios.alloc_median),
+                        p.real_free_median_ns,
+                        p.mirror_free_median_ns,
+                        super::stats::Spread::ratio_text(p.ratios.free_median),
+                    ));
+                }
+                sweep = v;
+            }
+            Err(e) => errors.push(format!("sweep: {e}")),
+        }
+        if online_cpus() >= 2 {
+            say(
+                "\n2-CPU scaling (aggregate ops/s, 1 CPU -> 2 CPUs; factor = 2-CPU / 1-CPU):"
+                    .into(),
+            );
+            for s in standard(a.scale)
+                .into_iter()
+                .filter(|s| s.pattern == uapi::MEMLAB_PATTERN_PAIRS)
+            {
+                match extra::scaling(&s, &m) {
+                    Ok(x) => {
+                        say(format!(
+                            "  {:<22} real {:.0} -> {:.0} ({:.2}x)  mirror {:.0} -> {:.0} ({:.2}x)  factor mirror/real {}  2-CPU ops/s mirror/real {}",
+                            x.workload, x.real_ops_per_s[0], x.real_ops_per_s[1], x.real_factor,
+                            x.mirror_ops_per_s[0], x.mirror_ops_per_s[1], x.mirror_factor,
+                            super::stats::Spread::ratio_text(x.factor_ratio),
+                            super::stats::Spread::ratio_text(x.throughput_ratio_2cpu),
+                        ));
+                        scaling.push(x);
+                    }
+                    Err(e) => errors.push(format!("scaling {}: {e}", s.name)),
+                }
+            }
+        } else {
+            errors.push("2-CPU scaling: only one CPU online".into());
+        }
+    }
+    say("\nnot measured by this command:".into());
+    for n in NOT_MEASURED {
+        say(format!("  - {n}"));
+    }
+    let latency = Latency::of(kernel_name(), &rows);
+    let report = BenchReport {
+        kernel: kernel_name(),
+        kconfig,
+        boot_params,
+        clock_khz: khz,
+        method: m,
+        pinned_cpu,
+        window: report::WINDOW,
+        mirror_pool: pool,
+        scale: a.scale,
+        workloads: rows,
+        sweep,
+        scaling,
+        not_measured: NOT_MEASURED.to_vec(),
+        errors,
+    };
+    let body = json_line(&report);
+    if a.json {
+        println!("{body}");
+    }
+    let dir = a.out.as_deref();
+    if dir.is_some() || a.print_data {
+        for (name, text) in [
+            ("bench.json", body.as_str()),
+            ("latency.json", &json_line(&latency)),
+        ] {
+            if let Err(e) = emit(dir, name, text) {
+                return fail(format!("bench: {e}"));
+            }
+        }
+        if let Some(d) = dir {
+            say(format!(
+                "wrote {0}/bench.json and {0}/latency.json",
+                d.display()
+            ));
+        }
+    }
+    for e in &report.errors {
+        eprintln!("memlabctl: bench: {e}");
+    }
+    let clean = report.workloads.iter().all(|r| r.compared.clean());
+    if report.errors.iter().any(|e| !e.starts_with("2-CPU")) || !clean {
+        fail("bench: some workloads failed or allocations failed")
+    } else {
+        ExitCode::SUCCESS
+    }
+}
