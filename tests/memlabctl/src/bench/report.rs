@@ -227,3 +227,97 @@ impl Latency {
         Latency { kernel, workloads }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::abba::{Compared, Ratios, Round, SideRound};
+    use super::super::stats::Spread;
+    use super::*;
+
+    fn side(alloc: Vec<f64>, free: Vec<f64>) -> SideRound {
+        SideRound {
+            alloc_median_ns: alloc[0],
+            free_median_ns: free[0],
+            zone_allocs: [0, 1, 3, 0],
+            alloc_ns: alloc,
+            free_ns: free,
+            ..Default::default()
+        }
+    }
+
+    fn row() -> Row {
+        let spread = Spread::of(&[0.5, 1.0]);
+        Row {
+            workload: "kmalloc 64 B",
+            pattern: "pairs",
+            count: 100,
+            size: 64,
+            order: 0,
+            real_calls: "r",
+            mirror_calls: "m",
+            compared: Compared {
+                rounds: vec![Round {
+                    real: side(vec![2.0, 3.0], vec![4.0]),
+                    mirror: side(vec![1.0, 1.5], vec![2.0]),
+                }],
+                ratios: Ratios {
+                    alloc_median: spread,
+                    free_median: spread,
+                    alloc_p99: None,
+                    free_p99: spread,
+                },
+                representative_round: 0,
+                ops_per_sample: 32,
+                warmup: 25,
+                peak_live: 1,
+                kconfig: uapi::MEMLAB_KCONFIG_O2,
+                clock_khz: 2_000_000,
+            },
+        }
+    }
+
+    #[test]
+    fn latency_json_follows_the_contract() {
+        let l = Latency::of("7.2.13 bench".into(), &[row()]);
+        let v: serde_json::Value = serde_json::from_str(&crate::cli::json_line(&l)).unwrap();
+        assert_eq!(v["kernel"], "7.2.13 bench");
+        let w = v["workloads"].as_array().unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            w[0],
+            serde_json::json!({"name": "kmalloc 64 B", "op": "alloc", "pattern": "pairs",
+                "ops_per_sample": 32, "real_ns": [2.0, 3.0], "mirror_ns": [1.0, 1.5]})
+        );
+        assert_eq!(w[1]["op"], "free");
+        assert_eq!(w[1]["real_ns"], serde_json::json!([4.0]));
+    }
+
+    #[test]
+    fn bench_row_json_and_text() {
+        let r = row();
+        let v: serde_json::Value = serde_json::from_str(&crate::cli::json_line(&r)).unwrap();
+        // Compared is flattened into the row; raw samples stay out of it.
+        assert_eq!(v["workload"], "kmalloc 64 B");
+        assert_eq!(v["ratios"]["alloc_median"]["median"], 1.0);
+        assert_eq!(v["ratios"]["alloc_median"]["min"], 0.5);
+        assert!(v["ratios"]["alloc_p99"].is_null());
+        assert_eq!(
+            v["rounds"][0]["real"]["zone_allocs"],
+            serde_json::json!([0, 1, 3, 0])
+        );
+        assert!(v["rounds"][0]["real"].get("alloc_ns").is_none());
+        let line = r.human();
+        assert!(line.contains("2.0/1.0"), "{line}");
+        assert!(line.contains("1.00x [0.50-1.00]"), "{line}");
+        assert!(line.ends_with("DMA32 25% Normal 75%"), "{line}");
+    }
+
+    #[test]
+    fn kconfig_and_zones() {
+        let k = Kconfig::of(uapi::MEMLAB_KCONFIG_O2 | uapi::MEMLAB_KCONFIG_JUMP_LABEL);
+        assert_eq!(k.on, ["JUMP_LABEL", "CC_OPTIMIZE_FOR_PERFORMANCE (-O2)"]);
+        assert_eq!(k.off.len(), KCONFIG.len() - 2);
+        assert_eq!(zone_text(&[0, 0, 0, 0]), "-");
+        assert_eq!(zone_text(&[0, 15, 85, 0]), "DMA32 15% Normal 85%");
+    }
+}

@@ -324,3 +324,45 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_zones_parse() {
+        let s = "pool: 16384 pages in 20 blocks\nzone     start_pfn end_pfn order\n\
+                 per-CPU caches: 0 pages, 0 kmalloc objects\n\
+                 zone DMA    managed     1024 free     1000 reserve     32\n\
+                 zone Normal managed     7168 free     7100 reserve    224\n";
+        assert_eq!(
+            parse_pool(s),
+            vec![
+                PoolZone {
+                    zone: "DMA".into(),
+                    managed_pages: 1024,
+                    free_pages: 1000
+                },
+                PoolZone {
+                    zone: "Normal".into(),
+                    managed_pages: 7168,
+                    free_pages: 7100
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn objects_are_charged_at_their_class() {
+        let s = |family, size, order| Spec {
+            name: "x",
+            family,
+            pattern: 0,
+            count: 1,
+            size,
+            order,
+        };
+        assert_eq!(object_bytes(&s(uapi::MEMLAB_FAMILY_KMALLOC, 96, 0)), 128);
+        assert_eq!(object_bytes(&s(uapi::MEMLAB_FAMILY_PAGES, 0, 3)), 32768);
+    }
+}
