@@ -24,12 +24,15 @@ main() {
 		cargo bench --locked -p memlab-core
 	fi
 	local dir=$MEMLAB_OUT/bench log=$MEMLAB_OUT/console-bench-bench.log
+	# The pool the workloads are sized for, unless MEMLAB_ARGS sets one.
+	local args=${MEMLAB_ARGS:-}
+	case " $args " in *" pool_mb="*) ;; *) args="$args pool_mb=64" ;; esac
 	mkdir -p "$dir"
 	rm -f "$dir/bench.json" "$dir/latency.json"
 	say "VM benchmark: real vs mirror on the bench kernel (data: $dir)"
 	set +e
 	bash scripts/run-vm.sh --flavour bench --cmd bench --share "$dir" \
-		--module-args "${MEMLAB_ARGS:-pool_mb=64}" --timeout 3000 "$@" |
+		--module-args "${args# }" --timeout 3000 "$@" |
 		sed -n '/^memlab bench:/,/^MEMLAB-EXIT/p' | grep -v '^MEMLAB-DATA' | sed '/^{/d'
 	local rc=${PIPESTATUS[0]}
 	set -e

@@ -274,7 +274,7 @@ pub const MEMLAB_KCONFIG_KMEMLEAK: u32 = 1 << 13;
 pub struct MemlabWorkload {
     /// In: `MEMLAB_BACKEND_*`.
     pub backend: u32,
-    /// In: `MEMLAB_FAMILY_KMALLOC`, `_PAGES` or `_KMEM_CACHE`.
+    /// In: `MEMLAB_FAMILY_KMALLOC`, `_PAGES`, `_KMEM_CACHE` or `_VMALLOC`.
     pub family: u32,
     /// In: `MEMLAB_PATTERN_*`.
     pub pattern: u32,

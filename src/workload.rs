@@ -25,7 +25,8 @@ mod timed;
 
 use crate::mirror::percpu::{Stack, MAG_BATCH, MAG_SIZE};
 use crate::mirror::Mirror;
-use crate::real::{kmalloc::Kmalloc, kmem_cache, pages::Pages};
+use crate::mirror::vmalloc::MirrorVmalloc;
+use crate::real::{kmalloc::Kmalloc, kmem_cache, pages::Pages, vmalloc::Vmalloc};
 use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::slab::{SlabCache, SlabFlags};
 use crate::uapi;
@@ -85,6 +86,44 @@ impl<T> Placed for NonNull<T> {
 impl<T, U> Placed for (NonNull<T>, U) {
     fn pfn(&self) -> u64 {
         linear_pfn(self.0.as_ptr())
+    }
+}
+
+impl Placed for Vmalloc {
+    fn pfn(&self) -> u64 {
+        Vmalloc::pfn(self, 0)
+    }
+}
+
+impl Placed for MirrorVmalloc {
+    fn pfn(&self) -> u64 {
+        self.pfns().next().unwrap_or(0)
+    }
+}
+
+/// `__vmalloc(size)` / `vfree`: pages and the mapping, both in the window.
+struct RealVmalloc;
+
+impl ObjectAllocator for RealVmalloc {
+    type Obj = Vmalloc;
+    fn alloc(&mut self, size: usize, _order: u32) -> Result<Vmalloc> {
+        Vmalloc::new(size, REAL_GFP)
+    }
+    fn free(&mut self, obj: Vmalloc) {
+        drop(obj);
+    }
+}
+
+/// The mirror's vmalloc: order-0 pages from its buddy, `vm_map_ram`.
+struct MirrorVmap<'a>(&'a Arc<Mirror>);
+
+impl ObjectAllocator for MirrorVmap<'_> {
+    type Obj = MirrorVmalloc;
+    fn alloc(&mut self, size: usize, _order: u32) -> Result<MirrorVmalloc> {
+        MirrorVmalloc::new(self.0, size, Gfp::KERNEL)
+    }
+    fn free(&mut self, obj: MirrorVmalloc) {
+        drop(obj);
     }
 }
 
@@ -293,7 +332,13 @@ pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
     }
     let per_obj = match w.family {
         uapi::MEMLAB_FAMILY_PAGES => (bindings::PAGE_SIZE as u64) << w.order,
-        uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE if w.size >= 8 => w.size,
+        uapi::MEMLAB_FAMILY_KMALLOC
+        | uapi::MEMLAB_FAMILY_KMEM_CACHE
+        | uapi::MEMLAB_FAMILY_VMALLOC
+            if w.size >= 8 =>
+        {
+            w.size
+        }
         _ => return Err(EINVAL),
     };
     if per_obj > KMALLOC_MAX_SIZE as u64 {
@@ -316,12 +361,14 @@ pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
 }
 
 /// Runs `w`, validated by [`charge`], on the backend it names.
-pub(crate) fn run_workload(mirror: &Mirror, w: &mut uapi::MemlabWorkload) -> Result {
+pub(crate) fn run_workload(mirror: &Arc<Mirror>, w: &mut uapi::MemlabWorkload) -> Result {
     charge(w)?;
     let size = w.size as usize;
     match (w.backend, w.family) {
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => run(&mut RealPages, w),
+        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_VMALLOC) => run(&mut RealVmalloc, w),
+        (_, uapi::MEMLAB_FAMILY_VMALLOC) => run(&mut MirrorVmap(mirror), w),
         (uapi::MEMLAB_BACKEND_REAL, _) => run(
             &mut RealCache(kmem_cache::Cache::new_unmerged(size)?),
             w,

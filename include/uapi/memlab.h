@@ -135,7 +135,7 @@ struct memlab_exercise {
  */
 struct memlab_workload {
 	__u32 backend;	/* in: MEMLAB_BACKEND_* */
-	__u32 family;	/* in: KMALLOC, PAGES or KMEM_CACHE */
+	__u32 family;	/* in: KMALLOC, PAGES, KMEM_CACHE or VMALLOC */
 	__u32 pattern;	/* in: MEMLAB_PATTERN_* */
 	__u32 count;	/* in: steps, 1..MEMLAB_WORKLOAD_MAX_COUNT */
 	__u64 size;	/* in: object size (max for RANDOM kmalloc) */

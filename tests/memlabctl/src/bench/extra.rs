@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The benchmarks beyond the main table: a size sweep over every kmalloc
-//! class and page order, and 2-CPU scaling.
+//! class and page order, vmalloc latency against size, and 2-CPU scaling.
 
 use super::abba::{compare, request, run_sampled, Method, Ratios};
 use super::stats::{percentile, ratio, Spread};
@@ -28,6 +28,23 @@ pub struct SweepPoint {
     pub real_free_median_ns: f64,
     pub mirror_free_median_ns: f64,
     pub ratios: Ratios,
+}
+
+impl SweepPoint {
+    /// One line: medians real/mirror, ratios with their spread.
+    pub fn human(&self) -> String {
+        format!(
+            "  {:<12} {:>8}  alloc {:>8.1}/{:<8.1} {:>20}  free {:>8.1}/{:<8.1} {:>20}",
+            self.family,
+            self.arg,
+            self.real_alloc_median_ns,
+            self.mirror_alloc_median_ns,
+            Spread::ratio_text(self.ratios.alloc_median),
+            self.real_free_median_ns,
+            self.mirror_free_median_ns,
+            Spread::ratio_text(self.ratios.free_median),
+        )
+    }
 }
 
 /// PAIRS at every kmalloc class and page order 0..=10, each ABBA over
@@ -65,6 +82,48 @@ pub fn sweep(d: &Memlab, m: &Method, count: u32) -> io::Result<Vec<SweepPoint>> 
     Ok(out)
 }
 
+/// vmalloc area sizes of the latency-against-size curve (lib/test_vmalloc.c
+/// style: one page to 4 MiB), each with its PAIRS count.
+pub const VMALLOC_SIZES: [(u64, u32); 6] = [
+    (4 << 10, 512),
+    (16 << 10, 512),
+    (64 << 10, 256),
+    (256 << 10, 128),
+    (1 << 20, 64),
+    (4 << 20, 32),
+];
+
+/// vmalloc latency against size: PAIRS of `__vmalloc`/`vfree` against the
+/// mirror's pages + `vm_map_ram`, each ABBA over `m.rounds` rounds.
+pub fn vmalloc_sweep(d: &Memlab, m: &Method, scale: u32) -> io::Result<Vec<SweepPoint>> {
+    let mut out = Vec::new();
+    for (size, count) in VMALLOC_SIZES {
+        let spec = Spec {
+            name: "vmalloc",
+            family: uapi::MEMLAB_FAMILY_VMALLOC,
+            pattern: uapi::MEMLAB_PATTERN_PAIRS,
+            count: (count / scale).max(8),
+            size,
+            order: 0,
+        };
+        let k = Method {
+            ops_per_sample: m.ops_per_sample.min(spec.count / 8).max(1),
+            ..*m
+        };
+        let c = compare(d, &spec, &k)?;
+        out.push(SweepPoint {
+            family: "vmalloc",
+            arg: size,
+            real_alloc_median_ns: c.median_of(|r| r.real.alloc_median_ns),
+            mirror_alloc_median_ns: c.median_of(|r| r.mirror.alloc_median_ns),
+            real_free_median_ns: c.median_of(|r| r.real.free_median_ns),
+            mirror_free_median_ns: c.median_of(|r| r.mirror.free_median_ns),
+            ratios: c.ratios,
+        });
+    }
+    Ok(out)
+}
+
 /// Pins the calling thread to `cpu`.
 pub fn pin_to(cpu: usize) -> io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it;
@@ -81,11 +140,22 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
     }
 }
 
-/// CPUs online.
+/// CPUs online, from `/sys/devices/system/cpu/online` ("0-1,3"): not from
+/// sysconf, which musl answers from this thread's (pinned) affinity.
 pub fn online_cpus() -> usize {
-    // SAFETY: sysconf only reads a system value.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(n).unwrap_or(1).max(1)
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    count_cpus(&s).max(1)
+}
+
+/// CPUs in a kernel CPU list such as "0-1,3".
+pub fn count_cpus(list: &str) -> usize {
+    list.trim()
+        .split(',')
+        .filter_map(|r| match r.split_once('-') {
+            Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
+            None => r.parse::<usize>().ok().map(|_| 1),
+        })
+        .sum()
 }
 
 /// Operations per second of one run's timed pass.
@@ -182,4 +252,15 @@ pub fn scaling(s: &Spec, m: &Method) -> io::Result<Scaling> {
         factor_ratio: Spread::of(&per(&mf, &rf)),
         throughput_ratio_2cpu: Spread::of(&per(&m2, &r2)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_lists_count() {
+        assert_eq!(super::count_cpus("0-1\n"), 2);
+        assert_eq!(super::count_cpus("0,2-3"), 3);
+        assert_eq!(super::count_cpus("0"), 1);
+        assert_eq!(super::count_cpus(""), 0);
+    }
 }

@@ -34,6 +34,11 @@ pub fn calls(family: u32) -> (&'static str, &'static str) {
             "the MirrorCache adapter (src/workload.rs): the mirror's kmem_cache alloc/free \
              through its per-CPU object cache, on a SlabCache created for the run",
         ),
+        uapi::MEMLAB_FAMILY_VMALLOC => (
+            "__vmalloc(size, GFP_KERNEL|__GFP_NOWARN) (vrealloc_node_align) / vfree(addr)",
+            "MirrorVmalloc::new: order-0 pages one by one from Mirror::alloc_pages, then \
+             vm_map_ram / vm_unmap_ram and the pages back",
+        ),
         _ => (
             "alloc_pages(GFP_KERNEL|__GFP_NOWARN, order) / __free_pages(page, order)",
             "Mirror::alloc_pages(order, GFP_KERNEL) / Mirror::free_pages(head, order)",

@@ -17,9 +17,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// What this bench does not measure (yet), said in its output.
-const NOT_MEASURED: [&str; 4] = [
+const NOT_MEASURED: [&str; 3] = [
     "cross-CPU free (alloc on CPU 0, free on CPU 1): needs a kernel-side object stash; not built",
-    "vmalloc latency against size: the WORKLOAD ioctl has no vmalloc family yet",
     "memory overhead per object and per page: not measured here",
     "fragmentation over time: memlabctl frag (frag.json), not this command",
 ];
@@ -64,6 +63,7 @@ pub struct BenchReport {
     pub scale: u32,
     pub workloads: Vec<Row>,
     pub sweep: Vec<SweepPoint>,
+    pub vmalloc: Vec<SweepPoint>,
     pub scaling: Vec<Scaling>,
     pub not_measured: Vec<&'static str>,
     pub errors: Vec<String>,
@@ -218,32 +218,30 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         uapi::MEMLAB_FAMILY_KMEM_CACHE,
         uapi::MEMLAB_FAMILY_KMALLOC,
         uapi::MEMLAB_FAMILY_PAGES,
+        uapi::MEMLAB_FAMILY_VMALLOC,
     ] {
         let (r, mi) = report::calls(fam);
         say(format!("  real:   {r}\n  mirror: {mi}"));
     }
     let mut sweep = Vec::new();
+    let mut vmalloc = Vec::new();
     let mut scaling = Vec::new();
     if !a.no_extras {
-        say("\nsize sweep (pairs, alloc x and free x with [min-max] across rounds):".into());
+        say("\nsize sweep (pairs, ns real/mirror, x with [min-max] across rounds):".into());
         match extra::sweep(&d, &m, (2000 / a.scale).max(64)) {
             Ok(v) => {
-                for p in &v {
-                    say(format!(
-                        "  {:<12} {:>5}  alloc {:>8.1}/{:<8.1} {:>20}  free {:>8.1}/{:<8.1} {:>20}",
-                        p.family,
-                        p.arg,
-                        p.real_alloc_median_ns,
-                        p.mirror_alloc_median_ns,
-                        super::stats::Spread::ratio_text(p.ratios.alloc_median),
-                        p.real_free_median_ns,
-                        p.mirror_free_median_ns,
-                        super::stats::Spread::ratio_text(p.ratios.free_median),
-                    ));
-                }
+                v.iter().for_each(|p| say(p.human()));
                 sweep = v;
             }
             Err(e) => errors.push(format!("sweep: {e}")),
+        }
+        say("\nvmalloc latency against size (pairs; real __vmalloc/vfree, mirror pages + vm_map_ram/vm_unmap_ram):".into());
+        match extra::vmalloc_sweep(&d, &m, a.scale) {
+            Ok(v) => {
+                v.iter().for_each(|p| say(p.human()));
+                vmalloc = v;
+            }
+            Err(e) => errors.push(format!("vmalloc sweep: {e}")),
         }
         if online_cpus() >= 2 {
             say(
@@ -289,6 +287,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         scale: a.scale,
         workloads: rows,
         sweep,
+        vmalloc,
         scaling,
         not_measured: NOT_MEASURED.to_vec(),
         errors,

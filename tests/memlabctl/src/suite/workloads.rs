@@ -69,6 +69,26 @@ fn workloads_run() -> Outcome {
             )?;
         }
     }
+    // vmalloc: 4 KiB and 64 KiB areas, pages and mapping in the window.
+    for size in [4096, 65536] {
+        for (backend, bn) in BACKENDS {
+            let w = d
+                .workload(&MemlabWorkload {
+                    backend,
+                    family: MEMLAB_FAMILY_VMALLOC,
+                    pattern: MEMLAB_PATTERN_PAIRS,
+                    count: 20,
+                    size,
+                    ops_per_sample: 1,
+                    ..Default::default()
+                })
+                .map_err(|e| format!("vmalloc {size} {bn}: {e}"))?;
+            check(
+                w.ops == 40 && w.failed == 0 && w.alloc_median_ps > 0 && w.free_median_ps > 0,
+                || format!("vmalloc {size} {bn}: {w:?}"),
+            )?;
+        }
+    }
     check(mirror_file("check")? == "ok\n", || {
         "mirror/check after workloads".into()
     })
@@ -162,9 +182,9 @@ fn workload_bad_input() -> Outcome {
             libc::EINVAL,
         ),
         (
-            "vmalloc family",
+            "dma family",
             MemlabWorkload {
-                family: MEMLAB_FAMILY_VMALLOC,
+                family: MEMLAB_FAMILY_DMA,
                 ..ok
             },
             libc::EINVAL,
