@@ -330,8 +330,9 @@ pub struct MemlabWorkload {
     pub cpu: u32,
     /// Out: `MEMLAB_KCONFIG_*` bits of the running kernel.
     pub kconfig: u32,
-    /// Out: 0.
-    pub reserved: u32,
+    /// Out: bytes of page metadata the backend keeps per page (the real
+    /// `struct page`; the mirror's buddy `PageMeta`).
+    pub page_meta_bytes: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<MemlabWorkload>() == 168);

@@ -363,6 +363,12 @@ pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
 /// Runs `w`, validated by [`charge`], on the backend it names.
 pub(crate) fn run_workload(mirror: &Arc<Mirror>, w: &mut uapi::MemlabWorkload) -> Result {
     charge(w)?;
+    let meta = if w.backend == uapi::MEMLAB_BACKEND_REAL {
+        core::mem::size_of::<bindings::page>()
+    } else {
+        core::mem::size_of::<crate::buddy::PageMeta>()
+    };
+    w.page_meta_bytes = meta as u32;
     let size = w.size as usize;
     match (w.backend, w.family) {
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),

@@ -161,7 +161,7 @@ struct memlab_workload {
 	__u32 peak_live;	/* out: most objects live at once */
 	__u32 cpu;	/* out: the CPU it ran on */
 	__u32 kconfig;	/* out: MEMLAB_KCONFIG_* */
-	__u32 reserved;	/* out: 0 */
+	__u32 page_meta_bytes;	/* out: page metadata per page */
 };
 
 #define MEMLAB_IOC_ALLOC _IOWR(MEMLAB_IOC_MAGIC, 0x01, struct memlab_alloc)

@@ -8,6 +8,7 @@
 mod abba;
 pub use abba::run_sampled;
 mod extra;
+mod overhead;
 mod report;
 mod run;
 mod stats;

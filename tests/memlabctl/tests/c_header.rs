@@ -33,7 +33,7 @@ int main(void) {
     P(MEMLAB_BACKEND_MIRROR); P(MEMLAB_ZONE_MIXED);
     P(MEMLAB_IOC_WORKLOAD); P(sizeof(struct memlab_workload));
     P(offsetof(struct memlab_workload, samples_ptr)); P(offsetof(struct memlab_workload, ops));
-    P(offsetof(struct memlab_workload, zone_allocs)); P(offsetof(struct memlab_workload, reserved));
+    P(offsetof(struct memlab_workload, zone_allocs)); P(offsetof(struct memlab_workload, page_meta_bytes));
     P(MEMLAB_PATTERN_RANDOM); P(MEMLAB_WORKLOAD_MAX_K); P(MEMLAB_KCONFIG_O2); P(MEMLAB_KCONFIG_KMEMLEAK);
     P(offsetof(struct memlab_alloc, cache_flags)); P(offsetof(struct memlab_alloc, reserved));
     P(MEMLAB_CACHE_DMA); P(MEMLAB_CACHE_HWCACHE_ALIGN); P(MEMLAB_CACHE_FLAGS);
@@ -107,8 +107,8 @@ int main(void) {
             std::mem::offset_of!(uapi::MemlabWorkload, zone_allocs) as u64,
         ),
         (
-            "offsetof(struct memlab_workload, reserved)",
-            std::mem::offset_of!(uapi::MemlabWorkload, reserved) as u64,
+            "offsetof(struct memlab_workload, page_meta_bytes)",
+            std::mem::offset_of!(uapi::MemlabWorkload, page_meta_bytes) as u64,
         ),
         ("MEMLAB_PATTERN_RANDOM", uapi::MEMLAB_PATTERN_RANDOM as u64),
         ("MEMLAB_WORKLOAD_MAX_K", uapi::MEMLAB_WORKLOAD_MAX_K as u64),

@@ -200,8 +200,11 @@ fn workload_bad_input() -> Outcome {
             libc::EINVAL,
         ),
         (
-            "reserved output not zero",
-            MemlabWorkload { reserved: 1, ..ok },
+            "an output (page_meta_bytes) not zero",
+            MemlabWorkload {
+                page_meta_bytes: 1,
+                ..ok
+            },
             libc::EINVAL,
         ),
         (
