@@ -231,6 +231,17 @@ pub const MEMLAB_WORKLOAD_MAX_COUNT: u32 = 100_000;
 /// Most operations per latency sample (`ops_per_sample`).
 pub const MEMLAB_WORKLOAD_MAX_K: u32 = 256;
 
+/// `flags` bit: cross-CPU free, first half. BATCH on kmalloc or pages
+/// only: run and time the allocations, then keep the objects in the open
+/// file (one such set per file; EBUSY if it has one), charged to it until
+/// freed by [`MEMLAB_WORKLOAD_FREE_KEPT`] or the file is closed.
+pub const MEMLAB_WORKLOAD_KEEP: u32 = 1 << 0;
+/// `flags` bit: cross-CPU free, second half, alone: free the kept objects,
+/// timed, on the caller's CPU. backend, family, pattern, count, size and
+/// order must be those of the KEEP run, warmup 0; EINVAL otherwise or if
+/// nothing is kept.
+pub const MEMLAB_WORKLOAD_FREE_KEPT: u32 = 1 << 1;
+
 /// `kconfig` bit: CONFIG_MEMCG (kmem accounting compiled in).
 pub const MEMLAB_KCONFIG_MEMCG: u32 = 1 << 0;
 /// `kconfig` bit: CONFIG_KFENCE.
@@ -297,7 +308,7 @@ pub struct MemlabWorkload {
     /// In: room at `samples_ptr`, 0 without it; at least
     /// 2 * ceil(count / K) with it.
     pub samples_cap: u32,
-    /// In: 0.
+    /// In: 0, [`MEMLAB_WORKLOAD_KEEP`] or [`MEMLAB_WORKLOAD_FREE_KEPT`].
     pub flags: u32,
     /// Out: operations timed (allocs and frees).
     pub ops: u64,

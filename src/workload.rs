@@ -18,8 +18,17 @@
 //! the real one is unsized (SLUB finds the cache from the page), the
 //! mirror's is told the size by its caller.
 
+#[path = "workload/kept.rs"]
+mod kept;
+#[path = "workload/limits.rs"]
+mod limits;
+#[path = "workload/pass.rs"]
+mod pass;
 #[path = "workload/steps.rs"]
 mod steps;
+
+pub(crate) use kept::Kept;
+pub(crate) use limits::charge;
 #[path = "workload/timed.rs"]
 mod timed;
 
@@ -27,18 +36,12 @@ use crate::mirror::percpu::{Stack, MAG_BATCH, MAG_SIZE};
 use crate::mirror::Mirror;
 use crate::mirror::vmalloc::MirrorVmalloc;
 use crate::real::{kmalloc::Kmalloc, kmem_cache, pages::Pages, vmalloc::Vmalloc};
-use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::slab::{SlabCache, SlabFlags};
 use crate::uapi;
 use crate::request::Gfp;
 use core::{ffi::c_void, ptr::NonNull};
-use kernel::{
-    bindings,
-    prelude::*,
-    sync::Arc,
-    uaccess::{UserPtr, UserSlice},
-};
-use timed::{linear_pfn, Clock, NoMigrate, Null, Placed, Samples};
+use kernel::{bindings, prelude::*, sync::Arc};
+use timed::{linear_pfn, Placed};
 
 /// One allocator family on one backend, as the workloads see it.
 pub(crate) trait ObjectAllocator {
@@ -153,9 +156,9 @@ impl ObjectAllocator for RealCache {
     }
 }
 
-struct MirrorKmalloc<'a>(&'a Mirror);
+struct MirrorKmalloc(Arc<Mirror>);
 
-impl ObjectAllocator for MirrorKmalloc<'_> {
+impl ObjectAllocator for MirrorKmalloc {
     type Obj = (NonNull<u8>, usize);
     fn alloc(&mut self, size: usize, _order: u32) -> Result<(NonNull<u8>, usize)> {
         Ok((self.0.kmalloc(size, Gfp::KERNEL)?, size))
@@ -167,9 +170,9 @@ impl ObjectAllocator for MirrorKmalloc<'_> {
     }
 }
 
-struct MirrorPages<'a>(&'a Mirror);
+struct MirrorPages(Arc<Mirror>);
 
-impl ObjectAllocator for MirrorPages<'_> {
+impl ObjectAllocator for MirrorPages {
     type Obj = (NonNull<u8>, u32);
     fn alloc(&mut self, _size: usize, order: u32) -> Result<(NonNull<u8>, u32)> {
         Ok((self.0.alloc_pages(order, Gfp::KERNEL)?, order))
@@ -223,67 +226,41 @@ impl ObjectAllocator for MirrorCache<'_> {
     }
 }
 
-/// Runs `w` on `a`: floor, warm-up, timed pass, then the figures; the raw
-/// samples go to user space if asked.
+/// Runs `w` on `a`: the sequence, then [`pass::run_steps`], then frees
+/// what is left.
 fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
     let seq = steps::generate(w)?;
-    let k = w.ops_per_sample;
-    let cap = w.count.div_ceil(k) as usize;
-    let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
-    let mut slots: KVVec<Option<A::Obj>> = KVVec::with_capacity(seq.slots, GFP_KERNEL)?;
-    for _ in 0..seq.slots {
-        slots.push(None, GFP_KERNEL)?;
-    }
-    let mut null_slots = KVVec::from_elem(None, seq.slots, GFP_KERNEL)?;
-    let steps = seq.steps.as_slice();
-    let clock = Clock::new();
-    let pin = NoMigrate::new();
-    w.cpu = kernel::cpu::CpuId::current().as_u32();
-    // The floor: the same loop, the same windows, empty calls.
-    timed::timed(&mut Null, &clock, steps, &mut null_slots, k, &mut alloc, &mut free);
-    let mut floor = KVVec::with_capacity(alloc.len + free.len, GFP_KERNEL)?;
-    floor.extend_from_slice(alloc.taken(), GFP_KERNEL)?;
-    floor.extend_from_slice(free.taken(), GFP_KERNEL)?;
-    crate::platform::sort::sort_sleepable(&mut floor);
-    w.floor_ticks = timed::percentile(&floor, 1, 2);
-    let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
-    let warm = steps.get(..w.warmup as usize).unwrap_or(steps);
-    timed::untimed(a, warm, &mut slots);
-    let pass = timed::timed(a, &clock, steps, &mut slots, k, &mut alloc, &mut free);
+    let mut slots = pass::slots::<A>(seq.slots)?;
+    let r = pass::run_steps(a, w, &seq.steps, &mut slots, seq.peak_live);
     timed::free_all(a, &mut slots);
-    drop(pin);
-    w.ops = pass.ops;
-    w.failed = pass.failed;
-    w.elapsed_ticks = pass.elapsed;
-    w.zone_allocs = pass.zones;
-    w.peak_live = seq.peak_live;
-    w.clock_khz = clock.khz;
-    w.kconfig = timed::kconfig();
-    w.alloc_samples = alloc.len as u32;
-    w.free_samples = free.len as u32;
-    if w.samples_ptr != 0 {
-        let bytes = |s: &[u64]| core::mem::size_of_val(s);
-        let len = bytes(alloc.taken()) + bytes(free.taken());
-        let mut out = UserSlice::new(UserPtr::from_addr(w.samples_ptr as usize), len).writer();
-        for part in [alloc.taken(), free.taken()] {
-            for s in part {
-                out.write(s)?;
-            }
-        }
+    r
+}
+
+/// KEEP: runs the allocations of `w` (validated by [`charge`]) and
+/// returns the objects, for a FREE_KEPT run to free.
+pub(crate) fn keep_workload(
+    mirror: &Arc<Mirror>,
+    w: &mut uapi::MemlabWorkload,
+) -> Result<KBox<dyn kept::KeptObjects>> {
+    limits::charge(w)?;
+    w.page_meta_bytes = page_meta_bytes(w.backend);
+    match (w.backend, w.family) {
+        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => kept::keep(RealKmalloc, w),
+        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => kept::keep(RealPages, w),
+        (_, uapi::MEMLAB_FAMILY_KMALLOC) => kept::keep(MirrorKmalloc(mirror.clone()), w),
+        (_, uapi::MEMLAB_FAMILY_PAGES) => kept::keep(MirrorPages(mirror.clone()), w),
+        _ => Err(EINVAL),
     }
-    // Medians and p99 per operation, floor subtracted.
-    for (s, median, p99) in [
-        (&mut alloc, &mut w.alloc_median_ps, &mut w.alloc_p99_ps),
-        (&mut free, &mut w.free_median_ps, &mut w.free_p99_ps),
-    ] {
-        let n = s.len;
-        let v = s.ticks.get_mut(..n).unwrap_or(&mut []);
-        crate::platform::sort::sort_sleepable(v);
-        let net = |t: u64| clock.ps(t.saturating_sub(w.floor_ticks), k);
-        *median = net(timed::percentile(v, 1, 2));
-        *p99 = net(timed::percentile(v, 99, 100));
-    }
-    Ok(())
+}
+
+/// Bytes of page metadata `backend` keeps per page.
+fn page_meta_bytes(backend: u32) -> u32 {
+    let bytes = if backend == uapi::MEMLAB_BACKEND_REAL {
+        core::mem::size_of::<bindings::page>()
+    } else {
+        core::mem::size_of::<crate::buddy::PageMeta>()
+    };
+    bytes as u32
 }
 
 /// Whether every output field of `w` is zero, as it must come in.
@@ -306,69 +283,10 @@ pub(crate) fn outputs_clear(w: &uapi::MemlabWorkload) -> bool {
     inputs == *w
 }
 
-/// Validates `w` and returns the most bytes it will hold at once (objects
-/// and its own sample and live vectors), which the caller reserves against
-/// its caps for the run.
-pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
-    if w.backend > uapi::MEMLAB_BACKEND_MIRROR
-        || w.pattern >= uapi::MEMLAB_NR_PATTERNS
-        || w.count == 0
-        || w.count > uapi::MEMLAB_WORKLOAD_MAX_COUNT
-        || w.order > bindings::MAX_PAGE_ORDER
-        || w.ops_per_sample == 0
-        || w.ops_per_sample > uapi::MEMLAB_WORKLOAD_MAX_K
-        || w.warmup > w.count
-        || w.flags != 0
-    {
-        return Err(EINVAL);
-    }
-    // The raw samples: all of them fit, or none are asked for.
-    let samples = u64::from(w.count.div_ceil(w.ops_per_sample));
-    if u64::from(w.samples_cap) > 2 * u64::from(uapi::MEMLAB_WORKLOAD_MAX_COUNT) {
-        return Err(E2BIG);
-    }
-    if (w.samples_ptr == 0) != (w.samples_cap == 0) || (w.samples_ptr != 0 && u64::from(w.samples_cap) < 2 * samples) {
-        return Err(EINVAL);
-    }
-    let per_obj = match w.family {
-        uapi::MEMLAB_FAMILY_PAGES => (bindings::PAGE_SIZE as u64) << w.order,
-        uapi::MEMLAB_FAMILY_KMALLOC
-        | uapi::MEMLAB_FAMILY_KMEM_CACHE
-        | uapi::MEMLAB_FAMILY_VMALLOC
-            if w.size >= 8 =>
-        {
-            w.size
-        }
-        _ => return Err(EINVAL),
-    };
-    if per_obj > KMALLOC_MAX_SIZE as u64 {
-        return Err(E2BIG);
-    }
-    // What an object holds is its size class (96 and 192 are below the next
-    // power of two; above 8 KiB whole pages of the next order): charge that.
-    let per_obj = per_obj.next_power_of_two();
-    if w.family != uapi::MEMLAB_FAMILY_PAGES && w.order != 0 {
-        return Err(EINVAL);
-    }
-    // The most objects the pattern holds at once, for the memory cap.
-    let max_live = u64::from(steps::max_live(w.pattern, w.count));
-    // The run's own vectors: two steps of 8 bytes per count, a slot (and,
-    // for RANDOM, two list entries) per live object, and four sample
-    // vectors (alloc and free, for the floor and the pass) plus the floor's
-    // sorted copy.
-    let vectors = u64::from(w.count) * 16 + max_live * (24 + 8) + samples * 8 * 6;
-    usize::try_from(per_obj.saturating_mul(max_live).saturating_add(vectors)).map_err(|_| E2BIG)
-}
-
 /// Runs `w`, validated by [`charge`], on the backend it names.
 pub(crate) fn run_workload(mirror: &Arc<Mirror>, w: &mut uapi::MemlabWorkload) -> Result {
-    charge(w)?;
-    let meta = if w.backend == uapi::MEMLAB_BACKEND_REAL {
-        core::mem::size_of::<bindings::page>()
-    } else {
-        core::mem::size_of::<crate::buddy::PageMeta>()
-    };
-    w.page_meta_bytes = meta as u32;
+    limits::charge(w)?;
+    w.page_meta_bytes = page_meta_bytes(w.backend);
     let size = w.size as usize;
     match (w.backend, w.family) {
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
@@ -379,8 +297,8 @@ pub(crate) fn run_workload(mirror: &Arc<Mirror>, w: &mut uapi::MemlabWorkload) -
             &mut RealCache(kmem_cache::Cache::new_unmerged(size)?),
             w,
         ),
-        (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror), w),
-        (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror), w),
+        (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror.clone()), w),
+        (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror.clone()), w),
         _ => {
             let cache = SlabCache::new("memlab-workload", size, 0, SlabFlags::NONE, None)
                 .map_err(|_| EINVAL)?;

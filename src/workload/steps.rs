@@ -9,7 +9,7 @@ use kernel::prelude::*;
 
 /// One step: allocate into a slot, or free what a slot holds.
 #[derive(Clone, Copy)]
-pub(super) struct Step {
+pub(crate) struct Step {
     /// Slot index, with [`Step::ALLOC`] set for an allocation.
     word: u32,
     /// Size in bytes, or page order.

@@ -58,7 +58,11 @@ impl Clock {
     /// `ticks` per operation of a `k`-operation sample, in picoseconds
     /// (saturating past about 6 s a sample).
     pub(super) fn ps(&self, ticks: u64, k: u32) -> u64 {
-        ticks.saturating_mul(1_000_000_000) / self.khz / u64::from(k.max(1))
+        // checked_div: no division-by-zero panic path (objtool rejects it).
+        ticks
+            .saturating_mul(1_000_000_000)
+            .checked_div(self.khz.saturating_mul(u64::from(k)))
+            .unwrap_or(0)
     }
 }
 
@@ -236,7 +240,11 @@ pub(super) fn free_all<A: ObjectAllocator>(a: &mut A, slots: &mut [Option<A::Obj
 /// The value at fraction `num / den` of sorted `v` (0 if empty): the same
 /// index rule as memlabctl's.
 pub(super) fn percentile(v: &[u64], num: usize, den: usize) -> u64 {
-    v.get(v.len() * num / den).copied().unwrap_or(0)
+    (v.len() * num)
+        .checked_div(den)
+        .and_then(|i| v.get(i))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// The `MEMLAB_KCONFIG_*` bits of the kernel this module was built for.

@@ -6,7 +6,9 @@
 //! `stats`, `report` (table and JSON), `extra` (sweep and scaling), `run`.
 
 mod abba;
+mod cross;
 pub use abba::run_sampled;
+pub use extra::{online_cpus, pin_to};
 mod extra;
 mod overhead;
 mod report;

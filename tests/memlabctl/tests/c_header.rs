@@ -35,6 +35,7 @@ int main(void) {
     P(offsetof(struct memlab_workload, samples_ptr)); P(offsetof(struct memlab_workload, ops));
     P(offsetof(struct memlab_workload, zone_allocs)); P(offsetof(struct memlab_workload, page_meta_bytes));
     P(MEMLAB_PATTERN_RANDOM); P(MEMLAB_WORKLOAD_MAX_K); P(MEMLAB_KCONFIG_O2); P(MEMLAB_KCONFIG_KMEMLEAK);
+    P(MEMLAB_WORKLOAD_KEEP); P(MEMLAB_WORKLOAD_FREE_KEPT);
     P(offsetof(struct memlab_alloc, cache_flags)); P(offsetof(struct memlab_alloc, reserved));
     P(MEMLAB_CACHE_DMA); P(MEMLAB_CACHE_HWCACHE_ALIGN); P(MEMLAB_CACHE_FLAGS);
     return 0;
@@ -116,6 +117,11 @@ int main(void) {
         (
             "MEMLAB_KCONFIG_KMEMLEAK",
             uapi::MEMLAB_KCONFIG_KMEMLEAK as u64,
+        ),
+        ("MEMLAB_WORKLOAD_KEEP", uapi::MEMLAB_WORKLOAD_KEEP as u64),
+        (
+            "MEMLAB_WORKLOAD_FREE_KEPT",
+            uapi::MEMLAB_WORKLOAD_FREE_KEPT as u64,
         ),
         (
             "offsetof(struct memlab_alloc, cache_flags)",

@@ -18,7 +18,8 @@ use std::process::ExitCode;
 
 /// What this bench does not measure (yet), said in its output.
 const NOT_MEASURED: [&str; 3] = [
-    "cross-CPU free (alloc on CPU 0, free on CPU 1): needs a kernel-side object stash; not built",
+    "cross-CPU free for kmem_cache, pages and the real side's refill/flush counts (KEEP takes \
+     kmalloc and pages only; SLUB's counters need CONFIG_SLUB_STATS)",
     "memory overhead from /proc/meminfo deltas under load: the overhead section is the static \
      slab geometry and page metadata only",
     "fragmentation over time: memlabctl frag (frag.json), not this command",
@@ -66,6 +67,7 @@ pub struct BenchReport {
     pub sweep: Vec<SweepPoint>,
     pub vmalloc: Vec<SweepPoint>,
     pub overhead: Option<super::overhead::Overhead>,
+    pub cross_cpu_free: Option<super::cross::CrossFree>,
     pub scaling: Vec<Scaling>,
     pub not_measured: Vec<&'static str>,
     pub errors: Vec<String>,
@@ -228,6 +230,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     let mut sweep = Vec::new();
     let mut vmalloc = Vec::new();
     let mut overhead = None;
+    let mut cross = None;
     let mut scaling = Vec::new();
     if !a.no_extras {
         say("\nsize sweep (pairs, ns real/mirror, x with [min-max] across rounds):".into());
@@ -255,6 +258,17 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             Err(e) => errors.push(format!("memory overhead: {e}")),
         }
         if online_cpus() >= 2 {
+            say(
+                "\ncross-CPU free (1000 kmalloc-64 objects allocated on CPU 0; x = mirror / real):"
+                    .into(),
+            );
+            match super::cross::cross_free(&d, &m, (1000 / a.scale).max(64)) {
+                Ok(c) => {
+                    c.human().into_iter().for_each(&say);
+                    cross = Some(c);
+                }
+                Err(e) => errors.push(format!("cross-CPU free: {e}")),
+            }
             say(
                 "\n2-CPU scaling (aggregate ops/s, 1 CPU -> 2 CPUs; factor = 2-CPU / 1-CPU):"
                     .into(),
@@ -300,6 +314,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         sweep,
         vmalloc,
         overhead,
+        cross_cpu_free: cross,
         scaling,
         not_measured: NOT_MEASURED.to_vec(),
         errors,

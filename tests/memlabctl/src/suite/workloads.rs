@@ -23,6 +23,10 @@ pub fn cases(s: &mut Suite) {
         workload_bad_input,
     );
     s.case(
+        "WORKLOAD KEEP then FREE_KEPT: alloc on CPU 0, free on CPU 1; misuse fails; close frees",
+        keep_and_free_kept,
+    );
+    s.case(
         "trace replay runs the same trace on both backends",
         replay_both,
     );
@@ -299,6 +303,114 @@ fn workload_bad_input() -> Outcome {
         .map_err(|e| format!("unwritable sample buffer: {e}"))?;
     check(mirror_file("check")? == "ok\n", || {
         "mirror/check after the EFAULT run".into()
+    })
+}
+
+/// Cross-CPU free through KEEP and FREE_KEPT on both backends, the
+/// misuses of it, and a file closed with objects kept.
+fn keep_and_free_kept() -> Outcome {
+    let keep = MemlabWorkload {
+        family: MEMLAB_FAMILY_KMALLOC,
+        pattern: MEMLAB_PATTERN_BATCH,
+        count: 100,
+        size: 64,
+        ops_per_sample: 4,
+        flags: MEMLAB_WORKLOAD_KEEP,
+        ..Default::default()
+    };
+    let free = MemlabWorkload {
+        flags: MEMLAB_WORKLOAD_FREE_KEPT,
+        ..keep
+    };
+    let other_cpu = usize::from(bench::online_cpus() >= 2);
+    // Reading mirror/check drains the CPU caches: the count then holds
+    // every live object.
+    check(mirror_file("check")? == "ok\n", || {
+        "mirror/check before".into()
+    })?;
+    let (objs_before, _) = slab_usage(&mirror_file("slabinfo")?);
+    for (backend, bn) in BACKENDS {
+        let d = open()?;
+        let (keep, free) = (
+            MemlabWorkload { backend, ..keep },
+            MemlabWorkload { backend, ..free },
+        );
+        super::expect_errno(d.workload(&free), libc::EINVAL)
+            .map_err(|e| format!("{bn}: FREE_KEPT with nothing kept: {e}"))?;
+        bench::pin_to(0).map_err(|e| e.to_string())?;
+        let k = d.workload(&keep).map_err(|e| format!("{bn}: KEEP: {e}"))?;
+        check(
+            k.ops == 100 && k.alloc_samples == 25 && k.free_samples == 0 && k.failed == 0,
+            || format!("{bn}: KEEP {k:?}"),
+        )?;
+        for (what, w, errno) in [
+            ("a second KEEP", keep, libc::EBUSY),
+            (
+                "FREE_KEPT of another count",
+                MemlabWorkload { count: 99, ..free },
+                libc::EINVAL,
+            ),
+            (
+                "KEEP and FREE_KEPT at once",
+                MemlabWorkload {
+                    flags: MEMLAB_WORKLOAD_KEEP | MEMLAB_WORKLOAD_FREE_KEPT,
+                    ..free
+                },
+                libc::EINVAL,
+            ),
+            (
+                "FREE_KEPT with a warm-up",
+                MemlabWorkload { warmup: 1, ..free },
+                libc::EINVAL,
+            ),
+        ] {
+            super::expect_errno(d.workload(&w), errno).map_err(|e| format!("{bn}: {what}: {e}"))?;
+        }
+        bench::pin_to(other_cpu).map_err(|e| e.to_string())?;
+        let f = d
+            .workload(&free)
+            .map_err(|e| format!("{bn}: FREE_KEPT: {e}"));
+        bench::pin_to(0).map_err(|e| e.to_string())?;
+        let f = f?;
+        check(
+            f.ops == 100 && f.free_samples == 25 && f.alloc_samples == 0 && f.free_median_ps > 0,
+            || format!("{bn}: FREE_KEPT {f:?}"),
+        )?;
+        check(f.cpu as usize == other_cpu, || {
+            format!("{bn}: freed on CPU {}, not {other_cpu}", f.cpu)
+        })?;
+        super::expect_errno(d.workload(&free), libc::EINVAL)
+            .map_err(|e| format!("{bn}: FREE_KEPT twice: {e}"))?;
+        // Kept, then the file closed: the objects go back with it.
+        d.workload(&keep)
+            .map_err(|e| format!("{bn}: KEEP again: {e}"))?;
+    }
+    for (what, w) in [
+        (
+            "KEEP of PAIRS",
+            MemlabWorkload {
+                pattern: MEMLAB_PATTERN_PAIRS,
+                ..keep
+            },
+        ),
+        (
+            "KEEP of a kmem_cache",
+            MemlabWorkload {
+                family: MEMLAB_FAMILY_KMEM_CACHE,
+                ..keep
+            },
+        ),
+        ("unknown flag", MemlabWorkload { flags: 4, ..keep }),
+    ] {
+        super::expect_errno(open()?.workload(&w), libc::EINVAL)
+            .map_err(|e| format!("{what}: {e}"))?;
+    }
+    check(mirror_file("check")? == "ok\n", || {
+        "mirror/check after KEEP".into()
+    })?;
+    let (objs_after, _) = slab_usage(&mirror_file("slabinfo")?);
+    check(objs_after == objs_before, || {
+        format!("live mirror kmalloc objects {objs_before} -> {objs_after} after closing with objects kept")
     })
 }
 
