@@ -48,8 +48,12 @@ pub(super) fn run_steps<A: ObjectAllocator>(
     crate::platform::sort::sort_sleepable(&mut floor);
     w.floor_ticks = timed::percentile(&floor, 1, 2);
     let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
-    let warm = steps.get(..w.warmup as usize).unwrap_or(steps);
-    timed::untimed(a, warm, slots);
+    // The warm-up ends with every slot empty: never on a free-only pass,
+    // whose slots hold the objects to free (FREE_KEPT takes no warm-up).
+    if w.warmup > 0 {
+        let warm = steps.get(..w.warmup as usize).unwrap_or(steps);
+        timed::untimed(a, warm, slots);
+    }
     let pass = timed::timed(a, &clock, steps, slots, k, &mut alloc, &mut free);
     drop(pin);
     w.ops = pass.ops;

@@ -220,7 +220,9 @@ impl Latency {
                 ("free", &round.real.free_ns, &round.mirror.free_ns),
             ] {
                 workloads.push(LatencySeries {
-                    name: row.workload.to_string(),
+                    // memplot names its files by name and op: the
+                    // pattern keeps pairs and batch apart.
+                    name: format!("{} {}", row.workload, row.pattern),
                     op,
                     pattern: row.pattern,
                     ops_per_sample: row.compared.ops_per_sample,
@@ -290,7 +292,7 @@ mod tests {
         assert_eq!(w.len(), 2);
         assert_eq!(
             w[0],
-            serde_json::json!({"name": "kmalloc 64 B", "op": "alloc", "pattern": "pairs",
+            serde_json::json!({"name": "kmalloc 64 B pairs", "op": "alloc", "pattern": "pairs",
                 "ops_per_sample": 32, "real_ns": [2.0, 3.0], "mirror_ns": [1.0, 1.5]})
         );
         assert_eq!(w[1]["op"], "free");

@@ -374,7 +374,7 @@ fn keep_and_free_kept() -> Outcome {
         let f = f?;
         check(
             f.ops == 100 && f.free_samples == 25 && f.alloc_samples == 0 && f.free_median_ps > 0,
-            || format!("{bn}: FREE_KEPT {f:?}"),
+            || format!("{bn}: FREE_KEPT on CPU {other_cpu}: {f:?}"),
         )?;
         check(f.cpu as usize == other_cpu, || {
             format!("{bn}: freed on CPU {}, not {other_cpu}", f.cpu)
