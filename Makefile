@@ -9,6 +9,8 @@
 #   make test    set everything up, run host tests and in-VM tests
 #   make bench   benchmarks (ratios, not tests): host mirror core vs crates.io
 #                peers, then real vs mirror in the VM on the bench kernel
+#   make plots   PNG and SVG into out/ from the data make bench left in
+#                out/bench (host only: tests/memplot)
 #   make shell   an interactive shell in the VM, memlab loaded
 #   make run CMD='...'  one shell command line in the VM, its output only
 #   make help    these targets and their variables
@@ -69,6 +71,11 @@ test:
 bench:
 	bash scripts/bench.sh
 
+# memplot draws whatever of latency.json, frag.json, pagemap-{real,mirror}.txt
+# exists in out/bench; it fails only when none does or one is malformed.
+plots:
+	cargo run --quiet --locked --release -p memplot -- out/bench --out out
+
 # QEMU owns the terminal: Ctrl-C goes to the guest; poweroff or exit leaves.
 shell:
 	@bash scripts/run-vm.sh $(VM_OPTS) --share '$(SHARE)' --shell
@@ -83,7 +90,8 @@ help:
 	@echo 'memlab targets:'
 	@echo '  make demo             boot the VM, run every allocator, print the report'
 	@echo '  make test             every test: host, then in-VM on the test and bench kernels'
-	@echo '  make bench            benchmarks: ratios, never pass/fail'
+	@echo '  make bench            benchmarks: ratios, never pass/fail; then the pictures (make plots)'
+	@echo '  make plots            pictures (PNG+SVG) in out/ from the data in out/bench'
 	@echo '  make shell            interactive shell in the VM, memlab loaded (poweroff or exit leaves)'
 	@echo "  make run CMD='...'    run one shell command line in the VM; print its output only"
 	@echo '  make                  build rust_memlab.ko against KDIR (default: the test kernel)'
@@ -107,4 +115,4 @@ FUZZ_SECS ?= 120
 fuzz:
 	FLAVOUR=$(or $(FLAVOUR),test) FUZZ_SECS=$(FUZZ_SECS) FUZZ_SEED=$(FUZZ_SEED) FUZZ_ARGS=$(FUZZ_ARGS) bash scripts/fuzz.sh
 
-.PHONY: default modules_install clean rust-analyzer setup demo test bench shell run help fuzz
+.PHONY: default modules_install clean rust-analyzer setup demo test bench plots shell run help fuzz

@@ -47,5 +47,9 @@ main() {
 	[ "$rc" = 0 ] || die "VM benchmark failed (status $rc; console: $log)"
 	[ -s "$dir/latency.json" ] || die "the VM benchmark left no latency.json in $dir"
 	say "wrote $dir/bench.json and $dir/latency.json"
+	# Pictures of the data the VM left in out/bench (host-only tool).
+	say "plots: $dir -> $MEMLAB_OUT/*.png, *.svg"
+	cargo run --quiet --locked --release -p memplot -- "$dir" --out "$MEMLAB_OUT" ||
+		die "memplot failed (see its messages above)"
 }
 main "$@"

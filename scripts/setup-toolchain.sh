@@ -5,7 +5,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev
-	libssl-dev cpio busybox-static xz-utils zstd ca-certificates)
+	libssl-dev cpio busybox-static xz-utils zstd ca-certificates fonts-dejavu-core)
 BPO_PKGS=(qemu-system-x86)
 
 SUDO=
