@@ -3,7 +3,7 @@
 //! The benchmarks beyond the main table: a size sweep over every kmalloc
 //! class and page order, vmalloc latency against size, and 2-CPU scaling.
 
-use super::abba::{compare, request, run_sampled, Method, Ratios};
+use super::abba::{compare, request, run_sampled, Compared, Method, Ratios};
 use super::stats::{percentile, ratio, Spread};
 use super::Spec;
 use crate::dev::{uapi, Memlab};
@@ -31,6 +31,19 @@ pub struct SweepPoint {
 }
 
 impl SweepPoint {
+    /// The medians over rounds and the ratios of `c`.
+    fn of(family: &'static str, arg: u64, c: &Compared) -> Self {
+        SweepPoint {
+            family,
+            arg,
+            real_alloc_median_ns: c.median_of(|r| r.real.alloc_median_ns),
+            mirror_alloc_median_ns: c.median_of(|r| r.mirror.alloc_median_ns),
+            real_free_median_ns: c.median_of(|r| r.real.free_median_ns),
+            mirror_free_median_ns: c.median_of(|r| r.mirror.free_median_ns),
+            ratios: c.ratios,
+        }
+    }
+
     /// One line: medians real/mirror, ratios with their spread.
     pub fn human(&self) -> String {
         format!(
@@ -64,20 +77,12 @@ pub fn sweep(d: &Memlab, m: &Method, count: u32) -> io::Result<Vec<SweepPoint>> 
             size,
             order,
         };
-        let c = compare(d, &spec, m)?;
-        out.push(SweepPoint {
-            family,
-            arg: if fam == uapi::MEMLAB_FAMILY_PAGES {
-                u64::from(order)
-            } else {
-                size
-            },
-            real_alloc_median_ns: c.median_of(|r| r.real.alloc_median_ns),
-            mirror_alloc_median_ns: c.median_of(|r| r.mirror.alloc_median_ns),
-            real_free_median_ns: c.median_of(|r| r.real.free_median_ns),
-            mirror_free_median_ns: c.median_of(|r| r.mirror.free_median_ns),
-            ratios: c.ratios,
-        });
+        let arg = if fam == uapi::MEMLAB_FAMILY_PAGES {
+            u64::from(order)
+        } else {
+            size
+        };
+        out.push(SweepPoint::of(family, arg, &compare(d, &spec, m)?));
     }
     Ok(out)
 }
@@ -110,16 +115,7 @@ pub fn vmalloc_sweep(d: &Memlab, m: &Method, scale: u32) -> io::Result<Vec<Sweep
             ops_per_sample: m.ops_per_sample.min(spec.count / 8).max(1),
             ..*m
         };
-        let c = compare(d, &spec, &k)?;
-        out.push(SweepPoint {
-            family: "vmalloc",
-            arg: size,
-            real_alloc_median_ns: c.median_of(|r| r.real.alloc_median_ns),
-            mirror_alloc_median_ns: c.median_of(|r| r.mirror.alloc_median_ns),
-            real_free_median_ns: c.median_of(|r| r.real.free_median_ns),
-            mirror_free_median_ns: c.median_of(|r| r.mirror.free_median_ns),
-            ratios: c.ratios,
-        });
+        out.push(SweepPoint::of("vmalloc", size, &compare(d, &spec, &k)?));
     }
     Ok(out)
 }
