@@ -148,7 +148,8 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     );
     say(format!(
         "(ns per operation, floor subtracted; x = mirror / real, < 1 means the mirror is faster; \
-         median ratio over {} ABBA rounds [min-max across rounds]; K = {} ops per sample; CPU {pinned_cpu})",
+         median ratio over {} ABBA rounds [min-max across rounds]; K = {} ops per sample, so p99 is \
+         the 99th percentile of K-operation means, not of single operations; CPU {pinned_cpu})",
         m.rounds, m.ops_per_sample
     ));
     say(header());
