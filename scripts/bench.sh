@@ -3,22 +3,53 @@
 #  1. host: the mirror core against crates.io peers (cargo bench);
 #  2. VM: the standard workloads on the real allocators and on the mirror,
 #     in one run of the bench kernel (no KASAN/lockdep), as mirror/real
-#     ratios of median and p99 latency, plus fragmentation figures.
+#     ratios of the median alloc and free latency and p99, with their
+#     spread over ABBA rounds; then a size sweep and 2-CPU scaling.
+#
+# The mirror's pool is 64 MiB (pool_mb=64: 7168 Normal pages), so no
+# workload's live set passes a quarter of the mirror's Normal zone; override
+# with MEMLAB_ARGS. The data land in out/bench: bench.json (the full
+# report) and latency.json (raw per-operation samples, for the CDF plots),
+# written by the guest through the /share mount, or cut out of the console
+# when the share did not mount.
+#
+#   BENCH_HOST=0   skip the host benchmark
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
 	cd "$MEMLAB_ROOT"
 	bash scripts/setup-toolchain.sh
-	say "host benchmark: mirror core vs buddy_system_allocator and slabmalloc"
-	cargo bench --locked -p memlab-core
-	say "VM benchmark: real vs mirror on the bench kernel"
-	bash scripts/run-vm.sh --flavour bench --cmd bench "$@" |
-		sed -n '/^memlab bench:/,/^MEMLAB-EXIT/p'
+	if [ "${BENCH_HOST:-1}" != 0 ]; then
+		say "host benchmark: mirror core vs buddy_system_allocator and slabmalloc"
+		cargo bench --locked -p memlab-core
+	fi
+	local dir=$MEMLAB_OUT/bench log=$MEMLAB_OUT/console-bench-bench.log
+	# The pool the workloads are sized for, unless MEMLAB_ARGS sets one.
+	local args=${MEMLAB_ARGS:-}
+	case " $args " in *" pool_mb="*) ;; *) args="$args pool_mb=64" ;; esac
+	mkdir -p "$dir"
+	rm -f "$dir/bench.json" "$dir/latency.json"
+	say "VM benchmark: real vs mirror on the bench kernel (data: $dir)"
+	set +e
+	bash scripts/run-vm.sh --flavour bench --cmd bench --share "$dir" \
+		--module-args "${args# }" --timeout 3000 "$@" |
+		sed -n '/^memlab bench:/,/^MEMLAB-EXIT/p' | grep -v '^MEMLAB-DATA' | sed '/^{/d'
 	local rc=${PIPESTATUS[0]}
-	[ "$rc" = 0 ] || die "VM benchmark failed (status $rc; console: $MEMLAB_OUT/console-bench-bench.log)"
+	set -e
+	# Without the share, the guest printed the files between markers.
+	local f
+	for f in bench.json latency.json; do
+		[ -s "$dir/$f" ] && continue
+		awk -v f="$f" '$0 == "MEMLAB-DATA-END " f { on = 0 } on { print } $0 == "MEMLAB-DATA-BEGIN " f { on = 1 }' \
+			"$log" >"$dir/$f"
+		[ -s "$dir/$f" ] || rm -f "$dir/$f"
+	done
+	[ "$rc" = 0 ] || die "VM benchmark failed (status $rc; console: $log)"
+	[ -s "$dir/latency.json" ] || die "the VM benchmark left no latency.json in $dir"
+	say "wrote $dir/bench.json and $dir/latency.json"
 	# Pictures of the data the VM left in out/bench (host-only tool).
-	say "plots: $MEMLAB_OUT/bench -> $MEMLAB_OUT/*.png, *.svg"
-	cargo run --quiet --locked --release -p memplot -- "$MEMLAB_OUT/bench" --out "$MEMLAB_OUT" ||
+	say "plots: $dir -> $MEMLAB_OUT/*.png, *.svg"
+	cargo run --quiet --locked --release -p memplot -- "$dir" --out "$MEMLAB_OUT" ||
 		die "memplot failed (see its messages above)"
 }
 main "$@"

@@ -24,8 +24,8 @@
 # typed.
 #
 # --share DIR (default $MEMLAB_SHARE or out/share, created if missing) is
-# mounted read-write at /share in the guest through 9p over virtio (shell
-# and run only).
+# mounted read-write at /share in the guest through 9p over virtio (shell,
+# run and bench: bench writes bench.json and latency.json there).
 # --timeout: seconds before QEMU is killed (default 900; an interactive
 # shell has none).
 # --module-args: insmod parameters of rust_memlab (default: $MEMLAB_ARGS).
@@ -177,7 +177,7 @@ main() {
 	local qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp "$cpus" -m "$mem"
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$run_initrd"
 		-display none -monitor none -no-reboot)
-	if [ "$cmd" = shell ] || [ "$cmd" = run ]; then
+	if [ "$cmd" = shell ] || [ "$cmd" = run ] || [ "$cmd" = bench ]; then
 		share=${share:-$MEMLAB_OUT/share}
 		mkdir -p "$share" || die "cannot create the share directory $share"
 		share=$(cd "$share" && pwd)

@@ -145,6 +145,10 @@ pub(crate) struct MemlabFile {
     budget: Arc<Budget>,
     #[pin]
     handles: Mutex<Handles>,
+    /// Objects a WORKLOAD KEEP run left for a FREE_KEPT run (cross-CPU
+    /// free). Taken before `handles`, never under it.
+    #[pin]
+    kept: Mutex<Option<crate::workload::Kept>>,
 }
 
 impl From<RequestError> for Error {
@@ -211,6 +215,58 @@ impl MemlabFile {
         Ok(())
     }
 
+    /// Charges `need` bytes to this file and to the module-wide budget;
+    /// the caller takes them off `pinned` again when done (see [`Reserved`]
+    /// for a run that does so on drop). E2BIG past either.
+    fn charge_pinned(&self, need: usize) -> Result<Charge> {
+        let mut h = self.handles.lock();
+        if need > self.max_pinned.saturating_sub(h.pinned) {
+            return Err(E2BIG);
+        }
+        let c = self.budget.charge(need)?;
+        h.pinned += need;
+        Ok(c)
+    }
+
+    /// WORKLOAD with KEEP: times the allocations of `q` and keeps the
+    /// objects, charged `need` bytes, for FREE_KEPT. EBUSY if some are
+    /// kept already.
+    fn keep(&self, q: &mut uapi::MemlabWorkload, need: usize) -> Result {
+        let mut kept = self.kept.lock();
+        if kept.is_some() {
+            return Err(EBUSY);
+        }
+        let charge = self.charge_pinned(need)?;
+        match crate::workload::keep_workload(&self.mirror, q) {
+            Ok(objs) => {
+                *kept = Some(crate::workload::Kept::new(objs, q, need, charge));
+                Ok(())
+            }
+            Err(e) => {
+                drop(charge);
+                self.handles.lock().pinned -= need;
+                Err(e)
+            }
+        }
+    }
+
+    /// WORKLOAD with FREE_KEPT: frees the kept objects, timed, on this
+    /// CPU. EINVAL if none are kept or `q` does not name them.
+    fn free_kept(&self, q: &mut uapi::MemlabWorkload) -> Result {
+        let mut kept = {
+            let mut k = self.kept.lock();
+            match k.as_ref() {
+                Some(x) if x.matches(q) => k.take(),
+                _ => None,
+            }
+        }
+        .ok_or(EINVAL)?;
+        let r = kept.free(q);
+        self.handles.lock().pinned -= kept.bytes;
+        drop(kept);
+        r
+    }
+
     fn slot_of(h: &Handles, handle: u32) -> Result<usize> {
         let i = (handle as usize).checked_sub(1).ok_or(EINVAL)?;
         match h.slots.get(i) {
@@ -240,12 +296,7 @@ impl MemlabFile {
     /// returns, so handles allocated meanwhile on this file still see the
     /// cap. E2BIG past either.
     fn reserve(&self, bytes: usize) -> Result<Reserved<'_>> {
-        let mut h = self.handles.lock();
-        if bytes > self.max_pinned.saturating_sub(h.pinned) {
-            return Err(E2BIG);
-        }
-        let charge = self.budget.charge(bytes)?;
-        h.pinned += bytes;
+        let charge = self.charge_pinned(bytes)?;
         Ok(Reserved {
             file: self,
             bytes,
@@ -277,6 +328,7 @@ impl MiscDevice for MemlabFile {
                 max_pinned: reg.max_pinned,
                 budget: reg.budget.clone(),
                 handles <- new_mutex!(Handles { slots: KVec::new(), live: 0, pinned: 0 }),
+                kept <- new_mutex!(None),
             }),
             GFP_KERNEL,
         )
@@ -331,11 +383,23 @@ impl MiscDevice for MemlabFile {
                 let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
                 let mut q: uapi::MemlabWorkload = r.read()?;
                 // Outputs must come in zeroed: they are not inputs.
-                if q.ops != 0 || q.failed != 0 || q.median_ns != 0 || q.p99_ns != 0 {
+                if !crate::workload::outputs_clear(&q) {
                     return Err(EINVAL);
                 }
-                // Reserve what the workload may hold for the whole run.
-                let _reserved = me.reserve(crate::workload::charge(&q)?)?;
+                if q.flags & uapi::MEMLAB_WORKLOAD_FREE_KEPT != 0 {
+                    me.free_kept(&mut q)?;
+                    w.write(&q)?;
+                    return Ok(0);
+                }
+                // Reserve what the workload may hold for the whole run, so
+                // handles allocated meanwhile on this file still see the cap.
+                let need = crate::workload::charge(&q)?;
+                if q.flags & uapi::MEMLAB_WORKLOAD_KEEP != 0 {
+                    me.keep(&mut q, need)?;
+                    w.write(&q)?;
+                    return Ok(0);
+                }
+                let _reserved = me.reserve(need)?;
                 crate::workload::run_workload(&me.mirror, &mut q)?;
                 w.write(&q)?;
             }

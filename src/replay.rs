@@ -36,6 +36,7 @@ use crate::workload::{
 };
 use kernel::{
     prelude::*,
+    sync::Arc,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
@@ -80,7 +81,7 @@ type SlotOf<K, P, C> = Option<SlotLive<K, P, C>>;
 const _: () =
     assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
 const _: () = assert!(
-    core::mem::size_of::<SlotOf<MirrorKmalloc<'static>, MirrorPages<'static>, MirrorCache<'static>>>(
+    core::mem::size_of::<SlotOf<MirrorKmalloc, MirrorPages, MirrorCache<'static>>>(
     ) <= SLOT_BYTES
 );
 
@@ -264,7 +265,7 @@ fn percentiles(v: &[u64]) -> (u64, u64) {
 /// `reserve(bytes)` charges the caller's caps and returns a guard that
 /// gives the charge back when dropped.
 pub(crate) fn replay<R>(
-    mirror: &Mirror,
+    mirror: &Arc<Mirror>,
     q: &mut MemlabReplay,
     mut reserve: impl FnMut(usize) -> Result<R>,
 ) -> Result {
@@ -363,8 +364,8 @@ pub(crate) fn replay<R>(
                 caches.push(MirrorCache::new(mirror, size)?, GFP_KERNEL)?;
             }
             let mut f = Families {
-                kmalloc: MirrorKmalloc(mirror),
-                pages: MirrorPages(mirror),
+                kmalloc: MirrorKmalloc(mirror.clone()),
+                pages: MirrorPages(mirror.clone()),
                 caches,
             };
             let counts = || mirror.zone_free_counts(zone).unwrap_or_default();

@@ -215,29 +215,77 @@ pub struct MemlabExercise {
 
 const _: () = assert!(core::mem::size_of::<MemlabExercise>() == 32);
 
-/// Workload pattern: `count` times alloc then free at once; each sample is
-/// one alloc+free pair.
+/// Workload pattern: `count` times alloc then free at once (the same slot
+/// reused, LIFO-hot).
 pub const MEMLAB_PATTERN_PAIRS: u32 = 0;
-/// Workload pattern: `count` allocs, then `count` frees in the same order;
-/// each alloc and each free is a sample.
+/// Workload pattern: `count` allocs, then `count` frees in the same order.
 pub const MEMLAB_PATTERN_BATCH: u32 = 1;
-/// Workload pattern: `count` random steps over up to `count / 2` live
+/// Workload pattern: `count` seeded random steps over up to `count / 2` live
 /// objects, each an alloc (random size up to `size`, or order up to `order`)
-/// or a free of a random live one; each step is a sample.
+/// or a free of a random live one; what is left live is freed untimed.
 pub const MEMLAB_PATTERN_RANDOM: u32 = 2;
 /// Number of workload patterns.
 pub const MEMLAB_NR_PATTERNS: u32 = 3;
 /// Most steps one workload may take.
 pub const MEMLAB_WORKLOAD_MAX_COUNT: u32 = 100_000;
+/// Most operations per latency sample (`ops_per_sample`).
+pub const MEMLAB_WORKLOAD_MAX_K: u32 = 256;
+
+/// `flags` bit: cross-CPU free, first half. BATCH on kmalloc or pages
+/// only: run and time the allocations, then keep the objects in the open
+/// file (one such set per file; EBUSY if it has one), charged to it until
+/// freed by [`MEMLAB_WORKLOAD_FREE_KEPT`] or the file is closed.
+pub const MEMLAB_WORKLOAD_KEEP: u32 = 1 << 0;
+/// `flags` bit: cross-CPU free, second half, alone: free the kept objects,
+/// timed, on the caller's CPU. backend, family, pattern, count, size and
+/// order must be those of the KEEP run, warmup 0; EINVAL otherwise or if
+/// nothing is kept.
+pub const MEMLAB_WORKLOAD_FREE_KEPT: u32 = 1 << 1;
+
+/// `kconfig` bit: CONFIG_MEMCG (kmem accounting compiled in).
+pub const MEMLAB_KCONFIG_MEMCG: u32 = 1 << 0;
+/// `kconfig` bit: CONFIG_KFENCE.
+pub const MEMLAB_KCONFIG_KFENCE: u32 = 1 << 1;
+/// `kconfig` bit: CONFIG_INIT_ON_ALLOC_DEFAULT_ON.
+pub const MEMLAB_KCONFIG_INIT_ON_ALLOC: u32 = 1 << 2;
+/// `kconfig` bit: CONFIG_INIT_ON_FREE_DEFAULT_ON.
+pub const MEMLAB_KCONFIG_INIT_ON_FREE: u32 = 1 << 3;
+/// `kconfig` bit: CONFIG_SLAB_FREELIST_HARDENED.
+pub const MEMLAB_KCONFIG_FREELIST_HARDENED: u32 = 1 << 4;
+/// `kconfig` bit: CONFIG_SLAB_FREELIST_RANDOM.
+pub const MEMLAB_KCONFIG_FREELIST_RANDOM: u32 = 1 << 5;
+/// `kconfig` bit: CONFIG_JUMP_LABEL (static keys patched, not loaded).
+pub const MEMLAB_KCONFIG_JUMP_LABEL: u32 = 1 << 6;
+/// `kconfig` bit: CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE (-O2; else -Os).
+pub const MEMLAB_KCONFIG_O2: u32 = 1 << 7;
+/// `kconfig` bit: CONFIG_KASAN.
+pub const MEMLAB_KCONFIG_KASAN: u32 = 1 << 8;
+/// `kconfig` bit: CONFIG_PROVE_LOCKING (lockdep).
+pub const MEMLAB_KCONFIG_LOCKDEP: u32 = 1 << 9;
+/// `kconfig` bit: CONFIG_SLUB_DEBUG_ON (slab debugging on by default).
+pub const MEMLAB_KCONFIG_SLUB_DEBUG_ON: u32 = 1 << 10;
+/// `kconfig` bit: CONFIG_RANDOM_KMALLOC_CACHES.
+pub const MEMLAB_KCONFIG_RANDOM_KMALLOC: u32 = 1 << 11;
+/// `kconfig` bit: CONFIG_PREEMPT (full preemption).
+pub const MEMLAB_KCONFIG_PREEMPT: u32 = 1 << 12;
+/// `kconfig` bit: CONFIG_DEBUG_KMEMLEAK.
+pub const MEMLAB_KCONFIG_KMEMLEAK: u32 = 1 << 13;
 
 /// Argument of [`MEMLAB_IOC_WORKLOAD`]: one workload on one backend, timed
 /// in the kernel; the same code runs it on either backend.
+///
+/// Each operation is timed alone: `lfence; rdtsc`, the allocator call,
+/// `lfence; rdtsc` (ktime_get ns when the TSC is not calibrated); the
+/// random sequence and the bookkeeping are outside that window. A sample is
+/// the sum of `ops_per_sample` (K) such windows of one kind, allocs and
+/// frees apart; a trailing partial sample is dropped. The floor is the same
+/// loop run on an allocator that does nothing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemlabWorkload {
     /// In: `MEMLAB_BACKEND_*`.
     pub backend: u32,
-    /// In: `MEMLAB_FAMILY_KMALLOC`, `_PAGES` or `_KMEM_CACHE`.
+    /// In: `MEMLAB_FAMILY_KMALLOC`, `_PAGES`, `_KMEM_CACHE` or `_VMALLOC`.
     pub family: u32,
     /// In: `MEMLAB_PATTERN_*`.
     pub pattern: u32,
@@ -249,17 +297,56 @@ pub struct MemlabWorkload {
     pub order: u32,
     /// In: seed of the RANDOM pattern.
     pub seed: u32,
-    /// Out: operations timed.
+    /// In: operations per sample (K), 1..=MEMLAB_WORKLOAD_MAX_K.
+    pub ops_per_sample: u32,
+    /// In: steps of the same sequence run untimed first, 0..=count.
+    pub warmup: u32,
+    /// In: user address of `samples_cap` `__u64`s for the raw samples (alloc
+    /// samples first, then free samples, in clock ticks, floor not
+    /// subtracted), or 0.
+    pub samples_ptr: u64,
+    /// In: room at `samples_ptr`, 0 without it; at least
+    /// 2 * ceil(count / K) with it.
+    pub samples_cap: u32,
+    /// In: 0, [`MEMLAB_WORKLOAD_KEEP`] or [`MEMLAB_WORKLOAD_FREE_KEPT`].
+    pub flags: u32,
+    /// Out: operations timed (allocs and frees).
     pub ops: u64,
     /// Out: allocations that failed (ENOMEM).
     pub failed: u64,
-    /// Out: median latency of a sample, ns.
-    pub median_ns: u64,
-    /// Out: 99th percentile latency of a sample, ns.
-    pub p99_ns: u64,
+    /// Out: alloc samples written at `samples_ptr` (or that would be).
+    pub alloc_samples: u32,
+    /// Out: free samples, after the alloc samples.
+    pub free_samples: u32,
+    /// Out: clock ticks per millisecond (the TSC's kHz; 1000000 for ns).
+    pub clock_khz: u64,
+    /// Out: the floor, median ticks of an empty sample (K empty windows).
+    pub floor_ticks: u64,
+    /// Out: ticks from the first to the last clock read of the timed pass.
+    pub elapsed_ticks: u64,
+    /// Out: median alloc latency per operation, floor subtracted, ps.
+    pub alloc_median_ps: u64,
+    /// Out: 99th percentile alloc latency per operation, ps.
+    pub alloc_p99_ps: u64,
+    /// Out: median free latency per operation, floor subtracted, ps.
+    pub free_median_ps: u64,
+    /// Out: 99th percentile free latency per operation, ps.
+    pub free_p99_ps: u64,
+    /// Out: timed allocations by the zone they landed in: DMA, DMA32,
+    /// Normal, other.
+    pub zone_allocs: [u32; 4],
+    /// Out: most objects live at once.
+    pub peak_live: u32,
+    /// Out: the CPU the run was pinned to (migration disabled).
+    pub cpu: u32,
+    /// Out: `MEMLAB_KCONFIG_*` bits of the running kernel.
+    pub kconfig: u32,
+    /// Out: bytes of page metadata the backend keeps per page (the real
+    /// `struct page`; the mirror's buddy `PageMeta`).
+    pub page_meta_bytes: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<MemlabWorkload>() == 64);
+const _: () = assert!(core::mem::size_of::<MemlabWorkload>() == 168);
 
 /// `_IOWR(0xB7, 0x01, struct memlab_alloc)`: allocate, return a handle.
 pub const MEMLAB_IOC_ALLOC: u32 = ioc(

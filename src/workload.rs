@@ -4,27 +4,49 @@
 //! backend, timed in the kernel with the same clock, so real and mirror are
 //! compared like for like in one VM run.
 //!
-//! Patterns (`MEMLAB_PATTERN_*`): PAIRS (alloc then free at once; a sample
-//! is the pair), BATCH (all allocs, then all frees; a sample is one call),
-//! RANDOM (a seeded mix of allocs of random size or order and frees of
-//! random live objects; a sample is one call). Latencies are kept in a
-//! vector sized up front, then sorted for the median and 99th percentile.
+//! Patterns (`MEMLAB_PATTERN_*`): PAIRS (alloc then free at once), BATCH
+//! (all allocs, then all frees), RANDOM (a seeded mix of allocs of random
+//! size or order and frees of random live objects). A run, with migration
+//! disabled: the step sequence is generated ([`steps`]), the floor measured
+//! on an allocator that does nothing, the first `warmup` steps run
+//! untimed, then every step is timed alone ([`timed`] says what a window
+//! holds); alloc and free samples of K windows each are kept apart, in
+//! ticks, and converted after the loop.
+//!
+//! Equal work: both backends are called on raw objects with no reference
+//! count. The real kmem_cache is created `SLAB_NO_MERGE`. kfree differs:
+//! the real one is unsized (SLUB finds the cache from the page), the
+//! mirror's is told the size by its caller.
 
+#[path = "workload/kept.rs"]
+mod kept;
+#[path = "workload/limits.rs"]
+mod limits;
+#[path = "workload/pass.rs"]
+mod pass;
+#[path = "workload/steps.rs"]
+mod steps;
+
+pub(crate) use kept::Kept;
+pub(crate) use limits::charge;
+#[path = "workload/timed.rs"]
+mod timed;
+
+use crate::mirror::vmalloc::MirrorVmalloc;
 use crate::mirror::{KmemCache, Mirror};
-use crate::platform::clock::now_ns;
-use crate::real::{gfp::GfpFlags, kmalloc::Kmalloc, kmem_cache, pages::Pages};
-use crate::request::{CacheFlags, Gfp};
-use crate::sizeclass::KMALLOC_MAX_SIZE;
+use crate::real::{gfp::GfpFlags, kmalloc::Kmalloc, kmem_cache, pages::Pages, vmalloc::Vmalloc};
 use crate::slab::SlabFlags;
 use crate::uapi;
-use core::ptr::NonNull;
+use crate::request::Gfp;
+use core::{ffi::c_void, ptr::NonNull};
 use kernel::{bindings, prelude::*, sync::Arc};
+use timed::{linear_pfn, Placed};
 
 /// One allocator family on one backend, as the workloads and the
 /// in-kernel replay (`src/replay.rs`) see it.
 pub(crate) trait ObjectAllocator {
     /// A live allocation.
-    type Obj;
+    type Obj: Placed;
     /// Allocates `size` bytes, or `1 << order` pages for the pages family,
     /// with `gfp` (quietly: a failed allocation is a figure, not a splat).
     fn alloc(&mut self, size: usize, order: u32, gfp: Gfp) -> Result<Self::Obj>;
@@ -51,6 +73,74 @@ impl ObjectAllocator for RealKmalloc {
     }
 }
 
+impl Placed for Kmalloc {
+    fn pfn(&self) -> u64 {
+        self.phys() >> kernel::page::PAGE_SHIFT
+    }
+}
+
+impl Placed for Pages {
+    fn pfn(&self) -> u64 {
+        Pages::pfn(self)
+    }
+}
+
+impl<T> Placed for NonNull<T> {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.as_ptr())
+    }
+}
+
+impl<T, U> Placed for (NonNull<T>, U) {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.0.as_ptr())
+    }
+}
+
+impl<T, U, V> Placed for (NonNull<T>, U, V) {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.0.as_ptr())
+    }
+}
+
+impl Placed for Vmalloc {
+    fn pfn(&self) -> u64 {
+        Vmalloc::pfn(self, 0)
+    }
+}
+
+impl Placed for MirrorVmalloc {
+    fn pfn(&self) -> u64 {
+        self.pfns().next().unwrap_or(0)
+    }
+}
+
+/// `__vmalloc(size)` / `vfree`: pages and the mapping, both in the window.
+struct RealVmalloc;
+
+impl ObjectAllocator for RealVmalloc {
+    type Obj = Vmalloc;
+    fn alloc(&mut self, size: usize, _order: u32, gfp: Gfp) -> Result<Vmalloc> {
+        Vmalloc::new(size, gfp.flags())
+    }
+    fn free(&mut self, obj: Vmalloc) {
+        drop(obj);
+    }
+}
+
+/// The mirror's vmalloc: order-0 pages from its buddy, `vm_map_ram`.
+struct MirrorVmap<'a>(&'a Arc<Mirror>);
+
+impl ObjectAllocator for MirrorVmap<'_> {
+    type Obj = MirrorVmalloc;
+    fn alloc(&mut self, size: usize, _order: u32, gfp: Gfp) -> Result<MirrorVmalloc> {
+        MirrorVmalloc::new(self.0, size, gfp)
+    }
+    fn free(&mut self, obj: MirrorVmalloc) {
+        drop(obj);
+    }
+}
+
 pub(crate) struct RealPages;
 
 impl ObjectAllocator for RealPages {
@@ -68,28 +158,26 @@ pub(crate) struct RealCache(Arc<kmem_cache::Cache>);
 impl RealCache {
     /// A cache of `size`-byte objects for one run.
     pub(crate) fn new(size: usize) -> Result<Self> {
-        Ok(RealCache(kmem_cache::Cache::new(
-            size,
-            0,
-            CacheFlags::default(),
-            false,
-        )?))
+        // SLAB_NO_MERGE: its own slabs, not kmalloc-N's, like the mirror's.
+        Ok(RealCache(kmem_cache::Cache::new_unmerged(size)?))
     }
 }
 
 impl ObjectAllocator for RealCache {
-    type Obj = kmem_cache::Object;
-    fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<kmem_cache::Object> {
-        kmem_cache::Object::new(&self.0, gfp.flags())
+    type Obj = NonNull<c_void>;
+    fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<NonNull<c_void>> {
+        self.0.alloc_raw(gfp.flags()).ok_or(ENOMEM)
     }
-    fn free(&mut self, obj: kmem_cache::Object) {
-        drop(obj);
+    fn free(&mut self, obj: NonNull<c_void>) {
+        // SAFETY: `obj` came from `alloc_raw` on this cache, and the
+        // workload frees each object once, before the cache is dropped.
+        unsafe { self.0.free_raw(obj) };
     }
 }
 
-pub(crate) struct MirrorKmalloc<'a>(pub(crate) &'a Mirror);
+pub(crate) struct MirrorKmalloc(pub(crate) Arc<Mirror>);
 
-impl ObjectAllocator for MirrorKmalloc<'_> {
+impl ObjectAllocator for MirrorKmalloc {
     type Obj = (NonNull<u8>, usize, Gfp);
     fn alloc(&mut self, size: usize, _order: u32, gfp: Gfp) -> Result<(NonNull<u8>, usize, Gfp)> {
         Ok((self.0.kmalloc(size, gfp)?, size, gfp))
@@ -104,9 +192,9 @@ impl ObjectAllocator for MirrorKmalloc<'_> {
     }
 }
 
-pub(crate) struct MirrorPages<'a>(pub(crate) &'a Mirror);
+pub(crate) struct MirrorPages(pub(crate) Arc<Mirror>);
 
-impl ObjectAllocator for MirrorPages<'_> {
+impl ObjectAllocator for MirrorPages {
     type Obj = (NonNull<u8>, u32);
     fn alloc(&mut self, _size: usize, order: u32, gfp: Gfp) -> Result<(NonNull<u8>, u32)> {
         Ok((self.0.alloc_pages(order, gfp)?, order))
@@ -159,145 +247,76 @@ impl ObjectAllocator for MirrorCache<'_> {
     }
 }
 
-/// xorshift32: cheap, seeded, the same sequence on both backends.
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u32) -> u32 {
-        self.next() % n.max(1)
-    }
-}
-
-/// Runs `w`'s pattern on `a`, filling in its results.
+/// Runs `w` on `a`: the sequence, then [`pass::run_steps`], then frees
+/// what is left.
 fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
-    let count = w.count as usize;
-    let size = usize::try_from(w.size).map_err(|_| EINVAL)?;
-    let mut samples: KVVec<u64> = KVVec::with_capacity(2 * count, GFP_KERNEL)?;
-    let mut live: KVVec<A::Obj> = KVVec::with_capacity(count, GFP_KERNEL)?;
-    let mut failed = 0u64;
-    match w.pattern {
-        uapi::MEMLAB_PATTERN_PAIRS => {
-            for _ in 0..count {
-                let t0 = now_ns();
-                match a.alloc(size, w.order, Gfp::KERNEL) {
-                    Ok(o) => a.free(o),
-                    Err(_) => failed += 1,
-                }
-                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-            }
-        }
-        uapi::MEMLAB_PATTERN_BATCH => {
-            for _ in 0..count {
-                let t0 = now_ns();
-                let r = a.alloc(size, w.order, Gfp::KERNEL);
-                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-                match r {
-                    Ok(o) => live.push(o, GFP_KERNEL)?,
-                    Err(_) => failed += 1,
-                }
-            }
-            for o in live.drain_all() {
-                let t0 = now_ns();
-                a.free(o);
-                samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-            }
-        }
-        _ => {
-            let mut rng = Rng(w.seed | 1);
-            let max_live = (count / 2).max(1);
-            for _ in 0..count {
-                let do_alloc = live.is_empty() || (live.len() < max_live && rng.below(2) == 0);
-                let t0 = now_ns();
-                if do_alloc {
-                    let sz = 8 + rng
-                        .below(u32::try_from(size.saturating_sub(8)).unwrap_or(u32::MAX))
-                        as usize;
-                    let order = rng.below(w.order + 1);
-                    let r = a.alloc(sz, order, Gfp::KERNEL);
-                    samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-                    match r {
-                        Ok(o) => live.push(o, GFP_KERNEL)?,
-                        Err(_) => failed += 1,
-                    }
-                } else {
-                    let i = rng.below(live.len() as u32) as usize;
-                    let last = live.len() - 1;
-                    live.as_mut_slice().swap(i, last);
-                    let o = live.pop().ok_or(EINVAL)?;
-                    a.free(o);
-                    samples.push(now_ns().saturating_sub(t0), GFP_KERNEL)?;
-                }
-            }
-            for o in live.drain_all() {
-                a.free(o);
-            }
-        }
-    }
-    crate::platform::sort::sort_sleepable(&mut samples);
-    w.ops = samples.len() as u64;
-    w.failed = failed;
-    w.median_ns = samples.get(samples.len() / 2).copied().unwrap_or(0);
-    w.p99_ns = samples.get(samples.len() * 99 / 100).copied().unwrap_or(0);
-    Ok(())
+    let seq = steps::generate(w)?;
+    let mut slots = pass::slots::<A>(seq.slots)?;
+    let r = pass::run_steps(a, w, &seq.steps, &mut slots, seq.peak_live);
+    timed::free_all(a, &mut slots);
+    r
 }
 
-/// Validates `w` and returns the most bytes it will hold at once (objects
-/// and its own sample and live vectors), which the caller reserves against
-/// its caps for the run.
-pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
-    if w.backend > uapi::MEMLAB_BACKEND_MIRROR
-        || w.pattern >= uapi::MEMLAB_NR_PATTERNS
-        || w.count == 0
-        || w.count > uapi::MEMLAB_WORKLOAD_MAX_COUNT
-        || w.order > bindings::MAX_PAGE_ORDER
-    {
-        return Err(EINVAL);
+/// KEEP: runs the allocations of `w` (validated by [`charge`]) and
+/// returns the objects, for a FREE_KEPT run to free.
+pub(crate) fn keep_workload(
+    mirror: &Arc<Mirror>,
+    w: &mut uapi::MemlabWorkload,
+) -> Result<KBox<dyn kept::KeptObjects>> {
+    limits::charge(w)?;
+    w.page_meta_bytes = page_meta_bytes(w.backend);
+    match (w.backend, w.family) {
+        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => kept::keep(RealKmalloc, w),
+        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => kept::keep(RealPages, w),
+        (_, uapi::MEMLAB_FAMILY_KMALLOC) => kept::keep(MirrorKmalloc(mirror.clone()), w),
+        (_, uapi::MEMLAB_FAMILY_PAGES) => kept::keep(MirrorPages(mirror.clone()), w),
+        _ => Err(EINVAL),
     }
-    let per_obj = match w.family {
-        uapi::MEMLAB_FAMILY_PAGES => (bindings::PAGE_SIZE as u64) << w.order,
-        uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE if w.size >= 8 => w.size,
-        _ => return Err(EINVAL),
+}
+
+/// Bytes of page metadata `backend` keeps per page.
+fn page_meta_bytes(backend: u32) -> u32 {
+    let bytes = if backend == uapi::MEMLAB_BACKEND_REAL {
+        core::mem::size_of::<bindings::page>()
+    } else {
+        core::mem::size_of::<crate::buddy::PageMeta>()
     };
-    if per_obj > KMALLOC_MAX_SIZE as u64 {
-        return Err(E2BIG);
-    }
-    // What an object holds is its size class (96 and 192 are below the next
-    // power of two; above 8 KiB whole pages of the next order): charge that.
-    let per_obj = per_obj.next_power_of_two();
-    if w.family != uapi::MEMLAB_FAMILY_PAGES && w.order != 0 {
-        return Err(EINVAL);
-    }
-    // The most objects the pattern holds at once, for the memory cap.
-    let max_live = match w.pattern {
-        uapi::MEMLAB_PATTERN_PAIRS => 1,
-        uapi::MEMLAB_PATTERN_BATCH => u64::from(w.count),
-        _ => u64::from(w.count / 2).max(1),
+    bytes as u32
+}
+
+/// Whether every output field of `w` is zero, as it must come in.
+pub(crate) fn outputs_clear(w: &uapi::MemlabWorkload) -> bool {
+    let inputs = uapi::MemlabWorkload {
+        backend: w.backend,
+        family: w.family,
+        pattern: w.pattern,
+        count: w.count,
+        size: w.size,
+        order: w.order,
+        seed: w.seed,
+        ops_per_sample: w.ops_per_sample,
+        warmup: w.warmup,
+        samples_ptr: w.samples_ptr,
+        samples_cap: w.samples_cap,
+        flags: w.flags,
+        ..Default::default()
     };
-    // The run's own vectors: a latency sample per step (two for BATCH)
-    // and a slot per live object.
-    let vectors = u64::from(w.count) * (2 * 8 + 16);
-    usize::try_from(per_obj.saturating_mul(max_live).saturating_add(vectors)).map_err(|_| E2BIG)
+    inputs == *w
 }
 
 /// Runs `w`, validated by [`charge`], on the backend it names.
-pub(crate) fn run_workload(mirror: &Mirror, w: &mut uapi::MemlabWorkload) -> Result {
-    charge(w)?;
+pub(crate) fn run_workload(mirror: &Arc<Mirror>, w: &mut uapi::MemlabWorkload) -> Result {
+    limits::charge(w)?;
+    w.page_meta_bytes = page_meta_bytes(w.backend);
     let size = w.size as usize;
     match (w.backend, w.family) {
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
         (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => run(&mut RealPages, w),
+        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_VMALLOC) => run(&mut RealVmalloc, w),
+        (_, uapi::MEMLAB_FAMILY_VMALLOC) => run(&mut MirrorVmap(mirror), w),
         (uapi::MEMLAB_BACKEND_REAL, _) => run(&mut RealCache::new(size)?, w),
-        (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror), w),
-        (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror), w),
+        (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror.clone()), w),
+        (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror.clone()), w),
         _ => {
             let mut a = MirrorCache::new(mirror, size)?;
             let r = run(&mut a, w);

@@ -106,23 +106,66 @@ struct memlab_exercise {
 };
 
 /* Workload patterns (struct memlab_workload.pattern). */
-#define MEMLAB_PATTERN_PAIRS	0	/* alloc+free pairs; a sample is a pair */
-#define MEMLAB_PATTERN_BATCH	1	/* all allocs, then all frees */
+#define MEMLAB_PATTERN_PAIRS	0	/* alloc then free, count times */
+#define MEMLAB_PATTERN_BATCH	1	/* count allocs, then count frees */
 #define MEMLAB_PATTERN_RANDOM	2	/* seeded mix over count/2 live objects */
 #define MEMLAB_WORKLOAD_MAX_COUNT 100000
+#define MEMLAB_WORKLOAD_MAX_K	256
 
+/* struct memlab_workload.flags: cross-CPU free in two calls. */
+#define MEMLAB_WORKLOAD_KEEP		(1 << 0)	/* BATCH allocs, kept */
+#define MEMLAB_WORKLOAD_FREE_KEPT	(1 << 1)	/* free them, timed */
+
+/* struct memlab_workload.kconfig: what the running kernel was built with. */
+#define MEMLAB_KCONFIG_MEMCG		(1 << 0)
+#define MEMLAB_KCONFIG_KFENCE		(1 << 1)
+#define MEMLAB_KCONFIG_INIT_ON_ALLOC	(1 << 2)
+#define MEMLAB_KCONFIG_INIT_ON_FREE	(1 << 3)
+#define MEMLAB_KCONFIG_FREELIST_HARDENED (1 << 4)
+#define MEMLAB_KCONFIG_FREELIST_RANDOM	(1 << 5)
+#define MEMLAB_KCONFIG_JUMP_LABEL	(1 << 6)
+#define MEMLAB_KCONFIG_O2		(1 << 7)
+#define MEMLAB_KCONFIG_KASAN		(1 << 8)
+#define MEMLAB_KCONFIG_LOCKDEP		(1 << 9)
+#define MEMLAB_KCONFIG_SLUB_DEBUG_ON	(1 << 10)
+#define MEMLAB_KCONFIG_RANDOM_KMALLOC	(1 << 11)
+#define MEMLAB_KCONFIG_PREEMPT		(1 << 12)
+#define MEMLAB_KCONFIG_KMEMLEAK		(1 << 13)
+
+/*
+ * Each operation is timed alone (lfence; rdtsc around the call); a sample
+ * sums ops_per_sample windows of one kind. Raw samples (ticks, floor not
+ * subtracted): alloc samples, then free samples, at samples_ptr.
+ */
 struct memlab_workload {
 	__u32 backend;	/* in: MEMLAB_BACKEND_* */
-	__u32 family;	/* in: KMALLOC, PAGES or KMEM_CACHE */
+	__u32 family;	/* in: KMALLOC, PAGES, KMEM_CACHE or VMALLOC */
 	__u32 pattern;	/* in: MEMLAB_PATTERN_* */
 	__u32 count;	/* in: steps, 1..MEMLAB_WORKLOAD_MAX_COUNT */
 	__u64 size;	/* in: object size (max for RANDOM kmalloc) */
 	__u32 order;	/* in: page order (max for RANDOM), pages only */
 	__u32 seed;	/* in: RANDOM's seed */
-	__u64 ops;	/* out: samples timed */
+	__u32 ops_per_sample;	/* in: K, 1..MEMLAB_WORKLOAD_MAX_K */
+	__u32 warmup;	/* in: untimed steps first, 0..count */
+	__u64 samples_ptr;	/* in: __u64[samples_cap] or 0 */
+	__u32 samples_cap;	/* in: 0, or >= 2 * ceil(count / K) */
+	__u32 flags;	/* in: 0 or MEMLAB_WORKLOAD_KEEP / _FREE_KEPT */
+	__u64 ops;	/* out: operations timed */
 	__u64 failed;	/* out: allocations that failed */
-	__u64 median_ns;	/* out */
-	__u64 p99_ns;	/* out */
+	__u32 alloc_samples;	/* out */
+	__u32 free_samples;	/* out */
+	__u64 clock_khz;	/* out: ticks per millisecond */
+	__u64 floor_ticks;	/* out: median empty sample */
+	__u64 elapsed_ticks;	/* out: the timed pass, first to last read */
+	__u64 alloc_median_ps;	/* out: per operation, floor subtracted */
+	__u64 alloc_p99_ps;	/* out */
+	__u64 free_median_ps;	/* out */
+	__u64 free_p99_ps;	/* out */
+	__u32 zone_allocs[4];	/* out: DMA, DMA32, Normal, other */
+	__u32 peak_live;	/* out: most objects live at once */
+	__u32 cpu;	/* out: the CPU it ran on */
+	__u32 kconfig;	/* out: MEMLAB_KCONFIG_* */
+	__u32 page_meta_bytes;	/* out: page metadata per page */
 };
 
 /*

@@ -99,8 +99,9 @@ pub(crate) fn footprint(size: usize, align: usize, flags: CacheFlags) -> usize {
 /// # Invariants
 ///
 /// `ptr` is a live cache created by `__kmem_cache_create_args`, destroyed
-/// only in `Drop`; every object from it holds an `Arc<Cache>`, so none
-/// outlives it.
+/// only in `Drop`; every [`Object`] from it holds an `Arc<Cache>`, and the
+/// callers of [`Cache::alloc_raw`] free their objects while they hold one,
+/// so none outlives it.
 pub(crate) struct Cache {
     ptr: NonNull<bindings::kmem_cache>,
     size: usize,
@@ -119,6 +120,23 @@ impl Cache {
         flags: CacheFlags,
         ctor: bool,
     ) -> Result<Arc<Self>> {
+        Self::create(size, align, flags, ctor, false)
+    }
+
+    /// A cache of `size`-byte objects that SLUB may not merge with another
+    /// (`SLAB_NO_MERGE`): the benchmarks time this cache's own slabs and
+    /// sheaves, not those of the kmalloc cache of the same size.
+    pub(crate) fn new_unmerged(size: usize) -> Result<Arc<Self>> {
+        Self::create(size, 0, CacheFlags::default(), false, true)
+    }
+
+    fn create(
+        size: usize,
+        align: usize,
+        flags: CacheFlags,
+        ctor: bool,
+        no_merge: bool,
+    ) -> Result<Arc<Self>> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let name = CString::try_from_fmt(fmt!("memlab_{id}"))?;
         let mut args = bindings::kmem_cache_args {
@@ -134,6 +152,9 @@ impl Cache {
         }
         if flags.hwcache_align {
             slab_flags |= bit(bindings::_slab_flag_bits__SLAB_HWCACHE_ALIGN);
+        }
+        if no_merge {
+            slab_flags |= bit(bindings::_slab_flag_bits__SLAB_NO_MERGE);
         }
         // SAFETY: `name` is a valid C string (copied by the callee), `args`
         // is initialised and lives across the call.
@@ -153,6 +174,28 @@ impl Cache {
     /// Object size.
     pub(crate) fn size(&self) -> usize {
         self.size
+    }
+
+    /// `kmem_cache_alloc(cache, flags)` with no owner and no reference
+    /// count: the benchmarks time the allocator call and nothing else.
+    /// The caller frees the object with [`Cache::free_raw`] before it drops
+    /// its last reference to the cache.
+    #[inline]
+    pub(crate) fn alloc_raw(&self, flags: bindings::gfp_t) -> Option<NonNull<c_void>> {
+        // SAFETY: the cache is live (type invariant).
+        NonNull::new(unsafe { bindings::kmem_cache_alloc_noprof(self.ptr.as_ptr(), flags) })
+    }
+
+    /// `kmem_cache_free(cache, ptr)`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from [`Cache::alloc_raw`] on this cache and is not freed
+    /// yet.
+    #[inline]
+    pub(crate) unsafe fn free_raw(&self, ptr: NonNull<c_void>) {
+        // SAFETY: a live object of this live cache (requirement, invariant).
+        unsafe { bindings::kmem_cache_free(self.ptr.as_ptr(), ptr.as_ptr()) };
     }
 }
 

@@ -91,6 +91,7 @@ fn fill_templates(ro: &mut [u8], rw: &mut [u8]) {
             pattern: MEMLAB_PATTERN_PAIRS,
             count: 4,
             size: 64,
+            ops_per_sample: 1,
             ..Default::default()
         }),
     );
@@ -203,6 +204,7 @@ fn gen_workload(r: &mut Rng) -> MemlabWorkload {
         pattern: r.below(u64::from(MEMLAB_NR_PATTERNS)) as u32,
         count: r.range(1, 16) as u32,
         seed: r.u32(),
+        ops_per_sample: r.range(1, 4) as u32,
         ..Default::default()
     };
     if family == MEMLAB_FAMILY_PAGES {
@@ -220,8 +222,8 @@ fn gen_workload(r: &mut Rng) -> MemlabWorkload {
                 4 => w.size = r.pick_or(&[0, 1, 7, (4 << 20) + 1, u64::MAX], |r| r.size()),
                 5 => w.order = r.order(),
                 6 => w.ops = r.next() | 1,
-                7 => w.failed = 1,
-                _ => w.p99_ns = r.next() | 1,
+                7 => w.ops_per_sample = r.pick(&[0, MEMLAB_WORKLOAD_MAX_K + 1, u32::MAX]),
+                _ => w.samples_ptr = r.next() | 1,
             }
         }
     }
@@ -662,7 +664,7 @@ impl Proc {
     /// Writes the first `len` bytes of a valid request for `kind` at `at`
     /// in the read-write page.
     fn write_valid(&self, r: &mut Rng, kind: Kind, at: usize, len: usize) {
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; 256];
         let b: &[u8] = match kind {
             Kind::Alloc => {
                 let a = MemlabAlloc {
@@ -685,10 +687,12 @@ impl Proc {
                     family: MEMLAB_FAMILY_KMALLOC,
                     count: 2,
                     size: 32,
+                    ops_per_sample: 1,
                     ..Default::default()
                 };
-                buf[..64].copy_from_slice(bytes_of(&w));
-                &buf[..64]
+                let n = size_of::<MemlabWorkload>();
+                buf[..n].copy_from_slice(bytes_of(&w));
+                &buf[..n]
             }
             // VERSION only writes; EXERCISE: an invalid id, cheap.
             _ => {

@@ -303,9 +303,24 @@ pub struct BenchArgs {
     /// Divide every workload's step count by N (at least 10 steps remain)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub scale: u32,
-    /// Print JSON instead of a table
+    /// Print the full report as JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    /// ABBA rounds (real, mirror, mirror, real) per workload
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rounds: u32,
+    /// Operations per latency sample (K)
+    #[arg(long, value_name = "K", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub k: u32,
+    /// Write bench.json and latency.json into DIR
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Print bench.json and latency.json between MEMLAB-DATA markers
+    #[arg(long)]
+    pub print_data: bool,
+    /// Only the main table: no size sweep, no 2-CPU scaling
+    #[arg(long)]
+    pub no_extras: bool,
 }
 
 /// Backends a replay runs on.
@@ -586,7 +601,12 @@ mod tests {
             cmd("bench scale=50"),
             Cmd::Bench(BenchArgs {
                 scale: 50,
-                json: false
+                json: false,
+                rounds: 5,
+                k: 32,
+                out: None,
+                print_data: false,
+                no_extras: false,
             })
         );
         assert_eq!(

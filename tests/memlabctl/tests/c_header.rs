@@ -32,7 +32,10 @@ int main(void) {
     P(MEMLAB_GFP_ZERO); P(MEMLAB_GFP_DMA32); P(MEMLAB_FAMILY_DMA); P(MEMLAB_EX_GFP);
     P(MEMLAB_BACKEND_MIRROR); P(MEMLAB_ZONE_MIXED);
     P(MEMLAB_IOC_WORKLOAD); P(sizeof(struct memlab_workload));
-    P(offsetof(struct memlab_workload, p99_ns)); P(MEMLAB_PATTERN_RANDOM);
+    P(offsetof(struct memlab_workload, samples_ptr)); P(offsetof(struct memlab_workload, ops));
+    P(offsetof(struct memlab_workload, zone_allocs)); P(offsetof(struct memlab_workload, page_meta_bytes));
+    P(MEMLAB_PATTERN_RANDOM); P(MEMLAB_WORKLOAD_MAX_K); P(MEMLAB_KCONFIG_O2); P(MEMLAB_KCONFIG_KMEMLEAK);
+    P(MEMLAB_WORKLOAD_KEEP); P(MEMLAB_WORKLOAD_FREE_KEPT);
     P(offsetof(struct memlab_alloc, cache_flags)); P(offsetof(struct memlab_alloc, reserved));
     P(MEMLAB_CACHE_DMA); P(MEMLAB_CACHE_HWCACHE_ALIGN); P(MEMLAB_CACHE_FLAGS);
     P(MEMLAB_IOC_REPLAY); P(sizeof(struct memlab_replay)); P(sizeof(struct memlab_replay_step));
@@ -99,10 +102,33 @@ int main(void) {
             size_of::<uapi::MemlabWorkload>() as u64,
         ),
         (
-            "offsetof(struct memlab_workload, p99_ns)",
-            std::mem::offset_of!(uapi::MemlabWorkload, p99_ns) as u64,
+            "offsetof(struct memlab_workload, samples_ptr)",
+            std::mem::offset_of!(uapi::MemlabWorkload, samples_ptr) as u64,
+        ),
+        (
+            "offsetof(struct memlab_workload, ops)",
+            std::mem::offset_of!(uapi::MemlabWorkload, ops) as u64,
+        ),
+        (
+            "offsetof(struct memlab_workload, zone_allocs)",
+            std::mem::offset_of!(uapi::MemlabWorkload, zone_allocs) as u64,
+        ),
+        (
+            "offsetof(struct memlab_workload, page_meta_bytes)",
+            std::mem::offset_of!(uapi::MemlabWorkload, page_meta_bytes) as u64,
         ),
         ("MEMLAB_PATTERN_RANDOM", uapi::MEMLAB_PATTERN_RANDOM as u64),
+        ("MEMLAB_WORKLOAD_MAX_K", uapi::MEMLAB_WORKLOAD_MAX_K as u64),
+        ("MEMLAB_KCONFIG_O2", uapi::MEMLAB_KCONFIG_O2 as u64),
+        (
+            "MEMLAB_KCONFIG_KMEMLEAK",
+            uapi::MEMLAB_KCONFIG_KMEMLEAK as u64,
+        ),
+        ("MEMLAB_WORKLOAD_KEEP", uapi::MEMLAB_WORKLOAD_KEEP as u64),
+        (
+            "MEMLAB_WORKLOAD_FREE_KEPT",
+            uapi::MEMLAB_WORKLOAD_FREE_KEPT as u64,
+        ),
         (
             "offsetof(struct memlab_alloc, cache_flags)",
             std::mem::offset_of!(uapi::MemlabAlloc, cache_flags) as u64,

@@ -15,8 +15,16 @@ pub fn cases(s: &mut Suite) {
         workloads_run,
     );
     s.case(
+        "WORKLOAD: K ops per sample, raw samples, floor and kconfig reported",
+        workload_samples,
+    );
+    s.case(
         "WORKLOAD: bad input fails with EINVAL, too much memory with E2BIG",
         workload_bad_input,
+    );
+    s.case(
+        "WORKLOAD KEEP then FREE_KEPT: alloc on CPU 0, free on CPU 1; misuse fails; close frees",
+        keep_and_free_kept,
     );
     s.case(
         "trace replay runs the same trace on both backends",
@@ -33,18 +41,55 @@ fn workloads_run() -> Outcome {
     for spec in bench::standard(100) {
         for (backend, bn) in BACKENDS {
             let pattern = bench::pattern_name(spec.pattern);
-            let w = bench::run_spec(&d, &spec, backend)
-                .map_err(|e| format!("{} {pattern} {bn}: {e}", spec.name))?;
-            // PAIRS: one sample per step; BATCH: an alloc and a free per
-            // step; RANDOM: one sample per step.
-            let want = if spec.pattern == MEMLAB_PATTERN_BATCH {
-                2 * spec.count
-            } else {
+            let what = format!("{} {pattern} {bn}", spec.name);
+            let w = bench::run_spec(&d, &spec, backend).map_err(|e| format!("{what}: {e}"))?;
+            // PAIRS and BATCH: `count` allocs and `count` frees; RANDOM:
+            // `count` steps, each an alloc or a free (K = 1: a sample each).
+            let want = if spec.pattern == MEMLAB_PATTERN_RANDOM {
                 spec.count
+            } else {
+                2 * spec.count
+            };
+            let allocs: u32 = w.zone_allocs.iter().sum();
+            let peak = match spec.pattern {
+                MEMLAB_PATTERN_PAIRS => 1,
+                MEMLAB_PATTERN_BATCH => spec.count,
+                _ => w.peak_live,
             };
             check(
-                w.ops == u64::from(want) && w.failed == 0 && w.median_ns <= w.p99_ns,
-                || format!("{} {pattern} {bn}: {w:?}", spec.name),
+                w.ops == u64::from(want)
+                    && w.failed == 0
+                    && u64::from(w.alloc_samples + w.free_samples) == w.ops
+                    && allocs == w.alloc_samples
+                    && w.peak_live == peak
+                    && w.peak_live >= 1
+                    && w.alloc_median_ps > 0
+                    && w.free_median_ps > 0
+                    && w.alloc_median_ps <= w.alloc_p99_ps
+                    && w.free_median_ps <= w.free_p99_ps
+                    && w.clock_khz > 0
+                    && w.elapsed_ticks > 0,
+                || format!("{what}: {w:?}"),
+            )?;
+        }
+    }
+    // vmalloc: 4 KiB and 64 KiB areas, pages and mapping in the window.
+    for size in [4096, 65536] {
+        for (backend, bn) in BACKENDS {
+            let w = d
+                .workload(&MemlabWorkload {
+                    backend,
+                    family: MEMLAB_FAMILY_VMALLOC,
+                    pattern: MEMLAB_PATTERN_PAIRS,
+                    count: 20,
+                    size,
+                    ops_per_sample: 1,
+                    ..Default::default()
+                })
+                .map_err(|e| format!("vmalloc {size} {bn}: {e}"))?;
+            check(
+                w.ops == 40 && w.failed == 0 && w.alloc_median_ps > 0 && w.free_median_ps > 0,
+                || format!("vmalloc {size} {bn}: {w:?}"),
             )?;
         }
     }
@@ -53,17 +98,71 @@ fn workloads_run() -> Outcome {
     })
 }
 
+/// K operations per sample, raw samples fetched: their number, the floor,
+/// and the kernel options the module reports match this kernel.
+fn workload_samples() -> Outcome {
+    let d = open()?;
+    let w = MemlabWorkload {
+        backend: MEMLAB_BACKEND_MIRROR,
+        family: MEMLAB_FAMILY_KMALLOC,
+        pattern: MEMLAB_PATTERN_PAIRS,
+        count: 101,
+        size: 64,
+        ops_per_sample: 4,
+        warmup: 20,
+        ..Default::default()
+    };
+    for (backend, bn) in BACKENDS {
+        let r = bench::run_sampled(&d, &MemlabWorkload { backend, ..w })
+            .map_err(|e| format!("{bn}: {e}"))?;
+        // 101 allocs in samples of 4: 25 samples, the partial one dropped.
+        check(
+            r.w.alloc_samples == 25
+                && r.w.free_samples == 25
+                && r.alloc.len() == 25
+                && r.free.len() == 25
+                && r.w.floor_ticks > 0
+                && r.alloc.iter().chain(&r.free).all(|&t| t > 0),
+            || {
+                format!(
+                    "{bn}: {:?}, {} + {} samples",
+                    r.w,
+                    r.alloc.len(),
+                    r.free.len()
+                )
+            },
+        )?;
+        let test_kernel = std::fs::read_to_string("/proc/cmdline")
+            .map_err(|e| e.to_string())?
+            .contains("memlab.flavour=test");
+        check(
+            (r.w.kconfig & MEMLAB_KCONFIG_KASAN != 0) == test_kernel,
+            || format!("kconfig {:#x}, test kernel {test_kernel}", r.w.kconfig),
+        )?;
+    }
+    Ok(())
+}
+
 fn workload_bad_input() -> Outcome {
     let d = open()?;
     let ok = MemlabWorkload {
         family: MEMLAB_FAMILY_KMALLOC,
         count: 10,
         size: 64,
+        ops_per_sample: 2,
         ..Default::default()
     };
     d.workload(&ok)
         .map_err(|e| format!("a good workload failed: {e}"))?;
-    let bad: [(&str, MemlabWorkload, i32); 9] = [
+    let mut buf = [0u64; 10];
+    let with_buf = MemlabWorkload {
+        samples_ptr: buf.as_mut_ptr() as u64,
+        samples_cap: 10,
+        ..ok
+    };
+    d.workload(&with_buf)
+        .map_err(|e| format!("a good workload with samples failed: {e}"))?;
+    let bad: [(&str, MemlabWorkload, i32); 18] = [
         ("count 0", MemlabWorkload { count: 0, ..ok }, libc::EINVAL),
         (
             "count above max",
@@ -87,9 +186,9 @@ fn workload_bad_input() -> Outcome {
             libc::EINVAL,
         ),
         (
-            "vmalloc family",
+            "dma family",
             MemlabWorkload {
-                family: MEMLAB_FAMILY_VMALLOC,
+                family: MEMLAB_FAMILY_DMA,
                 ..ok
             },
             libc::EINVAL,
@@ -102,6 +201,14 @@ fn workload_bad_input() -> Outcome {
         (
             "outputs not zero",
             MemlabWorkload { ops: 1, ..ok },
+            libc::EINVAL,
+        ),
+        (
+            "an output (page_meta_bytes) not zero",
+            MemlabWorkload {
+                page_meta_bytes: 1,
+                ..ok
+            },
             libc::EINVAL,
         ),
         (
@@ -123,11 +230,188 @@ fn workload_bad_input() -> Outcome {
             },
             libc::E2BIG,
         ),
+        (
+            "K = 0",
+            MemlabWorkload {
+                ops_per_sample: 0,
+                ..ok
+            },
+            libc::EINVAL,
+        ),
+        (
+            "K above MEMLAB_WORKLOAD_MAX_K",
+            MemlabWorkload {
+                ops_per_sample: MEMLAB_WORKLOAD_MAX_K + 1,
+                ..ok
+            },
+            libc::EINVAL,
+        ),
+        (
+            "warm-up longer than the run",
+            MemlabWorkload { warmup: 11, ..ok },
+            libc::EINVAL,
+        ),
+        (
+            "unknown flags",
+            MemlabWorkload { flags: 1, ..ok },
+            libc::EINVAL,
+        ),
+        (
+            "a sample buffer without room",
+            MemlabWorkload {
+                samples_cap: 0,
+                ..with_buf
+            },
+            libc::EINVAL,
+        ),
+        (
+            "room without a sample buffer",
+            MemlabWorkload {
+                samples_ptr: 0,
+                ..with_buf
+            },
+            libc::EINVAL,
+        ),
+        (
+            "a sample buffer too small (needs 2 * ceil(10 / 2))",
+            MemlabWorkload {
+                samples_cap: 9,
+                ..with_buf
+            },
+            libc::EINVAL,
+        ),
+        (
+            "a sample buffer claimed above 2 * MAX_COUNT",
+            MemlabWorkload {
+                samples_cap: 2 * MEMLAB_WORKLOAD_MAX_COUNT + 1,
+                ..with_buf
+            },
+            libc::E2BIG,
+        ),
     ];
     for (what, w, errno) in bad {
         super::expect_errno(d.workload(&w), errno).map_err(|e| format!("{what}: {e}"))?;
     }
-    Ok(())
+    // A buffer the kernel cannot write: EFAULT, and nothing stays allocated
+    // (mirror/check then counts every object back).
+    let unmapped = MemlabWorkload {
+        backend: MEMLAB_BACKEND_MIRROR,
+        samples_ptr: 8,
+        ..with_buf
+    };
+    super::expect_errno(d.workload(&unmapped), libc::EFAULT)
+        .map_err(|e| format!("unwritable sample buffer: {e}"))?;
+    check(mirror_file("check")? == "ok\n", || {
+        "mirror/check after the EFAULT run".into()
+    })
+}
+
+/// Cross-CPU free through KEEP and FREE_KEPT on both backends, the
+/// misuses of it, and a file closed with objects kept.
+fn keep_and_free_kept() -> Outcome {
+    let keep = MemlabWorkload {
+        family: MEMLAB_FAMILY_KMALLOC,
+        pattern: MEMLAB_PATTERN_BATCH,
+        count: 100,
+        size: 64,
+        ops_per_sample: 4,
+        flags: MEMLAB_WORKLOAD_KEEP,
+        ..Default::default()
+    };
+    let free = MemlabWorkload {
+        flags: MEMLAB_WORKLOAD_FREE_KEPT,
+        ..keep
+    };
+    let other_cpu = usize::from(bench::online_cpus() >= 2);
+    // Reading mirror/check drains the CPU caches: the count then holds
+    // every live object.
+    check(mirror_file("check")? == "ok\n", || {
+        "mirror/check before".into()
+    })?;
+    let (objs_before, _) = slab_usage(&mirror_file("slabinfo")?);
+    for (backend, bn) in BACKENDS {
+        let d = open()?;
+        let (keep, free) = (
+            MemlabWorkload { backend, ..keep },
+            MemlabWorkload { backend, ..free },
+        );
+        super::expect_errno(d.workload(&free), libc::EINVAL)
+            .map_err(|e| format!("{bn}: FREE_KEPT with nothing kept: {e}"))?;
+        bench::pin_to(0).map_err(|e| e.to_string())?;
+        let k = d.workload(&keep).map_err(|e| format!("{bn}: KEEP: {e}"))?;
+        check(
+            k.ops == 100 && k.alloc_samples == 25 && k.free_samples == 0 && k.failed == 0,
+            || format!("{bn}: KEEP {k:?}"),
+        )?;
+        for (what, w, errno) in [
+            ("a second KEEP", keep, libc::EBUSY),
+            (
+                "FREE_KEPT of another count",
+                MemlabWorkload { count: 99, ..free },
+                libc::EINVAL,
+            ),
+            (
+                "KEEP and FREE_KEPT at once",
+                MemlabWorkload {
+                    flags: MEMLAB_WORKLOAD_KEEP | MEMLAB_WORKLOAD_FREE_KEPT,
+                    ..free
+                },
+                libc::EINVAL,
+            ),
+            (
+                "FREE_KEPT with a warm-up",
+                MemlabWorkload { warmup: 1, ..free },
+                libc::EINVAL,
+            ),
+        ] {
+            super::expect_errno(d.workload(&w), errno).map_err(|e| format!("{bn}: {what}: {e}"))?;
+        }
+        bench::pin_to(other_cpu).map_err(|e| e.to_string())?;
+        let f = d
+            .workload(&free)
+            .map_err(|e| format!("{bn}: FREE_KEPT: {e}"));
+        bench::pin_to(0).map_err(|e| e.to_string())?;
+        let f = f?;
+        check(
+            f.ops == 100 && f.free_samples == 25 && f.alloc_samples == 0 && f.free_median_ps > 0,
+            || format!("{bn}: FREE_KEPT on CPU {other_cpu}: {f:?}"),
+        )?;
+        check(f.cpu as usize == other_cpu, || {
+            format!("{bn}: freed on CPU {}, not {other_cpu}", f.cpu)
+        })?;
+        super::expect_errno(d.workload(&free), libc::EINVAL)
+            .map_err(|e| format!("{bn}: FREE_KEPT twice: {e}"))?;
+        // Kept, then the file closed: the objects go back with it.
+        d.workload(&keep)
+            .map_err(|e| format!("{bn}: KEEP again: {e}"))?;
+    }
+    for (what, w) in [
+        (
+            "KEEP of PAIRS",
+            MemlabWorkload {
+                pattern: MEMLAB_PATTERN_PAIRS,
+                ..keep
+            },
+        ),
+        (
+            "KEEP of a kmem_cache",
+            MemlabWorkload {
+                family: MEMLAB_FAMILY_KMEM_CACHE,
+                ..keep
+            },
+        ),
+        ("unknown flag", MemlabWorkload { flags: 4, ..keep }),
+    ] {
+        super::expect_errno(open()?.workload(&w), libc::EINVAL)
+            .map_err(|e| format!("{what}: {e}"))?;
+    }
+    check(mirror_file("check")? == "ok\n", || {
+        "mirror/check after KEEP".into()
+    })?;
+    let (objs_after, _) = slab_usage(&mirror_file("slabinfo")?);
+    check(objs_after == objs_before, || {
+        format!("live mirror kmalloc objects {objs_before} -> {objs_after} after closing with objects kept")
+    })
 }
 
 /// Several processes hammer the mirror at once (kmalloc workloads, page
@@ -225,6 +509,7 @@ fn stress_child(k: u32) -> Result<(), String> {
             size: if even { 2048 } else { 0 },
             order: if even { 0 } else { 2 },
             seed: k * 31 + round,
+            ops_per_sample: 8,
             ..Default::default()
         };
         let r = d.workload(&w).map_err(|e| format!("workload: {e}"))?;

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Cross-CPU free in two calls: a KEEP run times BATCH's allocations and
+//! leaves the objects allocated in the open file; a FREE_KEPT run, from a
+//! thread on another CPU, frees them, timed. The objects stay charged to
+//! the file until then, and are freed untimed if the file closes first.
+
+use super::pass;
+use super::steps::{self, Step};
+use super::timed;
+use super::ObjectAllocator;
+use crate::budget::Charge;
+use crate::uapi;
+use kernel::prelude::*;
+
+/// Objects of one allocator, type-erased so the open file can hold them.
+pub(crate) trait KeptObjects: Send {
+    /// Frees every object through `steps`, timed into `w`.
+    fn free_timed(&mut self, w: &mut uapi::MemlabWorkload, steps: &[Step]) -> Result;
+}
+
+struct KeptOf<A: ObjectAllocator> {
+    a: A,
+    slots: KVVec<Option<A::Obj>>,
+}
+
+// SAFETY: the objects are owned by this value alone, and the kernel's
+// allocators and the mirror take frees from any task on any CPU.
+unsafe impl<A: ObjectAllocator> Send for KeptOf<A> {}
+
+impl<A: ObjectAllocator> KeptObjects for KeptOf<A> {
+    fn free_timed(&mut self, w: &mut uapi::MemlabWorkload, steps: &[Step]) -> Result {
+        pass::run_steps(&mut self.a, w, steps, &mut self.slots, 0)
+    }
+}
+
+impl<A: ObjectAllocator> Drop for KeptOf<A> {
+    fn drop(&mut self) {
+        timed::free_all(&mut self.a, &mut self.slots);
+    }
+}
+
+/// KEEP: runs and times the allocations of `w` (a BATCH) on `a`, and
+/// returns the objects.
+pub(super) fn keep<A: ObjectAllocator + 'static>(
+    mut a: A,
+    w: &mut uapi::MemlabWorkload,
+) -> Result<KBox<dyn KeptObjects>> {
+    let seq = steps::generate(w)?;
+    let allocs = seq.steps.get(..w.count as usize).ok_or(EINVAL)?;
+    let mut slots = pass::slots::<A>(seq.slots)?;
+    let r = pass::run_steps(&mut a, w, allocs, &mut slots, seq.peak_live);
+    // On failure the objects are freed as the value drops.
+    let kept = KBox::new(KeptOf { a, slots }, GFP_KERNEL)?;
+    r?;
+    Ok(kept)
+}
+
+/// A file's kept objects, what KEEP asked, and their charge.
+pub(crate) struct Kept {
+    objs: KBox<dyn KeptObjects>,
+    req: uapi::MemlabWorkload,
+    /// Bytes charged to the file for them.
+    pub(crate) bytes: usize,
+    _charge: Charge,
+}
+
+impl Kept {
+    pub(crate) fn new(
+        objs: KBox<dyn KeptObjects>,
+        req: &uapi::MemlabWorkload,
+        bytes: usize,
+        charge: Charge,
+    ) -> Self {
+        Kept {
+            objs,
+            req: *req,
+            bytes,
+            _charge: charge,
+        }
+    }
+
+    /// Whether FREE_KEPT request `w` names these objects.
+    pub(crate) fn matches(&self, w: &uapi::MemlabWorkload) -> bool {
+        let r = &self.req;
+        w.flags == uapi::MEMLAB_WORKLOAD_FREE_KEPT
+            && w.warmup == 0
+            && (w.backend, w.family, w.pattern, w.count, w.size, w.order)
+                == (r.backend, r.family, r.pattern, r.count, r.size, r.order)
+            && w.ops_per_sample >= 1
+            && w.ops_per_sample <= uapi::MEMLAB_WORKLOAD_MAX_K
+            && super::limits::samples_ok(w).is_ok()
+    }
+
+    /// FREE_KEPT: frees every object (BATCH's frees), timed into `w`, on
+    /// the caller's CPU.
+    pub(crate) fn free(&mut self, w: &mut uapi::MemlabWorkload) -> Result {
+        let seq = steps::generate(&self.req)?;
+        let frees = seq.steps.get(self.req.count as usize..).ok_or(EINVAL)?;
+        self.objs.free_timed(w, frees)
+    }
+}

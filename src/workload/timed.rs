@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The timed pass of a workload and what it measures with.
+//!
+//! Inside one timing window there is exactly: `lfence; rdtsc`, the
+//! allocator call (its argument set-up and the `Result` it returns), then
+//! `lfence; rdtsc`. The step decode, storing the object in its slot, the
+//! zone count and the sample bookkeeping happen between windows. The floor
+//! is the same loop on [`Null`], whose calls are empty: its windows hold
+//! only the two clock reads.
+
+use super::steps::Step;
+use super::ObjectAllocator;
+use crate::platform::{clock::tsc_khz, phys};
+use crate::request::Gfp;
+use crate::uapi;
+use kernel::{bindings, prelude::*};
+
+/// The clock of the timed pass: raw TSC ticks when the kernel calibrated
+/// the TSC, else `ktime_get` nanoseconds. Ticks are converted after the
+/// loop, never inside it.
+pub(super) struct Clock {
+    tsc: bool,
+    /// Ticks per millisecond.
+    pub(super) khz: u64,
+}
+
+impl Clock {
+    pub(super) fn new() -> Self {
+        let khz = tsc_khz();
+        Clock {
+            tsc: khz != 0,
+            khz: if khz != 0 { khz } else { 1_000_000 },
+        }
+    }
+
+    /// The current tick, ordered after every earlier instruction (as the
+    /// kernel's `rdtsc_ordered`).
+    #[inline(always)]
+    pub(super) fn read(&self) -> u64 {
+        if self.tsc {
+            let (lo, hi): (u32, u32);
+            // SAFETY: `lfence` waits for earlier instructions, `rdtsc` reads
+            // the time stamp counter into edx:eax; neither touches memory
+            // or the stack. Not `nomem`: the compiler must not move memory
+            // accesses of the timed call across the read.
+            unsafe {
+                core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi,
+                    options(nostack, preserves_flags));
+            }
+            (u64::from(hi) << 32) | u64::from(lo)
+        } else {
+            // SAFETY: `ktime_get` may be called from any context once
+            // timekeeping is up.
+            unsafe { bindings::ktime_get() as u64 }
+        }
+    }
+
+    /// `ticks` per operation of a `k`-operation sample, in picoseconds
+    /// (saturating past about 6 s a sample).
+    pub(super) fn ps(&self, ticks: u64, k: u32) -> u64 {
+        // checked_div: no division-by-zero panic path (objtool rejects it).
+        ticks
+            .saturating_mul(1_000_000_000)
+            .checked_div(self.khz.saturating_mul(u64::from(k)))
+            .unwrap_or(0)
+    }
+}
+
+/// Migration disabled while it lives: every window of a run reads one
+/// CPU's TSC, and the per-CPU caches the run warms are the ones it times.
+/// Sleeping (GFP_KERNEL reclaim) stays allowed.
+pub(super) struct NoMigrate(());
+
+impl NoMigrate {
+    pub(super) fn new() -> Self {
+        // SAFETY: may be called from any task context; undone in `Drop`.
+        unsafe { bindings::migrate_disable() };
+        NoMigrate(())
+    }
+}
+
+impl Drop for NoMigrate {
+    fn drop(&mut self) {
+        // SAFETY: pairs with the `migrate_disable` of `new`, same task.
+        unsafe { bindings::migrate_enable() };
+    }
+}
+
+/// An allocator that does nothing, for the floor.
+pub(super) struct Null;
+
+impl ObjectAllocator for Null {
+    type Obj = ();
+    #[inline(always)]
+    fn alloc(&mut self, _size: usize, _order: u32, _gfp: Gfp) -> Result<()> {
+        Ok(())
+    }
+    #[inline(always)]
+    fn free(&mut self, _obj: ()) {}
+}
+
+/// Where an object lies: its first page frame, for the zone count.
+pub(crate) trait Placed {
+    /// The page frame of the object's first byte (0 if unknown).
+    fn pfn(&self) -> u64;
+}
+
+impl Placed for () {
+    fn pfn(&self) -> u64 {
+        0
+    }
+}
+
+/// The page frame of a direct-map address.
+pub(super) fn linear_pfn<T>(p: *const T) -> u64 {
+    phys::linear_phys(p.cast()) >> kernel::page::PAGE_SHIFT
+}
+
+/// Samples of one kind: sums of K windows, in ticks, in a vector sized
+/// before the pass (nothing is allocated inside it).
+pub(super) struct Samples {
+    pub(super) ticks: KVVec<u64>,
+    pub(super) len: usize,
+    acc: u64,
+    n: u32,
+}
+
+impl Samples {
+    pub(super) fn new(cap: usize) -> Result<Self> {
+        Ok(Samples {
+            ticks: KVVec::from_elem(0, cap, GFP_KERNEL)?,
+            len: 0,
+            acc: 0,
+            n: 0,
+        })
+    }
+
+    #[inline(always)]
+    fn add(&mut self, ticks: u64, k: u32) {
+        self.acc += ticks;
+        self.n += 1;
+        if self.n == k {
+            if let Some(s) = self.ticks.get_mut(self.len) {
+                *s = self.acc;
+                self.len += 1;
+            }
+            self.acc = 0;
+            self.n = 0;
+        }
+    }
+
+    /// The samples taken.
+    pub(super) fn taken(&self) -> &[u64] {
+        self.ticks.get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// What a pass did besides its samples.
+#[derive(Default)]
+pub(super) struct Pass {
+    pub(super) ops: u64,
+    pub(super) failed: u64,
+    pub(super) elapsed: u64,
+    pub(super) zones: [u32; 4],
+}
+
+/// Runs `steps` on `a`, timing each call; objects go to `slots`. The
+/// caller frees what is left in `slots` (RANDOM leaves objects live).
+pub(super) fn timed<A: ObjectAllocator>(
+    a: &mut A,
+    clock: &Clock,
+    steps: &[Step],
+    slots: &mut [Option<A::Obj>],
+    k: u32,
+    alloc: &mut Samples,
+    free: &mut Samples,
+) -> Pass {
+    let mut p = Pass::default();
+    let start = clock.read();
+    for &s in steps {
+        let Some(slot) = slots.get_mut(s.slot()) else {
+            continue;
+        };
+        if s.is_alloc() {
+            let t0 = clock.read();
+            let r = a.alloc(s.arg as usize, s.arg, Gfp::KERNEL);
+            let t1 = clock.read();
+            alloc.add(t1.saturating_sub(t0), k);
+            p.ops += 1;
+            match r {
+                Ok(o) => {
+                    let z = phys::zone_of_pfn(o.pfn()) as usize;
+                    if let Some(c) = p.zones.get_mut(z.min(3)) {
+                        *c += 1;
+                    }
+                    *slot = Some(o);
+                }
+                Err(_) => p.failed += 1,
+            }
+        } else if let Some(o) = slot.take() {
+            let t0 = clock.read();
+            a.free(o);
+            let t1 = clock.read();
+            free.add(t1.saturating_sub(t0), k);
+            p.ops += 1;
+        }
+    }
+    p.elapsed = clock.read().saturating_sub(start);
+    p
+}
+
+/// Runs `steps` on `a` untimed (the warm-up), then frees every slot.
+pub(super) fn untimed<A: ObjectAllocator>(
+    a: &mut A,
+    steps: &[Step],
+    slots: &mut [Option<A::Obj>],
+) {
+    for &s in steps {
+        let Some(slot) = slots.get_mut(s.slot()) else {
+            continue;
+        };
+        if s.is_alloc() {
+            if let Ok(o) = a.alloc(s.arg as usize, s.arg, Gfp::KERNEL) {
+                *slot = Some(o);
+            }
+        } else if let Some(o) = slot.take() {
+            a.free(o);
+        }
+    }
+    free_all(a, slots);
+}
+
+/// Frees whatever `slots` still hold, untimed.
+pub(super) fn free_all<A: ObjectAllocator>(a: &mut A, slots: &mut [Option<A::Obj>]) {
+    for o in slots.iter_mut().filter_map(Option::take) {
+        a.free(o);
+    }
+}
+
+/// The value at fraction `num / den` of sorted `v` (0 if empty): the same
+/// index rule as memlabctl's.
+pub(super) fn percentile(v: &[u64], num: usize, den: usize) -> u64 {
+    (v.len() * num)
+        .checked_div(den)
+        .and_then(|i| v.get(i))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The `MEMLAB_KCONFIG_*` bits of the kernel this module was built for.
+pub(super) fn kconfig() -> u32 {
+    [
+        (cfg!(CONFIG_MEMCG), uapi::MEMLAB_KCONFIG_MEMCG),
+        (cfg!(CONFIG_KFENCE), uapi::MEMLAB_KCONFIG_KFENCE),
+        (
+            cfg!(CONFIG_INIT_ON_ALLOC_DEFAULT_ON),
+            uapi::MEMLAB_KCONFIG_INIT_ON_ALLOC,
+        ),
+        (
+            cfg!(CONFIG_INIT_ON_FREE_DEFAULT_ON),
+            uapi::MEMLAB_KCONFIG_INIT_ON_FREE,
+        ),
+        (
+            cfg!(CONFIG_SLAB_FREELIST_HARDENED),
+            uapi::MEMLAB_KCONFIG_FREELIST_HARDENED,
+        ),
+        (
+            cfg!(CONFIG_SLAB_FREELIST_RANDOM),
+            uapi::MEMLAB_KCONFIG_FREELIST_RANDOM,
+        ),
+        (cfg!(CONFIG_JUMP_LABEL), uapi::MEMLAB_KCONFIG_JUMP_LABEL),
+        (
+            cfg!(CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE),
+            uapi::MEMLAB_KCONFIG_O2,
+        ),
+        (cfg!(CONFIG_KASAN), uapi::MEMLAB_KCONFIG_KASAN),
+        (cfg!(CONFIG_PROVE_LOCKING), uapi::MEMLAB_KCONFIG_LOCKDEP),
+        (cfg!(CONFIG_SLUB_DEBUG_ON), uapi::MEMLAB_KCONFIG_SLUB_DEBUG_ON),
+        (
+            cfg!(CONFIG_RANDOM_KMALLOC_CACHES),
+            uapi::MEMLAB_KCONFIG_RANDOM_KMALLOC,
+        ),
+        (cfg!(CONFIG_PREEMPT), uapi::MEMLAB_KCONFIG_PREEMPT),
+        (cfg!(CONFIG_DEBUG_KMEMLEAK), uapi::MEMLAB_KCONFIG_KMEMLEAK),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |bits, (_, b)| bits | b)
+}

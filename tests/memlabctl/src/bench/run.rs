@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `memlabctl bench`: the table, then the sweep and 2-CPU scaling; the
+//! full report as `bench.json` and the raw samples as `latency.json`
+//! (written to `--out DIR`, or printed between markers for the host).
+
+use super::abba::{compare, Method};
+use super::extra::{self, online_cpus, pin_to, Scaling, SweepPoint};
+use super::report::{self, header, Kconfig, Latency, Row};
+use super::{pattern_name, standard, Spec};
+use crate::args::BenchArgs;
+use crate::cli::{fail, json_line};
+use crate::dev::{uapi, DEBUGFS};
+use serde::Serialize;
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// What this bench does not measure (yet), said in its output.
+const NOT_MEASURED: [&str; 3] = [
+    "cross-CPU free for kmem_cache, pages and the real side's refill/flush counts (KEEP takes \
+     kmalloc and pages only; SLUB's counters need CONFIG_SLUB_STATS)",
+    "memory overhead from /proc/meminfo deltas under load: the overhead section is the static \
+     slab geometry and page metadata only",
+    "fragmentation over time: memlabctl frag (frag.json), not this command",
+];
+
+/// One zone of the mirror's pool, from debugfs `mirror/pool`.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct PoolZone {
+    pub zone: String,
+    pub managed_pages: u64,
+    pub free_pages: u64,
+}
+
+/// `zone Normal managed 7168 free 7100 reserve 224` lines.
+pub fn parse_pool(s: &str) -> Vec<PoolZone> {
+    s.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            match w.as_slice() {
+                ["zone", z, "managed", m, "free", f, ..] => Some(PoolZone {
+                    zone: z.to_string(),
+                    managed_pages: m.parse().ok()?,
+                    free_pages: f.parse().ok()?,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `bench.json`.
+#[derive(Serialize, Debug)]
+pub struct BenchReport {
+    pub kernel: String,
+    pub kconfig: Kconfig,
+    /// Boot parameters that change allocator work (init_on_*, slub_debug).
+    pub boot_params: Vec<String>,
+    pub clock_khz: u64,
+    pub method: Method,
+    pub pinned_cpu: usize,
+    pub window: &'static str,
+    pub mirror_pool: Vec<PoolZone>,
+    pub scale: u32,
+    pub workloads: Vec<Row>,
+    pub sweep: Vec<SweepPoint>,
+    pub vmalloc: Vec<SweepPoint>,
+    pub overhead: Option<super::overhead::Overhead>,
+    pub cross_cpu_free: Option<super::cross::CrossFree>,
+    pub scaling: Vec<Scaling>,
+    pub not_measured: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Bytes an object of `s` holds at most (its size class, or its block).
+fn object_bytes(s: &Spec) -> u64 {
+    if s.family == uapi::MEMLAB_FAMILY_PAGES {
+        4096 << s.order
+    } else {
+        s.size.next_power_of_two()
+    }
+}
+
+fn kernel_name() -> String {
+    let rel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let flavour = boot_param("memlab.flavour=").unwrap_or_else(|| "?".into());
+    format!("{} {flavour}", rel.trim())
+}
+
+fn cmdline() -> Vec<String> {
+    fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+fn boot_param(prefix: &str) -> Option<String> {
+    cmdline()
+        .iter()
+        .find_map(|w| w.strip_prefix(prefix).map(String::from))
+}
+
+/// Writes `name` into `dir`, or prints it between markers that
+/// scripts/bench.sh cuts out of the console.
+fn emit(dir: Option<&Path>, name: &str, body: &str) -> Result<(), String> {
+    match dir {
+        Some(d) => {
+            fs::write(d.join(name), body).map_err(|e| format!("{}: {e}", d.join(name).display()))
+        }
+        None => {
+            println!("MEMLAB-DATA-BEGIN {name}\n{body}\nMEMLAB-DATA-END {name}");
+            Ok(())
+        }
+    }
+}
+
+/// `memlabctl bench`.
+pub fn bench(a: &BenchArgs) -> ExitCode {
+    let d = match crate::cli::open() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let pinned_cpu = 0;
+    if let Err(e) = pin_to(pinned_cpu) {
+        return fail(format!("bench: sched_setaffinity(CPU {pinned_cpu}): {e}"));
+    }
+    let m = Method {
+        ops_per_sample: a.k,
+        rounds: a.rounds,
+        warmup_div: 4,
+    };
+    let pool =
+        parse_pool(&fs::read_to_string(format!("{DEBUGFS}/mirror/pool")).unwrap_or_default());
+    let normal = pool
+        .iter()
+        .find(|z| z.zone == "Normal")
+        .map_or(0, |z| z.managed_pages);
+    let say = |s: String| {
+        if !a.json {
+            println!("{s}");
+        }
+    };
+    say(
+        "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
+            .into(),
+    );
+    say(format!(
+        "(ns per operation, floor subtracted; x = mirror / real, < 1 means the mirror is faster; \
+         median ratio over {} ABBA rounds [min-max across rounds]; K = {} ops per sample, so p99 is \
+         the 99th percentile of K-operation means, not of single operations; CPU {pinned_cpu})",
+        m.rounds, m.ops_per_sample
+    ));
+    say(format!(
+        "kmem trace events: {}",
+        crate::tracefs::kmem_events_note()
+    ));
+    say(header());
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    for s in standard(a.scale) {
+        match compare(&d, &s, &m) {
+            Ok(c) => {
+                let live_pages = u64::from(c.peak_live) * object_bytes(&s) / 4096;
+                if normal > 0 && live_pages * 4 > normal {
+                    errors.push(format!(
+                        "{} {}: largest live set {live_pages} pages is above 1/4 of the mirror's Normal zone ({normal} pages)",
+                        s.name,
+                        pattern_name(s.pattern)
+                    ));
+                }
+                let (real_calls, mirror_calls) = report::calls(s.family);
+                let row = Row {
+                    workload: s.name,
+                    pattern: pattern_name(s.pattern),
+                    count: s.count,
+                    size: s.size,
+                    order: s.order,
+                    real_calls,
+                    mirror_calls,
+                    compared: c,
+                };
+                say(row.human());
+                rows.push(row);
+            }
+            Err(e) => {
+                let msg = format!("{} {}: {e}", s.name, pattern_name(s.pattern));
+                say(msg.clone());
+                errors.push(msg);
+            }
+        }
+    }
+    let (kbits, khz) = rows
+        .first()
+        .map_or((0, 0), |r| (r.compared.kconfig, r.compared.clock_khz));
+    let kconfig = Kconfig::of(kbits);
+    let boot_params: Vec<String> = cmdline()
+        .into_iter()
+        .filter(|w| {
+            w.starts_with("init_on_") || w.starts_with("slub_debug") || w.starts_with("slab_")
+        })
+        .collect();
+    say(format!(
+        "\nkernel {}: on: {}",
+        kernel_name(),
+        kconfig.on.join(", ")
+    ));
+    say(format!("  off: {}", kconfig.off.join(", ")));
+    say(format!(
+        "  boot parameters that change allocator work: {}",
+        if boot_params.is_empty() {
+            "none".into()
+        } else {
+            boot_params.join(" ")
+        }
+    ));
+    say(format!(
+        "mirror pool: {}",
+        pool.iter()
+            .map(|z| format!("{} {} pages", z.zone, z.managed_pages))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    say(format!("timing window: {}", report::WINDOW));
+    for fam in [
+        uapi::MEMLAB_FAMILY_KMEM_CACHE,
+        uapi::MEMLAB_FAMILY_KMALLOC,
+        uapi::MEMLAB_FAMILY_PAGES,
+        uapi::MEMLAB_FAMILY_VMALLOC,
+    ] {
+        let (r, mi) = report::calls(fam);
+        say(format!("  real:   {r}\n  mirror: {mi}"));
+    }
+    let mut sweep = Vec::new();
+    let mut vmalloc = Vec::new();
+    let mut overhead = None;
+    let mut cross = None;
+    let mut skipped = Vec::new();
+    let mut scaling = Vec::new();
+    if !a.no_extras {
+        say("\nsize sweep (pairs, ns real/mirror, x with [min-max] across rounds):".into());
+        match extra::sweep(&d, &m, (2000 / a.scale).max(64)) {
+            Ok(v) => {
+                v.iter().for_each(|p| say(p.human()));
+                sweep = v;
+            }
+            Err(e) => errors.push(format!("sweep: {e}")),
+        }
+        say("\nvmalloc latency against size (pairs; real __vmalloc/vfree, mirror pages + vm_map_ram/vm_unmap_ram):".into());
+        match extra::vmalloc_sweep(&d, &m, a.scale) {
+            Ok(v) => {
+                v.iter().for_each(|p| say(p.human()));
+                vmalloc = v;
+            }
+            Err(e) => errors.push(format!("vmalloc sweep: {e}")),
+        }
+        say("\nmemory overhead (slab pages per object from /proc/slabinfo and mirror/slabinfo; waste = slab bytes per object / object size - 1):".into());
+        match super::overhead::measure(&d) {
+            Ok(o) => {
+                o.human().into_iter().for_each(&say);
+                overhead = Some(o);
+            }
+            Err(e) => errors.push(format!("memory overhead: {e}")),
+        }
+        if online_cpus() >= 2 {
+            say(
+                "\ncross-CPU free (1000 kmalloc-64 objects allocated on CPU 0; x = mirror / real):"
+                    .into(),
+            );
+            match super::cross::cross_free(&d, &m, (1000 / a.scale).max(64)) {
+                Ok(c) => {
+                    c.human().into_iter().for_each(&say);
+                    cross = Some(c);
+                }
+                Err(e) => errors.push(format!("cross-CPU free: {e}")),
+            }
+            say(
+                "\n2-CPU scaling (aggregate ops/s, 1 CPU -> 2 CPUs; factor = 2-CPU / 1-CPU):"
+                    .into(),
+            );
+            for s in standard(a.scale)
+                .into_iter()
+                .filter(|s| s.pattern == uapi::MEMLAB_PATTERN_PAIRS)
+            {
+                match extra::scaling(&s, &m) {
+                    Ok(x) => {
+                        say(format!(
+                            "  {:<22} real {:.0} -> {:.0} ({:.2}x)  mirror {:.0} -> {:.0} ({:.2}x)  factor mirror/real {}  2-CPU ops/s mirror/real {}",
+                            x.workload, x.real_ops_per_s[0], x.real_ops_per_s[1], x.real_factor,
+                            x.mirror_ops_per_s[0], x.mirror_ops_per_s[1], x.mirror_factor,
+                            super::stats::Spread::ratio_text(x.factor_ratio),
+                            super::stats::Spread::ratio_text(x.throughput_ratio_2cpu),
+                        ));
+                        scaling.push(x);
+                    }
+                    Err(e) => errors.push(format!("scaling {}: {e}", s.name)),
+                }
+            }
+        } else {
+            skipped.push(format!(
+                "2-CPU scaling and cross-CPU free: {} CPU online (/sys/devices/system/cpu/online); \
+                 the guest kernel found one processor in QEMU's MP table",
+                online_cpus()
+            ));
+        }
+    }
+    say("\nnot measured by this command:".into());
+    for n in NOT_MEASURED
+        .iter()
+        .map(|s| s.to_string())
+        .chain(skipped.iter().cloned())
+    {
+        say(format!("  - {n}"));
+    }
+    let latency = Latency::of(kernel_name(), &rows);
+    let report = BenchReport {
+        kernel: kernel_name(),
+        kconfig,
+        boot_params,
+        clock_khz: khz,
+        method: m,
+        pinned_cpu,
+        window: report::WINDOW,
+        mirror_pool: pool,
+        scale: a.scale,
+        workloads: rows,
+        sweep,
+        vmalloc,
+        overhead,
+        cross_cpu_free: cross,
+        scaling,
+        not_measured: NOT_MEASURED
+            .iter()
+            .map(|s| s.to_string())
+            .chain(skipped)
+            .collect(),
+        errors,
+    };
+    let body = json_line(&report);
+    if a.json {
+        println!("{body}");
+    }
+    let dir = a.out.as_deref();
+    if dir.is_some() || a.print_data {
+        for (name, text) in [
+            ("bench.json", body.as_str()),
+            ("latency.json", &json_line(&latency)),
+        ] {
+            if let Err(e) = emit(dir, name, text) {
+                return fail(format!("bench: {e}"));
+            }
+        }
+        if let Some(d) = dir {
+            say(format!(
+                "wrote {0}/bench.json and {0}/latency.json",
+                d.display()
+            ));
+        }
+    }
+    for e in &report.errors {
+        eprintln!("memlabctl: bench: {e}");
+    }
+    let clean = report.workloads.iter().all(|r| r.compared.clean());
+    if !report.errors.is_empty() || !clean {
+        fail("bench: some workloads failed or allocations failed")
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_zones_parse() {
+        let s = "pool: 16384 pages in 20 blocks\nzone     start_pfn end_pfn order\n\
+                 per-CPU caches: 0 pages, 0 kmalloc objects\n\
+                 zone DMA    managed     1024 free     1000 reserve     32\n\
+                 zone Normal managed     7168 free     7100 reserve    224\n";
+        assert_eq!(
+            parse_pool(s),
+            vec![
+                PoolZone {
+                    zone: "DMA".into(),
+                    managed_pages: 1024,
+                    free_pages: 1000
+                },
+                PoolZone {
+                    zone: "Normal".into(),
+                    managed_pages: 7168,
+                    free_pages: 7100
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn objects_are_charged_at_their_class() {
+        let s = |family, size, order| Spec {
+            name: "x",
+            family,
+            pattern: 0,
+            count: 1,
+            size,
+            order,
+        };
+        assert_eq!(object_bytes(&s(uapi::MEMLAB_FAMILY_KMALLOC, 96, 0)), 128);
+        assert_eq!(object_bytes(&s(uapi::MEMLAB_FAMILY_PAGES, 0, 3)), 32768);
+    }
+}
