@@ -35,7 +35,9 @@ vm_suite() {
 	# A run that never booted (the module did not build) must not be judged
 	# by an older run's console.
 	rm -f "$console"
-	bash scripts/run-vm.sh --flavour "$flavour" --cmd test ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} || vmrc=$?
+	# The test kernel's suite took about 700 s of guest time on a loaded
+	# host (KASAN, lockdep, kmemleak under TCG): room to spare, never a hang.
+	bash scripts/run-vm.sh --flavour "$flavour" --cmd test --timeout 2400 ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} || vmrc=$?
 	if [ ! -f "$console" ] || [ "$vmrc" = 124 ]; then
 		record "VM run on the $flavour kernel (exit $vmrc; console: $console)" 1
 		return
