@@ -9,9 +9,11 @@
 # The mirror's pool is 64 MiB (pool_mb=64: 7168 Normal pages), so no
 # workload's live set passes a quarter of the mirror's Normal zone; override
 # with MEMLAB_ARGS. The data land in out/bench: bench.json (the full
-# report) and latency.json (raw per-operation samples, for the CDF plots),
-# written by the guest through the /share mount, or cut out of the console
-# when the share did not mount.
+# report), latency.json (raw per-operation samples, for the CDF plots),
+# frag.json (fragmentation over time) and pagemap-{real,mirror}.txt (the
+# free-area maps), written by the guest through the /share mount; without
+# the share, bench.json and latency.json are cut out of the console.
+# memplot then draws out/*.png and out/*.svg from them.
 #
 #   BENCH_HOST=0   skip the host benchmark
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -28,7 +30,7 @@ main() {
 	local args=${MEMLAB_ARGS:-}
 	case " $args " in *" pool_mb="*) ;; *) args="$args pool_mb=64" ;; esac
 	mkdir -p "$dir"
-	rm -f "$dir/bench.json" "$dir/latency.json"
+	rm -f "$dir"/{bench,latency,frag}.json "$dir"/pagemap-{real,mirror}.txt
 	say "VM benchmark: real vs mirror on the bench kernel (data: $dir)"
 	set +e
 	bash scripts/run-vm.sh --flavour bench --cmd bench --share "$dir" \
