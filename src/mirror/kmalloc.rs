@@ -8,7 +8,7 @@
 //! whole buddy blocks.
 
 use super::percpu::{bump, CpuCache};
-use super::sheaf::{Sheaf, Slow};
+use super::sheaf::{fill_bulk, Sheaf, Slow};
 use super::zone::zonelist;
 use super::Mirror;
 use crate::pcp::kmalloc_index;
@@ -75,16 +75,8 @@ impl Mirror {
         let barn = self.barns.get(class.index())?;
         let (p, how) = sheaves.refill(barn, |sheaf: &mut Sheaf, cap| {
             self.with_src(gfp, |km, src| {
-                for _ in 0..cap {
-                    let Ok(p) = km.kmalloc(src, class.size()) else {
-                        break;
-                    };
-                    if let Err(e) = sheaf.push_within_capacity(p) {
-                        // Not reached (the sheaf was empty); never lose it.
-                        let _ = km.kfree(src, e.0.as_ptr());
-                        break;
-                    }
-                }
+                let cache = km.cache_mut(class);
+                fill_bulk(sheaf, cap, |out| cache.alloc_bulk(src, out));
             })
         });
         bump(match how {
@@ -135,10 +127,10 @@ impl Mirror {
         class: usize,
         p: NonNull<u8>,
     ) -> bool {
-        let Some(barn) = self.barns.get(class) else {
+        let (Some(barn), Some(&class)) = (self.barns.get(class), SizeClass::ALL.get(class)) else {
             return false;
         };
-        let (r, how) = sheaves.make_room(barn, p, |sheaf| self.flush_objs(sheaf));
+        let (r, how) = sheaves.make_room(barn, p, |sheaf| self.flush_objs(class, sheaf));
         bump(match how {
             Slow::Barn => &mut counters.obj_barn,
             Slow::Slabs => &mut counters.obj_flush,

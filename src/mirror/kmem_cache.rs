@@ -10,7 +10,7 @@
 //! the slab cache's spinlock, then `Mirror::state`.
 
 use super::cpu_local::PerCpu;
-use super::sheaf::{Barn, Sheaf, Sheaves};
+use super::sheaf::{drain_bulk, fill_bulk, Barn, Sheaf, Sheaves};
 use super::zone::zonelist;
 use super::Mirror;
 use crate::pcp::sheaf_capacity;
@@ -18,7 +18,7 @@ use crate::request::{Gfp, Zone};
 use crate::slab::{SlabCache, SlabFlags};
 use core::ops::Deref;
 use core::ptr::NonNull;
-use kernel::{new_spinlock, prelude::*, sync::SpinLock};
+use kernel::{cpu::nr_cpu_ids, new_spinlock, prelude::*, sync::SpinLock};
 
 /// The mask and zones a cache's slabs are taken with: `gfp` without its
 /// zone bits, and the cache's zone if it has one. As in SLUB, the mask of
@@ -54,7 +54,10 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
         flags: SlabFlags,
         zone: Option<Zone>,
     ) -> Result<Self> {
-        let slab = SlabCache::new("memlab-mirror", size, align, flags, None).map_err(|_| EINVAL)?;
+        // Slabs sized for the CPU count, as the kmalloc caches' are.
+        let cpus = nr_cpu_ids();
+        let slab = SlabCache::new_for_cpus("memlab-mirror", size, align, flags, None, cpus)
+            .map_err(|_| EINVAL)?;
         let cap = sheaf_capacity(slab.size());
         Ok(KmemCache {
             mirror,
@@ -125,14 +128,7 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
                     s.refill(&self.barn, |sheaf: &mut Sheaf, cap| {
                         let mut slab = self.slab.lock();
                         m.with_src_over(gfp, zones, |_, src| {
-                            for _ in 0..cap {
-                                let Ok(p) = slab.alloc(src) else { break };
-                                if let Err(e) = sheaf.push_within_capacity(p) {
-                                    // Not reached (the sheaf was empty).
-                                    let _ = slab.free(src, e.0.as_ptr());
-                                    break;
-                                }
-                            }
+                            fill_bulk(sheaf, cap, |out| slab.alloc_bulk(src, out));
                         })
                     })
                     .0
@@ -176,14 +172,12 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
     }
 }
 
-/// Gives every object on `sheaf` back to `slab`, counting refusals.
+/// Gives every object on `sheaf` back to `slab` in one bulk free,
+/// counting refusals.
 fn flush(m: &Mirror, slab: &SpinLock<SlabCache>, sheaf: &mut Sheaf) {
     let mut slab = slab.lock();
     let refused = m.with_src(Gfp::KERNEL, |_, src| {
-        sheaf
-            .drain_all()
-            .map(|p| u64::from(slab.free(src, p.as_ptr()).is_err()))
-            .sum()
+        drain_bulk(sheaf, |objs| slab.free_bulk(src, objs))
     });
     drop(slab);
     m.count_refused(refused);

@@ -7,12 +7,20 @@
 //! a CPU go to the slabs, a whole sheaf at a time (refill or flush, under
 //! `Mirror::state`).
 //!
+//! A refill or a flush moves the whole sheaf in one bulk call on the slab
+//! cache ([`fill_bulk`], [`drain_bulk`]: `kmem_cache_alloc_bulk` and
+//! `kmem_cache_free_bulk`), O(1) per object: objects come from one slab
+//! until it is full, and freed ones find their slab without a page lookup
+//! while consecutive ones share it.
+//!
 //! The barn starts with [`BARN_SHEAVES`] empty sheaves and only ever trades
 //! one sheaf for another, so it never holds more than that, below SLUB's
 //! `MAX_FULL_SHEAVES`, and its vectors never grow (no allocation under the
 //! lock or with preemption off).
 
-use core::ptr::NonNull;
+use crate::pcp::SHEAF_MAX_CAPACITY;
+use crate::slab::BulkFreeError;
+use core::ptr::{null_mut, NonNull};
 use kernel::{new_spinlock, prelude::*, sync::SpinLock};
 
 /// Sheaves a barn owns (SLUB bounds each list at 10; ours trade 1:1).
@@ -23,6 +31,60 @@ pub(crate) type Sheaf = KVec<NonNull<u8>>;
 
 fn new_sheaf(cap: usize) -> Result<Sheaf> {
     Ok(KVec::with_capacity(cap, GFP_KERNEL)?)
+}
+
+/// Objects per bulk call: a whole sheaf of the smallest objects, on the
+/// stack of the slow path.
+const BULK: usize = SHEAF_MAX_CAPACITY;
+
+/// Fills `sheaf` up to `cap` objects (never past its capacity) with
+/// `alloc_bulk`, which puts up to `out.len()` objects in `out` and says how
+/// many ([`crate::slab::SlabCache::alloc_bulk`]); stops when it comes short.
+pub(crate) fn fill_bulk(
+    sheaf: &mut Sheaf,
+    cap: usize,
+    mut alloc_bulk: impl FnMut(&mut [*mut u8]) -> usize,
+) {
+    let mut buf = [null_mut(); BULK];
+    loop {
+        let room = cap.min(sheaf.capacity()).saturating_sub(sheaf.len());
+        let want = room.min(BULK);
+        if want == 0 {
+            return;
+        }
+        let got = buf.get_mut(..want).map_or(0, &mut alloc_bulk);
+        // Every push fits (`want` is within the room); a null pointer is
+        // no object and is dropped.
+        for p in buf.iter().take(got).filter_map(|&p| NonNull::new(p)) {
+            let _ = sheaf.push_within_capacity(p);
+        }
+        if got < want {
+            return;
+        }
+    }
+}
+
+/// Empties `sheaf` with `free_bulk` ([`crate::slab::SlabCache::free_bulk`]),
+/// which frees what it can and reports the rest; returns how many objects
+/// were refused (they stay allocated in their slab, as a refused `kfree`
+/// leaves them).
+pub(crate) fn drain_bulk(
+    sheaf: &mut Sheaf,
+    mut free_bulk: impl FnMut(&[*mut u8]) -> core::result::Result<(), BulkFreeError>,
+) -> u64 {
+    let mut buf = [null_mut(); BULK];
+    let mut refused = 0;
+    for chunk in sheaf.chunks(BULK) {
+        for (b, p) in buf.iter_mut().zip(chunk) {
+            *b = p.as_ptr();
+        }
+        let objs = buf.get(..chunk.len()).unwrap_or_default();
+        if let Err(e) = free_bulk(objs) {
+            refused += e.failed as u64;
+        }
+    }
+    sheaf.clear();
+    refused
 }
 
 /// What a slow path did, for the counters.
