@@ -81,8 +81,7 @@ type SlotOf<K, P, C> = Option<SlotLive<K, P, C>>;
 const _: () =
     assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
 const _: () = assert!(
-    core::mem::size_of::<SlotOf<MirrorKmalloc, MirrorPages, MirrorCache<'static>>>(
-    ) <= SLOT_BYTES
+    core::mem::size_of::<SlotOf<MirrorKmalloc, MirrorPages, MirrorCache<'static>>>() <= SLOT_BYTES
 );
 
 /// The allocators of one backend: one per family, a cache per size.

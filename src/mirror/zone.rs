@@ -211,7 +211,11 @@ unsafe impl PageSource for ZonedPages<'_> {
     fn head_of(&self, head: *const u8) -> Option<(Block, NonNull<OwnerArea>)> {
         let map = direct_map();
         let pfn = map.ptr_to_pfn(head)?;
-        let (blk, area) = self.zones.iter().flatten().find_map(|b| b.owner_area(pfn))?;
+        let (blk, area) = self
+            .zones
+            .iter()
+            .flatten()
+            .find_map(|b| b.owner_area(pfn))?;
         Some((exact_block(&map, head, blk)?, area))
     }
 

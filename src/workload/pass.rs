@@ -41,7 +41,15 @@ pub(super) fn run_steps<A: ObjectAllocator>(
     let pin = NoMigrate::new();
     w.cpu = kernel::cpu::CpuId::current().as_u32();
     // The floor: the same loop, the same windows, empty calls.
-    timed::timed(&mut Null, &clock, steps, &mut null_slots, k, &mut alloc, &mut free);
+    timed::timed(
+        &mut Null,
+        &clock,
+        steps,
+        &mut null_slots,
+        k,
+        &mut alloc,
+        &mut free,
+    );
     let mut floor = KVVec::with_capacity(alloc.len + free.len, GFP_KERNEL)?;
     floor.extend_from_slice(alloc.taken(), GFP_KERNEL)?;
     floor.extend_from_slice(free.taken(), GFP_KERNEL)?;

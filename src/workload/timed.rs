@@ -211,11 +211,7 @@ pub(super) fn timed<A: ObjectAllocator>(
 }
 
 /// Runs `steps` on `a` untimed (the warm-up), then frees every slot.
-pub(super) fn untimed<A: ObjectAllocator>(
-    a: &mut A,
-    steps: &[Step],
-    slots: &mut [Option<A::Obj>],
-) {
+pub(super) fn untimed<A: ObjectAllocator>(a: &mut A, steps: &[Step], slots: &mut [Option<A::Obj>]) {
     for &s in steps {
         let Some(slot) = slots.get_mut(s.slot()) else {
             continue;
@@ -276,7 +272,10 @@ pub(super) fn kconfig() -> u32 {
         ),
         (cfg!(CONFIG_KASAN), uapi::MEMLAB_KCONFIG_KASAN),
         (cfg!(CONFIG_PROVE_LOCKING), uapi::MEMLAB_KCONFIG_LOCKDEP),
-        (cfg!(CONFIG_SLUB_DEBUG_ON), uapi::MEMLAB_KCONFIG_SLUB_DEBUG_ON),
+        (
+            cfg!(CONFIG_SLUB_DEBUG_ON),
+            uapi::MEMLAB_KCONFIG_SLUB_DEBUG_ON,
+        ),
         (
             cfg!(CONFIG_RANDOM_KMALLOC_CACHES),
             uapi::MEMLAB_KCONFIG_RANDOM_KMALLOC,
