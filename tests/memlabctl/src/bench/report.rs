@@ -31,10 +31,10 @@ pub fn calls(family: u32) -> (&'static str, &'static str) {
             "kmem_cache_alloc_noprof(cache, GFP_KERNEL|__GFP_NOWARN) / kmem_cache_free(cache, \
              ptr) on raw pointers, a SLAB_NO_MERGE cache created for the run (not merged into \
              kmalloc-64)",
-            "the MirrorCache adapter (src/workload.rs) on a SlabCache created for the run; \
-             on this build a magazine private to the run, no per-CPU lookup and no lock on a \
-             hit: less work than SLUB's per-CPU sheaves, so this row flatters the mirror until \
-             the mirror kmem_cache has a per-CPU path of its own",
+            "KmemCache::alloc(gfp) / KmemCache::free(ptr) (src/mirror/kmem_cache.rs) on a \
+             cache created for the run: the CPU's main and spare sheaves under a per-CPU \
+             trylock, then the cache's barn, then a bulk refill from its slabs, as SLUB's \
+             sheaves; unsized free on both sides",
         ),
         uapi::MEMLAB_FAMILY_VMALLOC => (
             "__vmalloc(size, GFP_KERNEL|__GFP_NOWARN) (vrealloc_node_align) / vfree(addr)",
