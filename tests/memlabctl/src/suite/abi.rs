@@ -173,6 +173,7 @@ fn mem_free_kib() -> Result<u64, String> {
 fn pin_cap_and_close() -> Outcome {
     let big = req::vmalloc(40 << 20);
     let before = mem_free_kib()?;
+    let held;
     {
         let d = open()?;
         let h = d.alloc(&big).map_err(|e| format!("first 40 MiB: {e}"))?;
@@ -189,10 +190,17 @@ fn pin_cap_and_close() -> Outcome {
         let _h = d
             .alloc(&big)
             .map_err(|e| format!("40 MiB after FREE: {e}"))?;
+        held = mem_free_kib()?;
     }
+    // Measured against the held state, not the start: pages freed to a
+    // CPU's page list are not in MemFree (NR_FREE_PAGES), and with two
+    // CPUs those lists alone held 12 MiB on the test kernel.
     let after = mem_free_kib()?;
-    check(after + (8 << 10) >= before, || {
-        format!("MemFree {before} KiB before, {after} KiB after close: not returned")
+    check(after.saturating_sub(held) >= 32 << 10, || {
+        format!(
+            "MemFree {held} KiB with 40 MiB held, {after} KiB after close: not returned \
+             (before all: {before} KiB)"
+        )
     })
 }
 
