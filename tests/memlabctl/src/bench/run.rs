@@ -299,8 +299,8 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             }
         } else {
             skipped.push(format!(
-                "2-CPU scaling and cross-CPU free: {} CPU online (/sys/devices/system/cpu/online); \
-                 the guest kernel found one processor in QEMU's MP table",
+                "2-CPU scaling and cross-CPU free: {} CPU online (/sys/devices/system/cpu/online; \
+                 boot with CPUS=2 or more)",
                 online_cpus()
             ));
         }
