@@ -2,6 +2,7 @@
 
 //! The clock every latency figure in memlab is taken with, on both backends.
 
+use core::num::NonZeroU64;
 use kernel::bindings;
 
 /// The TSC frequency in kHz, 0 if the kernel could not calibrate it.
@@ -22,7 +23,7 @@ pub(crate) fn tsc_khz() -> u64 {
 /// `tsc_khz` may be refined between two reads. Take differences with
 /// `saturating_sub` (with overflow checks a plain `-` would panic).
 pub(crate) fn now_ns() -> u64 {
-    if let Some(khz) = core::num::NonZeroU64::new(tsc_khz()) {
+    if let Some(khz) = NonZeroU64::new(tsc_khz()) {
         // SAFETY: `rdtsc` only reads the time stamp counter; every x86-64
         // CPU has one.
         let cycles = unsafe { core::arch::x86_64::_rdtsc() };
@@ -34,29 +35,52 @@ pub(crate) fn now_ns() -> u64 {
     }
 }
 
-/// A raw clock for tight loops: read it with [`RawClock::now`] around the
-/// call to time, keep the raw differences, and convert them with
-/// [`RawClock::ns`] after the loop, so the timed window holds one
-/// `rdtsc` and no division. Both use the TSC frequency read once at
-/// [`RawClock::new`] (`ktime_get` nanoseconds if it is not calibrated).
+/// Ticks per millisecond of `ktime_get` nanoseconds.
+const NS_PER_MS: NonZeroU64 = match NonZeroU64::new(1_000_000) {
+    Some(v) => v,
+    None => panic!("10^6 is not zero"),
+};
+
+/// The raw clock of every timed loop (workloads, replay): read it with
+/// [`RawClock::now`] around the call to time, keep the raw differences, and
+/// convert them after the loop ([`RawClock::ns`], [`RawClock::ps`]), so
+/// the timed window holds one ordered `rdtsc` and no division. Ticks are
+/// TSC cycles at the frequency read once at [`RawClock::new`], or
+/// `ktime_get` nanoseconds if the TSC is not calibrated.
 #[derive(Clone, Copy)]
 pub(crate) struct RawClock {
-    khz: u64,
+    tsc: bool,
+    /// Ticks per millisecond: the TSC's kHz, or 10^6.
+    khz: NonZeroU64,
 }
 
 impl RawClock {
     /// The clock, with the TSC frequency as it is now.
     pub(crate) fn new() -> Self {
-        RawClock { khz: tsc_khz() }
+        match NonZeroU64::new(tsc_khz()) {
+            Some(khz) => RawClock { tsc: true, khz },
+            None => RawClock {
+                tsc: false,
+                khz: NS_PER_MS,
+            },
+        }
     }
 
-    /// A raw reading: TSC cycles, or nanoseconds without a calibrated TSC.
-    #[inline]
+    /// The current tick, ordered after every earlier instruction (as the
+    /// kernel's `rdtsc_ordered`).
+    #[inline(always)]
     pub(crate) fn now(&self) -> u64 {
-        if self.khz != 0 {
-            // SAFETY: `rdtsc` only reads the time stamp counter; every x86-64
-            // CPU has one.
-            unsafe { core::arch::x86_64::_rdtsc() }
+        if self.tsc {
+            let (lo, hi): (u32, u32);
+            // SAFETY: `lfence` waits for earlier instructions, `rdtsc` reads
+            // the time stamp counter into edx:eax; neither touches memory
+            // or the stack. Not `nomem`: the compiler must not move memory
+            // accesses of the timed call across the read.
+            unsafe {
+                core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi,
+                    options(nostack, preserves_flags));
+            }
+            (u64::from(hi) << 32) | u64::from(lo)
         } else {
             // SAFETY: `ktime_get` may be called from any context once
             // timekeeping is up.
@@ -64,11 +88,24 @@ impl RawClock {
         }
     }
 
+    /// Ticks per millisecond (the TSC's kHz; 10^6 for nanoseconds).
+    pub(crate) fn khz(&self) -> u64 {
+        self.khz.get()
+    }
+
     /// A difference of two raw readings in nanoseconds.
-    pub(crate) fn ns(self, raw: u64) -> u64 {
-        match self.khz {
-            0 => raw,
-            khz => (raw / khz) * 1_000_000 + (raw % khz) * 1_000_000 / khz,
-        }
+    pub(crate) fn ns(&self, raw: u64) -> u64 {
+        // raw * 10^6 / khz without overflow or a 128-bit division.
+        (raw / self.khz) * 1_000_000 + (raw % self.khz) * 1_000_000 / self.khz
+    }
+
+    /// `ticks` per operation of a `k`-operation sample, in picoseconds
+    /// (saturating past about 6 s a sample; 0 for `k` 0).
+    pub(crate) fn ps(&self, ticks: u64, k: u32) -> u64 {
+        // checked_div: no division-by-zero panic path (objtool rejects it).
+        ticks
+            .saturating_mul(1_000_000_000)
+            .checked_div(self.khz.get().saturating_mul(u64::from(k)))
+            .unwrap_or(0)
     }
 }

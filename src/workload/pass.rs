@@ -4,8 +4,9 @@
 //! the figures, converted from ticks after the loop.
 
 use super::steps::Step;
-use super::timed::{self, Clock, NoMigrate, Null, Samples};
+use super::timed::{self, NoMigrate, Null, Samples};
 use super::ObjectAllocator;
+use crate::platform::clock::RawClock;
 use crate::uapi;
 use kernel::{
     prelude::*,
@@ -37,7 +38,7 @@ pub(super) fn run_steps<A: ObjectAllocator>(
     let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
     // Full, so that a free-only sequence has windows to time too.
     let mut null_slots = KVVec::from_elem(Some(()), slots.len(), GFP_KERNEL)?;
-    let clock = Clock::new();
+    let clock = RawClock::new();
     let pin = NoMigrate::new();
     w.cpu = kernel::cpu::CpuId::current().as_u32();
     // The floor: the same loop, the same windows, empty calls.
@@ -69,7 +70,7 @@ pub(super) fn run_steps<A: ObjectAllocator>(
     w.elapsed_ticks = pass.elapsed;
     w.zone_allocs = pass.zones;
     w.peak_live = peak_live;
-    w.clock_khz = clock.khz;
+    w.clock_khz = clock.khz();
     w.kconfig = timed::kconfig();
     w.alloc_samples = alloc.len as u32;
     w.free_samples = free.len as u32;

@@ -7,65 +7,14 @@
 //! `lfence; rdtsc`. The step decode, storing the object in its slot, the
 //! zone count and the sample bookkeeping happen between windows. The floor
 //! is the same loop on [`Null`], whose calls are empty: its windows hold
-//! only the two clock reads.
+//! only the two clock reads ([`RawClock::now`]).
 
 use super::steps::Step;
 use super::ObjectAllocator;
-use crate::platform::{clock::tsc_khz, phys};
+use crate::platform::{clock::RawClock, phys};
 use crate::request::Gfp;
 use crate::uapi;
 use kernel::{bindings, prelude::*};
-
-/// The clock of the timed pass: raw TSC ticks when the kernel calibrated
-/// the TSC, else `ktime_get` nanoseconds. Ticks are converted after the
-/// loop, never inside it.
-pub(super) struct Clock {
-    tsc: bool,
-    /// Ticks per millisecond.
-    pub(super) khz: u64,
-}
-
-impl Clock {
-    pub(super) fn new() -> Self {
-        let khz = tsc_khz();
-        Clock {
-            tsc: khz != 0,
-            khz: if khz != 0 { khz } else { 1_000_000 },
-        }
-    }
-
-    /// The current tick, ordered after every earlier instruction (as the
-    /// kernel's `rdtsc_ordered`).
-    #[inline(always)]
-    pub(super) fn read(&self) -> u64 {
-        if self.tsc {
-            let (lo, hi): (u32, u32);
-            // SAFETY: `lfence` waits for earlier instructions, `rdtsc` reads
-            // the time stamp counter into edx:eax; neither touches memory
-            // or the stack. Not `nomem`: the compiler must not move memory
-            // accesses of the timed call across the read.
-            unsafe {
-                core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi,
-                    options(nostack, preserves_flags));
-            }
-            (u64::from(hi) << 32) | u64::from(lo)
-        } else {
-            // SAFETY: `ktime_get` may be called from any context once
-            // timekeeping is up.
-            unsafe { bindings::ktime_get() as u64 }
-        }
-    }
-
-    /// `ticks` per operation of a `k`-operation sample, in picoseconds
-    /// (saturating past about 6 s a sample).
-    pub(super) fn ps(&self, ticks: u64, k: u32) -> u64 {
-        // checked_div: no division-by-zero panic path (objtool rejects it).
-        ticks
-            .saturating_mul(1_000_000_000)
-            .checked_div(self.khz.saturating_mul(u64::from(k)))
-            .unwrap_or(0)
-    }
-}
 
 /// Migration disabled while it lives: every window of a run reads one
 /// CPU's TSC, and the per-CPU caches the run warms are the ones it times.
@@ -169,7 +118,7 @@ pub(super) struct Pass {
 /// caller frees what is left in `slots` (RANDOM leaves objects live).
 pub(super) fn timed<A: ObjectAllocator>(
     a: &mut A,
-    clock: &Clock,
+    clock: &RawClock,
     steps: &[Step],
     slots: &mut [Option<A::Obj>],
     k: u32,
@@ -177,15 +126,15 @@ pub(super) fn timed<A: ObjectAllocator>(
     free: &mut Samples,
 ) -> Pass {
     let mut p = Pass::default();
-    let start = clock.read();
+    let start = clock.now();
     for &s in steps {
         let Some(slot) = slots.get_mut(s.slot()) else {
             continue;
         };
         if s.is_alloc() {
-            let t0 = clock.read();
+            let t0 = clock.now();
             let r = a.alloc(s.arg as usize, s.arg, Gfp::KERNEL);
-            let t1 = clock.read();
+            let t1 = clock.now();
             alloc.add(t1.saturating_sub(t0), k);
             p.ops += 1;
             match r {
@@ -199,14 +148,14 @@ pub(super) fn timed<A: ObjectAllocator>(
                 Err(_) => p.failed += 1,
             }
         } else if let Some(o) = slot.take() {
-            let t0 = clock.read();
+            let t0 = clock.now();
             a.free(o);
-            let t1 = clock.read();
+            let t1 = clock.now();
             free.add(t1.saturating_sub(t0), k);
             p.ops += 1;
         }
     }
-    p.elapsed = clock.read().saturating_sub(start);
+    p.elapsed = clock.now().saturating_sub(start);
     p
 }
 
