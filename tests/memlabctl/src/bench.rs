@@ -8,9 +8,10 @@
 mod abba;
 mod cross;
 pub use abba::run_sampled;
-pub use extra::{online_cpus, pin_to};
+pub use extra::{cpulist_count, online_cpus, pin_to};
 mod extra;
 mod overhead;
+pub use overhead::line_geometry;
 mod report;
 mod run;
 mod stats;

@@ -140,18 +140,21 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
 /// sysconf, which musl answers from this thread's (pinned) affinity.
 pub fn online_cpus() -> usize {
     let s = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
-    count_cpus(&s).max(1)
+    cpulist_count(&s).map_or(1, |n| n.max(1) as usize)
 }
 
-/// CPUs in a kernel CPU list such as "0-1,3".
-pub fn count_cpus(list: &str) -> usize {
-    list.trim()
-        .split(',')
-        .filter_map(|r| match r.split_once('-') {
-            Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
-            None => r.parse::<usize>().ok().map(|_| 1),
-        })
-        .sum()
+/// CPUs in a kernel CPU list such as `0-1,3` (sysfs `online`, `present`).
+pub fn cpulist_count(list: &str) -> Result<u32, String> {
+    let mut n = 0;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (
+            a.parse().map_err(|e| format!("{list:?}: {e}"))?,
+            b.parse().map_err(|e| format!("{list:?}: {e}"))?,
+        );
+        n += b.checked_sub(a).ok_or_else(|| format!("{list:?}"))? + 1;
+    }
+    Ok(n)
 }
 
 /// Operations per second of one run's timed pass.
@@ -254,9 +257,9 @@ pub fn scaling(s: &Spec, m: &Method) -> io::Result<Scaling> {
 mod tests {
     #[test]
     fn cpu_lists_count() {
-        assert_eq!(super::count_cpus("0-1\n"), 2);
-        assert_eq!(super::count_cpus("0,2-3"), 3);
-        assert_eq!(super::count_cpus("0"), 1);
-        assert_eq!(super::count_cpus(""), 0);
+        assert_eq!(super::cpulist_count("0-1\n"), Ok(2));
+        assert_eq!(super::cpulist_count("0,2-3"), Ok(3));
+        assert_eq!(super::cpulist_count("0"), Ok(1));
+        assert_eq!(super::cpulist_count(""), Ok(0));
     }
 }

@@ -24,22 +24,36 @@ impl Geometry {
     }
 }
 
+/// The name and geometry of one slabinfo 2.1 line (`name active_objs
+/// num_objs objsize objperslab pagesperslab ...`); the in-VM geometry
+/// cases read `/proc/slabinfo` with it too.
+pub fn line_geometry(line: &str) -> Result<(&str, Geometry), String> {
+    let mut w = line.split_whitespace();
+    let name = w.next().ok_or("empty slabinfo line")?;
+    let f: Vec<u64> = w
+        .skip(2)
+        .take(3)
+        .map(|v| v.parse().map_err(|e| format!("{name}: {v}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match f[..] {
+        [objsize, objperslab, pagesperslab] => Ok((
+            name,
+            Geometry {
+                objsize,
+                objperslab,
+                pagesperslab,
+            },
+        )),
+        _ => Err(format!("short line: {line}")),
+    }
+}
+
 /// `kmalloc-N` caches of a slabinfo file, by name.
 pub fn parse_slabinfo(s: &str) -> Vec<(String, Geometry)> {
     s.lines()
         .filter(|l| l.starts_with("kmalloc-"))
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let n = |i: usize| w.get(i)?.parse::<u64>().ok();
-            Some((
-                w.first()?.to_string(),
-                Geometry {
-                    objsize: n(3)?,
-                    objperslab: n(4)?,
-                    pagesperslab: n(5)?,
-                },
-            ))
-        })
+        .filter_map(|l| line_geometry(l).ok())
+        .map(|(name, g)| (name.to_string(), g))
         .collect()
 }
 

@@ -17,6 +17,7 @@
 mod order;
 
 use super::{mirror_file, read};
+use crate::bench::{cpulist_count, line_geometry};
 use crate::tap::{check, Outcome, Suite};
 
 /// The kmalloc caches SLUB and the mirror both have (`kmalloc_info[]`).
@@ -59,30 +60,12 @@ pub fn geometry_of(slabinfo: &str, name: &str) -> Result<Geometry, String> {
         .lines()
         .find(|l| l.split_whitespace().next() == Some(name))
         .ok_or_else(|| format!("no {name} line"))?;
-    let f: Vec<usize> = line
-        .split_whitespace()
-        .skip(3)
-        .take(3)
-        .map(|v| v.parse().map_err(|e| format!("{name}: {v}: {e}")))
-        .collect::<Result<_, _>>()?;
-    match f[..] {
-        [objsize, objperslab, pages] => Ok((objsize, objperslab, pages)),
-        _ => Err(format!("short line: {line}")),
-    }
-}
-
-/// CPUs in a cpulist such as `0-3,5`.
-pub fn cpulist_count(list: &str) -> Result<u32, String> {
-    let mut n = 0;
-    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (u32, u32) = (
-            a.parse().map_err(|e| format!("{list:?}: {e}"))?,
-            b.parse().map_err(|e| format!("{list:?}: {e}"))?,
-        );
-        n += b.checked_sub(a).ok_or_else(|| format!("{list:?}"))? + 1;
-    }
-    Ok(n)
+    let (_, g) = line_geometry(line)?;
+    Ok((
+        g.objsize as usize,
+        g.objperslab as usize,
+        g.pagesperslab as usize,
+    ))
 }
 
 /// The CPU count SLUB sized its caches for: `num_present_cpus()`, or
