@@ -27,9 +27,14 @@
 //! EFAULT there leaves nothing allocated either.
 
 use crate::mirror::Mirror;
-use crate::platform::{clock::RawClock, phys::BuddyInfo, sort::sort_sleepable};
+use crate::platform::{
+    clock::{NoMigrate, RawClock},
+    phys::BuddyInfo,
+    sort::sort_sleepable,
+};
+use crate::real::kmem_cache;
 use crate::request::replay::{self as rules, ReplayOp, ReplayPlan};
-use crate::request::{BackendId, Family, Zone};
+use crate::request::{BackendId, CacheFlags, Family, Zone};
 use crate::uapi::{self, MemlabFragSample, MemlabReplay, MemlabReplayStep};
 use crate::workload::{
     MirrorCache, MirrorKmalloc, MirrorPages, ObjectAllocator, RealCache, RealKmalloc, RealPages,
@@ -178,6 +183,11 @@ impl Run<'_> {
         if every != 0 {
             let _ = samples.push_within_capacity(sample(0, &counts()));
         }
+        // One CPU for the whole loop: each window's two reads are of one TSC,
+        // and the per-CPU caches warmed are the ones timed. The kernels are
+        // preemptible (PREEMPT_LAZY), so a long replay needs no
+        // `cond_resched`.
+        let pin = NoMigrate::new();
         for (i, s) in steps.iter().enumerate() {
             match rules::decode(s) {
                 Ok(ReplayOp::Alloc { id, family, gfp }) => {
@@ -226,6 +236,7 @@ impl Run<'_> {
                 let _ = samples.push_within_capacity(sample(i + 1, &counts()));
             }
         }
+        drop(pin);
         t.last = counts();
         t.slab_bytes = slab_bytes(&f.caches);
         for l in table.iter().flatten() {
@@ -314,10 +325,18 @@ pub(crate) fn replay<R>(
         let mut live = KVVec::from_elem(0u64, rules::ids_needed(&steps), GFP_KERNEL)?;
         rules::plan(&steps, &mut live)?
     };
-    // The peak of live objects, the latency vectors, the id table of the
-    // run and the samples.
+    let sizes = plan.caches.get(..plan.nr_caches).unwrap_or(&[]);
+    // What the run's caches hold beyond their live objects (a sheaf refill,
+    // a slab's slack, the cache itself), as a kmem_cache handle is charged:
+    // an upper bound on both backends.
+    let caches_bytes = sizes.iter().fold(0u64, |sum, &size| {
+        sum.saturating_add(kmem_cache::footprint(size, 0, CacheFlags::default()) as u64)
+    });
+    // The peak of live objects, the caches, the latency vectors, the id
+    // table of the run and the samples.
     let run_bytes = plan
         .peak_bytes
+        .saturating_add(caches_bytes)
         .saturating_add((plan.allocs + plan.frees) * 8)
         .saturating_add((plan.ids * SLOT_BYTES) as u64)
         .saturating_add((nr_samples * SAMPLE) as u64);
@@ -333,7 +352,6 @@ pub(crate) fn replay<R>(
         ],
         samples: KVVec::with_capacity(nr_samples, GFP_KERNEL)?,
     };
-    let sizes = plan.caches.get(..plan.nr_caches).unwrap_or(&[]);
     let t = match backend {
         BackendId::Real => {
             let mut info = KBox::new(BuddyInfo::default(), GFP_KERNEL)?;

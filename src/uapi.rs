@@ -385,8 +385,9 @@ pub const MEMLAB_REPLAY_MAX_STEPS: u32 = 1 << 20;
 /// table of that many slots at most, sized by the largest id used.
 pub const MEMLAB_REPLAY_MAX_IDS: u32 = 1 << 16;
 /// Most distinct kmem_cache object sizes in one replay (E2BIG above): one
-/// cache is created per size for the run.
-pub const MEMLAB_REPLAY_MAX_CACHES: u32 = 16;
+/// cache is created per size for the run, and charged. A recorded
+/// fork+exec touches a few dozen of the kernel's caches.
+pub const MEMLAB_REPLAY_MAX_CACHES: u32 = 64;
 /// Free-block orders in a fragmentation sample (0..=MAX_PAGE_ORDER).
 pub const MEMLAB_NR_ORDERS: usize = 11;
 /// Fixed-point scale of the unusable indexes of [`MemlabReplay`] and

@@ -177,7 +177,7 @@ struct memlab_workload {
 #define MEMLAB_REPLAY_FREE	1
 #define MEMLAB_REPLAY_MAX_STEPS	(1 << 20)	/* E2BIG above */
 #define MEMLAB_REPLAY_MAX_IDS	(1 << 16)	/* ids 0..MAX_IDS-1 */
-#define MEMLAB_REPLAY_MAX_CACHES 16	/* distinct kmem_cache sizes */
+#define MEMLAB_REPLAY_MAX_CACHES 64	/* distinct kmem_cache sizes */
 #define MEMLAB_NR_ORDERS	11
 #define MEMLAB_UNUSABLE_SCALE	1000000	/* unusable index: parts per million */
 

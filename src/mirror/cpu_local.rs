@@ -21,6 +21,7 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
+use core::sync::atomic::{compiler_fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use kernel::{bindings, cpu::nr_cpu_ids, prelude::*};
 
 extern "C" {
@@ -100,8 +101,13 @@ fn preempt_schedule() {
 /// One CPU's slot, on its own cache lines.
 #[repr(C, align(64))]
 struct Slot<T> {
-    /// Set while a `local` section on the owning CPU uses `data`.
-    busy: UnsafeCell<bool>,
+    /// Set while a `local` section on the owning CPU uses `data`. Only that
+    /// CPU writes it and only that CPU's IPIs read it, so relaxed accesses
+    /// (plain `mov`s on x86) with compiler fences suffice: an interrupt sees
+    /// its own CPU's stores in program order, and the fences keep the
+    /// compiler from moving `data`'s accesses across the mark or dropping
+    /// the mark as a dead store.
+    busy: AtomicBool,
     data: UnsafeCell<T>,
 }
 
@@ -123,7 +129,7 @@ impl<T> PerCpu<T> {
         let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {
             let slot = Slot {
-                busy: UnsafeCell::new(false),
+                busy: AtomicBool::new(false),
                 data: UnsafeCell::new(init()?),
             };
             slots.push(slot, GFP_KERNEL)?;
@@ -138,20 +144,18 @@ impl<T> PerCpu<T> {
     pub(crate) fn local<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         let np = NoPreempt::new();
         let slot = self.slots.get(np.cpu())?;
-        let busy = slot.busy.get();
-        // SAFETY: only this CPU writes `busy` of its slot (here, with
-        // preemption off) and only this CPU's IPIs read it.
-        if unsafe { *busy } {
+        if slot.busy.load(Relaxed) {
             return None;
         }
-        // SAFETY: as above.
-        unsafe { *busy = true };
-        // SAFETY: the slot is this CPU's and now marked busy: no task can run
-        // here before `np` drops, and an IPI here sees the mark and keeps
-        // off, so this is the only reference.
+        slot.busy.store(true, Relaxed);
+        compiler_fence(SeqCst);
+        // SAFETY: the slot is this CPU's and now marked busy (the fence puts
+        // the mark before any access below): no task can run here before
+        // `np` drops, and an IPI here sees the mark and keeps off, so this
+        // is the only reference.
         let r = f(unsafe { &mut *slot.data.get() });
-        // SAFETY: as for the store above.
-        unsafe { *busy = false };
+        compiler_fence(SeqCst);
+        slot.busy.store(false, Relaxed);
         drop(np);
         Some(r)
     }
@@ -225,12 +229,12 @@ struct Visit<'a, T> {
 unsafe extern "C" fn visit_on_cpu<T>(arg: *mut c_void) {
     // SAFETY: requirement of this function.
     let v = unsafe { &mut *arg.cast::<Visit<'_, T>>() };
-    // SAFETY: this runs on the slot's CPU with interrupts off: the only
-    // other user is a `local` section this IPI interrupted, whose mark
-    // this reads.
-    if unsafe { *v.slot.busy.get() } {
+    // This runs on the slot's CPU with interrupts off: the only other user
+    // is a `local` section this IPI interrupted, whose mark this reads.
+    if v.slot.busy.load(Relaxed) {
         return;
     }
+    compiler_fence(SeqCst);
     // SAFETY: not busy, so no `local` section is running here, and none can
     // start before this returns.
     (v.f)(unsafe { &mut *v.slot.data.get() });

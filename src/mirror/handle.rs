@@ -8,7 +8,7 @@ use super::kmem_cache::KmemCache;
 use super::vmalloc::MirrorVmalloc;
 use super::Mirror;
 use crate::backend::{Allocation, Backend, Facts};
-use crate::platform::{clock::now_ns, phys, phys::Placement, vmap};
+use crate::platform::{clock::time, phys, phys::Placement, vmap};
 use crate::request::{AllocRequest, Family, Gfp};
 use crate::slab::{SlabCache, SlabFlags};
 use core::ptr::NonNull;
@@ -149,11 +149,10 @@ unsafe fn object_facts(req: &AllocRequest, ptr: NonNull<u8>, usable: usize) -> F
 impl Backend for Arc<Mirror> {
     fn alloc(&self, req: &AllocRequest) -> Result<Allocation> {
         let gfp = req.gfp;
-        let t0 = now_ns();
         match req.family {
             Family::Pages { order } => {
-                let mut p = MirrorPages::new(self, order, gfp)?;
-                let ns = now_ns().saturating_sub(t0);
+                let (p, ns) = time(|| MirrorPages::new(self, order, gfp));
+                let mut p = p?;
                 let f = Facts::new(req, Placement::linear(p.phys(), p.bytes()))
                     .usable(p.bytes())
                     .zeroed(gfp.zero && zero_and_check(p.bytes_mut()))
@@ -161,8 +160,8 @@ impl Backend for Arc<Mirror> {
                 Allocation::new(p, f)
             }
             Family::Kmalloc { size } => {
-                let ptr = self.kmalloc(size, gfp)?;
-                let ns = now_ns().saturating_sub(t0);
+                let (ptr, ns) = time(|| self.kmalloc(size, gfp));
+                let ptr = ptr?;
                 // INVARIANT: just allocated with `size` and `gfp`.
                 let k = MirrorKmalloc {
                     mirror: self.clone(),
@@ -184,11 +183,10 @@ impl Backend for Arc<Mirror> {
                 };
                 let cache = KmemCache::new(self.clone(), size, align, slab_flags, flags.zone())?;
                 // As on the real side, creating the cache is not timed.
-                let t0 = now_ns();
                 // As SLUB does, the slab's zone comes from the cache, not
                 // from this allocation's mask.
-                let ptr = cache.alloc(gfp)?;
-                let ns = now_ns().saturating_sub(t0);
+                let (ptr, ns) = time(|| cache.alloc(gfp));
+                let ptr = ptr?;
                 let (usable, order) = cache.geometry();
                 // The handle's cache holds a whole slab for its one object.
                 let held = (PAGE_SIZE << order) + core::mem::size_of::<SlabCache>();
@@ -199,8 +197,8 @@ impl Backend for Arc<Mirror> {
                 Ok(Allocation::new(o, f)?.pinning(held))
             }
             Family::Vmalloc { size } => {
-                let v = MirrorVmalloc::new(self, size, gfp)?;
-                let ns = now_ns().saturating_sub(t0);
+                let (v, ns) = time(|| MirrorVmalloc::new(self, size, gfp));
+                let v = v?;
                 let f = Facts::new(req, Placement::pages(v.pfns()))
                     .usable(v.nr_pages() * PAGE_SIZE)
                     .zeroed(v.zeroed())
@@ -209,8 +207,8 @@ impl Backend for Arc<Mirror> {
                 Ok(Allocation::new(v, f)?.pinning(held))
             }
             Family::Dma { size } => {
-                let d = MirrorDma::new(self, size, gfp)?;
-                let ns = now_ns().saturating_sub(t0);
+                let (d, ns) = time(|| MirrorDma::new(self, size, gfp));
+                let d = d?;
                 let f = Facts::new(req, Placement::linear(d.phys(), d.bytes()))
                     .usable(d.bytes())
                     .dma_addr(d.dma_addr())

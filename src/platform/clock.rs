@@ -14,25 +14,17 @@ pub(crate) fn tsc_khz() -> u64 {
     u64::from(unsafe { core::ptr::read_volatile(&raw const bindings::tsc_khz) })
 }
 
-/// Nanoseconds for latency measurements: the TSC scaled by its calibrated
-/// frequency when known, since the clocksource may be as coarse as jiffies
-/// (QEMU TCG without ACPI has no HPET and no PM timer); `ktime_get`
-/// otherwise.
-///
-/// Not monotonic: the task may migrate to a CPU whose TSC is behind, and
-/// `tsc_khz` may be refined between two reads. Take differences with
-/// `saturating_sub` (with overflow checks a plain `-` would panic).
-pub(crate) fn now_ns() -> u64 {
-    if let Some(khz) = NonZeroU64::new(tsc_khz()) {
-        // SAFETY: `rdtsc` only reads the time stamp counter; every x86-64
-        // CPU has one.
-        let cycles = unsafe { core::arch::x86_64::_rdtsc() };
-        // cycles * 10^6 / khz without overflow or a 128-bit division.
-        (cycles / khz) * 1_000_000 + (cycles % khz) * 1_000_000 / khz
-    } else {
-        // SAFETY: `ktime_get` may be called from any context once timekeeping is up.
-        unsafe { bindings::ktime_get() as u64 }
-    }
+/// Runs `f` and returns what it returned and how long it took in ns, with
+/// nothing but the call between the two ordered clock reads (the
+/// conversion comes after the second): the one-shot twin of the timed
+/// loops' [`RawClock`], for INSPECT's latency and the exercises.
+#[inline(always)]
+pub(crate) fn time<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let clock = RawClock::new();
+    let t0 = clock.now();
+    let r = f();
+    let dt = clock.now().saturating_sub(t0);
+    (r, clock.ns(dt))
 }
 
 /// Ticks per millisecond of `ktime_get` nanoseconds.
@@ -94,9 +86,14 @@ impl RawClock {
     }
 
     /// A difference of two raw readings in nanoseconds.
+    /// Saturates (a wrapped difference must not panic with overflow
+    /// checks on, whatever the TSC's frequency).
     pub(crate) fn ns(&self, raw: u64) -> u64 {
-        // raw * 10^6 / khz without overflow or a 128-bit division.
-        (raw / self.khz) * 1_000_000 + (raw % self.khz) * 1_000_000 / self.khz
+        // raw * 10^6 / khz without a 128-bit division; the second term is
+        // below 10^6 * khz, which fits.
+        (raw / self.khz)
+            .saturating_mul(1_000_000)
+            .saturating_add((raw % self.khz) * 1_000_000 / self.khz)
     }
 
     /// `ticks` per operation of a `k`-operation sample, in picoseconds
@@ -107,5 +104,26 @@ impl RawClock {
             .saturating_mul(1_000_000_000)
             .checked_div(self.khz.get().saturating_mul(u64::from(k)))
             .unwrap_or(0)
+    }
+}
+
+/// Migration disabled while it lives: every window of a timed run reads
+/// one CPU's TSC (a difference across CPUs could be negative), and the
+/// per-CPU caches the run warms are the ones it times. Sleeping
+/// (GFP_KERNEL reclaim) and preemption stay allowed.
+pub(crate) struct NoMigrate(());
+
+impl NoMigrate {
+    pub(crate) fn new() -> Self {
+        // SAFETY: may be called from any task context; undone in `Drop`.
+        unsafe { bindings::migrate_disable() };
+        NoMigrate(())
+    }
+}
+
+impl Drop for NoMigrate {
+    fn drop(&mut self) {
+        // SAFETY: pairs with the `migrate_disable` of `new`, same task.
+        unsafe { bindings::migrate_enable() };
     }
 }

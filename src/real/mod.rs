@@ -34,9 +34,7 @@ pub(crate) mod vmalloc;
 pub(crate) use crate::platform::pages;
 
 use crate::backend::{Allocation, Backend, Facts};
-use crate::platform::{
-    clock, clock::now_ns, dma::DmaDevices, pages::order_for, phys::Placement, vmap,
-};
+use crate::platform::{clock, dma::DmaDevices, pages::order_for, phys::Placement, vmap};
 use crate::request::{AllocRequest, Family, Gfp};
 use crate::uapi;
 use core::fmt;
@@ -92,9 +90,8 @@ impl Real {
     /// Times `f`, in atomic context if `gfp` is atomic.
     fn timed<T>(&self, gfp: Gfp, f: impl FnOnce() -> Result<T>) -> Result<(T, u64)> {
         self.maybe_atomic(gfp, || {
-            let t0 = now_ns();
-            let r = f();
-            r.map(|v| (v, now_ns().saturating_sub(t0)))
+            let (r, ns) = clock::time(f);
+            r.map(|v| (v, ns))
         })
     }
 }
@@ -114,9 +111,8 @@ impl Backend for Real {
             }
             Family::Vmalloc { size } => {
                 // Never under the spinlock: vmalloc maps pages and may sleep.
-                let t0 = now_ns();
-                let v = vmalloc::Vmalloc::new(size, flags)?;
-                let ns = now_ns().saturating_sub(t0);
+                let (v, ns) = clock::time(|| vmalloc::Vmalloc::new(size, flags));
+                let v = v?;
                 let f = Facts::new(req, Placement::pages((0..v.nr_pages()).map(|i| v.pfn(i))))
                     .usable(v.nr_pages() * PAGE_SIZE)
                     .zeroed(gfp.zero && v.is_zero())
@@ -153,9 +149,8 @@ impl Backend for Real {
             }
             Family::Dma { size } => {
                 let bound = self.dma.for_gfp(gfp)?.lock_bound()?;
-                let t0 = now_ns();
-                let (b, c) = dma::DmaBlock::new(&bound, size, gfp.atomic())?;
-                let ns = now_ns().saturating_sub(t0);
+                let (r, ns) = clock::time(|| dma::DmaBlock::new(&bound, size, gfp.atomic()));
+                let (b, c) = r?;
                 drop(bound);
                 let f = Facts::new(req, Placement::of(&c.pages))
                     // dma_alloc_coherent takes whole pages (at least).

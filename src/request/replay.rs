@@ -121,7 +121,7 @@ pub const fn charge_of(family: Family) -> u64 {
 }
 
 /// What [`plan`] found: counts, the ids and caches to set up, and the peak.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplayPlan {
     /// Alloc steps.
     pub allocs: u64,
@@ -135,6 +135,19 @@ pub struct ReplayPlan {
     pub caches: [usize; MAX_CACHES],
     /// How many of `caches` are used.
     pub nr_caches: usize,
+}
+
+impl Default for ReplayPlan {
+    fn default() -> Self {
+        ReplayPlan {
+            allocs: 0,
+            frees: 0,
+            ids: 0,
+            peak_bytes: 0,
+            caches: [0; MAX_CACHES],
+            nr_caches: 0,
+        }
+    }
 }
 
 impl ReplayPlan {

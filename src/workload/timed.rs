@@ -11,30 +11,11 @@
 
 use super::steps::Step;
 use super::ObjectAllocator;
+pub(super) use crate::platform::clock::NoMigrate;
 use crate::platform::{clock::RawClock, phys};
 use crate::request::Gfp;
 use crate::uapi;
-use kernel::{bindings, prelude::*};
-
-/// Migration disabled while it lives: every window of a run reads one
-/// CPU's TSC, and the per-CPU caches the run warms are the ones it times.
-/// Sleeping (GFP_KERNEL reclaim) stays allowed.
-pub(super) struct NoMigrate(());
-
-impl NoMigrate {
-    pub(super) fn new() -> Self {
-        // SAFETY: may be called from any task context; undone in `Drop`.
-        unsafe { bindings::migrate_disable() };
-        NoMigrate(())
-    }
-}
-
-impl Drop for NoMigrate {
-    fn drop(&mut self) {
-        // SAFETY: pairs with the `migrate_disable` of `new`, same task.
-        unsafe { bindings::migrate_enable() };
-    }
-}
+use kernel::prelude::*;
 
 /// An allocator that does nothing, for the floor.
 pub(super) struct Null;

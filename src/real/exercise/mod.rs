@@ -17,7 +17,7 @@ use super::{
     report::{Latency, Report, Row},
     Real,
 };
-use crate::platform::clock::now_ns;
+use crate::platform::clock::time;
 use crate::uapi;
 use kernel::prelude::*;
 
@@ -65,9 +65,7 @@ impl Run {
         self.scratch.clear();
         let mut keep = None;
         for _ in 0..reps.max(1) {
-            let t0 = now_ns();
-            let r = alloc();
-            let dt = now_ns().saturating_sub(t0);
+            let (r, dt) = time(&mut alloc);
             let _ = self.scratch.push_within_capacity(dt);
             if let Ok(x) = r {
                 keep = Some(x);

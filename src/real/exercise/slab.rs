@@ -6,7 +6,7 @@
 use super::super::{gfp::GfpFlags, kmalloc::Kmalloc, kmalloc::KMALLOC_MAX_SIZE, kmem_cache};
 use super::{reps_for, Run};
 use crate::platform::phys::Placement;
-use crate::platform::{clock::now_ns, phys};
+use crate::platform::{clock::time, phys};
 use crate::real::report::Latency;
 use crate::real::report::Row;
 use crate::request::{CacheFlags, Gfp, GfpSel};
@@ -88,9 +88,7 @@ pub(super) fn ex_kmem_cache(run: &mut Run, reps: u32) -> Result {
         let mut zeroed = true;
         run.scratch.clear();
         for _ in 0..n {
-            let t0 = now_ns();
-            let r = kmem_cache::Object::new(&cache, flags);
-            let dt = now_ns().saturating_sub(t0);
+            let (r, dt) = time(|| kmem_cache::Object::new(&cache, flags));
             let _ = run.scratch.push_within_capacity(dt);
             let Ok(o) = r else { break };
             let calls = kmem_cache::ctor_calls();

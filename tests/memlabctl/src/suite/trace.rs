@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The real side of the pictures: `trace record` around a known command,
-//! and the real free-area map (`pagemap --real`) against /proc/buddyinfo
-//! and /proc/zoneinfo. Neither needs the module.
+//! that trace replayed in the kernel on both backends, and the real
+//! free-area map (`pagemap --real`) against /proc/buddyinfo and
+//! /proc/zoneinfo.
 
-use super::{free_pages_in, read};
+use super::hostile::{mirror_check, pinned_total};
+use super::{free_pages_in, open, read, BACKENDS};
 use crate::bench::{parse_trace, Step};
+use crate::dev::uapi::MEMLAB_ZONE_NORMAL;
 use crate::kpage;
+use crate::replay::encode;
 use crate::tap::{check, Outcome, Suite};
 use crate::tracefs::{record, Recording};
 use std::process::Stdio;
+use std::sync::Mutex;
+
+/// The trace `trace_of_tar` recorded, for the replay case after it.
+static RECORDED: Mutex<Option<String>> = Mutex::new(None);
 
 /// The command traced: short (a `find /` takes 10 minutes on the test
 /// kernel under TCG), and it allocates and frees through kmalloc,
@@ -38,6 +46,10 @@ pub fn cases(s: &mut Suite) {
     s.case(
         "trace record -- tar -cf /dev/null /bin writes a parseable trace with kmalloc/kfree events and paired frees",
         trace_of_tar,
+    );
+    s.case(
+        "REPLAY of that recorded trace on both backends: every step run, no allocation failed, nothing left pinned",
+        replay_of_tar,
     );
     s.table(
         ["DMA", "DMA32", "Normal"],
@@ -75,6 +87,9 @@ fn trace_of_tar() -> Outcome {
         )
     })?;
     let steps = parse_trace(&text)?;
+    if let Ok(mut r) = RECORDED.lock() {
+        *r = Some(text.clone());
+    }
     let allocs = steps
         .iter()
         .filter(|s| matches!(s, Step::Alloc { .. }))
@@ -89,6 +104,43 @@ fn trace_of_tar() -> Outcome {
             )
         },
     )
+}
+
+/// The kernel's own allocation stream, replayed in the kernel: what the
+/// tar trace allocates (kmalloc, a kmem_cache per object size, pages) must
+/// all succeed on both backends and leave nothing charged or allocated.
+fn replay_of_tar() -> Outcome {
+    let text = RECORDED
+        .lock()
+        .ok()
+        .and_then(|r| r.clone())
+        .ok_or("no trace: the trace record case before this one failed")?;
+    let steps = parse_trace(&text)?;
+    let allocs = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Alloc { .. }))
+        .count() as u64;
+    let (bin, _) = encode(&steps)?;
+    let d = open()?;
+    let pinned = pinned_total()?;
+    for (backend, bn) in BACKENDS {
+        let (q, _) = d
+            .replay(&bin, backend, 0, MEMLAB_ZONE_NORMAL)
+            .map_err(|e| format!("{bn}: REPLAY of {} steps: {e}", bin.len()))?;
+        println!(
+            "# {bn}: {} steps, {} allocs, {} frees, alloc median {} ns, free median {} ns",
+            q.steps_done, q.allocs, q.frees, q.alloc_median_ns, q.free_median_ns
+        );
+        let err = || format!("{bn}: {allocs} allocs in the trace; {q:?}");
+        check(q.steps_done == bin.len() as u64, err)?;
+        check(q.allocs == allocs && q.failed == 0, err)?;
+        let now = pinned_total()?;
+        check(now == pinned, || {
+            format!("{bn}: pinned_total_bytes {pinned} before, {now} after")
+        })?;
+        mirror_check().map_err(|e| format!("{bn}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Free pages of `zone` in /proc/buddyinfo.
