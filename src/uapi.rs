@@ -241,6 +241,12 @@ pub const MEMLAB_WORKLOAD_KEEP: u32 = 1 << 0;
 /// order must be those of the KEEP run, warmup 0; EINVAL otherwise or if
 /// nothing is kept.
 pub const MEMLAB_WORKLOAD_FREE_KEPT: u32 = 1 << 1;
+/// `flags` bit: throughput, alone, with no samples buffer: the timed pass
+/// reads the clock only before its first step and after its last, never
+/// around an operation. Out: `ops`, `failed`, `elapsed_ticks`, `clock_khz`
+/// (no samples, medians, floor or zone counts). For aggregate ops/s on
+/// several CPUs, where two clock reads per operation would be timed too.
+pub const MEMLAB_WORKLOAD_THROUGHPUT: u32 = 1 << 2;
 
 /// `kconfig` bit: CONFIG_MEMCG (kmem accounting compiled in).
 pub const MEMLAB_KCONFIG_MEMCG: u32 = 1 << 0;
@@ -308,7 +314,8 @@ pub struct MemlabWorkload {
     /// In: room at `samples_ptr`, 0 without it; at least
     /// 2 * ceil(count / K) with it.
     pub samples_cap: u32,
-    /// In: 0, [`MEMLAB_WORKLOAD_KEEP`] or [`MEMLAB_WORKLOAD_FREE_KEPT`].
+    /// In: 0, [`MEMLAB_WORKLOAD_KEEP`], [`MEMLAB_WORKLOAD_FREE_KEPT`] or
+    /// [`MEMLAB_WORKLOAD_THROUGHPUT`].
     pub flags: u32,
     /// Out: operations timed (allocs and frees).
     pub ops: u64,

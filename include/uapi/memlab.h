@@ -112,9 +112,10 @@ struct memlab_exercise {
 #define MEMLAB_WORKLOAD_MAX_COUNT 100000
 #define MEMLAB_WORKLOAD_MAX_K	256
 
-/* struct memlab_workload.flags: cross-CPU free in two calls. */
+/* struct memlab_workload.flags: cross-CPU free in two calls; throughput. */
 #define MEMLAB_WORKLOAD_KEEP		(1 << 0)	/* BATCH allocs, kept */
 #define MEMLAB_WORKLOAD_FREE_KEPT	(1 << 1)	/* free them, timed */
+#define MEMLAB_WORKLOAD_THROUGHPUT	(1 << 2)	/* one window, no samples */
 
 /* struct memlab_workload.kconfig: what the running kernel was built with. */
 #define MEMLAB_KCONFIG_MEMCG		(1 << 0)
@@ -149,7 +150,7 @@ struct memlab_workload {
 	__u32 warmup;	/* in: untimed steps first, 0..count */
 	__u64 samples_ptr;	/* in: __u64[samples_cap] or 0 */
 	__u32 samples_cap;	/* in: 0, or >= 2 * ceil(count / K) */
-	__u32 flags;	/* in: 0 or MEMLAB_WORKLOAD_KEEP / _FREE_KEPT */
+	__u32 flags;	/* in: 0 or MEMLAB_WORKLOAD_KEEP / _FREE_KEPT / _THROUGHPUT */
 	__u64 ops;	/* out: operations timed */
 	__u64 failed;	/* out: allocations that failed */
 	__u32 alloc_samples;	/* out */

@@ -19,8 +19,15 @@ pub(crate) fn charge(w: &uapi::MemlabWorkload) -> Result<usize> {
         || w.ops_per_sample == 0
         || w.ops_per_sample > uapi::MEMLAB_WORKLOAD_MAX_K
         || w.warmup > w.count
-        || w.flags & !uapi::MEMLAB_WORKLOAD_KEEP != 0
+        || !matches!(
+            w.flags,
+            0 | uapi::MEMLAB_WORKLOAD_KEEP | uapi::MEMLAB_WORKLOAD_THROUGHPUT
+        )
     {
+        return Err(EINVAL);
+    }
+    // A throughput pass takes no samples to copy out.
+    if w.flags == uapi::MEMLAB_WORKLOAD_THROUGHPUT && (w.samples_ptr != 0 || w.samples_cap != 0) {
         return Err(EINVAL);
     }
     if w.flags & uapi::MEMLAB_WORKLOAD_KEEP != 0

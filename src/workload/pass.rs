@@ -33,6 +33,9 @@ pub(super) fn run_steps<A: ObjectAllocator>(
     slots: &mut [Option<A::Obj>],
     peak_live: u32,
 ) -> Result {
+    if w.flags == uapi::MEMLAB_WORKLOAD_THROUGHPUT {
+        return run_throughput(a, w, steps, slots, peak_live);
+    }
     let k = w.ops_per_sample;
     let cap = w.count.div_ceil(k) as usize;
     let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
@@ -96,5 +99,32 @@ pub(super) fn run_steps<A: ObjectAllocator>(
         *median = net(timed::percentile(v, 1, 2));
         *p99 = net(timed::percentile(v, 99, 100));
     }
+    Ok(())
+}
+
+/// [`run_steps`] for THROUGHPUT: the warm-up, then one pass timed as a
+/// whole (no floor: two clock reads per pass, not per operation).
+fn run_throughput<A: ObjectAllocator>(
+    a: &mut A,
+    w: &mut uapi::MemlabWorkload,
+    steps: &[Step],
+    slots: &mut [Option<A::Obj>],
+    peak_live: u32,
+) -> Result {
+    let clock = RawClock::new();
+    let pin = NoMigrate::new();
+    w.cpu = kernel::cpu::CpuId::current().as_u32();
+    if w.warmup > 0 {
+        let warm = steps.get(..w.warmup as usize).unwrap_or(steps);
+        timed::untimed(a, warm, slots);
+    }
+    let pass = timed::throughput(a, &clock, steps, slots);
+    drop(pin);
+    w.ops = pass.ops;
+    w.failed = pass.failed;
+    w.elapsed_ticks = pass.elapsed;
+    w.peak_live = peak_live;
+    w.clock_khz = clock.khz();
+    w.kconfig = timed::kconfig();
     Ok(())
 }

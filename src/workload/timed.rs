@@ -140,6 +140,36 @@ pub(super) fn timed<A: ObjectAllocator>(
     p
 }
 
+/// Runs `steps` on `a` with one window around the whole pass (THROUGHPUT):
+/// no clock read per operation, no sample or zone bookkeeping; the window
+/// holds the step decode and the slot stores, the same on every backend.
+pub(super) fn throughput<A: ObjectAllocator>(
+    a: &mut A,
+    clock: &RawClock,
+    steps: &[Step],
+    slots: &mut [Option<A::Obj>],
+) -> Pass {
+    let mut p = Pass::default();
+    let start = clock.now();
+    for &s in steps {
+        let Some(slot) = slots.get_mut(s.slot()) else {
+            continue;
+        };
+        if s.is_alloc() {
+            p.ops += 1;
+            match a.alloc(s.arg as usize, s.arg, Gfp::KERNEL) {
+                Ok(o) => *slot = Some(o),
+                Err(_) => p.failed += 1,
+            }
+        } else if let Some(o) = slot.take() {
+            p.ops += 1;
+            a.free(o);
+        }
+    }
+    p.elapsed = clock.now().saturating_sub(start);
+    p
+}
+
 /// Runs `steps` on `a` untimed (the warm-up), then frees every slot.
 pub(super) fn untimed<A: ObjectAllocator>(a: &mut A, steps: &[Step], slots: &mut [Option<A::Obj>]) {
     for &s in steps {

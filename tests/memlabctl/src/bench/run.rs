@@ -276,7 +276,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
                 Err(e) => errors.push(format!("cross-CPU free: {e}")),
             }
             say(
-                "\n2-CPU scaling (aggregate ops/s, 1 CPU -> 2 CPUs; factor = 2-CPU / 1-CPU):"
+                "\n2-CPU scaling (aggregate ops/s, 1 CPU -> 2 CPUs; factor = 2-CPU / 1-CPU; each pass timed as a whole, no clock read per operation):"
                     .into(),
             );
             for s in standard(a.scale)

@@ -19,6 +19,10 @@ pub fn cases(s: &mut Suite) {
         workload_samples,
     );
     s.case(
+        "WORKLOAD THROUGHPUT: one window per pass, every op run, no samples; with a buffer EINVAL",
+        workload_throughput,
+    );
+    s.case(
         "WORKLOAD: bad input fails with EINVAL, too much memory with E2BIG",
         workload_bad_input,
     );
@@ -141,6 +145,72 @@ fn workload_samples() -> Outcome {
         )?;
     }
     Ok(())
+}
+
+fn workload_throughput() -> Outcome {
+    let d = open()?;
+    let w = MemlabWorkload {
+        family: MEMLAB_FAMILY_KMALLOC,
+        pattern: MEMLAB_PATTERN_BATCH,
+        count: 200,
+        size: 64,
+        ops_per_sample: 4,
+        warmup: 50,
+        flags: MEMLAB_WORKLOAD_THROUGHPUT,
+        ..Default::default()
+    };
+    for (backend, bn) in BACKENDS {
+        for family in [
+            MEMLAB_FAMILY_KMALLOC,
+            MEMLAB_FAMILY_PAGES,
+            MEMLAB_FAMILY_KMEM_CACHE,
+        ] {
+            let size = if family == MEMLAB_FAMILY_PAGES { 0 } else { 64 };
+            let q = MemlabWorkload {
+                backend,
+                family,
+                size,
+                ..w
+            };
+            let r = d
+                .workload(&q)
+                .map_err(|e| format!("{bn} family {family}: {e}"))?;
+            // BATCH of 200: 100 allocs then 100 frees, all run, none timed
+            // alone.
+            check(
+                r.ops == 200
+                    && r.failed == 0
+                    && r.elapsed_ticks > 0
+                    && r.clock_khz > 0
+                    && r.alloc_samples == 0
+                    && r.free_samples == 0
+                    && r.floor_ticks == 0
+                    && r.alloc_median_ps == 0,
+                || format!("{bn} family {family}: {r:?}"),
+            )?;
+        }
+        let mut buf = [0u64; 200];
+        let with_buf = MemlabWorkload {
+            backend,
+            samples_ptr: buf.as_mut_ptr() as u64,
+            samples_cap: buf.len() as u32,
+            ..w
+        };
+        super::expect_errno(d.workload(&with_buf), libc::EINVAL)
+            .map_err(|e| format!("{bn}: THROUGHPUT with a samples buffer: {e}"))?;
+        super::expect_errno(
+            d.workload(&MemlabWorkload {
+                backend,
+                flags: MEMLAB_WORKLOAD_THROUGHPUT | MEMLAB_WORKLOAD_KEEP,
+                ..w
+            }),
+            libc::EINVAL,
+        )
+        .map_err(|e| format!("{bn}: THROUGHPUT | KEEP: {e}"))?;
+    }
+    check(mirror_file("check")? == "ok\n", || {
+        "mirror/check after THROUGHPUT runs".into()
+    })
 }
 
 fn workload_bad_input() -> Outcome {
@@ -400,7 +470,7 @@ fn keep_and_free_kept() -> Outcome {
                 ..keep
             },
         ),
-        ("unknown flag", MemlabWorkload { flags: 4, ..keep }),
+        ("unknown flag", MemlabWorkload { flags: 8, ..keep }),
     ] {
         super::expect_errno(open()?.workload(&w), libc::EINVAL)
             .map_err(|e| format!("{what}: {e}"))?;
