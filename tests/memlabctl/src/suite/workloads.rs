@@ -175,10 +175,10 @@ fn workload_throughput() -> Outcome {
             let r = d
                 .workload(&q)
                 .map_err(|e| format!("{bn} family {family}: {e}"))?;
-            // BATCH of 200: 100 allocs then 100 frees, all run, none timed
+            // BATCH of 200: 200 allocs then 200 frees, all run, none timed
             // alone.
             check(
-                r.ops == 200
+                r.ops == 400
                     && r.failed == 0
                     && r.elapsed_ticks > 0
                     && r.clock_khz > 0
