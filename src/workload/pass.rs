@@ -60,21 +60,11 @@ pub(super) fn run_steps<A: ObjectAllocator>(
     crate::platform::sort::sort_sleepable(&mut floor);
     w.floor_ticks = timed::percentile(&floor, 1, 2);
     let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
-    // The warm-up ends with every slot empty: never on a free-only pass,
-    // whose slots hold the objects to free (FREE_KEPT takes no warm-up).
-    if w.warmup > 0 {
-        let warm = steps.get(..w.warmup as usize).unwrap_or(steps);
-        timed::untimed(a, warm, slots);
-    }
+    warm_up(a, w, steps, slots);
     let pass = timed::timed(a, &clock, steps, slots, k, &mut alloc, &mut free);
     drop(pin);
-    w.ops = pass.ops;
-    w.failed = pass.failed;
-    w.elapsed_ticks = pass.elapsed;
+    report(w, &pass, &clock, peak_live);
     w.zone_allocs = pass.zones;
-    w.peak_live = peak_live;
-    w.clock_khz = clock.khz();
-    w.kconfig = timed::kconfig();
     w.alloc_samples = alloc.len as u32;
     w.free_samples = free.len as u32;
     if w.samples_ptr != 0 {
@@ -114,17 +104,34 @@ fn run_throughput<A: ObjectAllocator>(
     let clock = RawClock::new();
     let pin = NoMigrate::new();
     w.cpu = kernel::cpu::CpuId::current().as_u32();
+    warm_up(a, w, steps, slots);
+    let pass = timed::throughput(a, &clock, steps, slots);
+    drop(pin);
+    report(w, &pass, &clock, peak_live);
+    Ok(())
+}
+
+/// The first `w.warmup` steps, untimed. The warm-up ends with every slot
+/// empty: never on a free-only pass, whose slots hold the objects to free
+/// (FREE_KEPT takes no warm-up).
+fn warm_up<A: ObjectAllocator>(
+    a: &mut A,
+    w: &uapi::MemlabWorkload,
+    steps: &[Step],
+    slots: &mut [Option<A::Obj>],
+) {
     if w.warmup > 0 {
         let warm = steps.get(..w.warmup as usize).unwrap_or(steps);
         timed::untimed(a, warm, slots);
     }
-    let pass = timed::throughput(a, &clock, steps, slots);
-    drop(pin);
+}
+
+/// The figures of `pass` every run reports.
+fn report(w: &mut uapi::MemlabWorkload, pass: &timed::Pass, clock: &RawClock, peak_live: u32) {
     w.ops = pass.ops;
     w.failed = pass.failed;
     w.elapsed_ticks = pass.elapsed;
     w.peak_live = peak_live;
     w.clock_khz = clock.khz();
     w.kconfig = timed::kconfig();
-    Ok(())
 }

@@ -133,6 +133,16 @@ fn caps() -> Result<(u64, u64), String> {
     ))
 }
 
+/// After a run on `bn`: the pinned total is back at `pinned` and
+/// mirror/check holds.
+pub(super) fn pinned_back(bn: &str, pinned: u64) -> Outcome {
+    let now = pinned_total()?;
+    check(now == pinned, || {
+        format!("{bn}: pinned_total_bytes {pinned} before, {now} after")
+    })?;
+    mirror_check().map_err(|e| format!("{bn}: {e}"))
+}
+
 pub(super) fn mirror_check() -> Outcome {
     let c = fs::read_to_string(format!("{DEBUGFS}/mirror/check")).map_err(|e| e.to_string())?;
     check(c.trim() == "ok", || format!("mirror/check: {c}"))

@@ -4,7 +4,7 @@
 //! its errno and nothing left allocated, a replay whose allocations fail
 //! midway, and fragmentation sampling.
 
-use super::hostile::{mirror_check, pinned_total};
+use super::hostile::{mirror_check, pinned_back, pinned_total};
 use super::{errno_name, free_pages_in, mirror_file, open, BACKENDS};
 use crate::dev::uapi;
 use crate::replay::{encode, parse_trace};
@@ -91,11 +91,7 @@ fn known_trace() -> Outcome {
             check(q.slab_bytes == 0, err)?;
         }
         check(q.charged > 0, err)?;
-        let now = pinned_total()?;
-        check(now == pinned, || {
-            format!("{bn}: pinned_total_bytes {pinned} before, {now} after")
-        })?;
-        mirror_check().map_err(|e| format!("{bn}: {e}"))?;
+        pinned_back(bn, pinned)?;
     }
     Ok(())
 }

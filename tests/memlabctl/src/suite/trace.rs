@@ -5,7 +5,7 @@
 //! free-area map (`pagemap --real`) against /proc/buddyinfo and
 //! /proc/zoneinfo.
 
-use super::hostile::{mirror_check, pinned_total};
+use super::hostile::{pinned_back, pinned_total};
 use super::{free_pages_in, open, read, BACKENDS};
 use crate::bench::{parse_trace, Step};
 use crate::dev::uapi::MEMLAB_ZONE_NORMAL;
@@ -134,11 +134,7 @@ fn replay_of_tar() -> Outcome {
         let err = || format!("{bn}: {allocs} allocs in the trace; {q:?}");
         check(q.steps_done == bin.len() as u64, err)?;
         check(q.allocs == allocs && q.failed == 0, err)?;
-        let now = pinned_total()?;
-        check(now == pinned, || {
-            format!("{bn}: pinned_total_bytes {pinned} before, {now} after")
-        })?;
-        mirror_check().map_err(|e| format!("{bn}: {e}"))?;
+        pinned_back(bn, pinned)?;
     }
     Ok(())
 }
