@@ -29,15 +29,16 @@
 use crate::mirror::Mirror;
 use crate::platform::{
     clock::{NoMigrate, RawClock},
-    phys::BuddyInfo,
+    phys::{self, BuddyInfo},
     sort::sort_sleepable,
 };
 use crate::real::kmem_cache;
 use crate::request::replay::{self as rules, ReplayOp, ReplayPlan};
-use crate::request::{BackendId, CacheFlags, Family, Zone};
+use crate::request::{BackendId, CacheFlags, Family, Gfp, GfpSel, Zone};
 use crate::uapi::{self, MemlabFragSample, MemlabReplay, MemlabReplayStep};
 use crate::workload::{
-    MirrorCache, MirrorKmalloc, MirrorPages, ObjectAllocator, RealCache, RealKmalloc, RealPages,
+    MirrorCache, MirrorKmalloc, MirrorPages, ObjectAllocator, Placed, RealCache, RealKmalloc,
+    RealPages,
 };
 use kernel::{
     prelude::*,
@@ -132,14 +133,41 @@ fn timed<T>(clock: &RawClock, f: impl FnOnce() -> T) -> (T, u64) {
     (r, clock.now().wrapping_sub(t0))
 }
 
-/// The sample of free counts `c` after `step` steps.
-fn sample(step: usize, c: &[u64; NR_ORDERS]) -> MemlabFragSample {
+/// The sample of free counts `c` after `step` steps, with the probes
+/// that `failed` (`MEMLAB_PROBE_*`).
+fn sample(step: usize, c: &[u64; NR_ORDERS], failed: u32) -> MemlabFragSample {
     MemlabFragSample {
         step: step as u64,
         unusable_3: rules::unusable_ppm(c, 3),
         unusable_9: rules::unusable_ppm(c, 9),
         free_blocks: *c,
+        probe_failed: failed,
+        reserved: 0,
     }
+}
+
+/// The probes of a sample: one block of order 3 and one of order 9 from
+/// `pages`, GFP_NOWAIT (no direct reclaim or compaction, which would change
+/// what is measured), each freed at once; the `MEMLAB_PROBE_*` bits of
+/// those that failed or came from a zone other than `zone`.
+fn probe<P: ObjectAllocator>(pages: &mut P, zone: Zone) -> u32 {
+    let gfp = Gfp::new(GfpSel::Nowait, false);
+    let mut failed = 0;
+    for (order, bit) in [
+        (3, uapi::MEMLAB_PROBE_ORDER3),
+        (9, uapi::MEMLAB_PROBE_ORDER9),
+    ] {
+        match pages.alloc(0, order, gfp) {
+            Ok(block) => {
+                if phys::zone_of_pfn(block.pfn()) as usize != zone.index() {
+                    failed |= bit;
+                }
+                pages.free(block);
+            }
+            Err(_) => failed |= bit,
+        }
+    }
+    failed
 }
 
 /// One replay's checked steps, and the vectors it fills, sized up front.
@@ -148,6 +176,8 @@ struct Run<'a> {
     plan: &'a ReplayPlan,
     /// Sample every this many steps (0: never).
     every: usize,
+    /// The zone sampled and probed.
+    zone: Zone,
     /// Allocation and free latencies: raw, then ns, sorted.
     lat: [KVVec<u64>; 2],
     samples: KVVec<MemlabFragSample>,
@@ -167,6 +197,7 @@ impl Run<'_> {
             steps,
             plan,
             every,
+            zone,
             lat,
             samples,
         } = self;
@@ -181,7 +212,8 @@ impl Run<'_> {
         // Capacity was reserved for every sample and latency: the pushes below
         // cannot fail, and nothing can stop the loop once it has allocated.
         if every != 0 {
-            let _ = samples.push_within_capacity(sample(0, &counts()));
+            let c = counts();
+            let _ = samples.push_within_capacity(sample(0, &c, probe(&mut f.pages, *zone)));
         }
         // One CPU for the whole loop: each window's two reads are of one TSC,
         // and the per-CPU caches warmed are the ones timed. The kernels are
@@ -233,7 +265,9 @@ impl Run<'_> {
                 Err(_) => {}
             }
             if every != 0 && (i + 1) % every == 0 {
-                let _ = samples.push_within_capacity(sample(i + 1, &counts()));
+                let c = counts();
+                let failed = probe(&mut f.pages, *zone);
+                let _ = samples.push_within_capacity(sample(i + 1, &c, failed));
             }
         }
         drop(pin);
@@ -346,6 +380,7 @@ pub(crate) fn replay<R>(
         steps: &steps,
         plan: &plan,
         every,
+        zone,
         lat: [
             KVVec::with_capacity(plan.allocs as usize, GFP_KERNEL)?,
             KVVec::with_capacity(plan.frees as usize, GFP_KERNEL)?,

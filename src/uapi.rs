@@ -438,9 +438,24 @@ pub struct MemlabFragSample {
     pub unusable_9: u32,
     /// Free blocks per order 0..=10 (the zone's buddyinfo line).
     pub free_blocks: [u64; MEMLAB_NR_ORDERS],
+    /// [`MEMLAB_PROBE_ORDER3`] and [`MEMLAB_PROBE_ORDER9`]: the probes
+    /// that failed, taken after the counts.
+    pub probe_failed: u32,
+    /// Zero.
+    pub reserved: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<MemlabFragSample>() == 104);
+const _: () = assert!(core::mem::size_of::<MemlabFragSample>() == 112);
+
+/// [`MemlabFragSample::probe_failed`] bit: an order-3 block of the sampled
+/// zone could not be had. A probe allocates one block of its order on the
+/// replay's backend with GFP_NOWAIT (no direct reclaim or compaction) and
+/// frees it at once; it fails if the allocation fails or the block comes
+/// from another zone (a fallback).
+pub const MEMLAB_PROBE_ORDER3: u32 = 1 << 0;
+/// [`MemlabFragSample::probe_failed`] bit: the same at order 9 (a 2 MiB
+/// block, the size of a transparent huge page).
+pub const MEMLAB_PROBE_ORDER9: u32 = 1 << 1;
 
 /// Argument of [`MEMLAB_IOC_REPLAY`]: a batch of steps replayed in the
 /// kernel on one backend, timing only the allocator calls. Everything it

@@ -40,7 +40,8 @@ use crate::slab::SlabFlags;
 use crate::uapi;
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{bindings, prelude::*, sync::Arc};
-use timed::{linear_pfn, Placed};
+use timed::linear_pfn;
+pub(crate) use timed::Placed;
 
 /// One allocator family on one backend, as the workloads and the
 /// in-kernel replay (`src/replay.rs`) see it.

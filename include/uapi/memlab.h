@@ -195,7 +195,14 @@ struct memlab_frag_sample {
 	__u32 unusable_3;	/* unusable index, order 3, ppm */
 	__u32 unusable_9;	/* unusable index, order 9, ppm */
 	__u64 free_blocks[MEMLAB_NR_ORDERS];	/* the zone's buddyinfo line */
+	__u32 probe_failed;	/* MEMLAB_PROBE_*: probes that failed */
+	__u32 reserved;		/* 0 */
 };
+
+/* struct memlab_frag_sample.probe_failed: one GFP_NOWAIT block of the
+ * order from the sampled zone, freed at once, could not be had. */
+#define MEMLAB_PROBE_ORDER3	(1 << 0)
+#define MEMLAB_PROBE_ORDER9	(1 << 1)
 
 struct memlab_replay {
 	__u64 steps;		/* in: user address of the steps */

@@ -4,13 +4,15 @@
 //! (kmalloc of mixed sizes and pages of orders 0..=3, a bounded live set) is
 //! replayed inside the kernel (MEMLAB_IOC_REPLAY) on the real allocators and
 //! on the mirror, sampling zone Normal every S steps: the unusable free
-//! index at orders 3 and 9 and the free blocks per order. The result is
+//! index at orders 3 and 9, the free blocks per order, and probes: whether
+//! one order-3 and one order-9 block of the zone could be had. The result is
 //! `frag.json` (the format `memplot` reads):
 //!
 //! ```text
 //! {"zone": "Normal", "steps": N, "sample_every": S, "series": [
 //!   {"backend": "real"|"mirror", "step": [..], "unusable_3": [..],
-//!    "unusable_9": [..], "free_blocks": [[u64; 11], ..]}]}
+//!    "unusable_9": [..], "free_blocks": [[u64; 11], ..],
+//!    "probe_failed_3": [bool, ..], "probe_failed_9": [bool, ..]}]}
 //! ```
 //!
 //! The real zone Normal is the whole VM's memory, the mirror's is its pool
@@ -82,6 +84,9 @@ pub struct Series {
     pub unusable_3: Vec<f64>,
     pub unusable_9: Vec<f64>,
     pub free_blocks: Vec<[u64; uapi::MEMLAB_NR_ORDERS]>,
+    /// Per sample: whether the order-3 / order-9 probe failed.
+    pub probe_failed_3: Vec<bool>,
+    pub probe_failed_9: Vec<bool>,
 }
 
 impl Series {
@@ -92,8 +97,24 @@ impl Series {
             unusable_3: samples.iter().map(|s| fraction(s.unusable_3)).collect(),
             unusable_9: samples.iter().map(|s| fraction(s.unusable_9)).collect(),
             free_blocks: samples.iter().map(|s| s.free_blocks).collect(),
+            probe_failed_3: probes(samples, uapi::MEMLAB_PROBE_ORDER3),
+            probe_failed_9: probes(samples, uapi::MEMLAB_PROBE_ORDER9),
         }
     }
+
+    /// Samples whose probe of `order` failed.
+    pub fn failures(&self, order: u32) -> usize {
+        let v = if order == 3 {
+            &self.probe_failed_3
+        } else {
+            &self.probe_failed_9
+        };
+        v.iter().filter(|&&f| f).count()
+    }
+}
+
+fn probes(samples: &[uapi::MemlabFragSample], bit: u32) -> Vec<bool> {
+    samples.iter().map(|s| s.probe_failed & bit != 0).collect()
 }
 
 /// `frag.json`.
@@ -144,13 +165,15 @@ pub fn frag(a: &FragArgs) -> ExitCode {
         let s = Series::new(name, &samples);
         let last = |v: &[f64]| v.last().map_or_else(|| "-".into(), |x| format!("{x:.3}"));
         lines.push(format!(
-            "{name:<7} {:>7} {:>7} {:>6} {:>8} {:>10} {:>10} {:>10}",
+            "{name:<7} {:>7} {:>7} {:>6} {:>8} {:>10} {:>10} {:>8} {:>8} {:>10}",
             q.allocs,
             q.frees,
             q.failed,
             samples.len(),
             last(&s.unusable_3),
             last(&s.unusable_9),
+            s.failures(3),
+            s.failures(9),
             q.alloc_median_ns
         ));
         report.series.push(s);
@@ -168,10 +191,15 @@ pub fn frag(a: &FragArgs) -> ExitCode {
             "memlab frag: {} steps (seed {}, at most {} live), zone Normal sampled every {} steps",
             a.steps, a.seed, a.live, a.sample_every
         );
-        println!("backend  allocs   frees failed  samples   unus_3_end unus_9_end alloc_med");
+        println!(
+            "backend  allocs   frees failed  samples   unus_3_end unus_9_end  probe3_x probe9_x  alloc_med"
+        );
         for l in lines {
             println!("{l}");
         }
+        println!(
+            "(probeN_x: samples at which one GFP_NOWAIT block of order N from zone Normal, freed at once, could not be had)"
+        );
         if let Some(path) = &a.out {
             println!("(frag.json written to {})", path.display());
         }
@@ -218,6 +246,8 @@ mod tests {
             unusable_3: 500_000,
             unusable_9: 1_000_000,
             free_blocks: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            probe_failed: uapi::MEMLAB_PROBE_ORDER9,
+            reserved: 0,
         };
         let r = FragReport {
             zone: "Normal",
@@ -230,7 +260,8 @@ mod tests {
             v,
             serde_json::json!({"zone": "Normal", "steps": 400, "sample_every": 200, "series": [
                 {"backend": "mirror", "step": [200], "unusable_3": [0.5], "unusable_9": [1.0],
-                 "free_blocks": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]]}]})
+                 "free_blocks": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]],
+                 "probe_failed_3": [false], "probe_failed_9": [true]}]})
         );
     }
 }

@@ -28,11 +28,11 @@ pub fn cases(s: &mut Suite) {
         refused,
     );
     s.case(
-        "REPLAY: allocations failing midway (mirror pool exhausted) are counted and all freed",
+        "REPLAY: allocations failing midway (mirror pool exhausted) are counted, fail the order-9 probe, and are all freed",
         exhausted,
     );
     s.case(
-        "REPLAY: fragmentation samples, as many as asked, indexes in [0,1]",
+        "REPLAY: fragmentation samples, as many as asked, indexes in [0,1], probes",
         samples,
     );
 }
@@ -302,16 +302,39 @@ fn exhausted() -> Outcome {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .ok_or("no page count in mirror/pool")?;
-    // Two blocks more than the pool's pages could make; within the caps.
-    let n = (pool / 1024 + 2).min(14);
+    // Two order-10 blocks more than the pool's pages could make, then four
+    // order-9 ones for what is left of that size: 56 MiB at most, within
+    // the caps.
+    let n = (pool / 1024 + 2).min(12);
+    let m = 4;
     let mut steps: Vec<_> = (0..n).map(|i| pages(i, 10)).collect();
+    steps.extend((n..n + m).map(|i| pages(i, 9)));
     steps.extend((0..n / 2).map(free));
-    let (q, _) = d
-        .replay(&steps, MEMLAB_BACKEND_MIRROR, 0, MEMLAB_ZONE_NORMAL)
+    // Samples before the first step and after the allocations.
+    let (q, s) = d
+        .replay(&steps, MEMLAB_BACKEND_MIRROR, n + m, MEMLAB_ZONE_NORMAL)
         .map_err(|e| e.to_string())?;
     check(
-        q.failed > 0 && q.allocs + q.failed == u64::from(n) && q.steps_done == steps.len() as u64,
-        || format!("{n} blocks from a pool of {pool} pages: {q:?}"),
+        q.failed > 0
+            && q.allocs + q.failed == u64::from(n + m)
+            && q.steps_done == steps.len() as u64,
+        || format!("{n} + {m} blocks from a pool of {pool} pages: {q:?}"),
+    )?;
+    // The order-9 probe finds a block while the zone has some, and none
+    // once no block of order 9 or 10 is left.
+    let (before, full) = match s.as_slice() {
+        [b, f, ..] => (b, f),
+        _ => return Err(format!("{} samples", s.len())),
+    };
+    check(
+        before.free_blocks[9] + before.free_blocks[10] > 0
+            && before.probe_failed & MEMLAB_PROBE_ORDER9 == 0,
+        || format!("before: {before:?}"),
+    )?;
+    check(
+        full.free_blocks[9] + full.free_blocks[10] == 0
+            && full.probe_failed & MEMLAB_PROBE_ORDER9 != 0,
+        || format!("after the allocations: {full:?}"),
     )?;
     left_nothing(pinned, mirror_free)
 }
@@ -338,6 +361,16 @@ fn samples() -> Outcome {
             check(x.free_blocks.iter().any(|&n| n > 0), || {
                 format!("{bn}: no free block in zone Normal: {x:?}")
             })?;
+            check(
+                x.probe_failed & !(MEMLAB_PROBE_ORDER3 | MEMLAB_PROBE_ORDER9) == 0
+                    && x.reserved == 0,
+                || format!("{bn}: {x:?}"),
+            )?;
+            // The VM's own zone Normal keeps hundreds of MiB in order-10
+            // blocks under 128 live objects: its probes never fail.
+            if backend == MEMLAB_BACKEND_REAL {
+                check(x.probe_failed == 0, || format!("{bn}: {x:?}"))?;
+            }
         }
         let last = s.last().ok_or("no sample")?;
         check(
