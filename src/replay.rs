@@ -264,14 +264,20 @@ impl Run<'_> {
                 }
                 Err(_) => {}
             }
-            if every != 0 && (i + 1) % every == 0 {
+            // The sample after the last step is taken below, so that the
+            // final counts are read before its probes move blocks.
+            if every != 0 && (i + 1) % every == 0 && i + 1 < steps.len() {
                 let c = counts();
                 let failed = probe(&mut f.pages, *zone);
                 let _ = samples.push_within_capacity(sample(i + 1, &c, failed));
             }
         }
-        drop(pin);
         t.last = counts();
+        if every != 0 && steps.len() % every == 0 {
+            let failed = probe(&mut f.pages, *zone);
+            let _ = samples.push_within_capacity(sample(steps.len(), &t.last, failed));
+        }
+        drop(pin);
         t.slab_bytes = slab_bytes(&f.caches);
         for l in table.iter().flatten() {
             let (usable, size) = match l {
