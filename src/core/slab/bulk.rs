@@ -10,6 +10,7 @@
 
 use core::fmt;
 
+use super::layout::SlabMeta;
 use super::list::ListKind;
 use super::{PageSource, SlabCache, SlabError};
 
@@ -46,6 +47,15 @@ impl SlabCache {
             let Ok(slab) = self.slab_with_room(src) else {
                 return n;
             };
+            if self.bitmap_mode() {
+                // SAFETY: A live descriptor of this cache on the partial list.
+                let got = unsafe { self.take_bitmap(slab, out.get_mut(n..).unwrap_or_default()) };
+                if got == 0 {
+                    return n;
+                }
+                n += got;
+                continue;
+            }
             // Take from this slab until it is full (`take` moves it to the
             // full list) or `out` is.
             loop {
@@ -67,6 +77,43 @@ impl SlabCache {
         n
     }
 
+    /// Takes free objects of bitmap slab `slab` into `out`, lowest first,
+    /// until the slab or `out` is full, with one count update and one list
+    /// move for them all; returns how many. 0 only for a slab whose bitmap
+    /// says full while it is on the partial list (corrupt).
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be a live descriptor of this cache on the partial list,
+    /// and the cache in bitmap mode.
+    unsafe fn take_bitmap(&mut self, slab: *mut SlabMeta, out: &mut [*mut u8]) -> usize {
+        // SAFETY: `slab` is live and only this cache (borrowed mutably)
+        // accesses it; the objects addressed are inside its slab (a clear
+        // bit is an object below `objects`, see `empty_bitmap`).
+        let s = unsafe { &mut *slab };
+        let mut n: usize = 0;
+        let mut addr = out.iter_mut();
+        'words: for (w, word) in s.bitmap.iter_mut().enumerate() {
+            while *word != u64::MAX {
+                let Some(slot) = addr.next() else {
+                    break 'words;
+                };
+                let bit = word.trailing_ones();
+                *word |= 1 << bit;
+                *slot = s.objs.wrapping_add((w * 64 + bit as usize) * self.size);
+                n += 1;
+            }
+        }
+        // At most `objects - inuse` bits were clear, so these stay in range.
+        s.inuse += n as u16;
+        self.active_objs += n as u64;
+        if u32::from(s.inuse) == self.objects {
+            // SAFETY: Live, on the partial list (caller).
+            unsafe { self.move_slab(slab, ListKind::Full) };
+        }
+        n
+    }
+
     /// Frees every object of `objs` that is an allocated object of this
     /// cache, as [`SlabCache::free`] would one by one; reports the others.
     pub fn free_bulk<P: PageSource>(
@@ -74,6 +121,9 @@ impl SlabCache {
         src: &mut P,
         objs: &[*mut u8],
     ) -> Result<(), BulkFreeError> {
+        if self.bitmap_mode() {
+            return self.free_bulk_bitmap(src, objs);
+        }
         let mask = !(self.slab_bytes() - 1);
         // The slab of the previous object: its first byte and descriptor.
         let mut last = None;
@@ -115,5 +165,105 @@ impl SlabCache {
             }
         }
         error.map_or(Ok(()), Err)
+    }
+
+    /// [`SlabCache::free_bulk`] for bitmap slabs: each object is checked
+    /// (its slab, its index, its in-use bit) and its bit cleared; the counts
+    /// and list moves of a slab are done once for each run of objects in
+    /// it, as SLUB's detached freelists are given back one slab at a time.
+    fn free_bulk_bitmap<P: PageSource>(
+        &mut self,
+        src: &mut P,
+        objs: &[*mut u8],
+    ) -> Result<(), BulkFreeError> {
+        let mask = !(self.slab_bytes() - 1);
+        // The slab of the current run: its first byte, its descriptor, and
+        // the objects freed in it so far.
+        let mut run: Option<(usize, *mut SlabMeta, u16)> = None;
+        let mut error: Option<BulkFreeError> = None;
+        for (i, &ptr) in objs.iter().enumerate() {
+            let result = (|| {
+                if ptr.is_null() {
+                    return Err(SlabError::NullPointer);
+                }
+                let head = ptr.addr() & mask;
+                let slab = match run {
+                    Some((h, slab, _)) if h == head => slab,
+                    _ => {
+                        if let Some((_, slab, n)) = run.take() {
+                            // SAFETY: A live descriptor from `locate_mut`,
+                            // not released since (only `put_run` does).
+                            unsafe { self.put_run(src, slab, n) };
+                        }
+                        let (slab, _) = self.locate_mut(src, ptr)?;
+                        run = Some((head, slab, 0));
+                        slab
+                    }
+                };
+                // SAFETY: `slab` is live (from `locate_mut` for this head)
+                // and only this cache, borrowed mutably, accesses it.
+                let s = unsafe { &mut *slab };
+                let index = self.index_in(s, ptr)?;
+                let word = s
+                    .bitmap
+                    .get_mut(usize::from(index / 64))
+                    .ok_or(SlabError::Corrupt)?;
+                let bit = 1u64 << (index % 64);
+                if *word & bit == 0 {
+                    return Err(SlabError::DoubleFree);
+                }
+                *word &= !bit;
+                if let Some((_, _, n)) = &mut run {
+                    *n += 1;
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                match &mut error {
+                    Some(err) => err.failed += 1,
+                    None => {
+                        error = Some(BulkFreeError {
+                            failed: 1,
+                            first_index: i,
+                            first: e,
+                        })
+                    }
+                }
+            }
+        }
+        if let Some((_, slab, n)) = run {
+            // SAFETY: As above.
+            unsafe { self.put_run(src, slab, n) };
+        }
+        error.map_or(Ok(()), Err)
+    }
+
+    /// The counts and list moves for `n` objects whose bits were just
+    /// cleared in `slab`, releasing it if it became empty beyond the limit.
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be a live descriptor of this cache.
+    unsafe fn put_run<P: PageSource>(&mut self, src: &mut P, slab: *mut SlabMeta, n: u16) {
+        if n == 0 {
+            return;
+        }
+        // SAFETY: `slab` is live (caller) and only this cache accesses it.
+        unsafe {
+            let s = &mut *slab;
+            let was_full = u32::from(s.inuse) == self.objects;
+            // Each cleared bit was an object in use, so `n <= inuse`.
+            s.inuse = s.inuse.saturating_sub(n);
+            self.active_objs = self.active_objs.saturating_sub(u64::from(n));
+            if s.inuse == 0 {
+                self.move_slab(slab, ListKind::Empty);
+                if self.lists[ListKind::Empty as usize].len > self.empty_limit {
+                    // Best effort: a refusal leaves the slab cached.
+                    let _ = self.discard_slab(src, slab);
+                }
+            } else if was_full {
+                self.move_slab(slab, ListKind::Partial);
+            }
+        }
     }
 }

@@ -153,8 +153,9 @@ fn pool(pages: u64) -> Pool {
 
 #[test]
 fn bulk_alloc_and_free_across_slabs() {
-    // 192 B: 21 objects per slab, in-use bits; 16 B: 256, a freelist.
-    for size in [192, 16] {
+    // 192 B: 21 objects per slab, in-use bits; 32 B: 128, two words of
+    // them; 16 B: 256, a freelist.
+    for size in [192, 32, 16] {
         let mut pool = pool(64);
         let mut src = pool.src();
         let mut c = SlabCache::new("bulk", size, 0, SlabFlags::NONE, None).unwrap();
