@@ -260,3 +260,54 @@ fn a_write_into_a_free_object_is_caught_not_followed() {
     assert_eq!(c.alloc(&mut src), Err(SlabError::Corrupt));
     assert_eq!(c.free(&mut src, y), Ok(()));
 }
+
+/// Random bulk allocations and frees (in random order, with repeats and
+/// strangers mixed in) against a model: every object handed out is
+/// distinct and owned, every refusal is of a pointer the model says is not
+/// live, and the invariants hold after each call.
+#[test]
+fn bulk_calls_agree_with_a_model() {
+    for size in [64, 32, 192, 16] {
+        let mut pool = pool(256);
+        let mut src = pool.src();
+        let mut c = SlabCache::new("model", size, 0, SlabFlags::NONE, None).unwrap();
+        let mut live: Vec<*mut u8> = Vec::new();
+        let mut x = 0x9e37_79b9u32 ^ size as u32;
+        let mut rng = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as usize % n.max(1)
+        };
+        for _ in 0..300 {
+            if rng(2) == 0 || live.is_empty() {
+                let mut out = vec![std::ptr::null_mut(); 1 + rng(150)];
+                let got = c.alloc_bulk(&mut src, &mut out);
+                assert_eq!(got, out.len(), "size {size}: the pool is large enough");
+                for &p in &out {
+                    assert!(c.owns(&src, p) && !live.contains(&p), "size {size}");
+                }
+                live.extend_from_slice(&out);
+            } else {
+                // A random subset, shuffled, with a repeat and a stranger.
+                let mut batch = Vec::new();
+                for _ in 0..1 + rng(live.len()) {
+                    batch.push(live.swap_remove(rng(live.len())));
+                    if live.is_empty() {
+                        break;
+                    }
+                }
+                let bad = [batch[0], batch[0].wrapping_add(1)];
+                batch.insert(rng(batch.len() + 1), bad[rng(2)]);
+                let e = c.free_bulk(&mut src, &batch).unwrap_err();
+                assert_eq!(e.failed, 1, "size {size}: only the repeat or stranger");
+            }
+            assert_eq!(c.active_objs(), live.len() as u64, "size {size}");
+            c.check_invariants(&src).unwrap();
+        }
+        c.free_bulk(&mut src, &live).unwrap();
+        assert_eq!(c.active_objs(), 0);
+        c.destroy(&mut src).unwrap();
+        assert_eq!(src.buddy().free_pages(), 256, "size {size}");
+    }
+}
