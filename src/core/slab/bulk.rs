@@ -26,6 +26,23 @@ pub struct BulkFreeError {
     pub first: SlabError,
 }
 
+impl BulkFreeError {
+    /// Counts the refusal of object `i` for `e` in `error`, the first one
+    /// named.
+    fn note(error: &mut Option<BulkFreeError>, i: usize, e: SlabError) {
+        match error {
+            Some(err) => err.failed += 1,
+            None => {
+                *error = Some(BulkFreeError {
+                    failed: 1,
+                    first_index: i,
+                    first: e,
+                })
+            }
+        }
+    }
+}
+
 impl fmt::Display for BulkFreeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -152,16 +169,7 @@ impl SlabCache {
                 Ok(())
             })();
             if let Err(e) = result {
-                match &mut error {
-                    Some(err) => err.failed += 1,
-                    None => {
-                        error = Some(BulkFreeError {
-                            failed: 1,
-                            first_index: i,
-                            first: e,
-                        })
-                    }
-                }
+                BulkFreeError::note(&mut error, i, e);
             }
         }
         error.map_or(Ok(()), Err)
@@ -219,16 +227,7 @@ impl SlabCache {
                 Ok(())
             })();
             if let Err(e) = result {
-                match &mut error {
-                    Some(err) => err.failed += 1,
-                    None => {
-                        error = Some(BulkFreeError {
-                            failed: 1,
-                            first_index: i,
-                            first: e,
-                        })
-                    }
-                }
+                BulkFreeError::note(&mut error, i, e);
             }
         }
         if let Some((_, slab, n)) = run {
