@@ -149,8 +149,23 @@ pub(super) fn throughput<A: ObjectAllocator>(
     steps: &[Step],
     slots: &mut [Option<A::Obj>],
 ) -> Pass {
-    let mut p = Pass::default();
     let start = clock.now();
+    let mut p = plain(a, steps, slots);
+    p.elapsed = clock.now().saturating_sub(start);
+    p
+}
+
+/// Runs `steps` on `a` untimed (the warm-up), then frees every slot.
+pub(super) fn untimed<A: ObjectAllocator>(a: &mut A, steps: &[Step], slots: &mut [Option<A::Obj>]) {
+    plain(a, steps, slots);
+    free_all(a, slots);
+}
+
+/// Runs `steps` on `a`, counting operations and failures and reading no
+/// clock; objects go to `slots`.
+#[inline(always)]
+fn plain<A: ObjectAllocator>(a: &mut A, steps: &[Step], slots: &mut [Option<A::Obj>]) -> Pass {
+    let mut p = Pass::default();
     for &s in steps {
         let Some(slot) = slots.get_mut(s.slot()) else {
             continue;
@@ -166,25 +181,7 @@ pub(super) fn throughput<A: ObjectAllocator>(
             a.free(o);
         }
     }
-    p.elapsed = clock.now().saturating_sub(start);
     p
-}
-
-/// Runs `steps` on `a` untimed (the warm-up), then frees every slot.
-pub(super) fn untimed<A: ObjectAllocator>(a: &mut A, steps: &[Step], slots: &mut [Option<A::Obj>]) {
-    for &s in steps {
-        let Some(slot) = slots.get_mut(s.slot()) else {
-            continue;
-        };
-        if s.is_alloc() {
-            if let Ok(o) = a.alloc(s.arg as usize, s.arg, Gfp::KERNEL) {
-                *slot = Some(o);
-            }
-        } else if let Some(o) = slot.take() {
-            a.free(o);
-        }
-    }
-    free_all(a, slots);
 }
 
 /// Frees whatever `slots` still hold, untimed.
