@@ -143,22 +143,26 @@ impl SlabCache {
         }
         let mask = !(self.slab_bytes() - 1);
         // The slab of the previous object: its first byte and descriptor.
-        let mut last = None;
+        let mut last: Option<(usize, *mut SlabMeta)> = None;
         let mut error: Option<BulkFreeError> = None;
         for (i, &ptr) in objs.iter().enumerate() {
             let result = (|| {
                 if ptr.is_null() {
                     return Err(SlabError::NullPointer);
                 }
-                let slab = match last {
-                    Some((head, slab)) if head == ptr.addr() & mask => slab,
-                    _ => self.locate_mut(src, ptr)?.0,
+                let (slab, index) = match last {
+                    Some((head, slab)) if head == ptr.addr() & mask => {
+                        // SAFETY: `slab` came from `locate_mut` for this
+                        // head, and is live until discarded below (which
+                        // forgets it).
+                        let s = unsafe { &*slab };
+                        (slab, self.index_in(s, ptr)?)
+                    }
+                    _ => self.locate_mut(src, ptr)?,
                 };
                 last = Some((ptr.addr() & mask, slab));
-                // SAFETY: `slab` came from `locate_mut` for this head, and is
-                // live until discarded below (which forgets it).
-                let index = self.index_in(unsafe { &*slab }, ptr)?;
-                // SAFETY: As above.
+                // SAFETY: `slab` is live: just found by `locate_mut`, or kept
+                // from it while its slab was not discarded.
                 let emptied = unsafe { self.put_object(slab, index)? };
                 if emptied && self.lists[ListKind::Empty as usize].len > self.empty_limit {
                     last = None;
@@ -195,23 +199,27 @@ impl SlabCache {
                     return Err(SlabError::NullPointer);
                 }
                 let head = ptr.addr() & mask;
-                let slab = match run {
-                    Some((h, slab, _)) if h == head => slab,
+                let (slab, index) = match run {
+                    Some((h, slab, _)) if h == head => {
+                        // SAFETY: `slab` came from `locate_mut` for this
+                        // head and is not released since (only `put_run`
+                        // does).
+                        let s = unsafe { &*slab };
+                        (slab, self.index_in(s, ptr)?)
+                    }
                     _ => {
                         if let Some((_, slab, n)) = run.take() {
-                            // SAFETY: A live descriptor from `locate_mut`,
-                            // not released since (only `put_run` does).
+                            // SAFETY: As above.
                             unsafe { self.put_run(src, slab, n) };
                         }
-                        let (slab, _) = self.locate_mut(src, ptr)?;
+                        let (slab, index) = self.locate_mut(src, ptr)?;
                         run = Some((head, slab, 0));
-                        slab
+                        (slab, index)
                     }
                 };
-                // SAFETY: `slab` is live (from `locate_mut` for this head)
-                // and only this cache, borrowed mutably, accesses it.
+                // SAFETY: As above; only this cache, borrowed mutably,
+                // accesses it.
                 let s = unsafe { &mut *slab };
-                let index = self.index_in(s, ptr)?;
                 let word = s
                     .bitmap
                     .get_mut(usize::from(index / 64))
