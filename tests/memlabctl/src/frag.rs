@@ -101,16 +101,11 @@ impl Series {
             probe_failed_9: probes(samples, uapi::MEMLAB_PROBE_ORDER9),
         }
     }
+}
 
-    /// Samples whose probe of `order` failed.
-    pub fn failures(&self, order: u32) -> usize {
-        let v = if order == 3 {
-            &self.probe_failed_3
-        } else {
-            &self.probe_failed_9
-        };
-        v.iter().filter(|&&f| f).count()
-    }
+/// Samples whose probe failed, of one order's column.
+fn failures(column: &[bool]) -> usize {
+    column.iter().filter(|&&f| f).count()
 }
 
 fn probes(samples: &[uapi::MemlabFragSample], bit: u32) -> Vec<bool> {
@@ -172,8 +167,8 @@ pub fn frag(a: &FragArgs) -> ExitCode {
             samples.len(),
             last(&s.unusable_3),
             last(&s.unusable_9),
-            s.failures(3),
-            s.failures(9),
+            failures(&s.probe_failed_3),
+            failures(&s.probe_failed_9),
             q.alloc_median_ns
         ));
         report.series.push(s);
