@@ -25,6 +25,8 @@ KDIR ?= $(shell bash scripts/build-kernel.sh $(or $(FLAVOUR),test))
 LLVM ?= -19
 # The VM: guest RAM (above 4G the guest has a ZONE_NORMAL) and vCPUs (1-4).
 MEM ?= 5G
+# Guest RAM below 4 GiB (the rest of MEM is ZONE_NORMAL); empty: QEMU's split.
+LOWMEM ?=
 CPUS ?= 2
 # shell and run: the host directory seen at /share in the guest.
 SHARE ?= out/share
@@ -46,6 +48,7 @@ VM_OPTS = --flavour $(or $(FLAVOUR),bench) --mem '$(MEM)' --cpus '$(CPUS)' \
 	$(if $(filter 1,$(NOMODULE)),--no-module) $(if $(filter 1,$(V)),--verbose)
 export MEMLAB_VM_MEM = $(MEM)
 export MEMLAB_VM_CPUS = $(CPUS)
+export MEMLAB_VM_LOWMEM = $(LOWMEM)
 
 default:
 	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM)
@@ -104,6 +107,7 @@ help:
 	@echo '  NOMODULE=1            do not load memlab (insmod /lib/modules/rust_memlab.ko by hand)'
 	@echo '  SHARE=DIR             host directory mounted at /share in the guest (default out/share)'
 	@echo '  MEM=5G CPUS=2         guest RAM and vCPUs (1-4)'
+	@echo '  LOWMEM=2G             guest RAM below 4 GiB: the rest of MEM is ZONE_NORMAL (default: QEMU'"'"'s 3G split)'
 	@echo '  TIMEOUT=900           run and demo: seconds before the VM is killed'
 	@echo '  V=1                   verbose: the rig'"'"'s steps and the whole console, boot included'
 	@echo 'exit status of run: the command'"'"'s own from scripts/run-vm.sh --run CMD;'

@@ -29,6 +29,18 @@ main() {
 		echo "$build"
 		return 0
 	fi
+	# One build of a flavour at a time: a second make (demo beside test, say)
+	# waits here instead of wiping the build in progress, then reuses it.
+	mkdir -p "$MEMLAB_CACHE/kernel"
+	exec 9>"$MEMLAB_CACHE/kernel/.lock-$flavour"
+	if ! flock -n 9; then
+		say "waiting for another build of the $flavour kernel to finish"
+		flock 9
+	fi
+	if [ -f "$build/.memlab-complete" ]; then
+		echo "$build"
+		return 0
+	fi
 
 	say "building the $flavour kernel into $build (cold: about 10-15 min on 2 cores)"
 	rm -rf "$build"

@@ -27,6 +27,21 @@ mkdir -p "$MEMLAB_CACHE" "$MEMLAB_OUT"
 say() { printf '\033[1m[memlab]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[memlab] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# The fragmentation benchmark's VM (scripts/bench.sh): zone Normal of this
+# many MiB (the guest's RAM above 4 GiB) and the mirror's pool_mb, chosen so
+# that both zones Normal start with about the same free memory.
+FRAG_NORMAL_MB_DEFAULT=320
+FRAG_POOL_MB_DEFAULT=256
+
+# A QEMU -m size (a bare number is MiB; M or G suffix) in MiB.
+mib() {
+	case "$1" in
+	*G) echo $((${1%G} * 1024)) ;;
+	*M) echo "${1%M}" ;;
+	*) echo "$1" ;;
+	esac
+}
+
 # Run a long command with its output in LOG, printing elapsed time and the
 # log's last line every few seconds so a 10-minute step is never silent.
 run_with_progress() {

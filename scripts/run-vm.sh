@@ -5,7 +5,7 @@
 #             [--fuzz-args secs=N,seed=S,...]
 #   run-vm.sh [--flavour test|bench] --shell
 #   run-vm.sh [--flavour test|bench] --run 'SHELL COMMAND LINE'
-#   common:   [--timeout SECONDS] [--mem SIZE] [--cpus N] [--share DIR]
+#   common:   [--timeout SECONDS] [--mem SIZE] [--lowmem SIZE] [--cpus N] [--share DIR]
 #             [--module-args 'pool_mb=64 ...'] [--no-module] [--verbose]
 #
 # --cmd test|demo|bench runs that job of tests/vm/init (default: demo on the
@@ -33,6 +33,11 @@
 # --verbose: print the whole console (kernel boot included) for run as well.
 # --mem (default $MEMLAB_VM_MEM or 5G: above 4 GiB the guest has a
 # ZONE_NORMAL, so GFP_KERNEL and GFP_DMA32 land in different zones) and
+# --lowmem (default $MEMLAB_VM_LOWMEM, else QEMU's own split: 3 GiB below
+# 4 GiB once --mem passes 3.5 GiB): guest RAM below 4 GiB, so that the rest
+# of --mem, and only that, is ZONE_NORMAL (QEMU's pc max-ram-below-4g). The
+# fragmentation benchmark uses it to give the real zone Normal the mirror's
+# size.
 # --cpus (default $MEMLAB_VM_CPUS or 2; the kernel has NR_CPUS=4).
 #
 # Builds (or reuses) the kernel, builds the module and memlabctl, packs the
@@ -45,6 +50,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 main() {
 	local flavour=test cmd=demo inject="" timeout="" verbose=0 run_cmd="" nomodule=0
 	local mem=${MEMLAB_VM_MEM:-5G} cpus=${MEMLAB_VM_CPUS:-2} share=${MEMLAB_SHARE:-}
+	local lowmem=${MEMLAB_VM_LOWMEM:-}
 	local module_args=${MEMLAB_ARGS:-}
 	local fuzz_args=""
 	while [ $# -gt 0 ]; do
@@ -56,6 +62,7 @@ main() {
 		--inject) inject=$2; shift 2 ;;
 		--timeout) timeout=$2; shift 2 ;;
 		--mem) mem=$2; shift 2 ;;
+		--lowmem) lowmem=$2; shift 2 ;;
 		--cpus) cpus=$2; shift 2 ;;
 		--share) share=$2; shift 2 ;;
 		--module-args) module_args=$2; shift 2 ;;
@@ -72,6 +79,17 @@ main() {
 	case "$inject" in "" | fail | warn) ;; *) die "--inject takes fail or warn" ;; esac
 	[[ "$cpus" =~ ^[1-4]$ ]] || die "--cpus/CPUS takes 1 to 4 (the kernel is built with NR_CPUS=4), not '$cpus'"
 	[[ "$mem" =~ ^[0-9]+[MG]?$ ]] || die "--mem/MEM takes a QEMU size such as 5G or 2048M, not '$mem'"
+	if [ -n "$lowmem" ]; then
+		[[ "$lowmem" =~ ^[0-9]+[MG]?$ ]] || die "--lowmem/LOWMEM takes a QEMU size such as 2G or 2048M, not '$lowmem'"
+		local lo_mb hi_mb
+		lo_mb=$(mib "$lowmem") hi_mb=$(mib "$mem")
+		# QEMU reads a bare property size as bytes, a bare -m as MiB.
+		lowmem=${lo_mb}M
+		[ "$lo_mb" -ge 256 ] && [ "$lo_mb" -le 3584 ] ||
+			die "--lowmem/LOWMEM must be 256M..3584M (the PCI hole sits above 3.5 GiB), not '$lowmem'"
+		[ "$lo_mb" -lt "$hi_mb" ] ||
+			die "--lowmem ($lowmem) must be below --mem ($mem): the difference is the guest's ZONE_NORMAL"
+	fi
 	[[ -z "$timeout" || "$timeout" =~ ^[0-9]+$ ]] || die "--timeout takes seconds, not '$timeout'"
 	if [ "$cmd" = run ] && [ -z "$run_cmd" ]; then
 		die "--run needs a command line, e.g. --run 'memlabctl version' (make run CMD='...')"
@@ -175,6 +193,7 @@ main() {
 	# wild access in early boot (identify_cpu interrupted) on some runs;
 	# 4-level paging is what memlab studies anyway.
 	local qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp "$cpus" -m "$mem"
+		${lowmem:+-machine "pc,max-ram-below-4g=$lowmem"}
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$run_initrd"
 		-display none -monitor none -no-reboot)
 	if [ "$cmd" = shell ] || [ "$cmd" = run ] || [ "$cmd" = bench ]; then
@@ -191,7 +210,7 @@ main() {
 		return
 	fi
 
-	note "booting QEMU (TCG, $cpus vCPUs, $mem, timeout ${timeout}s); console log: $log"
+	note "booting QEMU (TCG, $cpus vCPUs, $mem${lowmem:+ ($lowmem below 4 GiB)}, timeout ${timeout}s); console log: $log"
 	local rc
 	set +e
 	if [ "$mode" = run ]; then
