@@ -121,8 +121,8 @@ struct Memlab {
 /// The `pool_mb` parameter in pages, validated.
 fn pool_pages() -> Result<u64> {
     let pool_mb = *module_parameters::pool_mb.value();
-    if pool_mb == 0 || pool_mb > 1024 {
-        pr_err!("pool_mb must be 1..=1024, not {}\n", pool_mb);
+    if pool_mb == 0 || pool_mb > 2048 {
+        pr_err!("pool_mb must be 1..=2048, not {}\n", pool_mb);
         return Err(EINVAL);
     }
     Ok(u64::from(pool_mb) << (20 - kernel::page::PAGE_SHIFT))

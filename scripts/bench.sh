@@ -10,13 +10,35 @@
 # workload's live set passes a quarter of the mirror's Normal zone; override
 # with MEMLAB_ARGS. The data land in out/bench: bench.json (the full
 # report), latency.json (raw per-operation samples, for the CDF plots),
-# frag.json (fragmentation over time) and pagemap-{real,mirror}.txt (the
-# free-area maps), written by the guest through the /share mount; without
-# the share, bench.json and latency.json are cut out of the console.
+# and pagemap-{real,mirror}.txt (the free-area maps), written by the guest
+# through the /share mount; without the share, bench.json and latency.json
+# are cut out of the console.
+#  3. VM: fragmentation over time (frag.json) in a second boot, on arenas
+#     of equal size: the guest's zone Normal is FRAG_NORMAL_MB, of which the
+#     mirror's pool takes its share, so that both zones start with about the
+#     same free memory (memlabctl frag prints both and their ratio).
 # memplot then draws out/*.png and out/*.svg from them.
 #
 #   BENCH_HOST=0   skip the host benchmark
+#   FRAG=0         skip the fragmentation boot
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Fragmentation on equal arenas. The guest has 2 GiB below 4 GiB and
+# FRAG_NORMAL_MB above, which is all of zone Normal. pool_mb=FRAG_POOL_MB
+# takes about 7/16 of the pool (plus what zone DMA cannot give) from zone
+# Normal, and the kernel's own memory map and the initramfs take some: the
+# defaults (scripts/lib.sh) leave both zones about the same free memory,
+# which make test checks.
+frag() {
+	local dir=$1 pool=${FRAG_POOL_MB:-$FRAG_POOL_MB_DEFAULT} normal=${FRAG_NORMAL_MB:-$FRAG_NORMAL_MB_DEFAULT}
+	rm -f "$dir/frag.json"
+	say "VM fragmentation: real vs mirror zone Normal, equal arenas (zone Normal ${normal} MiB, pool_mb=$pool)"
+	bash scripts/run-vm.sh --flavour bench --share "$dir" --timeout 900 \
+		--lowmem 2048M --mem "$((2048 + normal))M" --module-args "pool_mb=$pool" \
+		--run 'memlabctl frag --out frag.json' ||
+		die "the fragmentation run failed (console: $MEMLAB_OUT/console-bench-run.log)"
+	[ -s "$dir/frag.json" ] || die "the fragmentation run left no frag.json in $dir"
+}
 
 main() {
 	cd "$MEMLAB_ROOT"
@@ -49,6 +71,7 @@ main() {
 	[ "$rc" = 0 ] || die "VM benchmark failed (status $rc; console: $log)"
 	[ -s "$dir/latency.json" ] || die "the VM benchmark left no latency.json in $dir"
 	say "wrote $dir/bench.json and $dir/latency.json"
+	[ "${FRAG:-1}" = 0 ] || frag "$dir"
 	# Pictures of the data the VM left in out/bench (host-only tool).
 	say "plots: $dir -> $MEMLAB_OUT/*.png, *.svg"
 	cargo run --quiet --locked --release -p memplot -- "$dir" --out "$MEMLAB_OUT" ||

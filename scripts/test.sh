@@ -104,6 +104,25 @@ lab_suite() {
 	if [ "$rc" = 0 ] && [[ "$out" =~ ^memlab\ ABI ]]; then ok=0; else ok=1; fi
 	record "shell, piped 'memlabctl version; poweroff': prints the version, exits 0 (exit $rc)" "$ok"
 
+	# --lowmem: the rest of --mem, exactly, is zone Normal; and with the
+	# fragmentation benchmark's sizes both zones Normal start equal.
+	local normal=$FRAG_NORMAL_MB_DEFAULT pool=$FRAG_POOL_MB_DEFAULT present ratio
+	rc=0
+	out=$("${run[@]}" --lowmem 2048M --mem "$((2048 + normal))M" --module-args "pool_mb=$pool" \
+		--run "awk '\$1 == \"Node\" { z = \$4 } z == \"Normal\" && \$1 == \"present\" { print \"present\", \$2 }' /proc/zoneinfo &&
+		memlabctl frag --steps 2000 --sample-every 500" 2>&1) || rc=$?
+	present=$(awk '$1 == "present" { print $2 }' <<<"$out")
+	if [ "$rc" = 0 ] && [ "$present" = "$((normal * 256))" ]; then ok=0; else ok=1; fi
+	record "--lowmem 2048M --mem $((2048 + normal))M: zone Normal has exactly $((normal * 256)) pages (exit $rc, present: ${present:-none})" "$ok"
+	ratio=$(grep -o 'mirror/real [0-9.]*' <<<"$out" | awk '{ print $2 }')
+	if [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then ok=0; else ok=1; fi
+	record "bench's fragmentation VM: both zones Normal start within a tenth of each other (mirror/real ${ratio:-none}: $(grep -m1 '^arenas' <<<"$out" | cut -c1-120))" "$ok"
+
+	rc=0
+	err=$("${run[@]}" --lowmem 3G --mem 3G --run true 2>&1 >/dev/null) || rc=$?
+	if [ "$rc" = 1 ] && [[ "$err" == *"must be below --mem"* ]]; then ok=0; else ok=1; fi
+	record "--lowmem not below --mem is refused before booting (exit $rc: ${err:0:100})" "$ok"
+
 	# A guest kernel panic (test hook of tests/vm/init: init exits on SIGQUIT).
 	rc=0
 	err=$("${run[@]}" --run 'kill -QUIT 1; sleep 60' 2>&1 >/dev/null) || rc=$?

@@ -164,15 +164,19 @@ impl Mirror {
         )?;
         let st = self.state.lock();
         let MirrorState { zones, reserve, .. } = &**st;
-        for ((z, buddy), reserve) in Zone::ALL.iter().zip(zones).zip(reserve) {
+        let zones = Zone::ALL.iter().zip(zones).zip(reserve).zip(&self.pcp);
+        for (((z, buddy), reserve), pcp) in zones {
             if let Some(b) = buddy {
+                // pcp as /proc/zoneinfo's pagesets give it (every CPU alike).
                 writeln!(
                     f,
-                    "zone {:<6} managed {:>8} free {:>8} reserve {:>6}",
+                    "zone {:<6} managed {:>8} free {:>8} reserve {:>6} pcp_batch {:>3} pcp_high {:>5}",
                     z.name(),
                     b.managed_pages(),
                     b.free_pages(),
-                    reserve
+                    reserve,
+                    pcp.batch,
+                    pcp.high
                 )?;
             }
         }

@@ -10,13 +10,16 @@
 //!
 //! ```text
 //! {"zone": "Normal", "steps": N, "sample_every": S, "series": [
-//!   {"backend": "real"|"mirror", "step": [..], "unusable_3": [..],
-//!    "unusable_9": [..], "free_blocks": [[u64; 11], ..],
+//!   {"backend": "real"|"mirror", "arena_pages": P, "step": [..],
+//!    "unusable_3": [..], "unusable_9": [..], "free_blocks": [[u64; 11], ..],
 //!    "probe_failed_3": [bool, ..], "probe_failed_9": [bool, ..]}]}
 //! ```
 //!
-//! The real zone Normal is the whole VM's memory, the mirror's is its pool
-//! part: the same workload moves the mirror's indexes far more.
+//! The indexes compare only on arenas of equal size: `arena_pages` is the
+//! zone's free pages at step 0, and the summary says when the two differ by
+//! more than a tenth. In a VM with the default memory the real zone Normal
+//! is gigabytes and the mirror's a pool share, so `make bench` runs this in
+//! a VM whose zone Normal is sized to the pool (scripts/bench.sh).
 
 use crate::args::FragArgs;
 use crate::cli::{fail, json_line};
@@ -80,6 +83,8 @@ pub fn workload(steps: u32, live: u32, seed: u32) -> Vec<Step> {
 #[derive(Serialize, Debug, PartialEq)]
 pub struct Series {
     pub backend: &'static str,
+    /// Free pages of the zone at step 0: the arena the workload runs in.
+    pub arena_pages: u64,
     pub step: Vec<u64>,
     pub unusable_3: Vec<f64>,
     pub unusable_9: Vec<f64>,
@@ -93,6 +98,7 @@ impl Series {
     pub fn new(backend: &'static str, samples: &[uapi::MemlabFragSample]) -> Self {
         Series {
             backend,
+            arena_pages: samples.first().map_or(0, |s| free_pages(&s.free_blocks)),
             step: samples.iter().map(|s| s.step).collect(),
             unusable_3: samples.iter().map(|s| fraction(s.unusable_3)).collect(),
             unusable_9: samples.iter().map(|s| fraction(s.unusable_9)).collect(),
@@ -101,6 +107,30 @@ impl Series {
             probe_failed_9: probes(samples, uapi::MEMLAB_PROBE_ORDER9),
         }
     }
+}
+
+/// Pages in free blocks counted by order.
+fn free_pages(blocks: &[u64; uapi::MEMLAB_NR_ORDERS]) -> u64 {
+    blocks.iter().enumerate().map(|(o, &n)| n << o).sum()
+}
+
+/// Arenas within a tenth of each other compare; the summary's line on them.
+fn arenas_line(series: &[Series]) -> String {
+    let mib = |p: u64| p as f64 * 4096.0 / (1 << 20) as f64;
+    let mut line = String::from("arenas (free pages of zone Normal at step 0):");
+    for s in series {
+        line += &format!(" {} {:.1} MiB", s.backend, mib(s.arena_pages));
+    }
+    if let [a, b] = series {
+        if a.arena_pages > 0 {
+            let r = b.arena_pages as f64 / a.arena_pages as f64;
+            line += &format!(", {}/{} {r:.2}", b.backend, a.backend);
+            if !(0.9..=1.1).contains(&r) {
+                line += "\n(the arenas differ by more than a tenth, so their indexes do not compare: size the VM's zone Normal to the pool, as scripts/bench.sh does)";
+            }
+        }
+    }
+    line
 }
 
 /// Samples whose probe failed, of one order's column.
@@ -192,6 +222,7 @@ pub fn frag(a: &FragArgs) -> ExitCode {
         for l in lines {
             println!("{l}");
         }
+        println!("{}", arenas_line(&report.series));
         println!(
             "(probeN_x: samples at which one GFP_NOWAIT block of order N from zone Normal, freed at once, could not be had)"
         );
@@ -254,9 +285,36 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"zone": "Normal", "steps": 400, "sample_every": 200, "series": [
-                {"backend": "mirror", "step": [200], "unusable_3": [0.5], "unusable_9": [1.0],
+                {"backend": "mirror", "arena_pages": 2049, "step": [200], "unusable_3": [0.5], "unusable_9": [1.0],
                  "free_blocks": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]],
                  "probe_failed_3": [false], "probe_failed_9": [true]}]})
+        );
+    }
+
+    fn arena(backend: &'static str, pages: u64) -> Series {
+        Series {
+            backend,
+            arena_pages: pages,
+            step: vec![],
+            unusable_3: vec![],
+            unusable_9: vec![],
+            free_blocks: vec![],
+            probe_failed_3: vec![],
+            probe_failed_9: vec![],
+        }
+    }
+
+    #[test]
+    fn arenas_line_says_when_they_do_not_compare() {
+        let even = arenas_line(&[arena("real", 25600), arena("mirror", 24320)]);
+        assert_eq!(
+            even,
+            "arenas (free pages of zone Normal at step 0): real 100.0 MiB mirror 95.0 MiB, mirror/real 0.95"
+        );
+        let uneven = arenas_line(&[arena("real", 300_000), arena("mirror", 7168)]);
+        assert!(
+            uneven.contains("mirror/real 0.02\n(the arenas differ"),
+            "{uneven}"
         );
     }
 }

@@ -36,6 +36,16 @@ pub struct FragSeries {
     pub free_blocks: Vec<Vec<u64>>,
 }
 
+impl FragSeries {
+    /// The arena: MiB in free blocks at the first sample (4 KiB pages).
+    pub fn arena_mib(&self) -> f64 {
+        self.free_blocks.first().map_or(0.0, |c| {
+            let pages: u64 = c.iter().enumerate().map(|(o, &n)| n << o).sum();
+            pages as f64 / 256.0
+        })
+    }
+}
+
 impl FragFile {
     pub fn load(path: &Path) -> Result<Self, InputError> {
         let text = std::fs::read_to_string(path).map_err(|e| InputError::io(path, e))?;
@@ -189,7 +199,11 @@ impl Figure for FragFigure {
         for (s, area) in f.series.iter().zip(areas.iter()) {
             let mut chart = ChartBuilder::on(area)
                 .caption(
-                    format!("{}: free blocks per order", s.backend),
+                    format!(
+                        "{}: free blocks per order ({:.0} MiB free at the start)",
+                        s.backend,
+                        s.arena_mib()
+                    ),
                     ("sans-serif", 17),
                 )
                 .margin(10)

@@ -394,3 +394,21 @@ fn frag_series_must_agree_in_length_and_range() {
     let e = FragFile::load(&dir.join("bad.json")).unwrap_err();
     assert_eq!(e.line, Some(2), "{e}");
 }
+
+#[test]
+fn frag_arena_is_the_free_memory_of_the_first_sample() {
+    let s = memplot::frag::FragSeries {
+        backend: "real".into(),
+        step: vec![0, 200],
+        unusable_3: vec![0.0, 0.0],
+        unusable_9: vec![0.0, 0.0],
+        // 256 order-0 pages and two order-10 blocks: 1 MiB + 8 MiB.
+        free_blocks: vec![vec![256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], vec![0; 11]],
+    };
+    assert_eq!(s.arena_mib(), 9.0);
+    let empty = memplot::frag::FragSeries {
+        free_blocks: vec![],
+        ..s
+    };
+    assert_eq!(empty.arena_mib(), 0.0);
+}

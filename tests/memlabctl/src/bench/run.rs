@@ -31,23 +31,63 @@ pub struct PoolZone {
     pub zone: String,
     pub managed_pages: u64,
     pub free_pages: u64,
+    /// The zone's per-CPU page list sizes (`pcp->batch`, `pcp->high`).
+    pub pcp: Option<Pcp>,
 }
 
-/// `zone Normal managed 7168 free 7100 reserve 224` lines.
+/// A per-CPU page list's batch and high mark.
+#[derive(Serialize, Debug, PartialEq, Clone, Copy)]
+pub struct Pcp {
+    pub batch: u64,
+    pub high: u64,
+}
+
+/// `zone Normal managed 7168 free 7100 reserve 224 pcp_batch 1 pcp_high 4`
+/// lines.
 pub fn parse_pool(s: &str) -> Vec<PoolZone> {
     s.lines()
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
             match w.as_slice() {
-                ["zone", z, "managed", m, "free", f, ..] => Some(PoolZone {
+                ["zone", z, "managed", m, "free", f, rest @ ..] => Some(PoolZone {
                     zone: z.to_string(),
                     managed_pages: m.parse().ok()?,
                     free_pages: f.parse().ok()?,
+                    pcp: match rest {
+                        ["reserve", _, "pcp_batch", b, "pcp_high", h, ..] => Some(Pcp {
+                            batch: b.parse().ok()?,
+                            high: h.parse().ok()?,
+                        }),
+                        _ => None,
+                    },
                 }),
                 _ => None,
             }
         })
         .collect()
+}
+
+/// CPU 0's page list of `zone` in /proc/zoneinfo (its `pagesets`).
+pub fn zoneinfo_pcp(zoneinfo: &str, zone: &str) -> Option<Pcp> {
+    let (mut in_zone, mut cpu0) = (false, false);
+    let (mut batch, mut high) = (None, None);
+    for l in zoneinfo.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        match w.as_slice() {
+            ["Node", _, "zone", z, ..] => {
+                in_zone = *z == zone;
+                cpu0 = false;
+            }
+            ["cpu:", c] if in_zone => cpu0 = *c == "0",
+            ["high:", h] if in_zone && cpu0 => high = h.parse().ok(),
+            ["batch:", b] if in_zone && cpu0 => batch = b.parse().ok(),
+            _ => {}
+        }
+    }
+    Some(Pcp {
+        batch: batch?,
+        high: high?,
+    })
 }
 
 /// `bench.json`.
@@ -62,6 +102,8 @@ pub struct BenchReport {
     pub pinned_cpu: usize,
     pub window: &'static str,
     pub mirror_pool: Vec<PoolZone>,
+    /// zone Normal's per-CPU page list on the real side (CPU 0).
+    pub real_normal_pcp: Option<Pcp>,
     pub scale: u32,
     pub workloads: Vec<Row>,
     pub sweep: Vec<SweepPoint>,
@@ -137,6 +179,10 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         .iter()
         .find(|z| z.zone == "Normal")
         .map_or(0, |z| z.managed_pages);
+    let real_pcp = zoneinfo_pcp(
+        &fs::read_to_string("/proc/zoneinfo").unwrap_or_default(),
+        "Normal",
+    );
     let say = |s: String| {
         if !a.json {
             println!("{s}");
@@ -221,6 +267,13 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             .map(|z| format!("{} {} pages", z.zone, z.managed_pages))
             .collect::<Vec<_>>()
             .join(", ")
+    ));
+    let pcp_of =
+        |p: Option<Pcp>| p.map_or("?".into(), |p| format!("batch {} high {}", p.batch, p.high));
+    say(format!(
+        "zone Normal's per-CPU page lists (the kernel's rule on each zone's size): real {} (/proc/zoneinfo, CPU 0), mirror {}",
+        pcp_of(real_pcp),
+        pcp_of(pool.iter().find(|z| z.zone == "Normal").and_then(|z| z.pcp))
     ));
     say(format!("timing window: {}", report::WINDOW));
     for fam in [
@@ -323,6 +376,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         pinned_cpu,
         window: report::WINDOW,
         mirror_pool: pool,
+        real_normal_pcp: real_pcp,
         scale: a.scale,
         workloads: rows,
         sweep,
@@ -378,22 +432,50 @@ mod tests {
         let s = "pool: 16384 pages in 20 blocks\nzone     start_pfn end_pfn order\n\
                  per-CPU caches: 0 pages, 0 kmalloc objects\n\
                  zone DMA    managed     1024 free     1000 reserve     32\n\
-                 zone Normal managed     7168 free     7100 reserve    224\n";
+                 zone Normal managed     7168 free     7100 reserve    224 pcp_batch   1 pcp_high     4\n";
         assert_eq!(
             parse_pool(s),
             vec![
                 PoolZone {
                     zone: "DMA".into(),
                     managed_pages: 1024,
-                    free_pages: 1000
+                    free_pages: 1000,
+                    pcp: None,
                 },
                 PoolZone {
                     zone: "Normal".into(),
                     managed_pages: 7168,
-                    free_pages: 7100
+                    free_pages: 7100,
+                    pcp: Some(Pcp { batch: 1, high: 4 }),
                 },
             ]
         );
+    }
+
+    #[test]
+    fn zoneinfo_pagesets_parse() {
+        // The shape of 7.2's /proc/zoneinfo, cut down.
+        let z = "Node 0, zone    DMA32\n  pages free     750622\n  pagesets\n    cpu: 0\n\
+                 \x20             count: 5\n              high:  900\n              batch: 63\n\
+                 Node 0, zone   Normal\n  pages free     301263\n        managed  520000\n  pagesets\n\
+                 \x20   cpu: 0\n              count:    17\n              high:     1024\n\
+                 \x20             batch:    63\n  vm stats threshold: 40\n    cpu: 1\n\
+                 \x20             count:    2\n              high:     7\n              batch:    1\n";
+        assert_eq!(
+            zoneinfo_pcp(z, "Normal"),
+            Some(Pcp {
+                batch: 63,
+                high: 1024
+            })
+        );
+        assert_eq!(
+            zoneinfo_pcp(z, "DMA32"),
+            Some(Pcp {
+                batch: 63,
+                high: 900
+            })
+        );
+        assert_eq!(zoneinfo_pcp(z, "Movable"), None);
     }
 
     #[test]
