@@ -15,6 +15,7 @@ pub enum Kind {
     Inspect,
     Exercise,
     Workload,
+    Replay,
     /// Unknown command numbers, and known ones with a wrong size or direction.
     BadCmd,
     /// A known command with a NULL, unmapped, read-only, kernel or
@@ -22,13 +23,14 @@ pub enum Kind {
     BadPtr,
 }
 
-pub const KINDS: [(Kind, &str); 8] = [
+pub const KINDS: [(Kind, &str); 9] = [
     (Kind::Version, "VERSION"),
     (Kind::Alloc, "ALLOC"),
     (Kind::Free, "FREE"),
     (Kind::Inspect, "INSPECT"),
     (Kind::Exercise, "EXERCISE"),
     (Kind::Workload, "WORKLOAD"),
+    (Kind::Replay, "REPLAY"),
     (Kind::BadCmd, "bad command nr"),
     (Kind::BadPtr, "bad pointer"),
 ];
@@ -50,7 +52,7 @@ pub const EXPECTED: [i32; 8] = [
 ];
 
 /// Calls timed separately, for the latency table: ALLOC by family.
-pub const TIMED: [&str; 14] = [
+pub const TIMED: [&str; 15] = [
     "VERSION",
     "ALLOC kmalloc",
     "ALLOC vmalloc",
@@ -65,6 +67,7 @@ pub const TIMED: [&str; 14] = [
     "WORKLOAD",
     "bad command nr",
     "bad pointer",
+    "REPLAY",
 ];
 
 /// The shared counters; all zero at the start (a fresh anonymous mapping).

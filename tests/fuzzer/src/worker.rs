@@ -230,6 +230,102 @@ fn gen_workload(r: &mut Rng) -> MemlabWorkload {
     w
 }
 
+/// The shape of a REPLAY call: its steps and what [`Proc::op_replay`]
+/// expects of it.
+struct ReplayCase {
+    steps: Vec<MemlabReplayStep>,
+    /// Allocation steps in `steps`.
+    allocs: u64,
+    /// Nothing in the steps or the header was made garbage.
+    valid: bool,
+}
+
+/// A short valid replay (ids 0..16, kmalloc, pages of order 0..3 and now
+/// and then kmem_cache objects), or one with one step made garbage.
+fn gen_replay_steps(r: &mut Rng) -> ReplayCase {
+    let n = r.range(1, 48) as usize;
+    // kmem_cache steps in one replay of ten: each size is a cache made and
+    // destroyed (an RCU barrier, tens of ms under KASAN).
+    let caches = if r.chance(1, 10) { 10 } else { 0 };
+    let mut steps = Vec::with_capacity(n);
+    let mut live: Vec<u32> = Vec::new();
+    let mut allocs = 0;
+    for _ in 0..n {
+        let free_one = !live.is_empty() && (live.len() >= 16 || r.chance(2, 5));
+        if free_one {
+            let i = r.below(live.len() as u64) as usize;
+            steps.push(MemlabReplayStep {
+                op: MEMLAB_REPLAY_FREE,
+                id: live.swap_remove(i),
+                ..Default::default()
+            });
+            continue;
+        }
+        let id = (0..16u32).find(|i| !live.contains(i)).unwrap_or(0);
+        let family = [
+            MEMLAB_FAMILY_KMALLOC,
+            MEMLAB_FAMILY_PAGES,
+            MEMLAB_FAMILY_KMEM_CACHE,
+        ][r.weighted(&[60, 40, caches])];
+        let arg = if family == MEMLAB_FAMILY_PAGES {
+            r.range(0, 3)
+        } else {
+            r.range(1, 8192)
+        };
+        let gfp = r.pick(&[
+            MEMLAB_GFP_KERNEL,
+            MEMLAB_GFP_KERNEL,
+            MEMLAB_GFP_ATOMIC,
+            MEMLAB_GFP_NOWAIT,
+            MEMLAB_GFP_NOFS,
+        ]);
+        steps.push(MemlabReplayStep {
+            op: MEMLAB_REPLAY_ALLOC,
+            family,
+            gfp,
+            id,
+            arg,
+        });
+        live.push(id);
+        allocs += 1;
+    }
+    let mut valid = true;
+    if r.chance(30, 100) {
+        valid = false;
+        let i = r.below(steps.len() as u64) as usize;
+        let s = &mut steps[i];
+        match r.below(7) {
+            0 => s.op = r.pick_or(&[2, 3, u32::MAX], |r| r.u32() | 2),
+            1 => s.family = r.pick(&[MEMLAB_FAMILY_VMALLOC, MEMLAB_FAMILY_DMA, 5, u32::MAX]),
+            2 => {
+                s.gfp = r.pick_or(&[MEMLAB_NR_GFP, MEMLAB_GFP_ZERO, 0xff, u32::MAX], |r| {
+                    r.u32() | 0x200
+                })
+            }
+            3 => s.id = r.pick_or(&[MEMLAB_REPLAY_MAX_IDS, u32::MAX], |r| r.u32() | 1 << 16),
+            4 => s.arg = r.pick(&[0, 11, 64, (4 << 20) + 1, 1 << 40, u64::MAX]),
+            // A free of an id nothing holds, or a second alloc of a live one.
+            5 => {
+                *s = MemlabReplayStep {
+                    op: MEMLAB_REPLAY_FREE,
+                    id: 16 + r.below(16) as u32,
+                    ..Default::default()
+                }
+            }
+            // A second alloc of a live id (step 0 is always an alloc).
+            _ => {
+                let first = steps[0];
+                steps.insert(1, first);
+            }
+        }
+    }
+    ReplayCase {
+        steps,
+        allocs,
+        valid,
+    }
+}
+
 impl Proc {
     pub fn new(stats: &'static Stats, nfds: usize, budget: u64) -> Proc {
         let slots = (0..nfds)
@@ -303,7 +399,12 @@ impl Proc {
             n += 1;
             let si = r.below(self.slots.len() as u64) as usize;
             let slot = &self.slots[si];
-            match r.weighted(&[220, 200, 150, 50, 20, 15, 100, 120, 3, 1, 1]) {
+            match r.weighted(&[220, 200, 150, 50, 20, 15, 100, 120, 3, 1, 1, 8]) {
+                11 => {
+                    let _g = slot.lock.read().unwrap();
+                    self.op_replay(&mut r, slot.fd.load(Relaxed));
+                    continue;
+                }
                 8 => {
                     self.reopen(slot);
                     continue;
@@ -508,10 +609,102 @@ impl Proc {
             .judge(Kind::Workload, MEMLAB_IOC_WORKLOAD, arg, e);
     }
 
+    /// REPLAY of a short step array, valid or not, with its header and
+    /// buffers valid or not. Whatever happens, everything it allocated is
+    /// freed when it returns (end_checks reads `pinned`); a valid one must
+    /// replay every step.
+    fn op_replay(&self, r: &mut Rng, fd: i32) {
+        let case = gen_replay_steps(r);
+        let mut q = MemlabReplay {
+            steps: case.steps.as_ptr() as u64,
+            steps_len: (case.steps.len() * size_of::<MemlabReplayStep>()) as u64,
+            backend: r.backend().min(1),
+            zone: r.pick(&[
+                MEMLAB_ZONE_NORMAL,
+                MEMLAB_ZONE_NORMAL,
+                MEMLAB_ZONE_DMA32,
+                MEMLAB_ZONE_DMA,
+            ]),
+            ..Default::default()
+        };
+        let mut samples = Vec::<MemlabFragSample>::new();
+        if r.chance(1, 2) {
+            q.sample_every = r.range(1, 8) as u32;
+            samples.resize(
+                case.steps.len() / q.sample_every as usize + 1,
+                Default::default(),
+            );
+            q.samples = samples.as_mut_ptr() as u64;
+            q.samples_len = (samples.len() * size_of::<MemlabFragSample>()) as u64;
+        }
+        let mut valid = case.valid;
+        // Unreadable: EFAULT it must be.
+        let mut must_fault = false;
+        if r.chance(25, 100) {
+            valid = false;
+            let ar = &self.arena;
+            match r.below(10) {
+                0 => q.backend = r.pick(&[2, u32::MAX]),
+                1 => q.zone = r.pick(&[MEMLAB_ZONE_MOVABLE, MEMLAB_ZONE_MIXED, 7, u32::MAX]),
+                2 => q.steps_len = r.pick(&[0, q.steps_len - 1, q.steps_len + 1]),
+                3 => q.steps_len = u64::from(MEMLAB_REPLAY_MAX_STEPS + 1) * 24,
+                4 => q.steps_len = u64::MAX - 7,
+                5 => q.samples_len = q.samples_len.saturating_sub(1).max(1),
+                6 => {
+                    q.sample_every = if q.sample_every == 0 {
+                        0
+                    } else {
+                        r.pick(&[0, u32::MAX])
+                    }
+                }
+                7 => q.allocs = r.next() | 1,
+                8 => {
+                    q.steps = r.pick(&[0, ar.hole as u64, 0xffff_8880_0000_0000, u64::MAX - 7]);
+                    must_fault = true;
+                }
+                _ => {
+                    if q.samples != 0 {
+                        // The read-only page: the copy-out of the samples fails.
+                        q.samples = ar.ro as u64;
+                        q.samples_len = q.samples_len.min(PAGE as u64);
+                    }
+                }
+            }
+        }
+        let arg = &mut q as *mut _ as usize;
+        let e = self
+            .stats
+            .timed(14, || sys::ioctl(fd, MEMLAB_IOC_REPLAY, arg));
+        self.stats.judge(Kind::Replay, MEMLAB_IOC_REPLAY, arg, e);
+        let n = case.steps.len() as u64;
+        if must_fault && e != libc::EFAULT && e != libc::EINVAL {
+            self.stats.unexpected(format_args!(
+                "REPLAY with unreadable steps {:#x}: {}",
+                q.steps,
+                sys::errno_name(e)
+            ));
+        }
+        // ENOMEM: the run's charge did not fit under the pin caps, which
+        // this fd's other threads share.
+        if valid && e != 0 && e != libc::ENOMEM {
+            self.stats.unexpected(format_args!(
+                "valid REPLAY of {n} steps on backend {}: {}",
+                q.backend,
+                sys::errno_name(e)
+            ));
+        }
+        if valid && e == 0 && (q.steps_done != n || q.allocs + q.failed != case.allocs) {
+            self.stats.unexpected(format_args!(
+                "valid REPLAY of {n} steps ({} allocs): steps_done {}, allocs {} + failed {}",
+                case.allocs, q.steps_done, q.allocs, q.failed
+            ));
+        }
+    }
+
     /// An unknown command number, or a known one with a wrong size or
     /// direction: ENOTTY, always.
     fn op_badcmd(&self, r: &mut Rng, fd: i32) {
-        // REPLAY is a known command the fuzzer does not drive (yet).
+        // REPLAY is driven by op_replay alone (its buffers are its own).
         let valid: Vec<u32> = CMDS
             .iter()
             .map(|c| c.0)
