@@ -30,7 +30,7 @@ die() { printf '\033[1;31m[memlab] error:\033[0m %s\n' "$*" >&2; exit 1; }
 # The fragmentation benchmark's VM (scripts/bench.sh): zone Normal of this
 # many MiB (the guest's RAM above 4 GiB) and the mirror's pool_mb, chosen so
 # that both zones Normal start with about the same free memory.
-FRAG_NORMAL_MB_DEFAULT=320
+FRAG_NORMAL_MB_DEFAULT=300
 FRAG_POOL_MB_DEFAULT=256
 
 # A QEMU -m size (a bare number is MiB; M or G suffix) in MiB.

@@ -55,6 +55,10 @@ fn batch_follows_zone_size() {
     assert_eq!(zone_batchsize(131_072), 31);
     assert_eq!(zone_batchsize(1 << 18), 63);
     assert_eq!(zone_batchsize(1 << 30), 63);
+    // The full batch starts at 43 << 12 pages (688 MiB; memlabctl bench
+    // names the threshold, and make bench's pool_mb=1600 passes it).
+    assert_eq!(zone_batchsize(43 << 12), 63);
+    assert_eq!(zone_batchsize((43 << 12) - 1), 31);
     for managed in (0..1u64 << 20).step_by(4099) {
         let b = zone_batchsize(managed);
         assert!((b + 1).is_power_of_two() && b <= 63, "{managed}: {b}");

@@ -67,6 +67,10 @@ pub fn parse_pool(s: &str) -> Vec<PoolZone> {
         .collect()
 }
 
+/// Managed pages from which `zone_batchsize` gives its largest batch, 63:
+/// 43 << 12 (43 + 43 / 2 rounds down to 64).
+const PCP_FULL_BATCH_PAGES: u64 = 43 << 12;
+
 /// CPU 0's page list of `zone` in /proc/zoneinfo (its `pagesets`).
 pub fn zoneinfo_pcp(zoneinfo: &str, zone: &str) -> Option<Pcp> {
     let (mut in_zone, mut cpu0) = (false, false);
@@ -268,13 +272,24 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    let mirror_pcp = pool.iter().find(|z| z.zone == "Normal").and_then(|z| z.pcp);
     let pcp_of =
         |p: Option<Pcp>| p.map_or("?".into(), |p| format!("batch {} high {}", p.batch, p.high));
     say(format!(
         "zone Normal's per-CPU page lists (the kernel's rule on each zone's size): real {} (/proc/zoneinfo, CPU 0), mirror {}",
         pcp_of(real_pcp),
-        pcp_of(pool.iter().find(|z| z.zone == "Normal").and_then(|z| z.pcp))
+        pcp_of(mirror_pcp)
     ));
+    if let (Some(r), Some(m)) = (real_pcp, mirror_pcp) {
+        if r.batch != m.batch {
+            say(format!(
+                "  the batches differ, so the page rows compare unequal per-CPU lists: give the mirror's \
+                 zone Normal at least {} MiB (pool_mb=1600 does) for the real zone's batch {}",
+                PCP_FULL_BATCH_PAGES >> 8,
+                r.batch
+            ));
+        }
+    }
     say(format!("timing window: {}", report::WINDOW));
     for fam in [
         uapi::MEMLAB_FAMILY_KMEM_CACHE,
