@@ -14,9 +14,13 @@
 //!   `buddy_system_allocator`'s `Heap`, `talc` and `slabmalloc`'s
 //!   `ZoneAllocator`, one kmalloc-like trace for all (`mirror/kmalloc_trace.rs`).
 //!
-//! Run with `cargo bench -p memlab-core` (optimised). Each figure is the best
-//! of `RUNS` runs. Not a test: prints ops/s, ratios and whether issue 11's
-//! host targets are met (2x buddy_system_allocator 0.13, 1.5x slabmalloc).
+//! Run with `cargo bench -p memlab-core` (optimised). Every side runs once
+//! per round over `ROUNDS` rounds, in order on even rounds and reversed on
+//! odd ones (ABBA), so drift on a shared machine falls on both sides; ops/s
+//! are medians over the rounds, and each ratio is taken per round and
+//! printed as its median [min-max]. Not a test: prints ops/s, ratios and
+//! whether issue 11's host targets are met (2x buddy_system_allocator 0.13,
+//! 1.5x slabmalloc) by the median ratio.
 
 use std::alloc::{alloc, Layout};
 use std::hint::black_box;
@@ -31,7 +35,7 @@ use slabmalloc::{AllocablePage, ObjectPage, SCAllocator};
 #[path = "mirror/kmalloc_trace.rs"]
 mod kmalloc_trace;
 
-const RUNS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// xorshift64*.
 struct Rng(u64);
@@ -121,15 +125,57 @@ fn order_picker(orders: &[u32]) -> impl FnMut(&mut Rng) -> (u32, u64) + '_ {
     }
 }
 
-fn best(mut f: impl FnMut() -> Duration) -> Duration {
-    (0..RUNS).map(|_| f()).min().unwrap()
+/// Runs every side once per round, in order on even rounds and reversed on
+/// odd ones; each side's times, round by round.
+fn rounds(sides: &mut [&mut dyn FnMut() -> Duration]) -> Vec<Vec<Duration>> {
+    let mut out = vec![Vec::with_capacity(ROUNDS); sides.len()];
+    for r in 0..ROUNDS {
+        for k in 0..sides.len() {
+            let i = if r % 2 == 0 { k } else { sides.len() - 1 - k };
+            out[i].push((sides[i])());
+        }
+    }
+    out
 }
 
-fn rate(ops: usize, d: Duration) -> f64 {
-    ops as f64 / d.as_secs_f64()
+/// A ratio's median and range across rounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
-fn bench_buddy() -> f64 {
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}x [{:.2}-{:.2}]", self.median, self.min, self.max)
+    }
+}
+
+/// How many times faster `a` ran than `b`, round by round (b's time over
+/// a's, same trace).
+fn speedup(a: &[Duration], b: &[Duration]) -> Spread {
+    let mut v: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| b.as_secs_f64() / a.as_secs_f64())
+        .collect();
+    v.sort_by(f64::total_cmp);
+    Spread {
+        median: v[v.len() / 2],
+        min: v[0],
+        max: v[v.len() - 1],
+    }
+}
+
+/// ops/s at the median time over the rounds.
+fn rate(ops: usize, ds: &[Duration]) -> f64 {
+    let mut v = ds.to_vec();
+    v.sort();
+    ops as f64 / v[v.len() / 2].as_secs_f64()
+}
+
+fn bench_buddy() -> Spread {
     const PAGES: u64 = 1 << 18; // 1 GiB of frames
     const OPS: usize = 2_000_000;
     // Mixed orders, mostly small as in real kernels.
@@ -138,7 +184,7 @@ fn bench_buddy() -> f64 {
     let n = steps.len();
 
     let (mut memlab_failed, mut bsa_failed) = (0, 0);
-    let memlab = best(|| {
+    let mut memlab = || {
         let mut zone = Buddy::new(vec![PageMeta::INIT; PAGES as usize], vec![Region::EMPTY; 1]);
         zone.add_region(0, PAGES).unwrap();
         let mut slots: Vec<Option<(u64, u32)>> = vec![None; nslots];
@@ -160,9 +206,9 @@ fn bench_buddy() -> f64 {
         let d = t.elapsed();
         memlab_failed = black_box(failed);
         d
-    });
+    };
 
-    let bsa = best(|| {
+    let mut bsa = || {
         // The default ORDER (33): with ORDER = 11 the crate drops a block
         // whenever two order-10 buddies merge (its merge loop stops at the
         // top class without re-inserting), and soon fails most requests.
@@ -187,15 +233,22 @@ fn bench_buddy() -> f64 {
         let d = t.elapsed();
         bsa_failed = black_box(failed);
         d
-    });
+    };
 
-    let (a, b) = (rate(n, memlab), rate(n, bsa));
+    let t = rounds(&mut [&mut memlab, &mut bsa]);
+    let x = speedup(&t[0], &t[1]);
     println!("buddy: {n} ops, orders 0..=10 mixed, {PAGES} frames");
-    println!("  memlab Buddy                         {:>12.0} ops/s", a);
-    println!("  buddy_system_allocator FrameAllocator {:>11.0} ops/s", b);
-    println!("  ratio memlab/bsa                     {:>12.2}x", a / b);
+    println!(
+        "  memlab Buddy                         {:>12.0} ops/s",
+        rate(n, &t[0])
+    );
+    println!(
+        "  buddy_system_allocator FrameAllocator {:>11.0} ops/s",
+        rate(n, &t[1])
+    );
+    println!("  ratio memlab/bsa                     {x}");
     println!("  failed allocations: memlab {memlab_failed}, bsa {bsa_failed}");
-    a / b
+    x
 }
 
 /// An arena of 4 KiB-aligned pages for slabmalloc, handed out by a bump
@@ -235,7 +288,7 @@ impl PagePool {
     }
 }
 
-fn bench_slab() -> f64 {
+fn bench_slab() -> Spread {
     const OPS: usize = 4_000_000;
     const ARENA_PAGES: u64 = 1 << 15; // 128 MiB
                                       // Objects live at once stay under 400k (25 MiB of 64-byte objects).
@@ -243,7 +296,7 @@ fn bench_slab() -> f64 {
     let n = steps.len();
     let layout = Layout::from_size_align(64, 8).unwrap();
 
-    let memlab = best(|| {
+    let mut memlab = || {
         let arena_layout = Layout::from_size_align(
             ARENA_PAGES as usize * PAGE_SIZE,
             PAGE_SIZE << MAX_PAGE_ORDER,
@@ -282,9 +335,9 @@ fn bench_slab() -> f64 {
         // SAFETY: Allocated above with this layout; nothing refers to it now.
         unsafe { std::alloc::dealloc(arena, arena_layout) };
         d
-    });
+    };
 
-    let smalloc = best(|| {
+    let mut smalloc = || {
         let mut pool = PagePool::new(ARENA_PAGES as usize);
         let mut sc: SCAllocator<'static, ObjectPage<'static>> = SCAllocator::new(64);
         let mut slots: Vec<Option<NonNull<u8>>> = vec![None; nslots];
@@ -309,27 +362,35 @@ fn bench_slab() -> f64 {
             }
         }
         t.elapsed()
-    });
+    };
 
-    let (a, b) = (rate(n, memlab), rate(n, smalloc));
+    let t = rounds(&mut [&mut memlab, &mut smalloc]);
+    let x = speedup(&t[0], &t[1]);
     println!(
         "slab: {n} ops, 64-byte objects, up to 400k live (ObjectPage size {})",
         ObjectPage::SIZE
     );
-    println!("  memlab SlabCache                     {:>12.0} ops/s", a);
-    println!("  slabmalloc SCAllocator               {:>12.0} ops/s", b);
-    println!("  ratio memlab/slabmalloc              {:>12.2}x", a / b);
-    a / b
+    println!(
+        "  memlab SlabCache                     {:>12.0} ops/s",
+        rate(n, &t[0])
+    );
+    println!(
+        "  slabmalloc SCAllocator               {:>12.0} ops/s",
+        rate(n, &t[1])
+    );
+    println!("  ratio memlab/slabmalloc              {x}");
+    x
 }
 
-/// Whether `ratio` meets `target`, and by how much it misses.
-fn verdict(ratio: f64, target: f64) -> String {
-    if ratio >= target {
-        format!("met ({ratio:.2}x >= {target}x)")
+/// Whether the median `ratio` meets `target`, and by how much it misses.
+fn verdict(ratio: Spread, target: f64) -> String {
+    let m = ratio.median;
+    if m >= target {
+        format!("met ({ratio} >= {target}x)")
     } else {
         format!(
-            "MISSED by {:.0}% ({ratio:.2}x < {target}x)",
-            (1.0 - ratio / target) * 100.0
+            "MISSED by {:.0}% ({ratio} < {target}x)",
+            (1.0 - m / target) * 100.0
         )
     }
 }
@@ -338,19 +399,22 @@ fn main() {
     // `cargo test --benches` passes `--bench`-less args; run either way.
     let buddy = bench_buddy();
     let slab = bench_slab();
-    let all = kmalloc_trace::bench();
-    let (unsized_, sized) = (all[0].1, all[1].1);
-    for (name, r) in &all {
+    let (n, all) = kmalloc_trace::bench();
+    let (unsized_, sized) = (&all[0].1, &all[1].1);
+    for (name, t) in &all {
         println!(
-            "  {name:<36} {r:>12.0} ops/s   kfree/this {:>5.2}x, sized/this {:>5.2}x",
-            unsized_ / r,
-            sized / r
+            "  {name:<36} {:>12.0} ops/s   kfree/this {}, sized/this {}",
+            rate(n, t),
+            speedup(unsized_, t),
+            speedup(sized, t)
         );
     }
-    let ratio = |who: &str, memlab: f64| {
-        all.iter()
-            .find(|(n, _)| n.starts_with(who))
-            .map_or(0.0, |(_, r)| memlab / r)
+    let ratio = |who: &str, memlab: &[Duration]| {
+        let (_, t) = all
+            .iter()
+            .find(|(name, _)| name.starts_with(who))
+            .expect("every peer runs");
+        speedup(memlab, t)
     };
     println!("targets (issue 11):");
     for (what, memlab) in [("kfree", unsized_), ("sized free", sized)] {

@@ -24,7 +24,7 @@ use talc::base::Talc;
 use talc::source::Manual;
 use talc::DefaultBinning;
 
-use super::{best, rate, trace, Step};
+use super::{rounds, trace, Step};
 
 /// kmalloc classes and how often a request falls in each.
 const CLASSES: [(u32, u32); 13] = [
@@ -91,9 +91,9 @@ fn run(
     d
 }
 
-/// ops/s of every allocator on the same trace, memlab first (kfree,
-/// then freeing with the class known).
-pub fn bench() -> Vec<(&'static str, f64)> {
+/// The trace's length, and every allocator's times on it round by round
+/// (`rounds`), memlab first (kfree, then freeing with the class known).
+pub fn bench() -> (usize, Vec<(&'static str, Vec<Duration>)>) {
     let total: u32 = CLASSES.iter().map(|c| c.1).sum();
     let (steps, nslots) = trace(OPS, MAX_LIVE, 0x6B6D_616C, |rng| {
         let mut pick = rng.below(u64::from(total)) as u32;
@@ -109,49 +109,42 @@ pub fn bench() -> Vec<(&'static str, f64)> {
         unreachable!()
     });
     let n = steps.len();
-    let mut out = Vec::new();
 
-    for sized in [false, true] {
-        let d = best(|| {
-            let pages = ARENA / PAGE_SIZE;
-            let base = arena(ARENA, PAGE_SIZE << MAX_PAGE_ORDER);
-            let mut zone = Buddy::new(vec![PageMeta::INIT; pages], vec![Region::EMPTY; 1]);
-            zone.add_region(0, pages as u64).unwrap();
-            // SAFETY: The region maps onto the fresh arena, aligned to the
-            // largest block, used only through blocks of the zone.
-            let mut src = unsafe { BuddyPages::new(&mut zone, LinearMap::new(base, 0)) };
-            let km = RefCell::new(Kmalloc::new().unwrap());
-            let src = RefCell::new(&mut src);
-            run(
-                &steps,
-                nslots,
-                |size| {
-                    km.borrow_mut()
-                        .kmalloc(*src.borrow_mut(), size as usize)
-                        .unwrap()
-                },
-                |p, size| {
-                    let mut km = km.borrow_mut();
-                    let mut src = src.borrow_mut();
-                    let src = &mut **src;
-                    match SizeClass::for_size(size as usize) {
-                        // The class known, as the others are told the layout.
-                        Some(class) if sized => km.cache_mut(class).free(src, p.as_ptr()).unwrap(),
-                        // kfree(): the class from the page metadata.
-                        _ => km.kfree(src, p.as_ptr()).unwrap(),
-                    }
-                },
-            )
-        });
-        let name = if sized {
-            "memlab Kmalloc, sized free"
-        } else {
-            "memlab Kmalloc, kfree (unsized)"
-        };
-        out.push((name, rate(n, d)));
-    }
+    let memlab = |sized: bool| {
+        let pages = ARENA / PAGE_SIZE;
+        let base = arena(ARENA, PAGE_SIZE << MAX_PAGE_ORDER);
+        let mut zone = Buddy::new(vec![PageMeta::INIT; pages], vec![Region::EMPTY; 1]);
+        zone.add_region(0, pages as u64).unwrap();
+        // SAFETY: The region maps onto the fresh arena, aligned to the
+        // largest block, used only through blocks of the zone.
+        let mut src = unsafe { BuddyPages::new(&mut zone, LinearMap::new(base, 0)) };
+        let km = RefCell::new(Kmalloc::new().unwrap());
+        let src = RefCell::new(&mut src);
+        run(
+            &steps,
+            nslots,
+            |size| {
+                km.borrow_mut()
+                    .kmalloc(*src.borrow_mut(), size as usize)
+                    .unwrap()
+            },
+            |p, size| {
+                let mut km = km.borrow_mut();
+                let mut src = src.borrow_mut();
+                let src = &mut **src;
+                match SizeClass::for_size(size as usize) {
+                    // The class known, as the others are told the layout.
+                    Some(class) if sized => km.cache_mut(class).free(src, p.as_ptr()).unwrap(),
+                    // kfree(): the class from the page metadata.
+                    _ => km.kfree(src, p.as_ptr()).unwrap(),
+                }
+            },
+        )
+    };
+    let mut memlab_kfree = || memlab(false);
+    let mut memlab_sized = || memlab(true);
 
-    let d = best(|| {
+    let mut bsa = || {
         let mut heap = Heap::<33>::new();
         // SAFETY: A fresh arena, used by nothing else.
         unsafe { heap.init(arena(ARENA, PAGE_SIZE) as usize, ARENA) };
@@ -163,10 +156,9 @@ pub fn bench() -> Vec<(&'static str, f64)> {
             // SAFETY: Allocated above with this layout.
             |p, size| unsafe { heap.borrow_mut().dealloc(p, layout(size)) },
         )
-    });
-    out.push(("buddy_system_allocator 0.13 Heap", rate(n, d)));
+    };
 
-    let d = best(|| {
+    let mut talc = || {
         let mut talc = Talc::<Manual, DefaultBinning>::new(Manual);
         // SAFETY: A fresh arena, used by nothing else.
         unsafe { talc.claim(arena(ARENA, PAGE_SIZE), ARENA).unwrap() };
@@ -179,10 +171,9 @@ pub fn bench() -> Vec<(&'static str, f64)> {
             // SAFETY: Allocated above with this layout.
             |p, size| unsafe { talc.borrow_mut().deallocate(p.as_ptr(), layout(size)) },
         )
-    });
-    out.push(("talc 5 (Talc<Manual>)", rate(n, d)));
+    };
 
-    let d = best(|| {
+    let mut slabmalloc = || {
         let small = arena(ARENA, PAGE_SIZE);
         let large_size = LargeObjectPage::SIZE;
         let large = arena(ARENA, large_size);
@@ -222,8 +213,22 @@ pub fn bench() -> Vec<(&'static str, f64)> {
             },
             |p, size| zone.borrow_mut().deallocate(p, layout(size)).unwrap(),
         )
-    });
-    out.push(("slabmalloc 0.11 ZoneAllocator", rate(n, d)));
+    };
+
+    let t = rounds(&mut [
+        &mut memlab_kfree,
+        &mut memlab_sized,
+        &mut bsa,
+        &mut talc,
+        &mut slabmalloc,
+    ]);
+    let names = [
+        "memlab Kmalloc, kfree (unsized)",
+        "memlab Kmalloc, sized free",
+        "buddy_system_allocator 0.13 Heap",
+        "talc 5 (Talc<Manual>)",
+        "slabmalloc 0.11 ZoneAllocator",
+    ];
     println!("kmalloc trace: {n} ops, sizes 1..=8192 (kmalloc-like mix), up to 24 MiB live, objects written and read");
-    out
+    (n, names.into_iter().zip(t).collect())
 }
