@@ -168,6 +168,17 @@ fn speedup(a: &[Duration], b: &[Duration]) -> Spread {
     }
 }
 
+/// Prints two sides' ops/s over `n` operations and the first's speedup over
+/// the second; returns the speedup.
+fn print_pair(n: usize, t: &[Vec<Duration>], names: [&str; 2], ratio: &str) -> Spread {
+    for (name, t) in names.iter().zip(t) {
+        println!("  {name:<38}{:>12.0} ops/s", rate(n, t));
+    }
+    let x = speedup(&t[0], &t[1]);
+    println!("  ratio {ratio:<32}{x}");
+    x
+}
+
 /// ops/s at the median time over the rounds.
 fn rate(ops: usize, ds: &[Duration]) -> f64 {
     let mut v = ds.to_vec();
@@ -236,17 +247,13 @@ fn bench_buddy() -> Spread {
     };
 
     let t = rounds(&mut [&mut memlab, &mut bsa]);
-    let x = speedup(&t[0], &t[1]);
     println!("buddy: {n} ops, orders 0..=10 mixed, {PAGES} frames");
-    println!(
-        "  memlab Buddy                         {:>12.0} ops/s",
-        rate(n, &t[0])
+    let x = print_pair(
+        n,
+        &t,
+        ["memlab Buddy", "buddy_system_allocator FrameAllocator"],
+        "memlab/bsa",
     );
-    println!(
-        "  buddy_system_allocator FrameAllocator {:>11.0} ops/s",
-        rate(n, &t[1])
-    );
-    println!("  ratio memlab/bsa                     {x}");
     println!("  failed allocations: memlab {memlab_failed}, bsa {bsa_failed}");
     x
 }
@@ -365,21 +372,16 @@ fn bench_slab() -> Spread {
     };
 
     let t = rounds(&mut [&mut memlab, &mut smalloc]);
-    let x = speedup(&t[0], &t[1]);
     println!(
         "slab: {n} ops, 64-byte objects, up to 400k live (ObjectPage size {})",
         ObjectPage::SIZE
     );
-    println!(
-        "  memlab SlabCache                     {:>12.0} ops/s",
-        rate(n, &t[0])
-    );
-    println!(
-        "  slabmalloc SCAllocator               {:>12.0} ops/s",
-        rate(n, &t[1])
-    );
-    println!("  ratio memlab/slabmalloc              {x}");
-    x
+    print_pair(
+        n,
+        &t,
+        ["memlab SlabCache", "slabmalloc SCAllocator"],
+        "memlab/slabmalloc",
+    )
 }
 
 /// Whether the median `ratio` meets `target`, and by how much it misses.
