@@ -109,16 +109,23 @@ impl SlabCache {
         // bit is an object below `objects`, see `empty_bitmap`).
         let s = unsafe { &mut *slab };
         let mut n: usize = 0;
-        let mut addr = out.iter_mut();
-        'words: for (w, word) in s.bitmap.iter_mut().enumerate() {
-            while *word != u64::MAX {
-                let Some(slot) = addr.next() else {
-                    break 'words;
-                };
-                let bit = word.trailing_ones();
-                *word |= 1 << bit;
-                *slot = s.objs.wrapping_add((w * 64 + bit as usize) * self.size);
-                n += 1;
+        for (w, word) in s.bitmap.iter_mut().enumerate() {
+            let mut free = !*word;
+            // As many as this word has and `out` takes, counted first, so
+            // the loop below has one branch per object (each one ends a
+            // translated block under TCG).
+            let k = (free.count_ones() as usize).min(out.len() - n);
+            let base = s.objs.wrapping_add(w * 64 * self.size);
+            for slot in out.iter_mut().skip(n).take(k) {
+                let bit = free.trailing_zeros() as usize;
+                free &= free - 1;
+                *slot = base.wrapping_add(bit * self.size);
+            }
+            // The taken bits, and only they, become set.
+            *word = !free;
+            n += k;
+            if n == out.len() {
+                break;
             }
         }
         // At most `objects - inuse` bits were clear, so these stay in range.
@@ -183,62 +190,68 @@ impl SlabCache {
     /// (its slab, its index, its in-use bit) and its bit cleared; the counts
     /// and list moves of a slab are done once for each run of objects in
     /// it, as SLUB's detached freelists are given back one slab at a time.
+    // `&` and `|` on the checks' booleans on purpose: no branch per check.
+    #[allow(clippy::needless_bitwise_bool)]
     fn free_bulk_bitmap<P: PageSource>(
         &mut self,
         src: &mut P,
         objs: &[*mut u8],
     ) -> Result<(), BulkFreeError> {
         let mask = !(self.slab_bytes() - 1);
-        // The slab of the current run: its first byte, its descriptor, and
-        // the objects freed in it so far.
-        let mut run: Option<(usize, *mut SlabMeta, u16)> = None;
+        let span = self.objects as usize * self.size;
+        // The slab of the current run: its first byte (`usize::MAX`: no
+        // run), its descriptor, and the objects freed in it so far.
+        let (mut head, mut slab, mut n) = (usize::MAX, core::ptr::null_mut::<SlabMeta>(), 0u16);
         let mut error: Option<BulkFreeError> = None;
         for (i, &ptr) in objs.iter().enumerate() {
-            let result = (|| {
+            if ptr.addr() & mask != head {
+                // Another slab (or a null or foreign pointer): settle the
+                // run, then find the slab through the page metadata.
+                if n > 0 {
+                    // SAFETY: `slab` came from `locate_mut` for `head` and
+                    // is not released since (only `put_run` does).
+                    unsafe { self.put_run(src, slab, n) };
+                }
+                (head, n) = (usize::MAX, 0);
                 if ptr.is_null() {
-                    return Err(SlabError::NullPointer);
+                    BulkFreeError::note(&mut error, i, SlabError::NullPointer);
+                    continue;
                 }
-                let head = ptr.addr() & mask;
-                let (slab, index) = match run {
-                    Some((h, slab, _)) if h == head => {
-                        // SAFETY: `slab` came from `locate_mut` for this
-                        // head and is not released since (only `put_run`
-                        // does).
-                        let s = unsafe { &*slab };
-                        (slab, self.index_in(s, ptr)?)
+                match self.locate_mut(src, ptr) {
+                    Ok((s, _)) => (head, slab) = (ptr.addr() & mask, s),
+                    Err(e) => {
+                        BulkFreeError::note(&mut error, i, e);
+                        continue;
                     }
-                    _ => {
-                        if let Some((_, slab, n)) = run.take() {
-                            // SAFETY: As above.
-                            unsafe { self.put_run(src, slab, n) };
-                        }
-                        let (slab, index) = self.locate_mut(src, ptr)?;
-                        run = Some((head, slab, 0));
-                        (slab, index)
-                    }
+                }
+            }
+            // SAFETY: As above; only this cache, borrowed mutably, accesses
+            // it.
+            let s = unsafe { &mut *slab };
+            // `index_in` and the in-use bit, checked with one branch: an
+            // offset below the objects' span fits a u32, and its index is
+            // then below `objects`, so within the bitmap.
+            let offset = ptr.addr().wrapping_sub(s.objs.addr());
+            let index = self.recip.divide(offset as u32) as usize;
+            let w = index / 64;
+            let bit = 1u64 << (index % 64);
+            let word = s.bitmap.get(w).copied().unwrap_or(0);
+            let object = (offset < span) & (index * self.size == offset);
+            if !object | (word & bit == 0) {
+                let e = if object {
+                    SlabError::DoubleFree
+                } else {
+                    SlabError::NotAnObject
                 };
-                // SAFETY: As above; only this cache, borrowed mutably,
-                // accesses it.
-                let s = unsafe { &mut *slab };
-                let word = s
-                    .bitmap
-                    .get_mut(usize::from(index / 64))
-                    .ok_or(SlabError::Corrupt)?;
-                let bit = 1u64 << (index % 64);
-                if *word & bit == 0 {
-                    return Err(SlabError::DoubleFree);
-                }
-                *word &= !bit;
-                if let Some((_, _, n)) = &mut run {
-                    *n += 1;
-                }
-                Ok(())
-            })();
-            if let Err(e) = result {
                 BulkFreeError::note(&mut error, i, e);
+                continue;
+            }
+            if let Some(word) = s.bitmap.get_mut(w) {
+                *word &= !bit;
+                n += 1;
             }
         }
-        if let Some((_, slab, n)) = run {
+        if n > 0 {
             // SAFETY: As above.
             unsafe { self.put_run(src, slab, n) };
         }
