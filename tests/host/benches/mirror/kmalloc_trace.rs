@@ -118,7 +118,13 @@ pub fn bench() -> (usize, Vec<(&'static str, Vec<Duration>)>) {
         // SAFETY: The region maps onto the fresh arena, aligned to the
         // largest block, used only through blocks of the zone.
         let mut src = unsafe { BuddyPages::new(&mut zone, LinearMap::new(base, 0)) };
-        let km = RefCell::new(Kmalloc::new().unwrap());
+        let mut km = Kmalloc::new().unwrap();
+        // Empty slabs kept, as slabmalloc keeps its empty pages (talc and
+        // buddy_system_allocator coalesce at every free, by design).
+        for class in SizeClass::ALL {
+            km.cache_mut(class).set_empty_limit(u64::MAX);
+        }
+        let km = RefCell::new(km);
         let src = RefCell::new(&mut src);
         run(
             &steps,
