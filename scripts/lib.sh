@@ -36,9 +36,9 @@ FRAG_POOL_MB_DEFAULT=256
 # A QEMU -m size (a bare number is MiB; M or G suffix) in MiB.
 mib() {
 	case "$1" in
-	*G) echo $((${1%G} * 1024)) ;;
-	*M) echo "${1%M}" ;;
-	*) echo "$1" ;;
+	*G) echo $((10#${1%G} * 1024)) ;;
+	*M) echo $((10#${1%M})) ;;
+	*) echo $((10#$1)) ;;
 	esac
 }
 

@@ -85,8 +85,10 @@ main() {
 		lo_mb=$(mib "$lowmem") hi_mb=$(mib "$mem")
 		# QEMU reads a bare property size as bytes, a bare -m as MiB.
 		lowmem=${lo_mb}M
-		[ "$lo_mb" -ge 256 ] && [ "$lo_mb" -le 3584 ] ||
-			die "--lowmem/LOWMEM must be 256M..3584M (the PCI hole sits above 3.5 GiB), not '$lowmem'"
+		# QEMU's pc machine lowers anything above 3 GiB to 3 GiB once the
+		# RAM passes it (and --mem is above --lowmem).
+		[ "$lo_mb" -ge 256 ] && [ "$lo_mb" -le 3072 ] ||
+			die "--lowmem/LOWMEM must be 256M..3072M (QEMU's pc machine splits at 3 GiB at most), not '$lowmem'"
 		[ "$lo_mb" -lt "$hi_mb" ] ||
 			die "--lowmem ($lowmem) must be below --mem ($mem): the difference is the guest's ZONE_NORMAL"
 	fi

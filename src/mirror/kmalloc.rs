@@ -76,7 +76,10 @@ impl Mirror {
         let (p, how) = sheaves.refill(barn, |sheaf: &mut Sheaf, cap| {
             self.with_src(gfp, |km, src| {
                 let cache = km.cache_mut(class);
-                fill_bulk(sheaf, cap, |out| cache.alloc_bulk(src, out));
+                // SAFETY: `SlabCache::alloc_bulk` writes an object, an
+                // address inside one of its slabs (never null), into each
+                // place it counts.
+                unsafe { fill_bulk(sheaf, cap, |out| cache.alloc_bulk(src, out)) };
             })
         });
         bump(match how {

@@ -128,7 +128,10 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
                     s.refill(&self.barn, |sheaf: &mut Sheaf, cap| {
                         let mut slab = self.slab.lock();
                         m.with_src_over(gfp, zones, |_, src| {
-                            fill_bulk(sheaf, cap, |out| slab.alloc_bulk(src, out));
+                            // SAFETY: `SlabCache::alloc_bulk` writes an
+                            // object, an address inside one of its slabs
+                            // (never null), into each place it counts.
+                            unsafe { fill_bulk(sheaf, cap, |out| slab.alloc_bulk(src, out)) };
                         })
                     })
                     .0

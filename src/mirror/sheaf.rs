@@ -37,7 +37,13 @@ fn new_sheaf(cap: usize) -> Result<Sheaf> {
 /// how many ([`crate::slab::SlabCache::alloc_bulk`]). The objects land in
 /// the sheaf's own spare room: no copy, no per-object push (each branch
 /// ends a translated block under TCG, and a refill moves up to 60 objects).
-pub(crate) fn fill_bulk(
+///
+/// # Safety
+///
+/// `alloc_bulk` must write a non-null pointer into each of the first `n`
+/// places of `out` before it returns `n` (as the slab's `alloc_bulk`
+/// does): those places become objects of the sheaf unchecked.
+pub(crate) unsafe fn fill_bulk(
     sheaf: &mut Sheaf,
     cap: usize,
     mut alloc_bulk: impl FnMut(&mut [*mut u8]) -> usize,
@@ -59,9 +65,9 @@ pub(crate) fn fill_bulk(
         core::slice::from_raw_parts_mut(at, room)
     };
     let got = alloc_bulk(out).min(room);
-    // SAFETY: `got` is within the spare capacity, and `alloc_bulk` wrote an
-    // object, never null (an address inside a slab), into each of the first
-    // `got` places: they are initialized `NonNull<u8>`s.
+    // SAFETY: `got` is within the spare capacity, and `alloc_bulk` wrote a
+    // non-null pointer into each of the first `got` places (the caller's
+    // contract): they are initialized `NonNull<u8>`s.
     unsafe { sheaf.inc_len(got) };
 }
 

@@ -53,11 +53,13 @@ pub fn parse_pool(s: &str) -> Vec<PoolZone> {
                     zone: z.to_string(),
                     managed_pages: m.parse().ok()?,
                     free_pages: f.parse().ok()?,
+                    // A malformed pcp pair loses the pair, not the zone.
                     pcp: match rest {
-                        ["reserve", _, "pcp_batch", b, "pcp_high", h, ..] => Some(Pcp {
-                            batch: b.parse().ok()?,
-                            high: h.parse().ok()?,
-                        }),
+                        ["reserve", _, "pcp_batch", b, "pcp_high", h, ..] => b
+                            .parse()
+                            .ok()
+                            .zip(h.parse().ok())
+                            .map(|(batch, high)| Pcp { batch, high }),
                         _ => None,
                     },
                 }),
@@ -465,6 +467,14 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_malformed_pcp_pair_keeps_the_zone() {
+        let z =
+            parse_pool("zone Normal managed 7168 free 7100 reserve 224 pcp_batch x pcp_high 4\n");
+        assert_eq!(z.len(), 1);
+        assert_eq!((z[0].managed_pages, z[0].pcp), (7168, None));
     }
 
     #[test]
