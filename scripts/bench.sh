@@ -7,8 +7,8 @@
 #     spread over ABBA rounds; then a size sweep and 2-CPU scaling.
 #
 # The mirror's pool is 1600 MiB (pool_mb=1600: about 785 MiB of it in zone
-# Normal), the smallest whose zone Normal gets the real zone's per-CPU page
-# batch by the kernel's rule (63, from 688 MiB up), so the page rows compare
+# Normal, with room above the 688 MiB from which the kernel's rule gives a
+# zone the real zone's per-CPU page batch, 63), so the page rows compare
 # the same pcp batching; no workload's live set comes near a quarter of it.
 # Override with MEMLAB_ARGS. The data land in out/bench: bench.json (the full
 # report), latency.json (raw per-operation samples, for the CDF plots),
