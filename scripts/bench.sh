@@ -36,8 +36,8 @@ frag() {
 	local dir=$1 pool=${FRAG_POOL_MB:-$FRAG_POOL_MB_DEFAULT} normal=${FRAG_NORMAL_MB:-$FRAG_NORMAL_MB_DEFAULT}
 	rm -f "$dir/frag.json"
 	say "VM fragmentation: real vs mirror zone Normal, equal arenas (zone Normal ${normal} MiB, pool_mb=$pool)"
-	bash scripts/run-vm.sh --flavour bench --share "$dir" --timeout 900 \
-		--lowmem 2048M --mem "$((2048 + normal))M" --module-args "pool_mb=$pool" \
+	frag_vm_args "$normal" "$pool"
+	bash scripts/run-vm.sh --flavour bench --share "$dir" --timeout 900 "${FRAG_VM[@]}" \
 		--run 'memlabctl frag --steps 40000 --live 4096 --out frag.json' ||
 		die "the fragmentation run failed (console: $MEMLAB_OUT/console-bench-run.log)"
 	[ -s "$dir/frag.json" ] || die "the fragmentation run left no frag.json in $dir"

@@ -33,6 +33,13 @@ die() { printf '\033[1;31m[memlab] error:\033[0m %s\n' "$*" >&2; exit 1; }
 FRAG_NORMAL_MB_DEFAULT=300
 FRAG_POOL_MB_DEFAULT=256
 
+# FRAG_VM: run-vm.sh's arguments for that VM with NORMAL MiB of zone Normal
+# (above 2 GiB below 4 GiB) and pool_mb=POOL (bench.sh runs it, test.sh
+# checks it).
+frag_vm_args() {
+	FRAG_VM=(--lowmem 2048M --mem "$((2048 + $1))M" --module-args "pool_mb=$2")
+}
+
 # A QEMU -m size (a bare number is MiB; M or G suffix) in MiB.
 mib() {
 	case "$1" in

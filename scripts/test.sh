@@ -107,13 +107,14 @@ lab_suite() {
 	# --lowmem: the rest of --mem, exactly, is zone Normal; and with the
 	# fragmentation benchmark's sizes both zones Normal start equal.
 	local normal=$FRAG_NORMAL_MB_DEFAULT pool=$FRAG_POOL_MB_DEFAULT present ratio
+	frag_vm_args "$normal" "$pool"
 	rc=0
-	out=$("${run[@]}" --lowmem 2048M --mem "$((2048 + normal))M" --module-args "pool_mb=$pool" \
+	out=$("${run[@]}" "${FRAG_VM[@]}" \
 		--run "awk '\$1 == \"Node\" { z = \$4 } z == \"Normal\" && \$1 == \"present\" { print \"present\", \$2 }' /proc/zoneinfo &&
 		memlabctl frag --steps 2000 --sample-every 500" 2>&1) || rc=$?
 	present=$(awk '$1 == "present" { print $2 }' <<<"$out")
 	if [ "$rc" = 0 ] && [ "$present" = "$((normal * 256))" ]; then ok=0; else ok=1; fi
-	record "--lowmem 2048M --mem $((2048 + normal))M: zone Normal has exactly $((normal * 256)) pages (exit $rc, present: ${present:-none})" "$ok"
+	record "${FRAG_VM[*]:0:4}: zone Normal has exactly $((normal * 256)) pages (exit $rc, present: ${present:-none})" "$ok"
 	ratio=$(grep -o 'mirror/real [0-9.]*' <<<"$out" | awk '{ print $2 }')
 	if [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then ok=0; else ok=1; fi
 	record "bench's fragmentation VM: both zones Normal start within a tenth of each other (mirror/real ${ratio:-none}: $(grep -m1 '^arenas' <<<"$out" | cut -c1-120))" "$ok"
