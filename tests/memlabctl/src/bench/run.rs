@@ -181,10 +181,9 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     };
     let pool =
         parse_pool(&fs::read_to_string(format!("{DEBUGFS}/mirror/pool")).unwrap_or_default());
-    let normal = pool
-        .iter()
-        .find(|z| z.zone == "Normal")
-        .map_or(0, |z| z.managed_pages);
+    let mirror_normal = pool.iter().find(|z| z.zone == "Normal");
+    let normal = mirror_normal.map_or(0, |z| z.managed_pages);
+    let mirror_pcp = mirror_normal.and_then(|z| z.pcp);
     let real_pcp = zoneinfo_pcp(
         &fs::read_to_string("/proc/zoneinfo").unwrap_or_default(),
         "Normal",
@@ -274,7 +273,6 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    let mirror_pcp = pool.iter().find(|z| z.zone == "Normal").and_then(|z| z.pcp);
     let pcp_of =
         |p: Option<Pcp>| p.map_or("?".into(), |p| format!("batch {} high {}", p.batch, p.high));
     say(format!(
