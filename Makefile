@@ -18,11 +18,17 @@
 #                FUZZ_SEED=random, FUZZ_ARGS=procs=N,threads=N,fds=N)
 #   make         build rust_memlab.ko against KDIR
 
-# FLAVOUR picks the kernel: bench (production-like) for shell, run and demo,
-# test (KASAN, lockdep, kmemleak) for the module build; make test runs both.
+# FLAVOUR picks the kernel: bench (x86-64, production-like) for shell, run
+# and demo, test (x86-64: KASAN, lockdep, kmemleak) for the module build,
+# uml (User-Mode Linux, production-like, runs natively); make test runs all.
 FLAVOUR ?=
 KDIR ?= $(shell bash scripts/build-kernel.sh $(or $(FLAVOUR),test))
+KARCH = $(if $(filter uml,$(FLAVOUR)),um,x86)
 LLVM ?= -19
+# The QEMU flavours' accelerator: auto (KVM if it works here, else TCG),
+# kvm or tcg. bench's ENGINE picks its engine (see make help).
+ACCEL ?=
+export MEMLAB_ACCEL = $(ACCEL)
 # The VM: guest RAM (above 4G the guest has a ZONE_NORMAL) and vCPUs (1-4).
 MEM ?= 5G
 # Guest RAM below 4 GiB (the rest of MEM is ZONE_NORMAL); empty: QEMU's split.
@@ -51,16 +57,16 @@ export MEMLAB_VM_CPUS = $(CPUS)
 export MEMLAB_VM_LOWMEM = $(LOWMEM)
 
 default:
-	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM)
+	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM)
 
 modules_install: default
-	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM) modules_install
+	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) modules_install
 
 clean:
-	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM) clean
+	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) clean
 
 rust-analyzer:
-	$(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM) rust-analyzer
+	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) rust-analyzer
 
 setup:
 	bash scripts/setup-toolchain.sh

@@ -37,7 +37,7 @@
 //!    the debugfs files that sum CPUs, and unload; never under 6-8.
 //! 6. A CPU's cache in the mirror (or in a mirror kmem_cache): no lock, but
 //!    preemption off and the CPU's busy mark set (`local_trylock`-like,
-//!    `src/mirror/cpu_local.rs`); an IPI that finds it busy is resent.
+//!    `src/platform/percpu.rs`); an IPI that finds it busy is resent.
 //! 7. A kmalloc size class's or a kmem_cache's barn (spinlock), then a
 //!    kmem_cache's slab cache (spinlock).
 //! 8. `Mirror::state` (spinlock: the zones and the kmalloc caches).
@@ -144,6 +144,8 @@ impl kernel::InPlaceModule for Memlab {
         let max_total = (*module_parameters::max_pinned_total_mb.value() as usize) << 20;
 
         pin_init::pin_init_scope(move || {
+            // UML calibrates its TSC here (the clock of every timed window).
+            platform::arch::init()?;
             let dma = Arc::pin_init(platform::dma::DmaDevices::new(module), GFP_KERNEL)?;
             let real = Arc::pin_init(real::Real::new(dma.clone()), GFP_KERNEL)?;
             let mirror = mirror::Mirror::new(pool_pages()?, dma)?;

@@ -21,9 +21,41 @@
 #     same free memory (memlabctl frag prints both and their ratio).
 # memplot then draws out/*.png and out/*.svg from them.
 #
+# The in-kernel parts run on a native engine by default (ENGINE=native):
+# QEMU with KVM where it works here, else User-Mode Linux (the uml kernel,
+# whose code runs as host instructions). ENGINE=tcg runs them under QEMU's
+# TCG emulator as memlab used to (emulated timings); ENGINE=uml or kvm
+# insist on one. Every report names its engine, kernel and host CPU.
+#
 #   BENCH_HOST=0   skip the host benchmark
 #   FRAG=0         skip the fragmentation boot
+#   ENGINE=native|uml|kvm|tcg
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# pick_engine: sets FLAVOUR_ARGS (run-vm.sh's --flavour and --accel) and
+# ENGINE_NAME for $ENGINE.
+pick_engine() {
+	local engine=${ENGINE:-native} why
+	case "$engine" in
+	native)
+		# KVM only where its cheap checks pass: probing needs the bench
+		# kernel, which a KVM run builds anyway.
+		if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo &&
+			! why=$(kvm_unusable "$(bash scripts/build-kernel.sh bench)/arch/x86/boot/bzImage"); then
+			engine=kvm
+		else
+			engine=uml
+		fi
+		;;
+	uml | kvm | tcg) ;;
+	*) die "ENGINE takes native, uml, kvm or tcg, not '$engine'" ;;
+	esac
+	case "$engine" in
+	uml) FLAVOUR_ARGS=(--flavour uml) ;;
+	*) FLAVOUR_ARGS=(--flavour bench --accel "$engine") ;;
+	esac
+	ENGINE_NAME=$engine
+}
 
 # Fragmentation on equal arenas. The guest has 2 GiB below 4 GiB and
 # FRAG_NORMAL_MB above, which is all of zone Normal. pool_mb=FRAG_POOL_MB
@@ -35,11 +67,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 frag() {
 	local dir=$1 pool=${FRAG_POOL_MB:-$FRAG_POOL_MB_DEFAULT} normal=${FRAG_NORMAL_MB:-$FRAG_NORMAL_MB_DEFAULT}
 	rm -f "$dir/frag.json"
-	say "VM fragmentation: real vs mirror zone Normal, equal arenas (zone Normal ${normal} MiB, pool_mb=$pool)"
-	frag_vm_args "$normal" "$pool"
-	bash scripts/run-vm.sh --flavour bench --share "$dir" --timeout 900 "${FRAG_VM[@]}" \
+	frag_vm_args "$normal" "$pool" "$ENGINE_NAME"
+	say "VM fragmentation on $ENGINE_NAME: real vs mirror zone Normal, equal arenas (${FRAG_VM[*]})"
+	bash scripts/run-vm.sh "${FLAVOUR_ARGS[@]}" --share "$dir" --timeout 900 "${FRAG_VM[@]}" \
 		--run 'memlabctl frag --steps 40000 --live 4096 --out frag.json' ||
-		die "the fragmentation run failed (console: $MEMLAB_OUT/console-bench-run.log)"
+		die "the fragmentation run failed (console: $MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}-run.log)"
 	[ -s "$dir/frag.json" ] || die "the fragmentation run left no frag.json in $dir"
 }
 
@@ -50,15 +82,16 @@ main() {
 		say "host benchmark: mirror core vs buddy_system_allocator and slabmalloc"
 		cargo bench --locked -p memlab-core
 	fi
-	local dir=$MEMLAB_OUT/bench log=$MEMLAB_OUT/console-bench-bench.log
+	pick_engine
+	local dir=$MEMLAB_OUT/bench log=$MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}-bench.log
 	# The pool the workloads are sized for, unless MEMLAB_ARGS sets one.
 	local args=${MEMLAB_ARGS:-}
 	case " $args " in *" pool_mb="*) ;; *) args="$args pool_mb=1600" ;; esac
 	mkdir -p "$dir"
 	rm -f "$dir"/{bench,latency,frag}.json "$dir"/pagemap-{real,mirror}.txt
-	say "VM benchmark: real vs mirror on the bench kernel (data: $dir)"
+	say "VM benchmark: real vs mirror on the ${FLAVOUR_ARGS[1]} kernel under $ENGINE_NAME (data: $dir)"
 	set +e
-	bash scripts/run-vm.sh --flavour bench --cmd bench --share "$dir" \
+	bash scripts/run-vm.sh "${FLAVOUR_ARGS[@]}" --cmd bench --share "$dir" \
 		--module-args "${args# }" --timeout 3000 "$@" |
 		sed -n '/^memlab bench:/,/^MEMLAB-EXIT/p' | grep -v '^MEMLAB-DATA' | sed '/^{/d'
 	local rc=${PIPESTATUS[0]}

@@ -27,17 +27,75 @@ mkdir -p "$MEMLAB_CACHE" "$MEMLAB_OUT"
 say() { printf '\033[1m[memlab]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[memlab] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# flavour_arch FLAVOUR: the kernel's ARCH for a flavour (x86 for the QEMU
+# flavours test and bench, um for uml); dies on an unknown flavour.
+flavour_arch() {
+	case "$1" in
+	test | bench) echo x86 ;;
+	uml) echo um ;;
+	*) die "unknown kernel flavour '$1' (test, bench or uml)" ;;
+	esac
+}
+
+# kvm_unusable BZIMAGE: succeeds, printing why, when KVM cannot run
+# memlab's guest here; fails (prints nothing) when it can. Cheap checks
+# first; then one probe boot of BZIMAGE with no initramfs (it panics at
+# once, and -no-reboot turns that into an exit) under a 20 s limit,
+# remembered per host boot and kernel build, so a KVM that hangs costs
+# seconds, once. MEMLAB_KVM_PROBE_FAKE=hang makes the probe boot a command
+# that never answers (the test of the fallback on machines where KVM
+# works).
+kvm_unusable() {
+	local bzimage=$1 limit=20 boot_id stamp
+	local probe=(qemu-system-x86_64 -accel kvm -cpu host -m 256M -smp 1 -kernel "$bzimage"
+		-append "console=ttyS0 panic=-1" -display none -monitor none -no-reboot -serial stdio)
+	boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+	stamp=$MEMLAB_CACHE/kvm-probe-$boot_id-$(stat -c '%n %Y' "$bzimage" | sha256sum | cut -c1-12)
+	if [ "${MEMLAB_KVM_PROBE_FAKE:-}" = hang ]; then
+		limit=3 probe=(sleep 600) stamp=$MEMLAB_OUT/kvm-probe-fake
+		rm -f "$stamp"
+	else
+		[ -e /dev/kvm ] || { echo "no /dev/kvm"; return 0; }
+		[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "/dev/kvm is not read-writable by $(id -un)"; return 0; }
+		grep -qwE 'vmx|svm' /proc/cpuinfo ||
+			{ echo "the CPU shows no vmx/svm flag: nested virtualisation is off"; return 0; }
+	fi
+	if [ ! -f "$stamp" ]; then
+		local out
+		out=$(timeout -k 2 "$limit" "${probe[@]}" </dev/null 2>&1 | tr -d '\r')
+		if grep -q 'Kernel panic' <<<"$out"; then
+			echo ok >"$stamp"
+		else
+			echo "a KVM probe boot did not reach the kernel's root mount in $limit s" >"$stamp"
+		fi
+	fi
+	[ "$(cat "$stamp")" = ok ] && return 1
+	cat "$stamp"
+	return 0
+}
+
 # The fragmentation benchmark's VM (scripts/bench.sh): zone Normal of this
-# many MiB (the guest's RAM above 4 GiB) and the mirror's pool_mb, chosen so
-# that both zones Normal start with about the same free memory.
+# many MiB (QEMU: the guest's RAM above 4 GiB) and the mirror's pool_mb,
+# chosen so that both zones Normal start with about the same free memory.
 FRAG_NORMAL_MB_DEFAULT=300
 FRAG_POOL_MB_DEFAULT=256
+# UML has zone Normal only, so the whole pool comes out of it: the pool is
+# the mirror's arena, and the guest gets twice that plus what the kernel,
+# its memory map and the initramfs take (measured: FRAG_UML_OVERHEAD_MB).
+FRAG_UML_POOL_MB=112
+FRAG_UML_OVERHEAD_MB=40
 
-# FRAG_VM: run-vm.sh's arguments for that VM with NORMAL MiB of zone Normal
-# (above 2 GiB below 4 GiB) and pool_mb=POOL (bench.sh runs it, test.sh
-# checks it).
+# frag_vm_args NORMAL POOL [ENGINE]: sets FRAG_VM, run-vm.sh's arguments
+# for that VM: on QEMU (tcg, kvm) NORMAL MiB of zone Normal above 2 GiB
+# below 4 GiB and pool_mb=POOL; on uml, equal arenas of FRAG_UML_POOL_MB
+# (bench.sh runs it, test.sh checks it).
 frag_vm_args() {
-	FRAG_VM=(--lowmem 2048M --mem "$((2048 + $1))M" --module-args "pool_mb=$2")
+	if [ "${3:-tcg}" = uml ]; then
+		FRAG_VM=(--mem "$((2 * FRAG_UML_POOL_MB + FRAG_UML_OVERHEAD_MB))M"
+			--module-args "pool_mb=$FRAG_UML_POOL_MB")
+	else
+		FRAG_VM=(--lowmem 2048M --mem "$((2048 + $1))M" --module-args "pool_mb=$2")
+	fi
 }
 
 # A QEMU -m size (a bare number is MiB; M or G suffix) in MiB.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: mkinitramfs.sh MODULE.ko MEMLABCTL OUT.cpio.gz [MEMLAB_FUZZ]
 # A busybox-static initramfs holding the module, memlabctl and tests/vm/init
-# (and the ioctl fuzzer as /bin/memlab-fuzz, if given).
+# (and the ioctl fuzzer as /bin/memlab-fuzz, if given: run-vm.sh always
+# gives it, so `memlab-fuzz` runs in every VM).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
@@ -23,7 +24,7 @@ main() {
 	chmod 755 "$root/init"
 	cp "$ko" "$root/lib/modules/rust_memlab.ko"
 	cp "$ctl" "$root/bin/memlabctl"
-	# Fuzzing (memlab.cmd=fuzz): the ioctl fuzzer, only when asked for.
+	# Fuzzing (memlab.cmd=fuzz, or by hand): the ioctl fuzzer.
 	[ -z "$fuzz" ] || cp "$fuzz" "$root/bin/memlab-fuzz"
 	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet --owner=0:0) | gzip -1 >"$out.tmp"
 	mv "$out.tmp" "$out"

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Boot memlab in QEMU and run something inside it.
+# Boot memlab in a VM (QEMU, or User-Mode Linux) and run something inside it.
 #
-#   run-vm.sh [--flavour test|bench] [--cmd test|demo|bench|fuzz] [--inject fail|warn]
+#   run-vm.sh [--flavour test|bench|uml] [--cmd test|demo|bench|fuzz] [--inject fail|warn]
 #             [--fuzz-args secs=N,seed=S,...]
-#   run-vm.sh [--flavour test|bench] --shell
-#   run-vm.sh [--flavour test|bench] --run 'SHELL COMMAND LINE'
+#   run-vm.sh [--flavour test|bench|uml] --shell
+#   run-vm.sh [--flavour test|bench|uml] --run 'SHELL COMMAND LINE'
 #   common:   [--timeout SECONDS] [--mem SIZE] [--lowmem SIZE] [--cpus N] [--share DIR]
-#             [--module-args 'pool_mb=64 ...'] [--no-module] [--verbose]
+#             [--accel auto|kvm|tcg] [--module-args 'pool_mb=64 ...'] [--no-module] [--verbose]
+#
+# Engines: the flavours test and bench are x86-64 kernels booted by QEMU,
+# under KVM or TCG (--accel, default $MEMLAB_ACCEL or auto: KVM when
+# /dev/kvm is usable and a probe boot of a few seconds succeeds, else TCG
+# with a one-line reason; kvm insists and fails fast without it). The
+# flavour uml is a User-Mode Linux kernel: an ordinary host process whose
+# code runs natively, with the same init, memlabctl and sentinel; its
+# console is the process's stdio, /share is a hostfs mount, and it has no
+# DMA zones and no DMA API. --lowmem is QEMU's only. The guest learns its
+# engine as memlab.engine=tcg|kvm|uml on its command line.
 #
 # --cmd test|demo|bench runs that job of tests/vm/init (default: demo on the
 # test kernel) and streams the whole console.
 #
-# --shell gives an interactive shell on the serial console (memlab loaded,
+# --shell gives an interactive shell on the console (memlab loaded,
 # debugfs mounted, memlabctl on PATH); `poweroff` or `exit` ends the VM and
 # the script exits 0 (non-zero only if the VM died or memlab did not load). Ctrl-C goes to the guest;
 # Ctrl-A x kills QEMU. With stdin not a terminal, the piped text is run as a
@@ -19,13 +29,15 @@
 #
 # --run CMD runs one shell command line in the guest (in /share, stdin
 # /dev/null), prints its output (stdout and stderr, through the guest's
-# second serial port) and nothing else, and exits with its status. The
+# second serial port, ttyS1, on QEMU and UML alike) and nothing else, and
+# exits with its status. The
 # command reaches the guest as a file in the initramfs, so quotes survive as
 # typed.
 #
 # --share DIR (default $MEMLAB_SHARE or out/share, created if missing) is
-# mounted read-write at /share in the guest through 9p over virtio (shell,
-# run and bench: bench writes bench.json and latency.json there).
+# mounted read-write at /share in the guest through 9p over virtio (QEMU)
+# or hostfs (UML) (shell, run and bench: bench writes bench.json and
+# latency.json there).
 # --timeout: seconds before QEMU is killed (default 900; an interactive
 # shell has none).
 # --module-args: insmod parameters of rust_memlab (default: $MEMLAB_ARGS).
@@ -41,16 +53,17 @@
 # --cpus (default $MEMLAB_VM_CPUS or 2; the kernel has NR_CPUS=4).
 #
 # Builds (or reuses) the kernel, builds the module and memlabctl, packs the
-# initramfs, boots QEMU under TCG with a timeout, and keeps the console log in
+# initramfs, boots with a timeout, and keeps the console log in
 # out/console-<flavour>-<cmd>.log. Exits with the guest's status (from the
 # MEMLAB-EXIT sentinel); 124 if the VM timed out; 125 if it died or the guest
-# kernel panicked (a one-line message on stderr says which).
+# kernel panicked (a one-line message on stderr says which); 1 for a bad
+# option or a failed build (the message says which).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
 	local flavour=test cmd=demo inject="" timeout="" verbose=0 run_cmd="" nomodule=0
 	local mem=${MEMLAB_VM_MEM:-5G} cpus=${MEMLAB_VM_CPUS:-2} share=${MEMLAB_SHARE:-}
-	local lowmem=${MEMLAB_VM_LOWMEM:-}
+	local lowmem=${MEMLAB_VM_LOWMEM:-} accel=${MEMLAB_ACCEL:-auto} accel_given=${MEMLAB_ACCEL:+1}
 	local module_args=${MEMLAB_ARGS:-}
 	local fuzz_args=""
 	while [ $# -gt 0 ]; do
@@ -65,6 +78,7 @@ main() {
 		--lowmem) lowmem=$2; shift 2 ;;
 		--cpus) cpus=$2; shift 2 ;;
 		--share) share=$2; shift 2 ;;
+		--accel) accel=$2; accel_given=1; shift 2 ;;
 		--module-args) module_args=$2; shift 2 ;;
 		--no-module) nomodule=1; shift ;;
 		--verbose) verbose=1; shift ;;
@@ -74,29 +88,7 @@ main() {
 		*) die "unknown argument '$1' (see the top of scripts/run-vm.sh)" ;;
 		esac
 	done
-	case "$flavour" in test | bench) ;; *) die "--flavour takes test or bench, not '$flavour'" ;; esac
-	case "$cmd" in test | demo | bench | fuzz | shell | run) ;; *) die "unknown command '$cmd' (test, demo, bench, fuzz; or --shell, --run CMD)" ;; esac
-	case "$inject" in "" | fail | warn) ;; *) die "--inject takes fail or warn" ;; esac
-	[[ "$cpus" =~ ^[1-4]$ ]] || die "--cpus/CPUS takes 1 to 4 (the kernel is built with NR_CPUS=4), not '$cpus'"
-	[[ "$mem" =~ ^[0-9]+[MG]?$ ]] || die "--mem/MEM takes a QEMU size such as 5G or 2048M, not '$mem'"
-	if [ -n "$lowmem" ]; then
-		[[ "$lowmem" =~ ^[0-9]+[MG]?$ ]] || die "--lowmem/LOWMEM takes a QEMU size such as 2G or 2048M, not '$lowmem'"
-		local lo_mb hi_mb
-		lo_mb=$(mib "$lowmem") hi_mb=$(mib "$mem")
-		# QEMU reads a bare property size as bytes, a bare -m as MiB.
-		lowmem=${lo_mb}M
-		# QEMU's pc machine lowers anything above 3 GiB to 3 GiB once the
-		# RAM passes it (and --mem is above --lowmem).
-		[ "$lo_mb" -ge 256 ] && [ "$lo_mb" -le 3072 ] ||
-			die "--lowmem/LOWMEM must be 256M..3072M (QEMU's pc machine splits at 3 GiB at most), not '$lowmem'"
-		[ "$lo_mb" -lt "$hi_mb" ] ||
-			die "--lowmem ($lowmem) must be below --mem ($mem): the difference is the guest's ZONE_NORMAL"
-	fi
-	[[ -z "$timeout" || "$timeout" =~ ^[0-9]+$ ]] || die "--timeout takes seconds, not '$timeout'"
-	if [ "$cmd" = run ] && [ -z "$run_cmd" ]; then
-		die "--run needs a command line, e.g. --run 'memlabctl version' (make run CMD='...')"
-	fi
-	case "$module_args" in *$'\n'*) die "module arguments must be one line" ;; esac
+	check_args
 
 	# --shell with piped stdin: the piped text is the script; no terminal.
 	local interactive=0 mode=$cmd
@@ -119,15 +111,75 @@ main() {
 	[ -n "$timeout" ] || timeout=900
 
 	bash "$MEMLAB_ROOT/scripts/setup-toolchain.sh"
-	local kdir
+	local kdir arch
 	kdir=$(bash "$MEMLAB_ROOT/scripts/build-kernel.sh" "$flavour")
+	arch=$(flavour_arch "$flavour")
+	build_module
+	local ctl fuzz run_initrd
+	build_tools
+	local engine
+	pick_engine
 
-	# Each flavour gets its own module output directory (Kbuild's MO=), so
-	# test and bench objects never mix in the source tree.
-	local mo=$MEMLAB_OUT/module-$flavour
+	local log=$MEMLAB_OUT/console-$flavour-$cmd${inject:+-inject-$inject}.log
+	# loglevel=5: warnings (WARN, lockdep) and worse reach the console; info does not.
+	local append="loglevel=5 memlab.cmd=$mode memlab.flavour=$flavour memlab.engine=$engine"
+	[ -n "$inject" ] && append+=" memlab.inject=$inject"
+	[ "$nomodule" = 1 ] && append+=" memlab.nomodule=1"
+	[ -n "$fuzz_args" ] && append+=" memlab.fuzz=$fuzz_args" # Fuzzing
+	if [ "$cmd" = shell ] || [ "$cmd" = run ] || [ "$cmd" = bench ]; then
+		share=${share:-$MEMLAB_OUT/share}
+		mkdir -p "$share" || die "cannot create the share directory $share"
+		share=$(cd "$share" && pwd)
+		case "$share" in *,*) die "the share directory's path must not contain a comma (QEMU and UML option syntax): $share" ;; esac
+	else
+		share=
+	fi
+	pack_run_initrd
+
+	if [ "$engine" = uml ]; then
+		boot_uml
+	else
+		boot_qemu
+	fi
+}
+
+# check_args: refuse bad options before anything is built.
+check_args() {
+	flavour_arch "$flavour" >/dev/null
+	case "$cmd" in test | demo | bench | fuzz | shell | run) ;; *) die "unknown command '$cmd' (test, demo, bench, fuzz; or --shell, --run CMD)" ;; esac
+	case "$inject" in "" | fail | warn) ;; *) die "--inject takes fail or warn" ;; esac
+	case "$accel" in auto | kvm | tcg) ;; *) die "--accel/ACCEL takes auto, kvm or tcg, not '$accel'" ;; esac
+	[[ "$cpus" =~ ^[1-4]$ ]] || die "--cpus/CPUS takes 1 to 4 (the kernels are built with NR_CPUS=4), not '$cpus'"
+	[[ "$mem" =~ ^[0-9]+[MG]?$ ]] || die "--mem/MEM takes a size such as 5G or 2048M, not '$mem'"
+	if [ -n "$lowmem" ]; then
+		[ "$flavour" != uml ] || die "--lowmem/LOWMEM is QEMU's (zone DMA32 below 4 GiB); UML has zone Normal only: size it with --mem"
+		[[ "$lowmem" =~ ^[0-9]+[MG]?$ ]] || die "--lowmem/LOWMEM takes a QEMU size such as 2G or 2048M, not '$lowmem'"
+		local lo_mb hi_mb
+		lo_mb=$(mib "$lowmem") hi_mb=$(mib "$mem")
+		# QEMU reads a bare property size as bytes, a bare -m as MiB.
+		lowmem=${lo_mb}M
+		# QEMU's pc machine lowers anything above 3 GiB to 3 GiB once the
+		# RAM passes it (and --mem is above --lowmem).
+		[ "$lo_mb" -ge 256 ] && [ "$lo_mb" -le 3072 ] ||
+			die "--lowmem/LOWMEM must be 256M..3072M (QEMU's pc machine splits at 3 GiB at most), not '$lowmem'"
+		[ "$lo_mb" -lt "$hi_mb" ] ||
+			die "--lowmem ($lowmem) must be below --mem ($mem): the difference is the guest's ZONE_NORMAL"
+	fi
+	[[ -z "$timeout" || "$timeout" =~ ^[0-9]+$ ]] || die "--timeout takes seconds, not '$timeout'"
+	if [ "$cmd" = run ] && [ -z "$run_cmd" ]; then
+		die "--run needs a command line, e.g. --run 'memlabctl version' (make run CMD='...')"
+	fi
+	case "$module_args" in *$'\n'*) die "module arguments must be one line" ;; esac
+}
+
+# build_module: rust_memlab.ko against $kdir, warning-free. Each flavour gets
+# its own module output directory (Kbuild's MO=), so objects never mix.
+build_module() {
+	mo=$MEMLAB_OUT/module-$flavour
 	mkdir -p "$mo"
 	note "building rust_memlab.ko against the $flavour kernel"
-	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" CLIPPY=1 modules >"$MEMLAB_OUT/module-$flavour.log" 2>&1 ||
+	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" ARCH="$arch" LLVM="$LLVM_SUFFIX" CLIPPY=1 modules \
+		>"$MEMLAB_OUT/module-$flavour.log" 2>&1 ||
 		{ cat "$MEMLAB_OUT/module-$flavour.log" >&2; die "module build failed"; }
 	if [ -s "$MEMLAB_OUT/module-$flavour.log" ]; then
 		cat "$MEMLAB_OUT/module-$flavour.log" >&2
@@ -136,83 +188,113 @@ main() {
 		rm -f "$mo/rust_memlab.o" "$mo/rust_memlab.ko"
 		die "module build printed warnings (the build must be warning-free)"
 	fi
+}
 
-	note "building memlabctl (static, musl)"
-	cargo build --quiet --release --locked --target x86_64-unknown-linux-musl -p memlabctl \
+# build_tools: memlabctl and memlab-fuzz (static, musl: the initramfs has
+# no libc; the same binaries run under QEMU and UML), and the initramfs
+# ($initrd), packed again only when one of its inputs changed.
+build_tools() {
+	note "building memlabctl and memlab-fuzz (static, musl)"
+	cargo build --quiet --release --locked --target x86_64-unknown-linux-musl -p memlabctl -p memlab-fuzz \
 		--manifest-path "$MEMLAB_ROOT/Cargo.toml"
-	local ctl=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlabctl
-
-	# Fuzzing: the ioctl fuzzer goes into the initramfs for --cmd fuzz only.
-	local fuzz=""
-	if [ "$cmd" = fuzz ]; then
-		note "building memlab-fuzz (static, musl)"
-		cargo build --quiet --release --locked --target x86_64-unknown-linux-musl -p memlab-fuzz \
-			--manifest-path "$MEMLAB_ROOT/Cargo.toml"
-		fuzz=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlab-fuzz
-	fi
-
-	# Packed again only when one of its inputs changed.
-	local initrd=$MEMLAB_OUT/initramfs-$flavour${fuzz:+-fuzz}.cpio.gz input fresh=1
-	for input in "$mo/rust_memlab.ko" "$ctl" "$MEMLAB_ROOT/tests/vm/init" \
-		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox $fuzz; do
+	ctl=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlabctl
+	fuzz=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlab-fuzz
+	initrd=$MEMLAB_OUT/initramfs-$flavour.cpio.gz
+	local input fresh=1
+	for input in "$mo/rust_memlab.ko" "$ctl" "$fuzz" "$MEMLAB_ROOT/tests/vm/init" \
+		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox; do
 		[ "$initrd" -nt "$input" ] || fresh=0
 	done
-	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd" $fuzz
+	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd" "$fuzz"
+}
 
-	# This run's own settings travel in a second, small cpio appended to the
-	# initramfs (the kernel unpacks concatenated archives in order): the
-	# command to run and the module parameters, as files, so no quoting of
-	# the kernel command line is involved.
+# pack_run_initrd: this run's own settings travel in a second, small cpio
+# appended to the initramfs (the kernel unpacks concatenated archives in
+# order): the command to run, the module parameters, the host directory of
+# the share (UML) and what runs the guest, as files, so no quoting of the
+# kernel command line is involved.
+pack_run_initrd() {
 	local extra
 	extra=$(mktemp -d)
 	mkdir -p "$extra/etc/memlab"
 	[ "$mode" = run ] && printf '%s\n' "$run_cmd" >"$extra/etc/memlab/run.sh"
 	printf '%s\n' "$module_args" >"$extra/etc/memlab/module-args"
-	local run_initrd=$MEMLAB_OUT/initramfs-$flavour-$cmd.cpio.gz
+	[ "$engine" = uml ] && [ -n "$share" ] && printf '%s\n' "$share" >"$extra/etc/memlab/hostfs-share"
+	{
+		echo "engine=$engine"
+		echo "flavour=$flavour"
+		echo "host_cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+	} >"$extra/etc/memlab/engine"
+	run_initrd=$MEMLAB_OUT/initramfs-$flavour-$cmd.cpio.gz
 	{
 		cat "$initrd"
 		(cd "$extra" && find . -print0 | cpio --null -o -H newc --quiet --owner=0:0) | gzip -1
 	} >"$run_initrd.tmp"
 	mv "$run_initrd.tmp" "$run_initrd"
 	rm -rf "$extra"
+}
 
-	local log=$MEMLAB_OUT/console-$flavour-$cmd${inject:+-inject-$inject}.log
-	# loglevel=5: warnings (WARN, lockdep) and worse reach the console; info does not.
-	local append="console=ttyS0 panic=-1 loglevel=5 memlab.cmd=$mode memlab.flavour=$flavour"
-	[ -n "$inject" ] && append+=" memlab.inject=$inject"
-	[ "$nomodule" = 1 ] && append+=" memlab.nomodule=1"
-	[ -n "$fuzz_args" ] && append+=" memlab.fuzz=$fuzz_args" # Fuzzing
-	# Without ACPI there is no HPET or PM timer, and the PIT cannot calibrate
-	# the TSC under TCG, leaving a jiffies (4 ms) clock. TCG's guest TSC runs
-	# at the host's rate, so tell the guest that rate: latencies get ns
-	# resolution.
-	local khz
-	khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
-	[ -n "$khz" ] && [ "$khz" -gt 0 ] && append+=" tsc_early_khz=$khz tsc=reliable"
+# pick_engine: uml for the uml flavour; for QEMU, kvm or tcg as --accel
+# says (auto: KVM when it works here, else TCG and a one-line reason).
+pick_engine() {
+	if [ "$arch" = um ]; then
+		engine=uml
+		[ "$accel" = auto ] || [ -z "$accel_given" ] ||
+			die "--accel/ACCEL is for the QEMU flavours; FLAVOUR=uml runs natively as a host process"
+		return
+	fi
+	local why
+	case "$accel" in
+	tcg) engine=tcg ;;
+	kvm)
+		why=$(kvm_unusable "$kdir/arch/x86/boot/bzImage") && die "ACCEL=kvm: KVM is not usable here: $why (ACCEL=auto falls back to TCG)"
+		engine=kvm
+		;;
+	auto)
+		if why=$(kvm_unusable "$kdir/arch/x86/boot/bzImage"); then
+			engine=tcg
+			# Said where the rig talks anyway, or when ACCEL was asked for.
+			if [ "$quiet" = 0 ] || [ -n "$accel_given" ]; then
+				say "KVM not usable ($why): using TCG"
+			fi
+		else
+			engine=kvm
+		fi
+		;;
+	esac
+}
 
-	# TCG: KVM guests hang on these machines (see README). Guest RAM is only
-	# backed as it is touched. la57=off: with 5-level paging KASAN reported a
-	# wild access in early boot (identify_cpu interrupted) on some runs;
-	# 4-level paging is what memlab studies anyway.
-	local qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp "$cpus" -m "$mem"
+# boot_qemu: the QEMU flavours, under $engine (kvm or tcg).
+boot_qemu() {
+	append="console=ttyS0 panic=-1 $append"
+	local cpu=(-accel kvm -cpu host)
+	if [ "$engine" = tcg ]; then
+		# la57=off: with 5-level paging KASAN reported a wild access in
+		# early boot (identify_cpu interrupted) on some runs; 4-level paging
+		# is what memlab studies anyway.
+		cpu=(-accel tcg -cpu max,la57=off)
+		# Without ACPI there is no HPET or PM timer, and the PIT cannot
+		# calibrate the TSC under TCG, leaving a jiffies (4 ms) clock. TCG's
+		# guest TSC runs at the host's rate, so tell the guest that rate:
+		# latencies get ns resolution.
+		local khz
+		khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
+		[ -n "$khz" ] && [ "$khz" -gt 0 ] && append+=" tsc_early_khz=$khz tsc=reliable"
+	fi
+	# Guest RAM is only backed as it is touched.
+	qemu=(qemu-system-x86_64 "${cpu[@]}" -smp "$cpus" -m "$mem"
 		${lowmem:+-machine "pc,max-ram-below-4g=$lowmem"}
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$run_initrd"
 		-display none -monitor none -no-reboot)
-	if [ "$cmd" = shell ] || [ "$cmd" = run ] || [ "$cmd" = bench ]; then
-		share=${share:-$MEMLAB_OUT/share}
-		mkdir -p "$share" || die "cannot create the share directory $share"
-		share=$(cd "$share" && pwd)
-		case "$share" in *,*) die "the share directory's path must not contain a comma (QEMU option syntax): $share" ;; esac
-		qemu+=(-fsdev "local,id=share,path=$share,security_model=none"
-			-device virtio-9p-pci,fsdev=share,mount_tag=share)
-	fi
+	[ -z "$share" ] || qemu+=(-fsdev "local,id=share,path=$share,security_model=none"
+		-device virtio-9p-pci,fsdev=share,mount_tag=share)
 
 	if [ "$interactive" = 1 ]; then
 		run_shell
 		return
 	fi
 
-	note "booting QEMU (TCG, $cpus vCPUs, $mem${lowmem:+ ($lowmem below 4 GiB)}, timeout ${timeout}s); console log: $log"
+	note "booting QEMU (${engine^^}, $cpus vCPUs, $mem${lowmem:+ ($lowmem below 4 GiB)}, timeout ${timeout}s); console log: $log"
 	local rc
 	set +e
 	if [ "$mode" = run ]; then
@@ -242,6 +324,66 @@ main() {
 		rc=${PIPESTATUS[0]}
 	fi
 	set -e
+	verdict "$rc"
+}
+
+# boot_uml: the uml flavour. The kernel is a host process: its console
+# (con0) is written to the log, a run's output port (ssl1, the guest's
+# ttyS1) is this script's stdout. It runs in a session of its own, since a
+# panicking UML signals its whole process group (os_dump_core), and with
+# core dumps off; the time limit kills that session.
+boot_uml() {
+	local uml=("$kdir/vmlinux" "mem=$(mib "$mem")M" "ncpus=$cpus" seccomp=on
+		"initrd=$run_initrd" con=null ssl=null)
+	if [ "$interactive" = 1 ]; then
+		note "starting UML ($cpus CPUs, $mem); console log: $log"
+		local saved rc=0
+		saved=$(stty -g)
+		set +e
+		(ulimit -c 0; exec "${uml[@]}" con0=fd:0,fd:1 $append) | tee "$log"
+		rc=${PIPESTATUS[0]}
+		set -e
+		stty "$saved" 2>/dev/null || true
+		sed -i 's/\r$//' "$log" 2>/dev/null || true
+		printf '\n'
+		local st=0
+		verdict "$rc" || st=$?
+		# As run_shell: a clean end is a success, whatever the last command.
+		if [ "$st" != 124 ] && [ "$st" != 125 ] && ! grep -aq '^MEMLAB: insmod failed' "$log"; then
+			st=0
+		fi
+		return "$st"
+	fi
+	note "starting UML ($cpus CPUs, $mem, native; timeout ${timeout}s); console log: $log"
+	rm -f "$log"
+	: >"$log"
+	local out=(ssl1=null)
+	[ "$mode" = run ] && out=(ssl1=null,fd:1)
+	(ulimit -c 0; exec setsid "${uml[@]}" con0=null,fd:3 "${out[@]}" $append) \
+		</dev/null 3>>"$log" 2>>"$MEMLAB_OUT/uml-$flavour-$cmd.err" &
+	local pid=$! follow=""
+	# The console as it comes: to stdout for the jobs, and with --verbose
+	# for a run; stops when the kernel's process does.
+	if [ "$mode" != run ] || [ "$verbose" = 1 ]; then
+		tail -n +1 -f --pid="$pid" "$log" | sed -u 's/\r$//' &
+		follow=$!
+	fi
+	local rc=0 waited=0
+	while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$timeout" ]; do
+		sleep 1
+		waited=$((waited + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+		rc=124
+	fi
+	local wrc=0
+	wait "$pid" || wrc=$?
+	[ "$rc" = 124 ] || rc=$wrc
+	[ -z "$follow" ] || wait "$follow" 2>/dev/null || true
+	# Whatever of the session is left (helper processes of a dead kernel).
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	sed -i 's/\r$//' "$log" 2>/dev/null || true
 	verdict "$rc"
 }
 

@@ -131,6 +131,81 @@ lab_suite() {
 	record "a run whose guest panics fails with one line saying so (exit $rc: ${err:0:100})" "$ok"
 }
 
+# uml_lab_suite: the rig on User-Mode Linux, driven from the host: make run
+# (output and status), the hostfs share, a guest panic, and the engine the
+# guest says it runs on. Each check is one PASS or FAIL.
+uml_lab_suite() {
+	say "UML: make run, the share and a panic, on the uml kernel (native)"
+	local share=$MEMLAB_OUT/test-share-uml
+	rm -rf "$share"
+	mkdir -p "$share"
+	local run=(bash scripts/run-vm.sh --flavour uml --timeout 120 --share "$share")
+	local out err rc ok
+
+	rc=0
+	out=$(make -s --no-print-directory run FLAVOUR=uml TIMEOUT=120 SHARE="$share" CMD='memlabctl version' 2>"$MEMLAB_OUT/test-make-run-uml.err") || rc=$?
+	if [ "$rc" = 0 ] && [[ "$out" =~ ^memlab\ ABI ]] && [ "$(wc -l <<<"$out")" = 1 ]; then ok=0; else ok=1; fi
+	record "uml: make run CMD='memlabctl version' prints the version line only, exits 0 (exit $rc, output: ${out:0:80})" "$ok"
+
+	rc=0
+	make -s --no-print-directory run FLAVOUR=uml TIMEOUT=120 SHARE="$share" CMD='exit 3' >/dev/null 2>&1 || rc=$?
+	if [ "$rc" = 2 ]; then ok=0; else ok=1; fi
+	record "uml: make run CMD='exit 3' fails as make run documents (exit $rc, want 2)" "$ok"
+	rc=0
+	"${run[@]}" --run 'exit 3' >/dev/null 2>&1 || rc=$?
+	if [ "$rc" = 3 ]; then ok=0; else ok=1; fi
+	record "uml: run 'exit 3' exits 3 (exit $rc)" "$ok"
+
+	local token=memlab-uml-$$-$RANDOM
+	echo "$token" >"$share/from-host.txt"
+	rc=0
+	out=$("${run[@]}" --run 'cat /share/from-host.txt && echo "$(cat from-host.txt)-guest" >/share/from-guest.txt &&
+		grep -o "memlab.engine=[a-z]*" /proc/cmdline && ! grep -q DMA /proc/buddyinfo' 2>&1) || rc=$?
+	if [ "$rc" = 0 ] && [ "$out" = "$token"$'\n'"memlab.engine=uml" ]; then ok=0; else ok=1; fi
+	record "uml: the guest reads the share (hostfs), knows its engine, has no DMA zones (exit $rc, read: ${out:0:80})" "$ok"
+	if [ "$(cat "$share/from-guest.txt" 2>/dev/null)" = "$token-guest" ]; then ok=0; else ok=1; fi
+	record "uml: the host reads a file the guest wrote" "$ok"
+
+	rc=0
+	out=$("${run[@]}" --run 'memlabctl alloc dma 4096; echo "status $?"' 2>&1) || rc=$?
+	if [ "$rc" = 0 ] && grep -q 'status [1-9]' <<<"$out" && grep -qi 'ENODEV\|No such device' <<<"$out"; then ok=0; else ok=1; fi
+	record "uml: the DMA family answers ENODEV (no DMA API on um) (exit $rc: $(tr '\n' ' ' <<<"${out:0:120}"))" "$ok"
+
+	rc=0
+	err=$("${run[@]}" --run 'kill -QUIT 1; sleep 60' 2>&1 >/dev/null) || rc=$?
+	if [ "$rc" = 125 ] && [[ "$err" == *"guest kernel panicked"* ]] && [ "$(wc -l <<<"$err")" = 1 ]; then ok=0; else ok=1; fi
+	record "uml: a run whose guest panics fails with one line saying so (exit $rc: ${err:0:100})" "$ok"
+
+	rc=0
+	err=$("${run[@]}" --timeout 5 --run 'sleep 60' 2>&1 >/dev/null) || rc=$?
+	if [ "$rc" = 124 ] && [[ "$err" == *"timed out"* ]] && ! pgrep -f "initramfs-uml-run" >/dev/null; then ok=0; else ok=1; fi
+	record "uml: a run over its time limit is killed, whole, and exits 124 (exit $rc: ${err:0:100})" "$ok"
+}
+
+# engine_suite: ACCEL=auto never hangs where KVM does not work: it falls
+# back to TCG with a one-line reason, in seconds; ACCEL=kvm refuses fast.
+engine_suite() {
+	say "engines: KVM probe and the fallback to TCG"
+	local run=(bash scripts/run-vm.sh --flavour bench --timeout 180)
+	local out err rc ok start
+	start=$SECONDS rc=0
+	err=$(MEMLAB_KVM_PROBE_FAKE=hang "${run[@]}" --accel auto --run 'grep -o "memlab.engine=[a-z]*" /proc/cmdline' 2>&1 >"$MEMLAB_OUT/test-engine.out") || rc=$?
+	out=$(cat "$MEMLAB_OUT/test-engine.out")
+	if [ "$rc" = 0 ] && [ "$out" = memlab.engine=tcg ] && [[ "$err" == *"KVM not usable"*"using TCG"* ]]; then ok=0; else ok=1; fi
+	record "ACCEL=auto with a KVM probe that hangs: falls back to TCG with a reason and boots (exit $rc in $((SECONDS - start)) s: ${err:0:120})" "$ok"
+	if why=$(kvm_unusable "$(bash scripts/build-kernel.sh bench)/arch/x86/boot/bzImage"); then
+		start=$SECONDS rc=0
+		err=$("${run[@]}" --accel kvm --run true 2>&1 >/dev/null) || rc=$?
+		if [ "$rc" = 1 ] && [[ "$err" == *"KVM is not usable here"* ]] && [ $((SECONDS - start)) -lt 60 ]; then ok=0; else ok=1; fi
+		record "ACCEL=kvm where KVM does not work ($why): refused in $((SECONDS - start)) s (exit $rc: ${err:0:120})" "$ok"
+	else
+		rc=0
+		out=$("${run[@]}" --accel kvm --run 'grep -o "memlab.engine=[a-z]*" /proc/cmdline' 2>/dev/null) || rc=$?
+		if [ "$rc" = 0 ] && [ "$out" = memlab.engine=kvm ]; then ok=0; else ok=1; fi
+		record "ACCEL=kvm where KVM works: the guest boots under KVM (exit $rc: $out)" "$ok"
+	fi
+}
+
 main() {
 	cd "$MEMLAB_ROOT"
 	bash scripts/setup-toolchain.sh

@@ -9,11 +9,11 @@
 //! Locks: a CPU's sheaves (no lock: [`PerCpu::local`]), then the barn, then
 //! the slab cache's spinlock, then `Mirror::state`.
 
-use super::cpu_local::PerCpu;
 use super::sheaf::{drain_bulk, fill_bulk, Barn, Sheaf, Sheaves};
 use super::zone::zonelist;
 use super::Mirror;
 use crate::pcp::sheaf_capacity;
+use crate::platform::{percpu::PerCpu, phys};
 use crate::request::{Gfp, Zone};
 use crate::slab::{SlabCache, SlabFlags};
 use core::ops::Deref;
@@ -26,7 +26,7 @@ use kernel::{cpu::nr_cpu_ids, new_spinlock, prelude::*, sync::SpinLock};
 fn slab_zones(gfp: Gfp, zone: Option<Zone>) -> (Gfp, &'static [Zone]) {
     let gfp = gfp.without_zone();
     match zone {
-        Some(Zone::Dma) => (gfp, &[Zone::Dma]),
+        Some(Zone::Dma) if phys::HAS_ZONE_DMA => (gfp, &[Zone::Dma]),
         _ => (gfp, zonelist(gfp)),
     }
 }

@@ -11,7 +11,7 @@
 //! - [`kmem_cache`] - `kmem_cache_alloc`/`free`/`destroy`;
 //! - [`vmalloc`] - `vm_map_ram` over mirror pages;
 //! - [`dma`] - a mirror block streaming-mapped on memlab's device;
-//! - [`percpu`] - what each CPU caches, in a [`cpu_local`] slot reached
+//! - [`percpu`] - what each CPU caches, in a [`PerCpu`] slot reached
 //!   without locks or atomics, kmalloc objects on [`sheaf`]s;
 //! - [`views`] - the debugfs files, and [`pagemap`] - what every pool page is;
 //! - [`handle`] - the mirror behind the `Backend` seam.
@@ -28,7 +28,7 @@
 //! # Locks
 //!
 //! A CPU's cache is reached with preemption off and a per-CPU busy mark
-//! ([`cpu_local`], SLUB's `local_trylock`), never from another CPU: a drain
+//! ([`PerCpu`], SLUB's `local_trylock`), never from another CPU: a drain
 //! runs on the owning CPU in an IPI. Under that, a size class's barn
 //! (spinlock), then `state` (spinlock: the zones, their reserves and the
 //! kmalloc caches: slab code calls into the buddy with a cache held, so one
@@ -46,7 +46,6 @@
 //! the kmalloc caches destroyed, then the state, then the pool, whose blocks
 //! go back to the real page allocator.
 
-mod cpu_local;
 pub(crate) mod dma;
 mod handle;
 mod kmalloc;
@@ -61,11 +60,10 @@ pub(crate) mod vmalloc;
 pub(crate) mod zone;
 
 use crate::buddy::{Buddy, PageMeta, Region};
-use crate::platform::dma::DmaDevices;
+use crate::platform::{dma::DmaDevices, percpu::PerCpu, phys};
 use crate::request::{Gfp, GfpSel, Zone};
 use crate::sizeclass::{Kmalloc, SizeClass, NR_KMALLOC_CLASSES};
 use crate::slab::{OwnerTag, PageSource};
-use cpu_local::PerCpu;
 use kernel::{
     cpu::nr_cpu_ids,
     new_mutex, new_spinlock,
@@ -213,7 +211,8 @@ impl Mirror {
             kmalloc_dma,
             ..
         } = &mut **guard;
-        let km = if gfp.sel == GfpSel::Dma {
+        // Without ZONE_DMA the kernel has no dma-kmalloc caches either.
+        let km = if gfp.sel == GfpSel::Dma && phys::HAS_ZONE_DMA {
             kmalloc_dma
         } else {
             kmalloc

@@ -5,7 +5,7 @@
 //! per-CPU sheaves: per size class a main and a spare sheaf of kmalloc
 //! objects ([`super::sheaf`]), and per zone a list of free blocks for each
 //! order up to `PAGE_ALLOC_COSTLY_ORDER`. It lives in a
-//! [`PerCpu`](super::cpu_local::PerCpu) slot and is reached without locks.
+//! [`PerCpu`](crate::platform::percpu::PerCpu) slot and is reached without locks.
 //!
 //! Items in these caches are not re-validated when they come back (the buddy
 //! and the slabs check them when they are flushed), so the free fast paths

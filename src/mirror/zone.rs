@@ -54,16 +54,18 @@ impl MirrorState {
     }
 }
 
-/// The zonelist `gfp` walks, most preferred first.
+/// The zonelist `gfp` walks, most preferred first. On a kernel without
+/// ZONE_DMA or ZONE_DMA32 (UML), `gfp_zone` sends those masks to
+/// ZONE_NORMAL, and so does this.
 pub(crate) fn zonelist(gfp: Gfp) -> &'static [Zone] {
-    match gfp.sel {
-        GfpSel::Dma => &[Zone::Dma],
-        GfpSel::Dma32 => &[Zone::Dma32, Zone::Dma],
+    match phys::zone_limit(gfp) {
+        Some(Zone::Dma) => &[Zone::Dma],
+        Some(Zone::Dma32) => &[Zone::Dma32, Zone::Dma],
         _ => &[Zone::Normal, Zone::Dma32, Zone::Dma],
     }
 }
 
-/// The direct map: frame `pfn` is at `page_offset_base + (pfn << PAGE_SHIFT)`.
+/// The linear map: frame `pfn` is at `phys::pfn_to_virt(pfn)`.
 pub(crate) fn direct_map() -> LinearMap {
     LinearMap::new(phys::pfn_to_virt(0), 0)
 }

@@ -5,13 +5,25 @@
 use core::num::NonZeroU64;
 use kernel::bindings;
 
-/// The TSC frequency in kHz, 0 if the kernel could not calibrate it.
-pub(crate) fn tsc_khz() -> u64 {
-    // SAFETY: `tsc_khz` is a plain `unsigned int` the kernel may rewrite at
-    // any time (the delayed TSC calibration work refines it after boot).
-    // Taking its address reads nothing, and a volatile read of an aligned
-    // word is what `READ_ONCE` does in C: one untorn load, never cached.
-    u64::from(unsafe { core::ptr::read_volatile(&raw const bindings::tsc_khz) })
+/// The TSC frequency in kHz, 0 if it is not known (where it comes from
+/// differs by architecture: [`super::arch`]).
+pub(crate) use super::arch::tsc_khz;
+
+/// The time stamp counter, ordered after every earlier instruction (as the
+/// kernel's `rdtsc_ordered`). The same instruction on x86-64 and on UML,
+/// where the kernel runs natively on the host CPU.
+#[inline(always)]
+pub(crate) fn rdtsc_ordered() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: `lfence` waits for earlier instructions, `rdtsc` reads the
+    // time stamp counter into edx:eax; neither touches memory or the stack.
+    // Not `nomem`: the compiler must not move memory accesses of a timed
+    // call across the read.
+    unsafe {
+        core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi,
+            options(nostack, preserves_flags));
+    }
+    (u64::from(hi) << 32) | u64::from(lo)
 }
 
 /// Runs `f` and returns what it returned and how long it took in ns, with
@@ -63,16 +75,7 @@ impl RawClock {
     #[inline(always)]
     pub(crate) fn now(&self) -> u64 {
         if self.tsc {
-            let (lo, hi): (u32, u32);
-            // SAFETY: `lfence` waits for earlier instructions, `rdtsc` reads
-            // the time stamp counter into edx:eax; neither touches memory
-            // or the stack. Not `nomem`: the compiler must not move memory
-            // accesses of the timed call across the read.
-            unsafe {
-                core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi,
-                    options(nostack, preserves_flags));
-            }
-            (u64::from(hi) << 32) | u64::from(lo)
+            rdtsc_ordered()
         } else {
             // SAFETY: `ktime_get` may be called from any context once
             // timekeeping is up.

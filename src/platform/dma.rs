@@ -82,7 +82,10 @@ impl DmaDevices {
     /// family for its mask is then missing (ENODEV).
     pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let mut devices = KVec::new();
-        for bits in MASKS {
+        // A kernel without the DMA API (UML selects NO_DMA) gets no
+        // devices, so every DMA request answers ENODEV.
+        let masks: &[u32] = if cfg!(CONFIG_HAS_DMA) { &MASKS } else { &[] };
+        for &bits in masks {
             match DmaDevice::register(bits) {
                 Ok(d) => {
                     if devices.push(d, GFP_KERNEL).is_err() {
@@ -253,24 +256,9 @@ impl StreamingMap {
     /// value is dropped while the device is still bound.
     unsafe fn map(bound: &BoundGuard<'_>, phys: u64, len: usize) -> Result<Self> {
         let dev = bound.owner.raw();
-        let page = phys::pfn_to_page(phys >> PAGE_SHIFT);
-        let offset = (phys as usize) & (PAGE_SIZE - 1);
-        // SAFETY: the device is bound and locked (guard); `page`/`offset`
-        // locate `len` live bytes the caller owns (safety requirement).
-        let addr = unsafe {
-            bindings::dma_map_page_attrs(
-                dev,
-                page,
-                offset,
-                len,
-                bindings::dma_data_direction_DMA_BIDIRECTIONAL,
-                0,
-            )
-        };
-        if addr == DmaAddress::MAX {
-            // DMA_MAPPING_ERROR.
-            return Err(ENOMEM);
-        }
+        // SAFETY: the device is bound and locked (guard); `phys` locates
+        // `len` live bytes the caller owns (safety requirement).
+        let addr = unsafe { raw::map(dev, phys, len) }?;
         // INVARIANT: mapped on `dev` just now; the caller keeps it bound.
         Ok(StreamingMap { dev, addr, len })
     }
@@ -285,16 +273,81 @@ impl Drop for StreamingMap {
     fn drop(&mut self) {
         // SAFETY: `addr` maps `len` bytes on the still-bound `dev` (type
         // invariant).
+        unsafe { raw::unmap(self.dev, self.addr, self.len) };
+    }
+}
+
+/// `dma_map_page_attrs`/`dma_unmap_page_attrs`, bidirectional. Kernels
+/// without the DMA API (UML selects NO_DMA) have only inline stubs of
+/// these, which bindgen does not see; they have no memlab DMA device either
+/// ([`DmaDevices::new`]), so there the calls are never reached.
+mod raw {
+    use super::*;
+
+    /// Maps `len` bytes at physical address `phys` on `dev`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` is bound and locked; `phys..phys + len` is live direct-map
+    /// memory.
+    #[cfg(CONFIG_HAS_DMA)]
+    pub(super) unsafe fn map(dev: *mut bindings::device, phys: u64, len: usize) -> Result<DmaAddress> {
+        let page = super::phys::pfn_to_page(phys >> PAGE_SHIFT);
+        let offset = (phys as usize) & (PAGE_SIZE - 1);
+        // SAFETY: requirements of this function.
+        let addr = unsafe {
+            bindings::dma_map_page_attrs(
+                dev,
+                page,
+                offset,
+                len,
+                bindings::dma_data_direction_DMA_BIDIRECTIONAL,
+                0,
+            )
+        };
+        // DMA_MAPPING_ERROR.
+        if addr == DmaAddress::MAX {
+            return Err(ENOMEM);
+        }
+        Ok(addr)
+    }
+
+    /// Unmaps what [`map`] mapped.
+    ///
+    /// # Safety
+    ///
+    /// `addr` maps `len` bytes on the still-bound `dev`.
+    #[cfg(CONFIG_HAS_DMA)]
+    pub(super) unsafe fn unmap(dev: *mut bindings::device, addr: DmaAddress, len: usize) {
+        // SAFETY: requirements of this function.
         unsafe {
             bindings::dma_unmap_page_attrs(
-                self.dev,
-                self.addr,
-                self.len,
+                dev,
+                addr,
+                len,
                 bindings::dma_data_direction_DMA_BIDIRECTIONAL,
                 0,
             )
         };
     }
+
+    /// No DMA API: ENODEV.
+    ///
+    /// # Safety
+    ///
+    /// None needed; unsafe to match the DMA kernel's signature.
+    #[cfg(not(CONFIG_HAS_DMA))]
+    pub(super) unsafe fn map(_: *mut bindings::device, _: u64, _: usize) -> Result<DmaAddress> {
+        Err(ENODEV)
+    }
+
+    /// Nothing was mapped.
+    ///
+    /// # Safety
+    ///
+    /// None needed; unsafe to match the DMA kernel's signature.
+    #[cfg(not(CONFIG_HAS_DMA))]
+    pub(super) unsafe fn unmap(_: *mut bindings::device, _: DmaAddress, _: usize) {}
 }
 
 /// A mapping that lives no longer than the device lock `'a` it was made

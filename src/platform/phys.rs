@@ -4,30 +4,44 @@
 //! numbers, zones, alignment, contiguity, and the page allocator's own free
 //! lists (what `/proc/buddyinfo` prints).
 //!
-//! x86-64 only: the direct map starts at `page_offset_base` and `struct page`
-//! lives in the virtual memmap at `vmemmap_base` (SPARSEMEM_VMEMMAP), so
-//! linear address, PFN and `struct page` convert by arithmetic, as the C
-//! macros `__pa`, `pfn_to_page` and `page_to_pfn` do. The node is
-//! `contig_page_data` (the test and bench kernels are built without NUMA).
+//! The memory model (how a linear address, a PFN and a `struct page`
+//! convert) and the kernel's zones differ by architecture: those live in
+//! [`super::arch`], and everything here is written once on top of them.
+//! The node is `contig_page_data` (memlab's kernels are built without NUMA).
 
-use crate::request::Zone;
+use super::arch;
+pub(crate) use arch::{linear_phys, page_to_pfn, pfn_to_page, pfn_to_virt};
+use crate::request::{Gfp, Zone};
 use crate::uapi;
 use core::ffi::c_void;
 use kernel::{bindings, page::PAGE_SHIFT};
 
 /// Highest order the page allocator serves.
 pub(crate) const MAX_ORDER: usize = bindings::MAX_PAGE_ORDER as usize;
-/// Zones per node.
-pub(crate) const NR_ZONES: usize = bindings::MAX_NR_ZONES as usize;
+/// memlab's zones (`MEMLAB_ZONE_*`): every zone either architecture has.
+pub(crate) const NR_ZONES: usize = Zone::ALL.len();
+
+/// Whether this kernel has `ZONE_DMA` and `ZONE_DMA32`. Where it has not
+/// (UML), `gfp_zone` sends GFP_DMA and GFP_DMA32 to `ZONE_NORMAL`, and so
+/// does the mirror's zonelist.
+pub(crate) const HAS_ZONE_DMA: bool = cfg!(CONFIG_ZONE_DMA);
+pub(crate) const HAS_ZONE_DMA32: bool = cfg!(CONFIG_ZONE_DMA32);
+
+/// The highest zone `gfp` may take pages from on this kernel, as
+/// `gfp_zone` decides; `None` for no limit (ZONE_NORMAL and above).
+pub(crate) fn zone_limit(gfp: Gfp) -> Option<Zone> {
+    match gfp.zone_limit() {
+        Some(Zone::Dma) if !HAS_ZONE_DMA => None,
+        Some(Zone::Dma32) if !HAS_ZONE_DMA32 => None,
+        z => z,
+    }
+}
 
 // The core (src/core) and the request rules are built for this kernel's
-// page geometry and zones; a kernel that differs must not build.
+// page geometry; a kernel that differs must not build.
 const _: () = assert!(crate::buddy::MAX_PAGE_ORDER == bindings::MAX_PAGE_ORDER);
 const _: () = assert!(crate::buddy::PAGE_SHIFT == PAGE_SHIFT as u32);
 const _: () = assert!(crate::sizeclass::KMALLOC_MAX_SIZE == bindings::KMALLOC_MAX_SIZE as usize);
-const _: () = assert!(NR_ZONES == Zone::ALL.len());
-const _: () = assert!(Zone::Normal as u32 == bindings::zone_type_ZONE_NORMAL);
-const _: () = assert!(Zone::Dma32 as u32 == bindings::zone_type_ZONE_DMA32);
 
 /// The kernel's node descriptor (the only node without NUMA).
 fn node() -> *const bindings::pglist_data {
@@ -36,29 +50,8 @@ fn node() -> *const bindings::pglist_data {
     &raw const bindings::contig_page_data
 }
 
-/// The PFN of `page`, like `page_to_pfn`.
-pub(crate) fn page_to_pfn(page: *const bindings::page) -> u64 {
-    // SAFETY: `vmemmap_base` is set once during early boot and never changes.
-    let base = unsafe { bindings::vmemmap_base };
-    ((page as usize).wrapping_sub(base) / core::mem::size_of::<bindings::page>()) as u64
-}
-
-/// The `struct page` of `pfn`, like `pfn_to_page` (a pointer, not dereferenced).
-pub(crate) fn pfn_to_page(pfn: u64) -> *mut bindings::page {
-    // SAFETY: `vmemmap_base` is set once during early boot and never changes.
-    let base = unsafe { bindings::vmemmap_base };
-    (base + pfn as usize * core::mem::size_of::<bindings::page>()) as *mut bindings::page
-}
-
-/// Physical address of a direct-map (kmalloc, page allocator) address, like `__pa`.
-pub(crate) fn linear_phys(addr: *const c_void) -> u64 {
-    // SAFETY: `page_offset_base` is set once during early boot and never changes.
-    let base = unsafe { bindings::page_offset_base } as u64;
-    (addr as u64).wrapping_sub(base)
-}
-
 /// Physical address of any kernel address memlab allocated: vmalloc ones
-/// through the page tables, direct-map ones by arithmetic.
+/// through the page tables, linear ones by arithmetic.
 ///
 /// # Safety
 ///
@@ -74,18 +67,11 @@ pub(crate) unsafe fn virt_to_phys(addr: *const c_void) -> u64 {
     }
 }
 
-/// The direct-map address of `pfn`, like `page_address` without highmem.
-pub(crate) fn pfn_to_virt(pfn: u64) -> *mut u8 {
-    // SAFETY: `page_offset_base` is set once during early boot and never changes.
-    let base = unsafe { bindings::page_offset_base } as u64;
-    (base + (pfn << PAGE_SHIFT)) as *mut u8
-}
-
 /// `MEMLAB_ZONE_*` of the zone whose span holds `pfn` (the spans of one node
 /// do not overlap); `MEMLAB_ZONE_MIXED` if none does.
 pub(crate) fn zone_of_pfn(pfn: u64) -> u32 {
     let node = node();
-    for z in 0..NR_ZONES {
+    for (z, ours) in arch::KERNEL_ZONES.iter().enumerate() {
         // SAFETY: `node` is valid (see `node`) and `z` is in bounds; a zone's
         // span is fixed at boot (no memory hotplug in these kernels).
         let (start, spanned) = unsafe {
@@ -93,7 +79,7 @@ pub(crate) fn zone_of_pfn(pfn: u64) -> u32 {
             ((*zone).zone_start_pfn as u64, (*zone).spanned_pages as u64)
         };
         if spanned != 0 && pfn >= start && pfn < start + spanned {
-            return z as u32;
+            return *ours as u32;
         }
     }
     uapi::MEMLAB_ZONE_MIXED
@@ -220,16 +206,17 @@ impl BuddyInfo {
     pub(crate) fn read(&mut self) {
         let node = node();
         let info = self;
-        for z in 0..NR_ZONES {
+        for (z, ours) in arch::KERNEL_ZONES.iter().enumerate() {
+            let i = ours.index();
             // SAFETY: `node` is valid and `z` in bounds; `present_pages` is
             // fixed at boot. `nr_free` is a word updated under `zone->lock`;
             // a volatile read of it is what `READ_ONCE` does in C.
             unsafe {
                 let zone = &raw const (*node).node_zones[z];
-                info.populated[z] = (*zone).present_pages != 0;
+                info.populated[i] = (*zone).present_pages != 0;
                 for o in 0..=MAX_ORDER {
                     let nr = &raw const (*zone).free_area[o].nr_free;
-                    info.nr_free[z][o] = core::ptr::read_volatile(nr) as u64;
+                    info.nr_free[i][o] = core::ptr::read_volatile(nr) as u64;
                 }
             }
         }

@@ -11,7 +11,7 @@ use super::super::{
     Real,
 };
 use super::{reps_for, Run, MIB};
-use crate::platform::phys::Placement;
+use crate::platform::phys::{self, Placement};
 use crate::platform::phys::MAX_ORDER;
 use crate::real::report::Row;
 use crate::request::{Gfp, GfpSel};
@@ -111,9 +111,9 @@ pub(super) fn ex_pages(run: &mut Run, reps: u32) -> Result {
     )
 }
 
-/// Whether `zone` (a `MEMLAB_ZONE_*`) is one `gfp` allows.
+/// Whether `zone` (a `MEMLAB_ZONE_*`) is one `gfp` allows on this kernel.
 fn within(gfp: Gfp, zone: u32) -> bool {
-    gfp.zone_limit().is_none_or(|z| zone <= z as u32)
+    phys::zone_limit(gfp).is_none_or(|z| zone <= z as u32)
 }
 
 pub(super) fn ex_gfp(real: &Real, run: &mut Run, reps: u32) -> Result {

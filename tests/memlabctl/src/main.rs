@@ -26,6 +26,7 @@ mod bench;
 mod cli;
 mod demo;
 mod dev;
+mod engine;
 mod frag;
 mod kpage;
 mod names;

@@ -21,6 +21,11 @@ const MAX_POINTS: usize = 2000;
 pub struct LatencyFile {
     #[serde(default)]
     pub kernel: String,
+    /// What ran the guest (`tcg`, `kvm`, `uml`); empty in older files.
+    #[serde(default)]
+    pub engine: String,
+    #[serde(default)]
+    pub host_cpu: String,
     pub workloads: Vec<Workload>,
 }
 
@@ -45,6 +50,17 @@ impl LatencyFile {
             return Err(InputError::whole(path, "\"workloads\" is empty"));
         }
         Ok(f)
+    }
+}
+
+impl LatencyFile {
+    /// `UML, AMD EPYC` for the titles; empty for files without an engine.
+    pub fn engine_title(&self) -> String {
+        match (self.engine.as_str(), self.host_cpu.as_str()) {
+            ("", _) => String::new(),
+            (e, "") => e.to_uppercase(),
+            (e, cpu) => format!("{}, {cpu}", e.to_uppercase()),
+        }
     }
 }
 
@@ -120,6 +136,8 @@ impl Side {
 /// The CDF figure of one workload.
 pub struct LatencyFigure {
     pub kernel: String,
+    /// `UML, AMD EPYC`: engine and host CPU for the title; empty if unknown.
+    pub engine: String,
     pub workload: Workload,
 }
 
@@ -140,11 +158,15 @@ impl LatencyFigure {
             .into_iter()
             .flatten()
             .collect();
-        if what.is_empty() {
+        let mut t = if what.is_empty() {
             format!("Latency CDF: {}", w.name)
         } else {
             format!("Latency CDF: {} ({})", w.name, what.join(", "))
+        };
+        if !self.engine.is_empty() {
+            t += &format!(" on {}", self.engine);
         }
+        t
     }
 }
 

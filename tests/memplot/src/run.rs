@@ -65,10 +65,12 @@ pub fn run(input: &Path, out_dir: &Path) -> Outcome {
         Err(e) => out.errors.push(format!("drawing {what}: {e}")),
     };
     if let Some(l) = latency {
+        let engine = l.engine_title();
         for w in l.workloads {
             let stem = format!("latency-{}", w.slug());
             let fig = LatencyFigure {
                 kernel: l.kernel.clone(),
+                engine: engine.clone(),
                 workload: w,
             };
             emit(save(&fig, out_dir, &stem), &stem);

@@ -48,6 +48,33 @@ pub fn calls(family: u32) -> (&'static str, &'static str) {
     }
 }
 
+/// Where the two sides of a family's rows do not do equal work inside the
+/// window, what differs: their ratios are marked, not results. `None` for
+/// families whose windows hold the same steps (kmem_cache: both take an
+/// object from the CPU's sheaf, a barn or a slab refill, and give it back
+/// unsized).
+pub fn unequal_work(family: u32) -> Option<&'static str> {
+    match family {
+        uapi::MEMLAB_FAMILY_PAGES => Some(
+            "real alloc_pages also checks the zone watermark (zone_watermark_fast), prepares \
+             the page (prep_new_page: refcount, flags, post_alloc_hook) and counts PGALLOC, and \
+             __free_pages drops the refcount atomically and checks the page's flags \
+             (free_pages_prepare); the mirror pops and pushes its per-CPU list, with no \
+             per-page state",
+        ),
+        uapi::MEMLAB_FAMILY_VMALLOC => Some(
+            "real __vmalloc finds a free virtual range (the vmap_area tree), allocates the \
+             pages in bulk, maps them and sets up a vm_struct; the mirror takes pages one by \
+             one and maps them with vm_map_ram, from a per-CPU vmap block",
+        ),
+        uapi::MEMLAB_FAMILY_KMALLOC => Some(
+            "real kfree is unsized (SLUB finds the cache from the object's slab); the mirror's \
+             kfree is told the size by the caller",
+        ),
+        _ => None,
+    }
+}
+
 /// `MEMLAB_KCONFIG_*` bits by name, in report order.
 pub const KCONFIG: [(&str, u32); 14] = [
     ("MEMCG", uapi::MEMLAB_KCONFIG_MEMCG),
@@ -101,6 +128,9 @@ pub struct Row {
     pub order: u32,
     pub real_calls: &'static str,
     pub mirror_calls: &'static str,
+    /// What the two windows do differently ([`unequal_work`]); the row's
+    /// ratios compare unequal work when it is set.
+    pub unequal_work: Option<&'static str>,
     #[serde(flatten)]
     pub compared: Compared,
 }
@@ -165,7 +195,15 @@ impl Row {
             .sum();
         format!(
             "{:<24} {:<6} {:>15} {:>20} {:>15} {:>20} {:>12} {:>12}  {}{}",
-            self.workload,
+            format!(
+                "{}{}",
+                self.workload,
+                if self.unequal_work.is_some() {
+                    " ≠"
+                } else {
+                    ""
+                }
+            ),
             self.pattern,
             format!(
                 "{}/{}",
@@ -207,11 +245,14 @@ pub struct LatencySeries {
 #[derive(Serialize, Debug, PartialEq)]
 pub struct Latency {
     pub kernel: String,
+    /// What ran the guest (`tcg`, `kvm`, `uml`) and on which host CPU.
+    pub engine: String,
+    pub host_cpu: String,
     pub workloads: Vec<LatencySeries>,
 }
 
 impl Latency {
-    pub fn of(kernel: String, rows: &[Row]) -> Self {
+    pub fn of(kernel: String, engine: &crate::engine::Engine, rows: &[Row]) -> Self {
         let mut workloads = Vec::new();
         for row in rows {
             let Some(round) = row.compared.representative() else {
@@ -233,7 +274,12 @@ impl Latency {
                 });
             }
         }
-        Latency { kernel, workloads }
+        Latency {
+            kernel,
+            engine: engine.engine.clone(),
+            host_cpu: engine.host_cpu.clone(),
+            workloads,
+        }
     }
 }
 
@@ -263,6 +309,7 @@ mod tests {
             size: 64,
             order: 0,
             real_calls: "r",
+            unequal_work: None,
             mirror_calls: "m",
             compared: Compared {
                 rounds: vec![Round {
@@ -287,9 +334,12 @@ mod tests {
 
     #[test]
     fn latency_json_follows_the_contract() {
-        let l = Latency::of("7.2.13 bench".into(), &[row()]);
+        let engine = crate::engine::Engine::parse("engine=uml\nhost_cpu=AMD EPYC\n");
+        let l = Latency::of("7.2.13 bench".into(), &engine, &[row()]);
         let v: serde_json::Value = serde_json::from_str(&crate::cli::json_line(&l)).unwrap();
         assert_eq!(v["kernel"], "7.2.13 bench");
+        assert_eq!(v["engine"], "uml");
+        assert_eq!(v["host_cpu"], "AMD EPYC");
         let w = v["workloads"].as_array().unwrap();
         assert_eq!(w.len(), 2);
         assert_eq!(

@@ -100,6 +100,10 @@ pub fn zoneinfo_pcp(zoneinfo: &str, zone: &str) -> Option<Pcp> {
 #[derive(Serialize, Debug)]
 pub struct BenchReport {
     pub kernel: String,
+    /// What ran the guest: `tcg`, `kvm` or `uml`.
+    pub engine: String,
+    /// The host's CPU model.
+    pub host_cpu: String,
     pub kconfig: Kconfig,
     /// Boot parameters that change allocator work (init_on_*, slub_debug).
     pub boot_params: Vec<String>,
@@ -193,10 +197,12 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             println!("{s}");
         }
     };
+    let engine = crate::engine::Engine::current();
     say(
         "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
             .into(),
     );
+    say(engine.describe(&kernel_name()));
     say(format!(
         "(ns per operation, floor subtracted; x = mirror / real, < 1 means the mirror is faster; \
          median ratio over {} ABBA rounds [min-max across rounds]; K = {} ops per sample, so p99 is \
@@ -230,6 +236,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
                     order: s.order,
                     real_calls,
                     mirror_calls,
+                    unequal_work: report::unequal_work(s.family),
                     compared: c,
                 };
                 say(row.human());
@@ -299,6 +306,11 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     ] {
         let (r, mi) = report::calls(fam);
         say(format!("  real:   {r}\n  mirror: {mi}"));
+        if let Some(u) = report::unequal_work(fam) {
+            say(format!(
+                "  ≠ not equal work, so its ratios are no result: {u}"
+            ));
+        }
     }
     let mut sweep = Vec::new();
     let mut vmalloc = Vec::new();
@@ -381,9 +393,11 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     {
         say(format!("  - {n}"));
     }
-    let latency = Latency::of(kernel_name(), &rows);
+    let latency = Latency::of(kernel_name(), &engine, &rows);
     let report = BenchReport {
         kernel: kernel_name(),
+        engine: engine.engine.clone(),
+        host_cpu: engine.host_cpu.clone(),
         kconfig,
         boot_params,
         clock_khz: khz,

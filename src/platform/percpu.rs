@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! CPU-local data without atomics, as SLUB's `local_trylock` gives its
-//! sheaves: the fast path disables preemption (one per-CPU increment),
-//! reads its CPU number from a per-CPU variable, and marks its CPU's slot
-//! busy with a plain store. No lock instruction, no division.
+//! sheaves: the fast path disables preemption, reads its CPU number, and
+//! marks its CPU's slot busy with a plain store. No lock instruction, no
+//! division.
 //!
 //! A slot is reached in these ways, never two at once:
 //! - [`PerCpu::local`], by a task on the slot's own CPU with preemption off
@@ -16,87 +16,14 @@
 //! - [`PerCpu::get_mut`], with `&mut self`: nothing else can be running.
 //!
 //! None of the mirror is called from interrupt context, so `local` needs no
-//! interrupt masking. x86-64 only, as the kernel's own `this_cpu_*` are: the
-//! per-CPU variables are read `%gs`-relative.
+//! interrupt masking. How preemption is held off and the CPU number read
+//! differs by architecture ([`super::arch::NoPreempt`]).
 
+use super::arch::{CpusReadLock, NoPreempt};
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{compiler_fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use kernel::{bindings, cpu::nr_cpu_ids, prelude::*};
-
-extern "C" {
-    // Per-CPU variables of the kernel (`arch/x86`), both exported; only
-    // their `%gs`-relative addresses are used, never these statics.
-    static __preempt_count: i32;
-    static cpu_number: i32;
-}
-
-/// Preemption off on this CPU while it lives (`preempt_disable`).
-struct NoPreempt;
-
-impl NoPreempt {
-    #[inline(always)]
-    fn new() -> Self {
-        // SAFETY: increments this CPU's preempt count, as `preempt_disable`
-        // does (`__preempt_count_inc`); the asm is a compiler barrier (no
-        // `nomem`), so nothing below is moved above it.
-        unsafe {
-            core::arch::asm!(
-                "incl %gs:{pc}(%rip)",
-                pc = sym __preempt_count,
-                options(att_syntax, nostack)
-            )
-        };
-        NoPreempt
-    }
-
-    /// The CPU this runs on (`smp_processor_id`): stable while `self` lives.
-    #[inline(always)]
-    fn cpu(&self) -> usize {
-        let id: u32;
-        // SAFETY: reads this CPU's `cpu_number`, as `raw_smp_processor_id`
-        // does; with preemption off it is the CPU until `self` drops.
-        unsafe {
-            core::arch::asm!(
-                "movl %gs:{cn}(%rip), {id:e}",
-                cn = sym cpu_number,
-                id = out(reg) id,
-                options(att_syntax, nostack, preserves_flags)
-            )
-        };
-        id as usize
-    }
-}
-
-impl Drop for NoPreempt {
-    #[inline(always)]
-    fn drop(&mut self) {
-        let resched: u8;
-        // SAFETY: undoes `new`'s increment (`__preempt_count_dec_and_test`):
-        // the count, with x86's inverted need-resched bit folded in, reads
-        // zero only when preemption is back on and a reschedule is due.
-        unsafe {
-            core::arch::asm!(
-                "decl %gs:{pc}(%rip)",
-                "sete {r}",
-                pc = sym __preempt_count,
-                r = out(reg_byte) resched,
-                options(att_syntax, nostack)
-            )
-        };
-        if resched != 0 {
-            preempt_schedule();
-        }
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn preempt_schedule() {
-    // SAFETY: called with preemption enabled again, as `preempt_enable`
-    // calls it.
-    unsafe { bindings::preempt_schedule() };
-}
 
 /// One CPU's slot, on its own cache lines.
 #[repr(C, align(64))]
@@ -239,22 +166,4 @@ unsafe extern "C" fn visit_on_cpu<T>(arg: *mut c_void) {
     // start before this returns.
     (v.f)(unsafe { &mut *v.slot.data.get() });
     v.done = true;
-}
-
-/// CPU hotplug held off (`cpus_read_lock`) while it lives.
-struct CpusReadLock;
-
-impl CpusReadLock {
-    fn new() -> Self {
-        // SAFETY: may sleep; `each`'s callers are in process context.
-        unsafe { bindings::cpus_read_lock() };
-        CpusReadLock
-    }
-}
-
-impl Drop for CpusReadLock {
-    fn drop(&mut self) {
-        // SAFETY: pairs with the lock taken in `new`.
-        unsafe { bindings::cpus_read_unlock() };
-    }
 }
