@@ -8,7 +8,8 @@
 #   make demo    set everything up, boot the VM, load memlab, show its output
 #   make test    set everything up, run host tests and in-VM tests
 #   make bench   benchmarks (ratios, not tests): host mirror core vs crates.io
-#                peers, then real vs mirror in the VM on the bench kernel
+#                peers, then real vs mirror in one VM run on a native engine
+#                (KVM where it works, else User-Mode Linux; ENGINE=tcg: QEMU TCG)
 #   make plots   PNG and SVG into out/ from the data make bench left in
 #                out/bench (host only: tests/memplot)
 #   make shell   an interactive shell in the VM, memlab loaded
@@ -107,7 +108,10 @@ help:
 	@echo '  make fuzz             the in-VM ioctl fuzzer on the test kernel (FUZZ_SECS, FUZZ_SEED, FUZZ_ARGS)'
 	@echo '  make setup            install the toolchain only'
 	@echo 'variables (shell, run, demo; MEM and CPUS for every VM):'
-	@echo '  FLAVOUR=bench|test    kernel: bench (default: production-like) or test (KASAN, lockdep, kmemleak)'
+	@echo '  FLAVOUR=bench|test|uml  kernel: bench (default: x86-64, production-like), test (x86-64: KASAN,'
+	@echo '                        lockdep, kmemleak) or uml (User-Mode Linux: native, zone Normal only, no DMA)'
+	@echo '  ACCEL=auto|kvm|tcg    QEMU flavours: KVM where it works (auto, the default), else TCG'
+	@echo '  ENGINE=native|uml|kvm|tcg  bench: where its VM parts run (native: KVM if usable, else UML)'
 	@echo "  CMD='...'             run: the command line (runs in /share, stdin /dev/null)"
 	@echo "  MEMLAB_ARGS='...'     insmod parameters, e.g. MEMLAB_ARGS='pool_mb=64 max_pinned_mb=128'"
 	@echo '  NOMODULE=1            do not load memlab (insmod /lib/modules/rust_memlab.ko by hand)'

@@ -11,7 +11,7 @@
 
 use crate::buddy::{Buddy, BuddyError, OwnerArea, PageMeta, Region, NR_PAGE_ORDERS};
 use crate::platform::phys;
-use crate::request::{Gfp, GfpSel, Zone};
+use crate::request::{Gfp, Zone};
 use crate::sizeclass::Kmalloc;
 use crate::slab::{exact_block, AddrMap, Block, BuddyPages, LinearMap, OwnerTag, PageSource};
 use core::ptr::NonNull;

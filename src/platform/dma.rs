@@ -26,12 +26,10 @@ use kernel::{
     dma::DmaAddress,
     driver,
     error::from_err_ptr,
-    page::{PAGE_SHIFT, PAGE_SIZE},
     platform,
     prelude::*,
 };
 
-use super::phys;
 
 /// Name of the driver and of its devices.
 pub(crate) const NAME: &CStr = c"memlab-dma";
@@ -283,6 +281,8 @@ impl Drop for StreamingMap {
 /// ([`DmaDevices::new`]), so there the calls are never reached.
 mod raw {
     use super::*;
+    #[cfg(CONFIG_HAS_DMA)]
+    use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 
     /// Maps `len` bytes at physical address `phys` on `dev`.
     ///
@@ -292,7 +292,7 @@ mod raw {
     /// memory.
     #[cfg(CONFIG_HAS_DMA)]
     pub(super) unsafe fn map(dev: *mut bindings::device, phys: u64, len: usize) -> Result<DmaAddress> {
-        let page = super::phys::pfn_to_page(phys >> PAGE_SHIFT);
+        let page = super::super::phys::pfn_to_page(phys >> PAGE_SHIFT);
         let offset = (phys as usize) & (PAGE_SIZE - 1);
         // SAFETY: requirements of this function.
         let addr = unsafe {

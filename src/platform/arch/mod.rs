@@ -5,7 +5,6 @@
 //! (`ARCH=um`, kernel code running as native host instructions). Each file
 //! gives the same items:
 //!
-//! - `NAME`: the architecture, as reports print it;
 //! - `tsc_khz()`: the TSC's frequency (the clock of every timed window,
 //!   [`super::clock`]); x86 reads the kernel's calibration, UML calibrates
 //!   against `ktime_get` once at load ([`init`]);

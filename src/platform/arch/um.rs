@@ -21,9 +21,6 @@ use kernel::{bindings, page::PAGE_SHIFT, prelude::*};
 #[cfg(CONFIG_PREEMPTION)]
 compile_error!("memlab's CPU-local sections on um rely on a kernel without CONFIG_PREEMPTION");
 
-/// The architecture, as reports print it.
-pub(crate) const NAME: &str = "um";
-
 /// memlab's zone for each kernel zone index: UML has neither ZONE_DMA nor
 /// ZONE_DMA32 (it selects NO_DMA).
 pub(crate) const KERNEL_ZONES: [Zone; bindings::MAX_NR_ZONES as usize] =

@@ -6,9 +6,6 @@ use crate::request::Zone;
 use core::ffi::c_void;
 use kernel::{bindings, page::PAGE_SHIFT, prelude::*};
 
-/// The architecture, as reports print it.
-pub(crate) const NAME: &str = "x86_64";
-
 /// memlab's zone for each kernel zone index (`enum zone_type`).
 pub(crate) const KERNEL_ZONES: [Zone; bindings::MAX_NR_ZONES as usize] =
     [Zone::Dma, Zone::Dma32, Zone::Normal, Zone::Movable];

@@ -80,6 +80,11 @@ fn side_by_side(d: &Memlab) -> bool {
                     "{what:<28} {bname:<7} {}",
                     BlockRow::new(&i, backend).human()
                 ),
+                Err(e)
+                    if r.family == MEMLAB_FAMILY_DMA && e.raw_os_error() == Some(libc::ENODEV) =>
+                {
+                    println!("{what:<28} {bname:<7} skipped: {}", crate::dev::NO_DMA);
+                }
                 Err(e) => {
                     ok = false;
                     println!(

@@ -6,6 +6,10 @@
 #[allow(dead_code)]
 pub mod uapi;
 
+/// Why the DMA family answers ENODEV on some kernels.
+pub const NO_DMA: &str = "no DMA on this kernel (ENODEV: User-Mode Linux selects NO_DMA, so \
+memlab registers no DMA device)";
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;

@@ -77,11 +77,6 @@ impl Engine {
             self.host_cpu
         )
     }
-
-    /// Short form for plot titles: `UML, AMD EPYC`.
-    pub fn short(&self) -> String {
-        format!("{}, {}", self.engine.to_uppercase(), self.host_cpu)
-    }
 }
 
 #[cfg(test)]
@@ -95,7 +90,6 @@ mod tests {
         assert_eq!(e.flavour, "uml");
         assert_eq!(e.host_cpu, "AMD EPYC 7B13");
         assert!(e.label().starts_with("UML"));
-        assert_eq!(e.short(), "UML, AMD EPYC 7B13");
         assert!(e
             .describe("7.2.13")
             .contains("kernel 7.2.13 (uml flavour), host CPU AMD EPYC 7B13"));
