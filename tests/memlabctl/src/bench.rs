@@ -8,7 +8,7 @@
 mod abba;
 mod cross;
 pub use abba::run_sampled;
-pub use extra::{cpulist_count, online_cpus, pin_to};
+pub use extra::{allowed_cpus, cpulist_count, online_cpus, pin_to, SavedAffinity};
 mod extra;
 mod overhead;
 pub use overhead::line_geometry;

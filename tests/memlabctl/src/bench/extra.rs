@@ -136,6 +136,61 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// The calling thread's CPU affinity mask as it was when saved; dropping it
+/// sets that mask again, so a pinned stretch of code leaves no pin behind
+/// (children forked later inherit the mask).
+pub struct SavedAffinity(libc::cpu_set_t);
+
+impl SavedAffinity {
+    /// Saves the calling thread's mask.
+    pub fn save() -> io::Result<Self> {
+        affinity().map(SavedAffinity)
+    }
+
+    /// Sets the saved mask again.
+    pub fn restore(&self) -> io::Result<()> {
+        // SAFETY: sched_setaffinity(0, ..) reads the set for the calling thread.
+        let rc =
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+impl Drop for SavedAffinity {
+    fn drop(&mut self) {
+        let _ = self.restore();
+    }
+}
+
+/// The calling thread's affinity mask.
+fn affinity() -> io::Result<libc::cpu_set_t> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set;
+    // sched_getaffinity(0, ..) writes at most its size into it.
+    let (rc, set) = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let rc = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        (rc, set)
+    };
+    if rc == 0 {
+        Ok(set)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// CPUs the calling thread may run on (its affinity mask).
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    let set = affinity()?;
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET reads inside the set, and `c` is below its size.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
 /// CPUs online, from `/sys/devices/system/cpu/online` ("0-1,3"): not from
 /// sysconf, which musl answers from this thread's (pinned) affinity.
 pub fn online_cpus() -> usize {
