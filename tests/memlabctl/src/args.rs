@@ -378,6 +378,10 @@ pub struct FragArgs {
     /// Print frag.json to stdout instead of a summary
     #[arg(long)]
     pub json: bool,
+    /// Succeed even when the two arenas (zone Normal's free pages at step
+    /// 0) differ by more than a tenth, so that the indexes do not compare
+    #[arg(long)]
+    pub unequal_arenas: bool,
 }
 
 /// Parses a size like `4096`, `64K`, `2M`.

@@ -193,6 +193,9 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
             println!("{s}");
         }
     };
+    // The page rows compare unequal per-CPU lists when the batches differ;
+    // those rows say so (and bench.json marks them).
+    let unequal_pcp = matches!((real_pcp, mirror_pcp), (Some(r), Some(m)) if r.batch != m.batch);
     say(
         "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
             .into(),
@@ -230,6 +233,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
                     order: s.order,
                     real_calls,
                     mirror_calls,
+                    unequal_pcp: unequal_pcp && s.family == uapi::MEMLAB_FAMILY_PAGES,
                     compared: c,
                 };
                 say(row.human());
@@ -280,15 +284,13 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         pcp_of(real_pcp),
         pcp_of(mirror_pcp)
     ));
-    if let (Some(r), Some(m)) = (real_pcp, mirror_pcp) {
-        if r.batch != m.batch {
-            say(format!(
-                "  the batches differ, so the page rows compare unequal per-CPU lists: give the mirror's \
-                 zone Normal at least {} MiB (pool_mb=1600 does) for the real zone's batch {}",
-                PCP_FULL_BATCH_PAGES >> 8,
-                r.batch
-            ));
-        }
+    if let (true, Some(r)) = (unequal_pcp, real_pcp) {
+        say(format!(
+            "  the batches differ, so the page rows (marked) compare unequal per-CPU lists: give the mirror's \
+             zone Normal at least {} MiB (pool_mb=1600 does) for the real zone's batch {}",
+            PCP_FULL_BATCH_PAGES >> 8,
+            r.batch
+        ));
     }
     say(format!("timing window: {}", report::WINDOW));
     for fam in [
@@ -309,8 +311,11 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     if !a.no_extras {
         say("\nsize sweep (pairs, ns real/mirror, x with [min-max] across rounds):".into());
         match extra::sweep(&d, &m, (2000 / a.scale).max(64)) {
-            Ok(v) => {
-                v.iter().for_each(|p| say(p.human()));
+            Ok(mut v) => {
+                for p in v.iter_mut() {
+                    p.unequal_pcp = unequal_pcp && p.family == "alloc_pages";
+                    say(p.human());
+                }
                 sweep = v;
             }
             Err(e) => errors.push(format!("sweep: {e}")),
@@ -354,11 +359,12 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
                 match extra::scaling(&s, &m) {
                     Ok(x) => {
                         say(format!(
-                            "  {:<22} real {:.0} -> {:.0} ({:.2}x)  mirror {:.0} -> {:.0} ({:.2}x)  factor mirror/real {}  2-CPU ops/s mirror/real {}",
+                            "  {:<22} real {:.0} -> {:.0} ({:.2}x)  mirror {:.0} -> {:.0} ({:.2}x)  factor mirror/real {}  2-CPU ops/s mirror/real {}{}",
                             x.workload, x.real_ops_per_s[0], x.real_ops_per_s[1], x.real_factor,
                             x.mirror_ops_per_s[0], x.mirror_ops_per_s[1], x.mirror_factor,
-                            super::stats::Spread::ratio_text(x.factor_ratio),
-                            super::stats::Spread::ratio_text(x.throughput_ratio_2cpu),
+                            x.failed.ratio_text(x.factor_ratio),
+                            x.failed.ratio_text(x.throughput_ratio_2cpu),
+                            x.failed.note(),
                         ));
                         scaling.push(x);
                     }
@@ -430,7 +436,17 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     for e in &report.errors {
         eprintln!("memlabctl: bench: {e}");
     }
-    let clean = report.workloads.iter().all(|r| r.compared.clean());
+    let clean = report.workloads.iter().all(|r| r.compared.clean())
+        && report
+            .sweep
+            .iter()
+            .chain(&report.vmalloc)
+            .all(|p| !p.failed.any())
+        && report.scaling.iter().all(|x| !x.failed.any())
+        && report
+            .cross_cpu_free
+            .as_ref()
+            .is_none_or(|c| !c.failed.any());
     if !report.errors.is_empty() || !clean {
         fail("bench: some workloads failed or allocations failed")
     } else {
