@@ -39,6 +39,14 @@ use args::Cmd;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A closed stdout (`memlabctl exercise all | head -1`) ends memlabctl
+    // quietly, as it ends any filter: SIGPIPE's default action, which the
+    // Rust runtime sets to ignore (a write would then fail with EPIPE and
+    // println! panic). `bench` ignores it again so that it still writes
+    // --out.
+    // SAFETY: sets a signal disposition to the default before any thread
+    // starts; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = match args::parse(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {

@@ -13,6 +13,7 @@ use crate::cli::{fail, json_line};
 use crate::dev::{uapi, DEBUGFS};
 use serde::Serialize;
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -157,15 +158,32 @@ fn emit(dir: Option<&Path>, name: &str, body: &str) -> Result<(), String> {
         Some(d) => {
             fs::write(d.join(name), body).map_err(|e| format!("{}: {e}", d.join(name).display()))
         }
-        None => {
-            println!("MEMLAB-DATA-BEGIN {name}\n{body}\nMEMLAB-DATA-END {name}");
-            Ok(())
-        }
+        None => writeln!(
+            std::io::stdout(),
+            "MEMLAB-DATA-BEGIN {name}\n{body}\nMEMLAB-DATA-END {name}"
+        )
+        .map_err(|e| format!("stdout: {e}")),
     }
+}
+
+/// A line on stdout; a closed stdout (`bench | head`) is not an error,
+/// since the run goes on to write --out.
+fn out_line(s: &str) {
+    let _ = writeln!(std::io::stdout(), "{s}");
 }
 
 /// `memlabctl bench`.
 pub fn bench(a: &BenchArgs) -> ExitCode {
+    // SAFETY: sets a signal disposition before any thread starts: a closed
+    // stdout then fails writes with EPIPE (ignored by `out_line`) instead of
+    // ending the run before it writes --out.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // --out is made (or found unwritable) before the run, not after it.
+    if let Some(dir) = &a.out {
+        if let Err(e) = fs::create_dir_all(dir) {
+            return fail(format!("bench: --out {}: {e}", dir.display()));
+        }
+    }
     let d = match crate::cli::open() {
         Ok(d) => d,
         Err(code) => return code,
@@ -190,7 +208,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     );
     let say = |s: String| {
         if !a.json {
-            println!("{s}");
+            out_line(&s);
         }
     };
     // The page rows compare unequal per-CPU lists when the batches differ;
@@ -414,7 +432,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     };
     let body = json_line(&report);
     if a.json {
-        println!("{body}");
+        out_line(&body);
     }
     let dir = a.out.as_deref();
     if dir.is_some() || a.print_data {
