@@ -55,11 +55,22 @@ fn workloads_run() -> Outcome {
                 2 * spec.count
             };
             let allocs: u32 = w.zone_allocs.iter().sum();
-            let peak = match spec.pattern {
-                MEMLAB_PATTERN_PAIRS => 1,
-                MEMLAB_PATTERN_BATCH => spec.count,
-                _ => w.peak_live,
+            // RANDOM: what the kernel's step generator must give for this
+            // seed, worked out here on its own (see `random_model`).
+            let (peak, want_allocs) = match spec.pattern {
+                MEMLAB_PATTERN_PAIRS => (1, spec.count),
+                MEMLAB_PATTERN_BATCH => (spec.count, spec.count),
+                _ => {
+                    let r = bench::request(&spec, backend);
+                    random_model(r.family, r.count, r.size, r.order, r.seed)
+                }
             };
+            check(w.alloc_samples == want_allocs, || {
+                format!(
+                    "{what}: {} allocations, the step generator's rule gives {want_allocs}",
+                    w.alloc_samples
+                )
+            })?;
             check(
                 w.ops == u64::from(want)
                     && w.failed == 0
@@ -100,6 +111,45 @@ fn workloads_run() -> Outcome {
     check(mirror_file("check")? == "ok\n", || {
         "mirror/check after workloads".into()
     })
+}
+
+/// The RANDOM pattern of src/workload/steps.rs, replayed apart from it:
+/// `(most objects live at once, allocations)` for a workload of `count`
+/// steps. xorshift32 seeded with `seed | 1`; at most `max(count / 2, 1)`
+/// live; a step allocates when nothing is live, or when below the bound and
+/// the next number is even (an allocation then draws its order or size:
+/// pages `0..=order`, kmalloc `8 + below(size - 8)`, a kmem_cache nothing),
+/// else frees a live object chosen by the next number.
+fn random_model(family: u32, count: u32, size: u64, order: u32, seed: u32) -> (u32, u32) {
+    let mut x = seed | 1;
+    let mut below = |n: u32| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x % n.max(1)
+    };
+    let bound = (count / 2).max(1);
+    let (mut live, mut peak, mut allocs) = (0u32, 0u32, 0u32);
+    for _ in 0..count {
+        if live == 0 || (live < bound && below(2) == 0) {
+            match family {
+                MEMLAB_FAMILY_PAGES => {
+                    below(order + 1);
+                }
+                MEMLAB_FAMILY_KMALLOC => {
+                    below(u32::try_from(size).unwrap_or(u32::MAX).saturating_sub(8));
+                }
+                _ => {}
+            }
+            live += 1;
+            allocs += 1;
+            peak = peak.max(live);
+        } else {
+            below(live);
+            live -= 1;
+        }
+    }
+    (peak, allocs)
 }
 
 /// K operations per sample, raw samples fetched: their number, the floor,
@@ -744,4 +794,35 @@ fn replay_both() -> Outcome {
     check(replay_on(&bad, MEMLAB_BACKEND_MIRROR).is_err(), || {
         "a free of an unknown id was accepted".into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_model_keeps_its_bound() {
+        // One step: an allocation. Two: the bound is 1, so a free follows.
+        assert_eq!(random_model(MEMLAB_FAMILY_KMEM_CACHE, 1, 64, 0, 7), (1, 1));
+        assert_eq!(random_model(MEMLAB_FAMILY_KMEM_CACHE, 2, 64, 0, 7), (1, 1));
+        for (family, size, order) in [
+            (MEMLAB_FAMILY_KMALLOC, 4096, 0),
+            (MEMLAB_FAMILY_PAGES, 0, 3),
+            (MEMLAB_FAMILY_KMEM_CACHE, 64, 0),
+        ] {
+            let (peak, allocs) = random_model(family, 1000, size, order, 0x5eed);
+            assert!(peak > 1 && peak <= 500, "{family}: peak {peak}");
+            assert!(allocs >= peak && allocs <= 1000, "{family}: {allocs}");
+            // Seeded: the same numbers again, others for another seed.
+            assert_eq!(
+                random_model(family, 1000, size, order, 0x5eed),
+                (peak, allocs)
+            );
+        }
+        // The draws for a size or an order move the sequence along.
+        assert_ne!(
+            random_model(MEMLAB_FAMILY_KMALLOC, 1000, 4096, 0, 0x5eed),
+            random_model(MEMLAB_FAMILY_KMEM_CACHE, 1000, 4096, 0, 0x5eed)
+        );
+    }
 }
