@@ -142,9 +142,11 @@ fn pool_returned() -> Outcome {
         .rev()
         .find(|l| l.contains("mirror: returning"))
         .ok_or("no 'mirror: returning' line in the kernel log")?;
+    let pages = super::params::params().pool_pages();
     check(
-        line.contains("returning 4096 pool pages") && line.contains("(0 were still allocated"),
-        || line.to_string(),
+        line.contains(&format!("returning {pages} pool pages"))
+            && line.contains("(0 were still allocated"),
+        || format!("{line} (want {pages} pages returned)"),
     )
 }
 

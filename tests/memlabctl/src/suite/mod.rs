@@ -22,6 +22,7 @@ mod hostile;
 mod lifecycle;
 mod mirror;
 mod pagemap;
+mod params;
 mod replay;
 mod trace;
 mod workloads;
