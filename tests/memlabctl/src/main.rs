@@ -8,7 +8,7 @@
 //! ```text
 //! memlabctl version [--json]          ABI version of the loaded module
 //! memlabctl demo                      what the module exposes, for people
-//! memlabctl test [--inject-failure] [--list]   in-VM tests, TAP on stdout
+//! memlabctl test [--inject-failure] [--list] [--only TEXT]   in-VM tests, TAP on stdout
 //! memlabctl alloc FAMILY [SIZE] [order=N] [gfp=G[+zero]] [align=N] [count=N] [backend=real|mirror] [--json]
 //! memlabctl exercise NAME...|all [reps=N] [--json]
 //! memlabctl report [--json]
@@ -61,7 +61,8 @@ fn main() -> ExitCode {
         Cmd::Test {
             inject_failure,
             list,
-        } => suite::run(inject_failure, list),
+            only,
+        } => suite::run(inject_failure, list, only.as_deref()),
         Cmd::Alloc(a) => cli::alloc(&a),
         Cmd::Exercise(a) => cli::exercise(&a),
         Cmd::Report { json } => cli::report(json),

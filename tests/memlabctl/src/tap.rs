@@ -73,6 +73,11 @@ impl Suite {
         }
     }
 
+    /// Keeps only the cases whose name `keep` accepts, in order.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.cases.retain(|c| keep(&c.name));
+    }
+
     /// The case names, in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.cases.iter().map(|c| c.name.as_str())
@@ -168,6 +173,18 @@ mod tests {
         );
         assert_eq!(checks.iter().filter(|c| c.skipped).count(), 1);
         assert!(checks.iter().any(|c| c.name == "vm: TAP plan complete"));
+    }
+
+    #[test]
+    fn retain_keeps_the_matching_cases_in_order() {
+        let mut s = sample();
+        s.retain(|n| n.starts_with("row") || n == "notes");
+        assert_eq!(s.names().collect::<Vec<_>>(), ["row 1", "row 2", "notes"]);
+        let mut out = Vec::new();
+        assert_eq!(s.run(&mut out), 2);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("TAP version 13\n1..3\n"));
     }
 
     #[test]

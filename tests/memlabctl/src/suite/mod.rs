@@ -57,9 +57,12 @@ pub fn suite(inject_failure: bool) -> Suite {
     s
 }
 
-/// `memlabctl test [--inject-failure] [--list]`.
-pub fn run(inject_failure: bool, list: bool) -> ExitCode {
-    let s = suite(inject_failure);
+/// `memlabctl test [--inject-failure] [--list] [--only TEXT]`.
+pub fn run(inject_failure: bool, list: bool, only: Option<&str>) -> ExitCode {
+    let mut s = suite(inject_failure);
+    if let Some(text) = only {
+        s.retain(|name| name.contains(text));
+    }
     if list {
         let mut out = io::stdout().lock();
         for (i, name) in s.names().enumerate() {
