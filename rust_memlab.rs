@@ -94,15 +94,15 @@ module! {
     params: {
         max_pinned_mb: u32 {
             default: 64,
-            description: "Most memory (MiB) one open /dev/memlab may keep allocated",
+            description: "Most memory (MiB) one open /dev/memlab may keep allocated (1..=65536)",
         },
         max_pinned_total_mb: u32 {
             default: 256,
-            description: "Most memory (MiB) all open /dev/memlab files and running exercises together may keep allocated",
+            description: "Most memory (MiB) all open /dev/memlab files and running exercises together may keep allocated (1..=65536)",
         },
         pool_mb: u32 {
             default: 16,
-            description: "Pages (MiB) the mirror allocators take from the kernel at load",
+            description: "Pages (MiB) the mirror allocators take from the kernel at load (1..=2048)",
         },
         inject_warn: u32 {
             default: 0,
@@ -118,14 +118,51 @@ struct Memlab {
     _chardev: chardev::Registration,
 }
 
-/// The `pool_mb` parameter in pages, validated.
-fn pool_pages() -> Result<u64> {
-    let pool_mb = *module_parameters::pool_mb.value();
-    if pool_mb == 0 || pool_mb > 2048 {
-        pr_err!("pool_mb must be 1..=2048, not {}\n", pool_mb);
+/// Most `pool_mb` accepts: the mirror's pool is taken at load.
+const POOL_MB_MAX: u32 = 2048;
+/// Most `max_pinned_mb` and `max_pinned_total_mb` accept (64 GiB).
+const PINNED_MB_MAX: u32 = 65536;
+
+/// The module parameters, checked and converted.
+struct Params {
+    /// `max_pinned_mb` in bytes.
+    max_pinned: usize,
+    /// `max_pinned_total_mb` in bytes.
+    max_total: usize,
+    /// `pool_mb` in pages.
+    pool_pages: u64,
+}
+
+/// A parameter in MiB: `value` if it is in `1..=max`, else EINVAL, with a
+/// message naming the parameter and its bounds.
+fn param_mb(name: &str, value: u32, max: u32) -> Result<u32> {
+    if value == 0 || value > max {
+        pr_err!("{} must be 1..={}, not {}\n", name, max, value);
         return Err(EINVAL);
     }
-    Ok(u64::from(pool_mb) << (20 - kernel::page::PAGE_SHIFT))
+    Ok(value)
+}
+
+/// Every parameter, checked before anything is set up: one out of bounds
+/// fails the insmod with EINVAL, and every one out of bounds is named.
+fn params() -> Result<Params> {
+    let max_pinned = param_mb(
+        "max_pinned_mb",
+        *module_parameters::max_pinned_mb.value(),
+        PINNED_MB_MAX,
+    );
+    let max_total = param_mb(
+        "max_pinned_total_mb",
+        *module_parameters::max_pinned_total_mb.value(),
+        PINNED_MB_MAX,
+    );
+    let pool = param_mb("pool_mb", *module_parameters::pool_mb.value(), POOL_MB_MAX);
+    let (max_pinned, max_total, pool) = (max_pinned?, max_total?, pool?);
+    Ok(Params {
+        max_pinned: (max_pinned as usize) << 20,
+        max_total: (max_total as usize) << 20,
+        pool_pages: u64::from(pool) << (20 - kernel::page::PAGE_SHIFT),
+    })
 }
 
 impl kernel::InPlaceModule for Memlab {
@@ -134,21 +171,23 @@ impl kernel::InPlaceModule for Memlab {
             // Deliberate: the test rig must turn a guest WARNING into a failed run.
             kernel::warn_on!(true);
         }
-        pr_info!(
-            "loaded (ABI {}, max_pinned_mb={}, max_pinned_total_mb={})\n",
-            uapi::MEMLAB_ABI_VERSION,
-            *module_parameters::max_pinned_mb.value(),
-            *module_parameters::max_pinned_total_mb.value()
-        );
-        let max_pinned = (*module_parameters::max_pinned_mb.value() as usize) << 20;
-        let max_total = (*module_parameters::max_pinned_total_mb.value() as usize) << 20;
-
         pin_init::pin_init_scope(move || {
+            let Params {
+                max_pinned,
+                max_total,
+                pool_pages,
+            } = params()?;
+            pr_info!(
+                "loaded (ABI {}, max_pinned_mb={}, max_pinned_total_mb={})\n",
+                uapi::MEMLAB_ABI_VERSION,
+                *module_parameters::max_pinned_mb.value(),
+                *module_parameters::max_pinned_total_mb.value()
+            );
             // UML calibrates its TSC here (the clock of every timed window).
             platform::arch::init()?;
             let dma = Arc::pin_init(platform::dma::DmaDevices::new(module), GFP_KERNEL)?;
             let real = Arc::pin_init(real::Real::new(dma.clone()), GFP_KERNEL)?;
-            let mirror = mirror::Mirror::new(pool_pages()?, dma)?;
+            let mirror = mirror::Mirror::new(pool_pages, dma)?;
             let budget = budget::Budget::new(max_total)?;
             let tree = debugfs::create(
                 real.clone(),

@@ -14,6 +14,10 @@ passed=0
 failed=0
 skipped=0
 failures=()
+# Set once the closing line is printed. If anything stops the script before
+# that (set -e, a die in a helper), the EXIT trap records the stop as a
+# failure and still prints the closing "N passed, N failed, N skipped".
+summarized=0
 
 record() { # record NAME STATUS
 	if [ "$2" = 0 ]; then
@@ -25,6 +29,26 @@ record() { # record NAME STATUS
 		echo "FAIL $1"
 	fi
 }
+
+# summary: the failures, then the closing line; fails if anything failed.
+summary() {
+	summarized=1
+	echo
+	if [ "${#failures[@]}" -gt 0 ]; then
+		printf 'failed: %s\n' "${failures[@]}"
+	fi
+	echo "$passed passed, $failed failed, $skipped skipped"
+	[ "$failed" = 0 ]
+}
+
+on_exit() {
+	local rc=$?
+	[ "$summarized" = 0 ] || return 0
+	record "test.sh stopped early (exit $rc; the stages after it did not run)" 1
+	summary || true
+	exit 1
+}
+trap on_exit EXIT
 
 # vm_suite FLAVOUR: the in-VM tests on that kernel, judged by vmcheck.
 vm_suite() {
@@ -44,10 +68,11 @@ vm_suite() {
 	fi
 	local out p f s
 	out=$(cargo run --quiet --locked --release -p vmcheck -- "$console") || true
-	echo "$out" | grep -v '^vm: [0-9]* passed' | sed "s/^/[$flavour] /"
-	read -r p f s < <(echo "$out" | sed -n 's/^vm: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p')
-	if [ -z "$p" ]; then
-		record "vmcheck verdict for the $flavour kernel" 1
+	{ echo "$out" | grep -v '^vm: [0-9]* passed' | sed "s/^/[$flavour] /"; } || true
+	# No summary line leaves p empty (read fails at EOF: not fatal here).
+	read -r p f s < <(echo "$out" | sed -n 's/^vm: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p') || true
+	if [ -z "${p:-}" ]; then
+		record "vmcheck verdict for the $flavour kernel (no summary line from vmcheck; console: $console)" 1
 		return
 	fi
 	passed=$((passed + p))
@@ -115,9 +140,12 @@ lab_suite() {
 	present=$(awk '$1 == "present" { print $2 }' <<<"$out")
 	if [ "$rc" = 0 ] && [ "$present" = "$((normal * 256))" ]; then ok=0; else ok=1; fi
 	record "${FRAG_VM[*]:0:4}: zone Normal has exactly $((normal * 256)) pages (exit $rc, present: ${present:-none})" "$ok"
-	ratio=$(grep -o 'mirror/real [0-9.]*' <<<"$out" | awk '{ print $2 }')
+	# No arenas line (the run failed) leaves ratio empty: not fatal here.
+	ratio=$(grep -o 'mirror/real [0-9.]*' <<<"$out" | awk '{ print $2 }') || ratio=""
+	local arenas
+	arenas=$(grep -m1 '^arenas' <<<"$out" | cut -c1-120) || arenas="none"
 	if [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then ok=0; else ok=1; fi
-	record "bench's fragmentation VM: both zones Normal start within a tenth of each other (mirror/real ${ratio:-none}: $(grep -m1 '^arenas' <<<"$out" | cut -c1-120))" "$ok"
+	record "bench's fragmentation VM: both zones Normal start within a tenth of each other (mirror/real ${ratio:-none}: $arenas)" "$ok"
 
 	rc=0
 	err=$("${run[@]}" --lowmem 3G --mem 3G --run true 2>&1 >/dev/null) || rc=$?
@@ -208,7 +236,12 @@ engine_suite() {
 
 main() {
 	cd "$MEMLAB_ROOT"
-	bash scripts/setup-toolchain.sh
+	# Nothing after this can run without the toolchain: record it and stop.
+	if ! bash scripts/setup-toolchain.sh; then
+		record "toolchain set-up (scripts/setup-toolchain.sh)" 1
+		summary || true
+		exit 1
+	fi
 
 	say "host: formatting, lints, unit and property tests"
 	local rc=0
@@ -255,11 +288,6 @@ main() {
 	FLAVOUR=test FUZZ_SECS=${FUZZ_SECS:-60} bash scripts/fuzz.sh || rc=$?
 	record "in-VM ioctl fuzzer, ${FUZZ_SECS:-60} s on the test kernel (console: $MEMLAB_OUT/console-test-fuzz.log)" "$rc"
 
-	echo
-	if [ "${#failures[@]}" -gt 0 ]; then
-		printf 'failed: %s\n' "${failures[@]}"
-	fi
-	echo "$passed passed, $failed failed, $skipped skipped"
-	[ "$failed" = 0 ]
+	summary
 }
 main "$@"

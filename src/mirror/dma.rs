@@ -52,7 +52,7 @@ impl MirrorDma {
             .filter(|&o| o <= bindings::MAX_PAGE_ORDER)
             .ok_or(ENOMEM)?;
         let mut block = MirrorPages::new(mirror, order, gfp)?;
-        let zeroed = gfp.zero && zero_and_check(block.bytes_mut());
+        let zeroed = zero_and_check(gfp, block.bytes_mut());
         let bound = dev.lock_bound()?;
         // SAFETY: `block` is direct-map memory owned by the returned value,
         // which drops the mapping before the block (field order).

@@ -58,6 +58,7 @@ impl MirrorPages {
 
 impl Drop for MirrorPages {
     fn drop(&mut self) {
+        poison(self.bytes_mut());
         // SAFETY: `head` came from `alloc_pages(order, _)` of this mirror and
         // is freed only here (type invariant).
         if unsafe { self.mirror.free_pages(self.head, self.order) }.is_err() {
@@ -81,11 +82,16 @@ struct MirrorKmalloc {
     mirror: Arc<Mirror>,
     ptr: NonNull<u8>,
     size: usize,
+    /// `ksize`: the object's bytes, all owned by this value.
+    usable: usize,
     gfp: Gfp,
 }
 
 impl Drop for MirrorKmalloc {
     fn drop(&mut self) {
+        // SAFETY: the object's `usable` bytes are owned by this value (type
+        // invariant) and nothing else reaches them; `&mut self` is unique.
+        poison(unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.usable) });
         // SAFETY: `ptr` came from `kmalloc(size, gfp)` of this mirror and is
         // freed only here (type invariant).
         if unsafe { self.mirror.kfree(self.ptr, self.size, self.gfp) }.is_err() {
@@ -107,10 +113,14 @@ unsafe impl Sync for MirrorKmalloc {}
 struct MirrorCacheObject {
     cache: KmemCache<Arc<Mirror>>,
     ptr: NonNull<u8>,
+    /// The object's bytes, all owned by this value.
+    usable: usize,
 }
 
 impl Drop for MirrorCacheObject {
     fn drop(&mut self) {
+        // SAFETY: as for `MirrorKmalloc`, the object's `usable` bytes.
+        poison(unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.usable) });
         // SAFETY: `ptr` came from `cache.alloc` and is freed only here (type
         // invariant). The cache is dropped (destroyed) after this.
         if unsafe { self.cache.free(self.ptr) }.is_err() {
@@ -124,10 +134,52 @@ unsafe impl Send for MirrorCacheObject {}
 // SAFETY: `&MirrorCacheObject` reads nothing.
 unsafe impl Sync for MirrorCacheObject {}
 
-/// Zeroes `bytes` and checks they read back zero: the mirror's `__GFP_ZERO`.
-pub(crate) fn zero_and_check(bytes: &mut [u8]) -> bool {
+/// What every block a handle held is filled with as it is freed:
+/// `PAGE_POISON` of include/linux/poison.h, what page poisoning writes. A
+/// later `__GFP_ZERO` allocation of the block then starts from dirty memory,
+/// so [`reads_zero`] can tell whether [`gfp_zero`] did its work.
+const FREE_POISON: u8 = 0xaa;
+
+/// Fills a block that is about to be freed with [`FREE_POISON`].
+pub(crate) fn poison(bytes: &mut [u8]) {
+    bytes.fill(FREE_POISON);
+}
+
+/// The mirror's `__GFP_ZERO`: zeroes the block handed out.
+fn gfp_zero(bytes: &mut [u8]) {
     bytes.fill(0);
-    bytes.iter().all(|b| *b == 0)
+}
+
+/// Whether every byte of `bytes` reads zero from memory. The reads are
+/// volatile, so the compiler cannot answer from what [`gfp_zero`] just
+/// stored: this checks the memory, apart from the code that zeroes it.
+fn reads_zero(bytes: &[u8]) -> bool {
+    // SAFETY: `u64` has no invalid bit patterns; `align_to` splits the
+    // slice at aligned boundaries.
+    let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
+    all_read_zero(head) && all_read_zero(words) && all_read_zero(tail)
+}
+
+/// Whether every item of `items` reads zero, each read volatile.
+fn all_read_zero<T: Copy + PartialEq + Default>(items: &[T]) -> bool {
+    for item in items {
+        // SAFETY: `item` is a reference into `items`: valid, aligned and
+        // initialized for the read.
+        if unsafe { core::ptr::read_volatile(item) } != T::default() {
+            return false;
+        }
+    }
+    true
+}
+
+/// With `__GFP_ZERO` in `gfp`: zeroes `bytes`, then whether they read zero.
+/// Without: false, and the bytes stay as the last owner left them.
+pub(crate) fn zero_and_check(gfp: Gfp, bytes: &mut [u8]) -> bool {
+    if !gfp.zero {
+        return false;
+    }
+    gfp_zero(bytes);
+    reads_zero(bytes)
 }
 
 /// The facts of a slab object of `usable` bytes at `ptr`, zeroed and
@@ -143,7 +195,7 @@ unsafe fn object_facts(req: &AllocRequest, ptr: NonNull<u8>, usable: usize) -> F
     let phys = phys::linear_phys(ptr.as_ptr().cast());
     Facts::new(req, Placement::linear(phys, usable))
         .usable(usable)
-        .zeroed(req.gfp.zero && zero_and_check(bytes))
+        .zeroed(zero_and_check(req.gfp, bytes))
 }
 
 impl Backend for Arc<Mirror> {
@@ -155,7 +207,7 @@ impl Backend for Arc<Mirror> {
                 let mut p = p?;
                 let f = Facts::new(req, Placement::linear(p.phys(), p.bytes()))
                     .usable(p.bytes())
-                    .zeroed(gfp.zero && zero_and_check(p.bytes_mut()))
+                    .zeroed(zero_and_check(gfp, p.bytes_mut()))
                     .took(ns);
                 Allocation::new(p, f)
             }
@@ -163,13 +215,14 @@ impl Backend for Arc<Mirror> {
                 let (ptr, ns) = time(|| self.kmalloc(size, gfp));
                 let ptr = ptr?;
                 // INVARIANT: just allocated with `size` and `gfp`.
+                let usable = self.ksize(ptr).unwrap_or(size);
                 let k = MirrorKmalloc {
                     mirror: self.clone(),
                     ptr,
                     size,
+                    usable,
                     gfp,
                 };
-                let usable = self.ksize(ptr).unwrap_or(size);
                 // SAFETY: the object's `usable` bytes are owned by `k` and
                 // nothing else reaches them yet.
                 let f = unsafe { object_facts(req, ptr, usable) }.took(ns);
@@ -191,7 +244,7 @@ impl Backend for Arc<Mirror> {
                 // The handle's cache holds a whole slab for its one object.
                 let held = (PAGE_SIZE << order) + core::mem::size_of::<SlabCache>();
                 // INVARIANT: just allocated from `cache`.
-                let o = MirrorCacheObject { cache, ptr };
+                let o = MirrorCacheObject { cache, ptr, usable };
                 // SAFETY: as for kmalloc above, `usable` bytes owned by `o`.
                 let f = unsafe { object_facts(req, ptr, usable) }.took(ns);
                 Ok(Allocation::new(o, f)?.pinning(held))

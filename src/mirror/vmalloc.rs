@@ -34,6 +34,12 @@ struct PageList {
 impl Drop for PageList {
     fn drop(&mut self) {
         for &head in self.heads.iter() {
+            // SAFETY: `head` starts a page of the direct map owned by this
+            // list (type invariant), no longer mapped elsewhere (the mapping
+            // is dropped first) and reached by nothing else.
+            super::handle::poison(unsafe {
+                core::slice::from_raw_parts_mut(head.as_ptr(), PAGE_SIZE)
+            });
             // SAFETY: `head` came from `alloc_pages(0, _)` of this mirror and
             // is freed only here, once (type invariant).
             if unsafe { self.mirror.free_pages(head, 0) }.is_err() {
@@ -98,7 +104,7 @@ impl MirrorVmalloc {
         // `pages`, which is dropped after the mapping (field order).
         let mut map = unsafe { VmMapping::new(&mut structs) }?;
         drop(structs);
-        let zeroed = gfp.zero && super::handle::zero_and_check(map.bytes_mut());
+        let zeroed = super::handle::zero_and_check(gfp, map.bytes_mut());
         Ok(MirrorVmalloc { map, pages, zeroed })
     }
 

@@ -60,6 +60,8 @@ pub(crate) struct Row {
     pub(crate) expect_ok: bool,
     /// Whether every check of the case held.
     pub(crate) pass: bool,
+    /// Repetitions of a case expected to succeed that failed (any fails it).
+    pub(crate) failed_reps: u32,
     /// `MEMLAB_ZONE_*` of the memory.
     pub(crate) zone: u32,
     /// Pages spanned.
@@ -105,6 +107,7 @@ impl Row {
             ok: false,
             expect_ok,
             pass: false,
+            failed_reps: 0,
             zone: crate::uapi::MEMLAB_ZONE_MIXED,
             nr_pages: 0,
             phys_runs: 0,
@@ -171,16 +174,16 @@ impl Report {
         self.after.write_text(f, "  ")?;
         writeln!(
             f,
-            "{:<18} {:>16} {:>4} {:>6} {:>4} {:>7} {:>6} {:>5} {:>5} {:>6} {:>4} {:>9} {:>9} {:>9}  extra",
+            "{:<18} {:>16} {:>4} {:>6} {:>4} {:>7} {:>6} {:>5} {:>5} {:>6} {:>4} {:>4} {:>9} {:>9} {:>9}  extra",
             "what", "arg", "ok", "expect", "pass", "zone", "pages", "runs", "align", "zeroed", "reps",
-            "min_ns", "median_ns", "p99_ns"
+            "fail", "min_ns", "median_ns", "p99_ns"
         )?;
         for r in self.rows.iter() {
             let mut arg = ArgBuf::new();
             let _ = write!(arg, "{}={}", r.arg_name, r.arg);
             writeln!(
                 f,
-                "{:<18} {:>16} {:>4} {:>6} {:>4} {:>7} {:>6} {:>5} {:>5} {:>6} {:>4} {:>9} {:>9} {:>9} {}",
+                "{:<18} {:>16} {:>4} {:>6} {:>4} {:>7} {:>6} {:>5} {:>5} {:>6} {:>4} {:>4} {:>9} {:>9} {:>9} {}",
                 r.what,
                 arg.as_str(),
                 yes(r.ok),
@@ -195,6 +198,7 @@ impl Report {
                     Some(z) => yes(z),
                 },
                 r.lat.reps,
+                r.failed_reps,
                 r.lat.min,
                 r.lat.median,
                 r.lat.p99,
@@ -227,7 +231,7 @@ impl Report {
             }
             write!(
                 f,
-                "{{\"what\":\"{}\",\"{}\":{},\"ok\":{},\"expect_ok\":{},\"pass\":{},\"zone\":\"{}\",\"nr_pages\":{},\"phys_runs\":{},\"align_log2\":{},\"zeroed\":{},\"reps\":{},\"min_ns\":{},\"median_ns\":{},\"p99_ns\":{}",
+                "{{\"what\":\"{}\",\"{}\":{},\"ok\":{},\"expect_ok\":{},\"pass\":{},\"zone\":\"{}\",\"nr_pages\":{},\"phys_runs\":{},\"align_log2\":{},\"zeroed\":{},\"reps\":{},\"failed_reps\":{},\"min_ns\":{},\"median_ns\":{},\"p99_ns\":{}",
                 r.what,
                 r.arg_name,
                 r.arg,
@@ -244,6 +248,7 @@ impl Report {
                     Some(false) => "false",
                 },
                 r.lat.reps,
+                r.failed_reps,
                 r.lat.min,
                 r.lat.median,
                 r.lat.p99

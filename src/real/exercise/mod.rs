@@ -4,9 +4,11 @@
 //! times each, and records per case success, latency (min / median / p99),
 //! zone, physical alignment and contiguity, plus buddyinfo around the run.
 //!
-//! A case passes when the allocation succeeded exactly when expected and
-//! every family-specific check held (size class, alignment, zone limit,
-//! zeroing, ...). Failing cases are expected to fail quietly: every mask
+//! A case passes when the allocation succeeded exactly when expected, in
+//! every repetition (a case expected to succeed fails if any repetition
+//! failed, and the row counts them; one expected to fail fails if any
+//! succeeded), and every family-specific check held (size class,
+//! alignment, zone limit, zeroing, ...). Failing cases are expected to fail quietly: every mask
 //! carries `__GFP_NOWARN`.
 
 mod dma;
@@ -43,6 +45,10 @@ pub(super) struct Run {
     rows: KVec<Row>,
     all: KVVec<u64>,
     scratch: KVec<u64>,
+    /// Repetitions of the last [`Run::measure`] that failed and that
+    /// succeeded, taken by the [`Run::record`] that follows it.
+    reps_failed: u32,
+    reps_ok: u32,
 }
 
 impl Run {
@@ -51,6 +57,8 @@ impl Run {
             rows: KVec::new(),
             all: KVVec::new(),
             scratch: KVec::with_capacity(reps as usize, GFP_KERNEL)?,
+            reps_failed: 0,
+            reps_ok: 0,
         })
     }
 
@@ -63,21 +71,28 @@ impl Run {
         mut alloc: impl FnMut() -> Result<T>,
     ) -> (Option<T>, Latency) {
         self.scratch.clear();
+        (self.reps_failed, self.reps_ok) = (0, 0);
         let mut keep = None;
         for _ in 0..reps.max(1) {
             let (r, dt) = time(&mut alloc);
             let _ = self.scratch.push_within_capacity(dt);
             if let Ok(x) = r {
                 keep = Some(x);
+                self.reps_ok += 1;
+            } else {
+                self.reps_failed += 1;
             }
         }
         let lat = Latency::from_samples(&mut self.scratch);
         (keep, lat)
     }
 
-    /// Finishes `row` with a measured outcome and appends it: a success
-    /// passes if `check` says so (it may add facts to the row), a failure
-    /// passes only if one was expected. `got` is freed here.
+    /// Finishes `row` with the outcome [`Run::measure`] just measured and
+    /// appends it: a case expected to succeed passes if every repetition
+    /// did and `check` says so (it may add facts to the row); one expected
+    /// to fail passes only if every repetition failed. The failed
+    /// repetitions of an expected success are counted in the row. `got` is
+    /// freed here.
     pub(super) fn record<T>(
         &mut self,
         mut row: Row,
@@ -85,13 +100,22 @@ impl Run {
         lat: Latency,
         check: impl FnOnce(&mut Row, &T) -> bool,
     ) -> Result {
+        let (failed, succeeded) = (self.reps_failed, self.reps_ok);
+        (self.reps_failed, self.reps_ok) = (0, 0);
         row.pass = match &got {
             Some(x) => {
                 row.ok = true;
-                check(&mut row, x)
+                // `check` runs either way: it records the row's facts.
+                check(&mut row, x) && row.expect_ok
             }
             None => !row.expect_ok,
         };
+        if row.expect_ok {
+            row.failed_reps = failed;
+            row.pass &= failed == 0;
+        } else {
+            row.pass &= succeeded == 0;
+        }
         drop(got);
         self.push(row, lat)
     }

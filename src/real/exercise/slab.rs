@@ -117,6 +117,7 @@ pub(super) fn ex_kmem_cache(run: &mut Run, reps: u32) -> Result {
                 .unwrap_or(0);
         }
         row.note("objects", objs.len() as u64);
+        row.failed_reps = (n - objs.len()) as u32;
         if ctor {
             row.note("ctor_calls", ctor_calls);
             row.note("objs_per_slab", per_slab);

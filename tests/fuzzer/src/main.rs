@@ -201,7 +201,9 @@ fn debugfs_reader(stats: &Stats, mut r: Rng) {
 }
 
 /// One fuzzing process: its fds, its threads, then close everything.
-fn fuzz_process(stats: &'static Stats, cfg: &Config, i: u64) {
+/// Returns how many commands it sent (the parent counts a process that
+/// sent none as a finding).
+fn fuzz_process(stats: &'static Stats, cfg: &Config, i: u64) -> u64 {
     let budget = if cfg.iters == 0 {
         0
     } else {
@@ -215,8 +217,13 @@ fn fuzz_process(stats: &'static Stats, cfg: &Config, i: u64) {
             s.spawn(move || p.run_thread(r));
         }
     });
+    let sent = p.sent();
     p.finish(&mut Rng::derive(cfg.seed, 0x1_0000 + i));
+    sent
 }
+
+/// Exit status of a fuzzing process that sent no command.
+const EXIT_IDLE: i32 = 3;
 
 /// Reaps children without blocking: returns how many are still running,
 /// and notes any that died by a signal or failed.
@@ -228,7 +235,14 @@ fn reap(pids: &mut Vec<i32>, findings: &mut Vec<String>) {
         if rc == 0 {
             return true;
         }
-        if rc == pid && !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
+        if rc != pid {
+            findings.push(format!(
+                "child {pid} lost: waitpid: {}",
+                std::io::Error::last_os_error()
+            ));
+        } else if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == EXIT_IDLE {
+            findings.push(format!("fuzzing process {pid} sent no ioctl"));
+        } else if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
             findings.push(format!("child {pid} ended with wait status {st:#x}"));
         }
         false
@@ -298,9 +312,9 @@ fn main() -> ExitCode {
     for i in 0..cfg.procs {
         let pid = fork();
         if pid == 0 {
-            fuzz_process(stats, &cfg, i);
+            let sent = fuzz_process(stats, &cfg, i);
             // SAFETY: as above.
-            unsafe { libc::_exit(0) };
+            unsafe { libc::_exit(if sent == 0 { EXIT_IDLE } else { 0 }) };
         }
         workers.push(pid);
     }

@@ -8,7 +8,7 @@ use crate::stats::{Kind, Stats, EXPECTED};
 use crate::sys::{self, bytes_of, Arena, PAGE};
 use crate::uapi::*;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock};
 
 /// Most handles a slot remembers as live; past half of it frees win.
@@ -115,6 +115,8 @@ pub struct Proc {
     exercising: AtomicBool,
     /// Stop after this many iterations per thread (0: until told to stop).
     budget: u64,
+    /// Commands sent on this process's files (each one an ioctl at least).
+    sent: AtomicU64,
 }
 
 /// The six commands with their argument sizes, and the kind they count as.
@@ -191,8 +193,9 @@ fn gen_alloc(r: &mut Rng) -> MemlabAlloc {
     a
 }
 
-/// A valid, small WORKLOAD, or one with a few fields made garbage.
-fn gen_workload(r: &mut Rng) -> MemlabWorkload {
+/// A valid, small WORKLOAD, or one with a few fields made garbage; and
+/// whether it is the valid one (nothing made garbage).
+fn gen_workload(r: &mut Rng) -> (MemlabWorkload, bool) {
     let family = [
         MEMLAB_FAMILY_KMALLOC,
         MEMLAB_FAMILY_PAGES,
@@ -212,7 +215,8 @@ fn gen_workload(r: &mut Rng) -> MemlabWorkload {
     } else {
         w.size = r.range(8, 4096);
     }
-    if r.chance(30, 100) {
+    let garbage = r.chance(30, 100);
+    if garbage {
         for _ in 0..r.range(1, 2) {
             match r.below(9) {
                 0 => w.backend = r.backend(),
@@ -227,7 +231,88 @@ fn gen_workload(r: &mut Rng) -> MemlabWorkload {
             }
         }
     }
-    w
+    (w, !garbage)
+}
+
+/// Largest order, size and kmem_cache alignment the module takes
+/// (MAX_PAGE_ORDER, KMALLOC_MAX_SIZE, KMEM_CACHE_MAX_ALIGN).
+const MAX_ORDER: u32 = 10;
+const MAX_SIZE: u64 = 4 << 20;
+
+/// Whether `a` breaks a rule of the request decoder (src/request/mod.rs),
+/// which runs before any allocator: the answer must then be EINVAL,
+/// whatever else the request holds. (An invalid GFP is EINVAL too, but not
+/// needed here: these rules alone decide.)
+fn alloc_malformed(a: &MemlabAlloc) -> bool {
+    if a.handle != 0 || a.reserved != 0 || a.backend > MEMLAB_BACKEND_MIRROR {
+        return true;
+    }
+    match a.family {
+        MEMLAB_FAMILY_PAGES => a.order > MAX_ORDER || a.align != 0 || a.cache_flags != 0,
+        MEMLAB_FAMILY_KMEM_CACHE => {
+            a.size == 0
+                || a.size > MAX_SIZE
+                || a.order != 0
+                || (a.align != 0 && (!a.align.is_power_of_two() || u64::from(a.align) > MAX_SIZE))
+                || a.cache_flags & !MEMLAB_CACHE_FLAGS != 0
+        }
+        MEMLAB_FAMILY_KMALLOC | MEMLAB_FAMILY_VMALLOC | MEMLAB_FAMILY_DMA => {
+            a.size == 0 || a.order != 0 || a.align != 0 || a.cache_flags != 0
+        }
+        _ => true,
+    }
+}
+
+/// Whether `a` is well formed for a family whose backends refuse nothing
+/// with EINVAL under GFP_KERNEL (kmem_cache is left out: the mirror refuses
+/// some geometries with EINVAL): EINVAL for it is then a finding.
+fn alloc_plainly_valid(a: &MemlabAlloc) -> bool {
+    !alloc_malformed(a)
+        && a.gfp == MEMLAB_GFP_KERNEL
+        && matches!(
+            a.family,
+            MEMLAB_FAMILY_KMALLOC | MEMLAB_FAMILY_PAGES | MEMLAB_FAMILY_VMALLOC | MEMLAB_FAMILY_DMA
+        )
+}
+
+/// Whether `w` breaks a rule that the WORKLOAD ioctl checks before any
+/// that gives E2BIG (src/chardev.rs, src/workload/limits.rs): outputs not
+/// zero, backend, pattern, count, order, K, warm-up, flags, a sample
+/// pointer without room. The answer must then be EINVAL.
+fn workload_malformed(w: &MemlabWorkload) -> bool {
+    // FREE_KEPT takes another path (never generated here): not judged.
+    if w.flags & MEMLAB_WORKLOAD_FREE_KEPT != 0 {
+        return false;
+    }
+    let outputs = MemlabWorkload {
+        backend: 0,
+        family: 0,
+        pattern: 0,
+        count: 0,
+        size: 0,
+        order: 0,
+        seed: 0,
+        ops_per_sample: 0,
+        warmup: 0,
+        samples_ptr: 0,
+        samples_cap: 0,
+        flags: 0,
+        ..*w
+    };
+    outputs != MemlabWorkload::default()
+        || w.backend > MEMLAB_BACKEND_MIRROR
+        || w.pattern >= MEMLAB_NR_PATTERNS
+        || w.count == 0
+        || w.count > MEMLAB_WORKLOAD_MAX_COUNT
+        || w.order > MAX_ORDER
+        || w.ops_per_sample == 0
+        || w.ops_per_sample > MEMLAB_WORKLOAD_MAX_K
+        || w.warmup > w.count
+        || !matches!(
+            w.flags,
+            0 | MEMLAB_WORKLOAD_KEEP | MEMLAB_WORKLOAD_THROUGHPUT
+        )
+        || (w.samples_cap == 0 && w.samples_ptr != 0)
 }
 
 /// The shape of a REPLAY call: its steps and what [`Proc::op_replay`]
@@ -351,6 +436,7 @@ impl Proc {
             stats,
             exercising: AtomicBool::new(false),
             budget,
+            sent: AtomicU64::new(0),
         }
     }
 
@@ -393,6 +479,11 @@ impl Proc {
     }
 
     /// One thread's loop.
+    /// Commands this process sent (one ioctl each at least).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Relaxed)
+    }
+
     pub fn run_thread(&self, mut r: Rng) {
         let mut n = 0u64;
         while !self.stats.stopped() && (self.budget == 0 || n < self.budget) {
@@ -415,6 +506,7 @@ impl Proc {
                 op => {
                     let _g = slot.lock.read().unwrap();
                     let fd = slot.fd.load(Relaxed);
+                    self.sent.fetch_add(1, Relaxed);
                     match op {
                         0 => self.op_alloc(&mut r, slot, fd),
                         1 => self.op_free(&mut r, slot, fd),
@@ -438,12 +530,24 @@ impl Proc {
             return self.op_free(r, slot, fd);
         }
         let mut a = gen_alloc(r);
+        let (sent, malformed, plainly_valid) = (a, alloc_malformed(&a), alloc_plainly_valid(&a));
         let arg = &mut a as *mut _ as usize;
         let t = 1 + (a.family as usize).min(5);
         let e = self
             .stats
             .timed(t, || sys::ioctl(fd, MEMLAB_IOC_ALLOC, arg));
         self.stats.judge(Kind::Alloc, MEMLAB_IOC_ALLOC, arg, e);
+        // `a` is the request as sent until the ioctl writes the handle back.
+        if malformed && e != libc::EINVAL {
+            self.stats.unexpected(format_args!(
+                "malformed ALLOC {sent:?} answered {}, want EINVAL",
+                sys::errno_name(e)
+            ));
+        }
+        if plainly_valid && e == libc::EINVAL {
+            self.stats
+                .unexpected(format_args!("valid ALLOC {sent:?} refused with EINVAL"));
+        }
         if e == 0 {
             if a.handle == 0 || a.handle > MAX_HANDLES {
                 self.stats
@@ -596,13 +700,24 @@ impl Proc {
     }
 
     fn op_workload(&self, r: &mut Rng, fd: i32) {
-        let mut w = gen_workload(r);
+        let (mut w, valid) = gen_workload(r);
+        let (sent, malformed) = (w, workload_malformed(&w));
         let arg = &mut w as *mut _ as usize;
         let e = self
             .stats
             .timed(11, || sys::ioctl(fd, MEMLAB_IOC_WORKLOAD, arg));
         self.stats
             .judge(Kind::Workload, MEMLAB_IOC_WORKLOAD, arg, e);
+        if malformed && e != libc::EINVAL {
+            self.stats.unexpected(format_args!(
+                "malformed WORKLOAD {sent:?} answered {}, want EINVAL",
+                sys::errno_name(e)
+            ));
+        }
+        if valid && e == libc::EINVAL {
+            self.stats
+                .unexpected(format_args!("valid WORKLOAD {sent:?} refused with EINVAL"));
+        }
     }
 
     /// REPLAY of a short step array, valid or not, with its header and
@@ -998,8 +1113,12 @@ impl Proc {
         if pid > 0 {
             let mut st = 0;
             // SAFETY: waits for the child just forked.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            if !libc::WIFEXITED(st) || libc::WEXITSTATUS(st) != 0 {
+            if unsafe { libc::waitpid(pid, &mut st, 0) } != pid {
+                self.stats.unexpected(format_args!(
+                    "forked child {pid} lost: waitpid: {}",
+                    std::io::Error::last_os_error()
+                ));
+            } else if !libc::WIFEXITED(st) || libc::WEXITSTATUS(st) != 0 {
                 self.stats
                     .unexpected(format_args!("forked child ended with status {st:#x}"));
             }
@@ -1020,6 +1139,129 @@ impl Proc {
                 }
             }
             sys::close(fd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_allocs_are_the_decoders_einval_rules() {
+        let ok = MemlabAlloc {
+            family: MEMLAB_FAMILY_KMALLOC,
+            size: 64,
+            ..Default::default()
+        };
+        assert!(!alloc_malformed(&ok) && alloc_plainly_valid(&ok));
+        for bad in [
+            MemlabAlloc { reserved: 1, ..ok },
+            MemlabAlloc { handle: 7, ..ok },
+            MemlabAlloc { backend: 2, ..ok },
+            MemlabAlloc {
+                family: MEMLAB_NR_FAMILIES,
+                ..ok
+            },
+            MemlabAlloc { size: 0, ..ok },
+            MemlabAlloc { order: 1, ..ok },
+            MemlabAlloc { align: 8, ..ok },
+            MemlabAlloc {
+                cache_flags: 1,
+                ..ok
+            },
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_PAGES,
+                order: 11,
+                ..ok
+            },
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_KMEM_CACHE,
+                align: 48,
+                ..ok
+            },
+            MemlabAlloc {
+                family: MEMLAB_FAMILY_KMEM_CACHE,
+                cache_flags: 4,
+                ..ok
+            },
+        ] {
+            assert!(alloc_malformed(&bad), "{bad:?}");
+            assert!(!alloc_plainly_valid(&bad), "{bad:?}");
+        }
+        // Well formed, but a GFP other than GFP_KERNEL, or a kmem_cache:
+        // not judged as plainly valid.
+        let pages = MemlabAlloc {
+            family: MEMLAB_FAMILY_PAGES,
+            size: 0,
+            order: 10,
+            ..ok
+        };
+        assert!(!alloc_malformed(&pages) && alloc_plainly_valid(&pages));
+        let cache = MemlabAlloc {
+            family: MEMLAB_FAMILY_KMEM_CACHE,
+            align: 4096,
+            cache_flags: MEMLAB_CACHE_FLAGS,
+            ..ok
+        };
+        assert!(!alloc_malformed(&cache) && !alloc_plainly_valid(&cache));
+        assert!(!alloc_plainly_valid(&MemlabAlloc {
+            gfp: MEMLAB_GFP_ATOMIC,
+            ..ok
+        }));
+    }
+
+    #[test]
+    fn malformed_workloads_are_the_early_einval_rules() {
+        let ok = MemlabWorkload {
+            family: MEMLAB_FAMILY_KMALLOC,
+            count: 16,
+            size: 64,
+            ops_per_sample: 1,
+            ..Default::default()
+        };
+        assert!(!workload_malformed(&ok));
+        for bad in [
+            MemlabWorkload { ops: 1, ..ok },
+            MemlabWorkload { backend: 2, ..ok },
+            MemlabWorkload {
+                pattern: MEMLAB_NR_PATTERNS,
+                ..ok
+            },
+            MemlabWorkload { count: 0, ..ok },
+            MemlabWorkload {
+                count: MEMLAB_WORKLOAD_MAX_COUNT + 1,
+                ..ok
+            },
+            MemlabWorkload { order: 11, ..ok },
+            MemlabWorkload {
+                ops_per_sample: 0,
+                ..ok
+            },
+            MemlabWorkload { warmup: 17, ..ok },
+            MemlabWorkload { flags: 8, ..ok },
+            MemlabWorkload {
+                samples_ptr: 0x1000,
+                ..ok
+            },
+        ] {
+            assert!(workload_malformed(&bad), "{bad:?}");
+        }
+        // Too big is E2BIG, not EINVAL: not judged here.
+        assert!(!workload_malformed(&MemlabWorkload {
+            size: (4 << 20) + 1,
+            ..ok
+        }));
+    }
+
+    #[test]
+    fn generated_valid_workloads_are_well_formed() {
+        let mut r = Rng::derive(1, 2);
+        for _ in 0..1000 {
+            let (w, valid) = gen_workload(&mut r);
+            if valid {
+                assert!(!workload_malformed(&w), "{w:?}");
+            }
         }
     }
 }

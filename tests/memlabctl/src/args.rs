@@ -51,6 +51,10 @@ pub enum Cmd {
         /// List the tests in the order they run, without running them
         #[arg(long)]
         list: bool,
+        /// Run only the tests whose name contains TEXT (for a quick check
+        /// by hand; the module stays loaded unless the unload tests match)
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
     },
     /// Allocate, print what the kernel handed out (INSPECT), free on exit
     #[command(after_help = KEY_VALUE_NOTE)]
@@ -378,6 +382,10 @@ pub struct FragArgs {
     /// Print frag.json to stdout instead of a summary
     #[arg(long)]
     pub json: bool,
+    /// Succeed even when the two arenas (zone Normal's free pages at step
+    /// 0) differ by more than a tenth, so that the indexes do not compare
+    #[arg(long)]
+    pub unequal_arenas: bool,
 }
 
 /// Parses a size like `4096`, `64K`, `2M`.
@@ -613,7 +621,8 @@ mod tests {
             cmd("test --inject-failure"),
             Cmd::Test {
                 inject_failure: true,
-                list: false
+                list: false,
+                only: None
             }
         );
         assert_eq!(cmd("demo"), Cmd::Demo);

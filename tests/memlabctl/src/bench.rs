@@ -8,7 +8,7 @@
 mod abba;
 mod cross;
 pub use abba::run_sampled;
-pub use extra::{cpulist_count, online_cpus, pin_to};
+pub use extra::{allowed_cpus, cpulist_count, online_cpus, pin_to, SavedAffinity};
 mod extra;
 mod overhead;
 pub use overhead::line_geometry;
@@ -124,12 +124,17 @@ pub fn pattern_name(p: u32) -> &'static str {
 
 /// Runs `spec` on `backend` once, K = 1, no samples fetched.
 pub fn run_spec(d: &Memlab, s: &Spec, backend: u32) -> std::io::Result<uapi::MemlabWorkload> {
+    d.workload(&request(s, backend))
+}
+
+/// The WORKLOAD request [`run_spec`] sends: one operation a sample.
+pub fn request(s: &Spec, backend: u32) -> uapi::MemlabWorkload {
     let m = abba::Method {
         ops_per_sample: 1,
         rounds: 1,
         warmup_div: 4,
     };
-    d.workload(&abba::request(s, backend, &m))
+    abba::request(s, backend, &m)
 }
 
 #[cfg(test)]

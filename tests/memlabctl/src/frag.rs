@@ -10,14 +10,16 @@
 //!
 //! ```text
 //! {"zone": "Normal", "steps": N, "sample_every": S, "series": [
-//!   {"backend": "real"|"mirror", "arena_pages": P, "step": [..],
+//!   {"backend": "real"|"mirror", "arena_pages": P,
+//!    "allocs": A, "frees": F, "failed": X, "step": [..],
 //!    "unusable_3": [..], "unusable_9": [..], "free_blocks": [[u64; 11], ..],
 //!    "probe_failed_3": [bool, ..], "probe_failed_9": [bool, ..]}]}
 //! ```
 //!
 //! The indexes compare only on arenas of equal size: `arena_pages` is the
 //! zone's free pages at step 0, and the summary says when the two differ by
-//! more than a tenth. In a VM with the default memory the real zone Normal
+//! more than a tenth; the command then fails (after writing its output)
+//! unless `--unequal-arenas` asks for such a run. In a VM with the default memory the real zone Normal
 //! is gigabytes and the mirror's a pool share, so `make bench` runs this in
 //! a VM whose zone Normal is sized to the pool (scripts/bench.sh).
 
@@ -85,6 +87,10 @@ pub struct Series {
     pub backend: &'static str,
     /// Free pages of the zone at step 0: the arena the workload runs in.
     pub arena_pages: u64,
+    /// Allocations and frees the replay did, and allocations that failed.
+    pub allocs: u64,
+    pub frees: u64,
+    pub failed: u64,
     pub step: Vec<u64>,
     pub unusable_3: Vec<f64>,
     pub unusable_9: Vec<f64>,
@@ -95,10 +101,17 @@ pub struct Series {
 }
 
 impl Series {
-    pub fn new(backend: &'static str, samples: &[uapi::MemlabFragSample]) -> Self {
+    pub fn new(
+        backend: &'static str,
+        q: &uapi::MemlabReplay,
+        samples: &[uapi::MemlabFragSample],
+    ) -> Self {
         Series {
             backend,
             arena_pages: samples.first().map_or(0, |s| free_pages(&s.free_blocks)),
+            allocs: q.allocs,
+            frees: q.frees,
+            failed: q.failed,
             step: samples.iter().map(|s| s.step).collect(),
             unusable_3: samples.iter().map(|s| fraction(s.unusable_3)).collect(),
             unusable_9: samples.iter().map(|s| fraction(s.unusable_9)).collect(),
@@ -114,6 +127,21 @@ fn free_pages(blocks: &[u64; uapi::MEMLAB_NR_ORDERS]) -> u64 {
     blocks.iter().enumerate().map(|(o, &n)| n << o).sum()
 }
 
+/// The second arena over the first, if there are two and the first is not
+/// empty.
+fn arena_ratio(series: &[Series]) -> Option<f64> {
+    match series {
+        [a, b] if a.arena_pages > 0 => Some(b.arena_pages as f64 / a.arena_pages as f64),
+        _ => None,
+    }
+}
+
+/// Whether the two arenas are within a tenth of each other, so that their
+/// indexes compare (no ratio, say one arena was empty: they do not).
+fn arenas_equal(series: &[Series]) -> bool {
+    arena_ratio(series).is_some_and(|r| (0.9..=1.1).contains(&r))
+}
+
 /// Arenas within a tenth of each other compare; the summary's line on them.
 fn arenas_line(series: &[Series]) -> String {
     let mib = |p: u64| p as f64 * 4096.0 / (1 << 20) as f64;
@@ -121,14 +149,11 @@ fn arenas_line(series: &[Series]) -> String {
     for s in series {
         line += &format!(" {} {:.1} MiB", s.backend, mib(s.arena_pages));
     }
-    if let [a, b] = series {
-        if a.arena_pages > 0 {
-            let r = b.arena_pages as f64 / a.arena_pages as f64;
-            line += &format!(", {}/{} {r:.2}", b.backend, a.backend);
-            if !(0.9..=1.1).contains(&r) {
-                line += "\n(the arenas differ by more than a tenth, so their indexes do not compare: size the VM's zone Normal to the pool, as scripts/bench.sh does)";
-            }
-        }
+    if let (Some(r), [a, b]) = (arena_ratio(series), series) {
+        line += &format!(", {}/{} {r:.2}", b.backend, a.backend);
+    }
+    if !arenas_equal(series) {
+        line += "\n(the arenas differ by more than a tenth, so their indexes do not compare: size the VM's zone Normal to the pool, as scripts/bench.sh does)";
     }
     line
 }
@@ -187,7 +212,7 @@ pub fn frag(a: &FragArgs) -> ExitCode {
             Ok(r) => r,
             Err(e) => return fail(format!("frag: MEMLAB_IOC_REPLAY on {name}: {e}")),
         };
-        let s = Series::new(name, &samples);
+        let s = Series::new(name, &q, &samples);
         let last = |v: &[f64]| v.last().map_or_else(|| "-".into(), |x| format!("{x:.3}"));
         lines.push(format!(
             "{name:<7} {:>7} {:>7} {:>6} {:>8} {:>10} {:>10} {:>8} {:>8} {:>10}",
@@ -229,6 +254,12 @@ pub fn frag(a: &FragArgs) -> ExitCode {
         if let Some(path) = &a.out {
             println!("(frag.json written to {})", path.display());
         }
+    }
+    if !arenas_equal(&report.series) && !a.unequal_arenas {
+        return fail(
+            "frag: the arenas differ by more than a tenth, so the two sides do not compare \
+             (--unequal-arenas runs anyway)",
+        );
     }
     ExitCode::SUCCESS
 }
@@ -279,13 +310,22 @@ mod tests {
             zone: "Normal",
             steps: 400,
             sample_every: 200,
-            series: vec![Series::new("mirror", &[sample])],
+            series: vec![Series::new(
+                "mirror",
+                &uapi::MemlabReplay {
+                    allocs: 300,
+                    frees: 100,
+                    failed: 7,
+                    ..Default::default()
+                },
+                &[sample],
+            )],
         };
         let v: serde_json::Value = serde_json::from_str(&json_line(&r)).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"zone": "Normal", "steps": 400, "sample_every": 200, "series": [
-                {"backend": "mirror", "arena_pages": 2049, "step": [200], "unusable_3": [0.5], "unusable_9": [1.0],
+                {"backend": "mirror", "arena_pages": 2049, "allocs": 300, "frees": 100, "failed": 7, "step": [200], "unusable_3": [0.5], "unusable_9": [1.0],
                  "free_blocks": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]],
                  "probe_failed_3": [false], "probe_failed_9": [true]}]})
         );
@@ -295,6 +335,9 @@ mod tests {
         Series {
             backend,
             arena_pages: pages,
+            allocs: 0,
+            frees: 0,
+            failed: 0,
             step: vec![],
             unusable_3: vec![],
             unusable_9: vec![],
@@ -316,5 +359,19 @@ mod tests {
             uneven.contains("mirror/real 0.02\n(the arenas differ"),
             "{uneven}"
         );
+        assert!(arenas_equal(&[
+            arena("real", 25600),
+            arena("mirror", 24320)
+        ]));
+        assert!(!arenas_equal(&[
+            arena("real", 300_000),
+            arena("mirror", 7168)
+        ]));
+        assert!(!arenas_equal(&[
+            arena("real", 7168),
+            arena("mirror", 300_000)
+        ]));
+        assert!(!arenas_equal(&[arena("real", 0), arena("mirror", 7168)]));
+        assert!(arenas_line(&[arena("real", 0), arena("mirror", 7168)]).contains("differ"));
     }
 }

@@ -8,7 +8,7 @@
 //! ```text
 //! memlabctl version [--json]          ABI version of the loaded module
 //! memlabctl demo                      what the module exposes, for people
-//! memlabctl test [--inject-failure] [--list]   in-VM tests, TAP on stdout
+//! memlabctl test [--inject-failure] [--list] [--only TEXT]   in-VM tests, TAP on stdout
 //! memlabctl alloc FAMILY [SIZE] [order=N] [gfp=G[+zero]] [align=N] [count=N] [backend=real|mirror] [--json]
 //! memlabctl exercise NAME...|all [reps=N] [--json]
 //! memlabctl report [--json]
@@ -40,6 +40,14 @@ use args::Cmd;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A closed stdout (`memlabctl exercise all | head -1`) ends memlabctl
+    // quietly, as it ends any filter: SIGPIPE's default action, which the
+    // Rust runtime sets to ignore (a write would then fail with EPIPE and
+    // println! panic). `bench` ignores it again so that it still writes
+    // --out.
+    // SAFETY: sets a signal disposition to the default before any thread
+    // starts; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = match args::parse(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {
@@ -54,7 +62,8 @@ fn main() -> ExitCode {
         Cmd::Test {
             inject_failure,
             list,
-        } => suite::run(inject_failure, list),
+            only,
+        } => suite::run(inject_failure, list, only.as_deref()),
         Cmd::Alloc(a) => cli::alloc(&a),
         Cmd::Exercise(a) => cli::exercise(&a),
         Cmd::Report { json } => cli::report(json),

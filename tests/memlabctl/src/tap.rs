@@ -5,6 +5,7 @@
 //! table ([`Suite::table`]), and runs them in order, plan first, so a crash
 //! leaves a short run that the host (tests/vmcheck) treats as a failure.
 
+use std::cell::RefCell;
 use std::io::Write;
 
 /// Outcome of one test: `Ok(())` passes, `Err(why)` fails with a diagnostic,
@@ -14,6 +15,24 @@ pub type Outcome = Result<(), String>;
 
 /// Prefix of an `Err` that means "cannot run here", not "failed".
 pub const SKIP: &str = "SKIP: ";
+
+thread_local! {
+    /// What the running case measured, for its TAP line (see [`note`]).
+    static NOTE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Adds `text` to the TAP line of the case that is running, after its name
+/// and a `; ` (pass or fail alike): for what a case observed, such as the
+/// CPUs its workers ran on. `#` and newlines become spaces, since TAP gives
+/// them a meaning there.
+pub fn note(text: impl Into<String>) {
+    let text: String = text
+        .into()
+        .chars()
+        .map(|c| if c == '#' || c == '\n' { ' ' } else { c })
+        .collect();
+    NOTE.with(|n| *n.borrow_mut() = Some(text));
+}
 
 /// One named test.
 pub struct Case {
@@ -54,6 +73,11 @@ impl Suite {
         }
     }
 
+    /// Keeps only the cases whose name `keep` accepts, in order.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.cases.retain(|c| keep(&c.name));
+    }
+
     /// The case names, in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.cases.iter().map(|c| c.name.as_str())
@@ -67,16 +91,22 @@ impl Suite {
         let mut failed = 0;
         for (i, case) in self.cases.into_iter().enumerate() {
             let n = i + 1;
-            match (case.run)() {
+            NOTE.with(|n| n.borrow_mut().take());
+            let outcome = (case.run)();
+            let title = match NOTE.with(|n| n.borrow_mut().take()) {
+                Some(note) => format!("{}; {note}", case.name),
+                None => case.name,
+            };
+            match outcome {
                 Ok(()) => {
-                    let _ = writeln!(out, "ok {n} - {}", case.name);
+                    let _ = writeln!(out, "ok {n} - {title}");
                 }
                 Err(why) if why.starts_with(SKIP) => {
-                    let _ = writeln!(out, "ok {n} - {} # SKIP {}", case.name, &why[SKIP.len()..]);
+                    let _ = writeln!(out, "ok {n} - {title} # SKIP {}", &why[SKIP.len()..]);
                 }
                 Err(why) => {
                     failed += 1;
-                    let _ = writeln!(out, "not ok {n} - {}", case.name);
+                    let _ = writeln!(out, "not ok {n} - {title}");
                     for line in why.lines() {
                         let _ = writeln!(out, "# {line}");
                     }
@@ -110,18 +140,23 @@ mod tests {
             |n| check(n == 1, || format!("{n} is not 1\nsecond line")),
         );
         s.case("skips", || Err(format!("{SKIP}not here")));
+        s.case("notes", || {
+            note("ran on CPUs 0,1 # not a directive");
+            Err("one CPU".into())
+        });
         s
     }
 
     #[test]
     fn tap_output_is_what_vmcheck_reads() {
         let mut out = Vec::new();
-        assert_eq!(sample().run(&mut out), 1);
+        assert_eq!(sample().run(&mut out), 2);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "TAP version 13\n1..4\nok 1 - passes\nok 2 - row 1\nnot ok 3 - row 2\n\
-             # 2 is not 1\n# second line\nok 4 - skips # SKIP not here\n"
+            "TAP version 13\n1..5\nok 1 - passes\nok 2 - row 1\nnot ok 3 - row 2\n\
+             # 2 is not 1\n# second line\nok 4 - skips # SKIP not here\n\
+             not ok 5 - notes; ran on CPUs 0,1   not a directive\n# one CPU\n"
         );
         let checks = vmcheck::judge(&format!("{text}MEMLAB-EXIT: 0\n"), true);
         let failed: Vec<_> = checks
@@ -129,9 +164,27 @@ mod tests {
             .filter(|c| c.failure.is_some())
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(failed, ["vm 3: row 2"]);
+        assert_eq!(
+            failed,
+            [
+                "vm 3: row 2",
+                "vm 5: notes; ran on CPUs 0,1   not a directive"
+            ]
+        );
         assert_eq!(checks.iter().filter(|c| c.skipped).count(), 1);
         assert!(checks.iter().any(|c| c.name == "vm: TAP plan complete"));
+    }
+
+    #[test]
+    fn retain_keeps_the_matching_cases_in_order() {
+        let mut s = sample();
+        s.retain(|n| n.starts_with("row") || n == "notes");
+        assert_eq!(s.names().collect::<Vec<_>>(), ["row 1", "row 2", "notes"]);
+        let mut out = Vec::new();
+        assert_eq!(s.run(&mut out), 2);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("TAP version 13\n1..3\n"));
     }
 
     #[test]
@@ -139,7 +192,7 @@ mod tests {
         let s = sample();
         assert_eq!(
             s.names().collect::<Vec<_>>(),
-            ["passes", "row 1", "row 2", "skips"]
+            ["passes", "row 1", "row 2", "skips", "notes"]
         );
     }
 }

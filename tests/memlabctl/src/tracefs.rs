@@ -187,7 +187,10 @@ pub fn record(r: Recording) -> Result<(String, Stats, Option<i32>), String> {
         r.cmd.join(" ")
     );
     out.push_str(&steps);
-    Ok((out, stats, status.code()))
+    let code = status
+        .code()
+        .or_else(|| std::os::unix::process::ExitStatusExt::signal(&status).map(|sig| 128 + sig));
+    Ok((out, stats, code))
 }
 
 /// `memlabctl trace record [-o FILE] [--json-stats] [--buffer-kb N] -- CMD...`.
@@ -225,8 +228,9 @@ pub fn record_cmd(a: &TraceRecordArgs) -> ExitCode {
         eprintln!("{}", stats.human());
         match status {
             Some(0) => {}
+            Some(c) if c > 128 => eprintln!("  (the command was killed by signal {})", c - 128),
             Some(c) => eprintln!("  (the command exited with status {c})"),
-            None => eprintln!("  (the command was killed by a signal)"),
+            None => eprintln!("  (the command ended without a status)"),
         }
     }
     if stats.lost_events > 0 {
@@ -235,7 +239,18 @@ pub fn record_cmd(a: &TraceRecordArgs) -> ExitCode {
             stats.lost_events
         );
     }
-    ExitCode::SUCCESS
+    // CMD's status is the command's: the trace is written either way.
+    exit_code(status)
+}
+
+/// The status `trace record` passes on for CMD's: its exit status, 128 +
+/// the signal that killed it (as a shell reports it), 1 without either.
+fn exit_code(status: Option<i32>) -> ExitCode {
+    match status {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +266,15 @@ mod tests {
         )
         .map(|c| c.cmd)
         .map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn the_command_status_is_passed_on() {
+        use std::process::ExitCode;
+        assert_eq!(super::exit_code(Some(0)), ExitCode::SUCCESS);
+        assert_eq!(super::exit_code(Some(3)), ExitCode::from(3));
+        assert_eq!(super::exit_code(Some(128 + 9)), ExitCode::from(137));
+        assert_eq!(super::exit_code(None), ExitCode::FAILURE);
     }
 
     #[test]

@@ -25,6 +25,16 @@ pub const SPLATS: &[&str] = &[
     "sleeping function called from invalid context",
     "Call Trace:",
     "UBSAN",
+    // Hung tasks and RCU stalls: at loglevel=5 the stack after them may
+    // not print, so the first line must be enough.
+    "blocked for more than",
+    "detected stalls on CPUs/tasks",
+    "detected stall on CPU",
+    "self-detected stall on CPU",
+    "rcu_preempt detected stalls",
+    "rcu_sched detected stalls",
+    "soft lockup",
+    "hard LOCKUP",
 ];
 
 /// One judged item.
@@ -200,6 +210,35 @@ mod tests {
                 c.last().and_then(|c| c.failure.clone()).as_deref(),
                 Some(splat)
             );
+        }
+    }
+
+    #[test]
+    fn hung_tasks_and_rcu_stalls_fail() {
+        for splat in [
+            "[  123.4] INFO: task memlabctl:97 blocked for more than 122 seconds.",
+            "[  123.4] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:",
+            "[  123.4] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+            "[  123.4] rcu: INFO: rcu_preempt self-detected stall on CPU",
+            "[  123.4] rcu: INFO: rcu_sched self-detected stall on CPU",
+            "[  123.4] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [memlabctl:97]",
+        ] {
+            let log = GOOD.replace("ok 2 - b\n", &format!("ok 2 - b\n{splat}\n"));
+            let c = judge(&log, true);
+            assert_eq!(failures(&c), ["vm: console clean"], "{splat}");
+            assert_eq!(
+                c.last().and_then(|c| c.failure.clone()).as_deref(),
+                Some(splat)
+            );
+        }
+        // Ordinary boot lines that mention the same subsystems pass.
+        for fine in [
+            "[    0.1] rcu: Preemptible hierarchical RCU implementation.",
+            "[    0.1] rcu: \tRCU CPU stall warnings timeout set to 100 (rcu_cpu_stall_timeout).",
+            "[    0.2] khungtaskd: hung_task_timeout_secs 120",
+        ] {
+            let log = GOOD.replace("ok 2 - b\n", &format!("ok 2 - b\n{fine}\n"));
+            assert!(failures(&judge(&log, true)).is_empty(), "{fine}");
         }
     }
 

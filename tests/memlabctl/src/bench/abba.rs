@@ -5,7 +5,7 @@
 //! returning its raw samples; the ratio is taken per round and its spread
 //! across rounds reported.
 
-use super::stats::{median_index, per_op_ns, percentile, ratio, Spread};
+use super::stats::{median_index, per_op_ns, percentile, ratio, Failed, Spread};
 use super::Spec;
 use crate::dev::{uapi, Memlab};
 use serde::Serialize;
@@ -140,6 +140,9 @@ pub struct Ratios {
 #[derive(Serialize, Debug)]
 pub struct Compared {
     pub rounds: Vec<Round>,
+    /// Allocations that failed, over every round; if any did, every ratio
+    /// is withheld (null).
+    pub failed: Failed,
     pub ratios: Ratios,
     /// The round whose alloc ratio is the median one: its raw samples are
     /// the ones saved for the CDF plots.
@@ -176,10 +179,16 @@ pub fn compare(d: &Memlab, s: &Spec, m: &Method) -> io::Result<Compared> {
         round.mirror.finish();
         rounds.push(round);
     }
+    let failed = rounds.iter().fold(Failed::default(), |mut f, r| {
+        f.add(uapi::MEMLAB_BACKEND_REAL, r.real.failed);
+        f.add(uapi::MEMLAB_BACKEND_MIRROR, r.mirror.failed);
+        f
+    });
     let per: Vec<[f64; 4]> = rounds.iter().map(Round::ratios).collect();
-    let col = |i: usize| Spread::of(&per.iter().map(|r| r[i]).collect::<Vec<_>>());
+    let col = |i: usize| failed.gate(Spread::of(&per.iter().map(|r| r[i]).collect::<Vec<_>>()));
     let alloc: Vec<f64> = per.iter().map(|r| r[0]).collect();
     Ok(Compared {
+        failed,
         ratios: Ratios {
             alloc_median: col(0),
             free_median: col(1),
@@ -209,8 +218,6 @@ impl Compared {
 
     /// Whether no allocation failed on either side.
     pub fn clean(&self) -> bool {
-        self.rounds
-            .iter()
-            .all(|r| r.real.failed == 0 && r.mirror.failed == 0)
+        !self.failed.any()
     }
 }

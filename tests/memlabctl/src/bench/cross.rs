@@ -8,7 +8,7 @@
 
 use super::abba::{run_sampled, Method, Sampled};
 use super::extra::pin_to;
-use super::stats::{per_op_ns, percentile, ratio, Spread};
+use super::stats::{per_op_ns, percentile, ratio, Failed, Spread};
 use crate::dev::{uapi, Memlab, DEBUGFS};
 use serde::Serialize;
 use std::{fs, io};
@@ -59,6 +59,9 @@ pub struct CrossFree {
     pub objects: u32,
     pub real: CrossSide,
     pub mirror: CrossSide,
+    /// Allocations that failed in the KEEP runs; if any did, the ratios
+    /// are withheld (null).
+    pub failed: Failed,
     /// mirror / real median free latency, spread across rounds.
     pub cross_cpu_ratio: Option<Spread>,
     pub same_cpu_ratio: Option<Spread>,
@@ -68,10 +71,15 @@ pub struct CrossFree {
     pub mirror_flushes_per_1000: Option<f64>,
 }
 
-/// KEEP on CPU 0, then FREE_KEPT on `free_cpu`; returns the free run.
-fn keep_then_free(d: &Memlab, req: &uapi::MemlabWorkload, free_cpu: usize) -> io::Result<Sampled> {
+/// KEEP on CPU 0, then FREE_KEPT on `free_cpu`; returns the free run and
+/// the allocations of the KEEP run that failed.
+fn keep_then_free(
+    d: &Memlab,
+    req: &uapi::MemlabWorkload,
+    free_cpu: usize,
+) -> io::Result<(Sampled, u64)> {
     pin_to(0)?;
-    run_sampled(
+    let kept = run_sampled(
         d,
         &uapi::MemlabWorkload {
             flags: uapi::MEMLAB_WORKLOAD_KEEP,
@@ -88,7 +96,7 @@ fn keep_then_free(d: &Memlab, req: &uapi::MemlabWorkload, free_cpu: usize) -> io
         },
     );
     pin_to(0)?;
-    r
+    Ok((r?, kept.w.failed))
 }
 
 fn free_median(r: &Sampled) -> f64 {
@@ -110,6 +118,7 @@ pub fn cross_free(d: &Memlab, m: &Method, objects: u32) -> io::Result<CrossFree>
     };
     let (mut real, mut mirror) = (CrossSide::default(), CrossSide::default());
     let (mut ops, mut refills, mut flushes) = (0i64, Some(0i64), Some(0i64));
+    let mut failed = Failed::default();
     for _ in 0..m.rounds.max(1) {
         for backend in [
             uapi::MEMLAB_BACKEND_REAL,
@@ -124,7 +133,8 @@ pub fn cross_free(d: &Memlab, m: &Method, objects: u32) -> io::Result<CrossFree>
             let cross = side.same_cpu_free_ns.len() > side.cross_cpu_free_ns.len();
             let before = active_objs(&slabinfo(backend), "kmalloc-64");
             let c0 = mirror_counters();
-            let r = keep_then_free(d, &req(backend), usize::from(cross))?;
+            let (r, f) = keep_then_free(d, &req(backend), usize::from(cross))?;
+            failed.add(backend, f + r.w.failed);
             if cross {
                 side.cross_cpu_free_ns.push(free_median(&r));
                 let after = active_objs(&slabinfo(backend), "kmalloc-64");
@@ -155,8 +165,15 @@ pub fn cross_free(d: &Memlab, m: &Method, objects: u32) -> io::Result<CrossFree>
     };
     Ok(CrossFree {
         objects,
-        cross_cpu_ratio: Spread::of(&per(&mirror.cross_cpu_free_ns, &real.cross_cpu_free_ns)),
-        same_cpu_ratio: Spread::of(&per(&mirror.same_cpu_free_ns, &real.same_cpu_free_ns)),
+        failed,
+        cross_cpu_ratio: failed.gate(Spread::of(&per(
+            &mirror.cross_cpu_free_ns,
+            &real.cross_cpu_free_ns,
+        ))),
+        same_cpu_ratio: failed.gate(Spread::of(&per(
+            &mirror.same_cpu_free_ns,
+            &real.same_cpu_free_ns,
+        ))),
         real,
         mirror,
         mirror_refills_per_1000: per_1000(refills),
@@ -178,14 +195,14 @@ impl CrossFree {
                 "  free on CPU 1 (alloc on CPU 0): real {:.1} ns, mirror {:.1} ns, x {}",
                 med(&self.real.cross_cpu_free_ns),
                 med(&self.mirror.cross_cpu_free_ns),
-                Spread::ratio_text(self.cross_cpu_ratio)
+                self.failed.ratio_text(self.cross_cpu_ratio)
             ),
             format!(
                 "  free on CPU 0 (same CPU):     real {:.1} ns, mirror {:.1} ns, x {}",
                 med(&self.real.same_cpu_free_ns),
                 med(&self.mirror.same_cpu_free_ns),
-                Spread::ratio_text(self.same_cpu_ratio)
-            ),
+                self.failed.ratio_text(self.same_cpu_ratio)
+            ) + &self.failed.note(),
             format!(
                 "  objects stranded after the cross-CPU free (kmalloc-64 active_objs delta, median): real {}, mirror {}",
                 st(&self.real.stranded),

@@ -4,7 +4,7 @@
 //! class and page order, vmalloc latency against size, and 2-CPU scaling.
 
 use super::abba::{compare, request, Compared, Method, Ratios};
-use super::stats::{percentile, ratio, Spread};
+use super::stats::{percentile, ratio, Failed, Spread};
 use super::Spec;
 use crate::dev::{uapi, Memlab};
 use serde::Serialize;
@@ -27,6 +27,12 @@ pub struct SweepPoint {
     pub mirror_alloc_median_ns: f64,
     pub real_free_median_ns: f64,
     pub mirror_free_median_ns: f64,
+    /// Allocations that failed, over every round; if any did, the ratios
+    /// are withheld (null).
+    pub failed: Failed,
+    /// As [`super::report::Row::unequal_pcp`]: a page point whose two
+    /// sides' per-CPU page lists have different batches.
+    pub unequal_pcp: bool,
     pub ratios: Ratios,
 }
 
@@ -40,6 +46,8 @@ impl SweepPoint {
             mirror_alloc_median_ns: c.median_of(|r| r.mirror.alloc_median_ns),
             real_free_median_ns: c.median_of(|r| r.real.free_median_ns),
             mirror_free_median_ns: c.median_of(|r| r.mirror.free_median_ns),
+            failed: c.failed,
+            unequal_pcp: false,
             ratios: c.ratios,
         }
     }
@@ -47,15 +55,21 @@ impl SweepPoint {
     /// One line: medians real/mirror, ratios with their spread.
     pub fn human(&self) -> String {
         format!(
-            "  {:<12} {:>8}  alloc {:>8.1}/{:<8.1} {:>20}  free {:>8.1}/{:<8.1} {:>20}",
+            "  {:<12} {:>8}  alloc {:>8.1}/{:<8.1} {:>20}  free {:>8.1}/{:<8.1} {:>20}{}{}",
             self.family,
             self.arg,
             self.real_alloc_median_ns,
             self.mirror_alloc_median_ns,
-            Spread::ratio_text(self.ratios.alloc_median),
+            self.failed.ratio_text(self.ratios.alloc_median),
             self.real_free_median_ns,
             self.mirror_free_median_ns,
-            Spread::ratio_text(self.ratios.free_median),
+            self.failed.ratio_text(self.ratios.free_median),
+            self.failed.note(),
+            if self.unequal_pcp {
+                "  (per-CPU page list batches differ: not like for like)"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -136,6 +150,61 @@ pub fn pin_to(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// The calling thread's CPU affinity mask as it was when saved; dropping it
+/// sets that mask again, so a pinned stretch of code leaves no pin behind
+/// (children forked later inherit the mask).
+pub struct SavedAffinity(libc::cpu_set_t);
+
+impl SavedAffinity {
+    /// Saves the calling thread's mask.
+    pub fn save() -> io::Result<Self> {
+        affinity().map(SavedAffinity)
+    }
+
+    /// Sets the saved mask again.
+    pub fn restore(&self) -> io::Result<()> {
+        // SAFETY: sched_setaffinity(0, ..) reads the set for the calling thread.
+        let rc =
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+impl Drop for SavedAffinity {
+    fn drop(&mut self) {
+        let _ = self.restore();
+    }
+}
+
+/// The calling thread's affinity mask.
+fn affinity() -> io::Result<libc::cpu_set_t> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set;
+    // sched_getaffinity(0, ..) writes at most its size into it.
+    let (rc, set) = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let rc = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        (rc, set)
+    };
+    if rc == 0 {
+        Ok(set)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// CPUs the calling thread may run on (its affinity mask).
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    let set = affinity()?;
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET reads inside the set, and `c` is below its size.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
 /// CPUs online, from `/sys/devices/system/cpu/online` ("0-1,3"): not from
 /// sysconf, which musl answers from this thread's (pinned) affinity.
 pub fn online_cpus() -> usize {
@@ -167,14 +236,15 @@ fn ops_per_s(w: &uapi::MemlabWorkload) -> f64 {
 
 /// Aggregate ops/s of `req` run at once on CPUs `0..n` (one thread each,
 /// pinned, started together; each thread's own rate, summed), each run a
-/// THROUGHPUT pass timed as a whole.
-fn aggregate(req: &uapi::MemlabWorkload, n: usize) -> io::Result<f64> {
+/// THROUGHPUT pass timed as a whole; and the allocations that failed (a
+/// failed attempt counts as an operation in the rate).
+fn aggregate(req: &uapi::MemlabWorkload, n: usize) -> io::Result<(f64, u64)> {
     let barrier = Barrier::new(n);
     std::thread::scope(|s| {
         let threads: Vec<_> = (0..n)
             .map(|cpu| {
                 let barrier = &barrier;
-                s.spawn(move || -> io::Result<f64> {
+                s.spawn(move || -> io::Result<(f64, u64)> {
                     pin_to(cpu)?;
                     let d = Memlab::open()?;
                     // One window around the whole pass: no clock read per
@@ -184,17 +254,20 @@ fn aggregate(req: &uapi::MemlabWorkload, n: usize) -> io::Result<f64> {
                         ..*req
                     };
                     barrier.wait();
-                    Ok(ops_per_s(&d.workload(&req)?))
+                    let w = d.workload(&req)?;
+                    Ok((ops_per_s(&w), w.failed))
                 })
             })
             .collect();
-        let mut sum = 0.0;
+        let (mut sum, mut failed) = (0.0, 0);
         for t in threads {
-            sum += t
+            let (rate, f) = t
                 .join()
                 .map_err(|_| io::Error::other("thread panicked"))??;
+            sum += rate;
+            failed += f;
         }
-        Ok(sum)
+        Ok((sum, failed))
     })
 }
 
@@ -209,6 +282,9 @@ pub struct Scaling {
     /// ops/s on 2 CPUs over ops/s on 1, median over rounds.
     pub real_factor: f64,
     pub mirror_factor: f64,
+    /// Allocations that failed in every run; if any did, the two ratios
+    /// below are withheld (null).
+    pub failed: Failed,
     /// mirror factor / real factor, spread across rounds.
     pub factor_ratio: Option<Spread>,
     /// mirror / real aggregate ops/s on 2 CPUs (above 1: the mirror does
@@ -222,11 +298,13 @@ pub fn scaling(s: &Spec, m: &Method) -> io::Result<Scaling> {
     let real = request(s, uapi::MEMLAB_BACKEND_REAL, m);
     let mirror = request(s, uapi::MEMLAB_BACKEND_MIRROR, m);
     let (mut r1, mut r2, mut m1, mut m2) = (vec![], vec![], vec![], vec![]);
+    let mut failed = Failed::default();
     for _ in 0..m.rounds.max(1) {
         let mut acc = [0.0f64; 4];
         for req in [&real, &mirror, &mirror, &real] {
-            let one = aggregate(req, 1)?;
-            let two = aggregate(req, 2)?;
+            let (one, f1) = aggregate(req, 1)?;
+            let (two, f2) = aggregate(req, 2)?;
+            failed.add(req.backend, f1 + f2);
             let i = if req.backend == uapi::MEMLAB_BACKEND_REAL {
                 0
             } else {
@@ -255,8 +333,9 @@ pub fn scaling(s: &Spec, m: &Method) -> io::Result<Scaling> {
         mirror_ops_per_s: [percentile(&m1, 0.5), percentile(&m2, 0.5)],
         real_factor: percentile(&rf, 0.5),
         mirror_factor: percentile(&mf, 0.5),
-        factor_ratio: Spread::of(&per(&mf, &rf)),
-        throughput_ratio_2cpu: Spread::of(&per(&m2, &r2)),
+        failed,
+        factor_ratio: failed.gate(Spread::of(&per(&mf, &rf))),
+        throughput_ratio_2cpu: failed.gate(Spread::of(&per(&m2, &r2))),
     })
 }
 

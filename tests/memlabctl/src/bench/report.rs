@@ -131,6 +131,10 @@ pub struct Row {
     /// What the two windows do differently ([`unequal_work`]); the row's
     /// ratios compare unequal work when it is set.
     pub unequal_work: Option<&'static str>,
+    /// The two sides' per-CPU page lists have different batches (a page
+    /// row, with the mirror's zone Normal too small for the real batch):
+    /// the ratios are not like for like, and the table says so.
+    pub unequal_pcp: bool,
     #[serde(flatten)]
     pub compared: Compared,
 }
@@ -187,12 +191,13 @@ impl Row {
             }
             acc
         });
-        let p99 = |s: Option<Spread>| s.map_or("-".into(), |s| format!("{:.2}x", s.median));
-        let failed: u64 = c
-            .rounds
-            .iter()
-            .map(|r| r.real.failed + r.mirror.failed)
-            .sum();
+        let p99 = |s: Option<Spread>| {
+            if c.failed.any() {
+                "failed".into()
+            } else {
+                s.map_or("-".into(), |s| format!("{:.2}x", s.median))
+            }
+        };
         format!(
             "{:<24} {:<6} {:>15} {:>20} {:>15} {:>20} {:>12} {:>12}  {}{}",
             format!(
@@ -210,22 +215,22 @@ impl Row {
                 ns(r(|x| x.real.alloc_median_ns)),
                 ns(r(|x| x.mirror.alloc_median_ns))
             ),
-            Spread::ratio_text(c.ratios.alloc_median),
+            c.failed.ratio_text(c.ratios.alloc_median),
             format!(
                 "{}/{}",
                 ns(r(|x| x.real.free_median_ns)),
                 ns(r(|x| x.mirror.free_median_ns))
             ),
-            Spread::ratio_text(c.ratios.free_median),
+            c.failed.ratio_text(c.ratios.free_median),
             p99(c.ratios.alloc_p99),
             p99(c.ratios.free_p99),
             zone_text(&zones),
-            if failed > 0 {
-                format!("  (failed allocations: {failed})")
-            } else {
-                String::new()
-            }
-        )
+            c.failed.note()
+        ) + if self.unequal_pcp {
+            "  (per-CPU page list batches differ: not like for like)"
+        } else {
+            ""
+        }
     }
 }
 
@@ -286,7 +291,7 @@ impl Latency {
 #[cfg(test)]
 mod tests {
     use super::super::abba::{Compared, Ratios, Round, SideRound};
-    use super::super::stats::Spread;
+    use super::super::stats::{Failed, Spread};
     use super::*;
 
     fn side(alloc: Vec<f64>, free: Vec<f64>) -> SideRound {
@@ -311,11 +316,13 @@ mod tests {
             real_calls: "r",
             unequal_work: None,
             mirror_calls: "m",
+            unequal_pcp: false,
             compared: Compared {
                 rounds: vec![Round {
                     real: side(vec![2.0, 3.0], vec![4.0]),
                     mirror: side(vec![1.0, 1.5], vec![2.0]),
                 }],
+                failed: Failed::default(),
                 ratios: Ratios {
                     alloc_median: spread,
                     free_median: spread,
@@ -369,6 +376,33 @@ mod tests {
         assert!(line.contains("2.0/1.0"), "{line}");
         assert!(line.contains("1.00x [0.50-1.00]"), "{line}");
         assert!(line.ends_with("DMA32 25% Normal 75%"), "{line}");
+        assert_eq!(v["failed"], serde_json::json!({"real": 0, "mirror": 0}));
+        assert_eq!(v["unequal_pcp"], false);
+    }
+
+    #[test]
+    fn a_row_with_failures_says_so_and_shows_no_ratio() {
+        let mut r = row();
+        // What compare() does when a run failed: the ratios are withheld.
+        r.compared.failed.add(uapi::MEMLAB_BACKEND_REAL, 3);
+        r.compared.ratios = Ratios {
+            alloc_median: None,
+            free_median: None,
+            alloc_p99: None,
+            free_p99: None,
+        };
+        r.unequal_pcp = true;
+        let v: serde_json::Value = serde_json::from_str(&crate::cli::json_line(&r)).unwrap();
+        assert_eq!(v["failed"], serde_json::json!({"real": 3, "mirror": 0}));
+        assert!(v["ratios"]["alloc_median"].is_null());
+        let line = r.human();
+        assert!(!line.contains("x ["), "{line}");
+        assert!(line.contains("no ratio: failed"), "{line}");
+        assert!(
+            line.contains("(failed allocations: real 3, mirror 0; no ratio)"),
+            "{line}"
+        );
+        assert!(line.ends_with("(per-CPU page list batches differ: not like for like)"));
     }
 
     #[test]

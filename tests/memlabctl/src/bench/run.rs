@@ -13,6 +13,7 @@ use crate::cli::{fail, json_line};
 use crate::dev::{uapi, DEBUGFS};
 use serde::Serialize;
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -161,15 +162,32 @@ fn emit(dir: Option<&Path>, name: &str, body: &str) -> Result<(), String> {
         Some(d) => {
             fs::write(d.join(name), body).map_err(|e| format!("{}: {e}", d.join(name).display()))
         }
-        None => {
-            println!("MEMLAB-DATA-BEGIN {name}\n{body}\nMEMLAB-DATA-END {name}");
-            Ok(())
-        }
+        None => writeln!(
+            std::io::stdout(),
+            "MEMLAB-DATA-BEGIN {name}\n{body}\nMEMLAB-DATA-END {name}"
+        )
+        .map_err(|e| format!("stdout: {e}")),
     }
+}
+
+/// A line on stdout; a closed stdout (`bench | head`) is not an error,
+/// since the run goes on to write --out.
+fn out_line(s: &str) {
+    let _ = writeln!(std::io::stdout(), "{s}");
 }
 
 /// `memlabctl bench`.
 pub fn bench(a: &BenchArgs) -> ExitCode {
+    // SAFETY: sets a signal disposition before any thread starts: a closed
+    // stdout then fails writes with EPIPE (ignored by `out_line`) instead of
+    // ending the run before it writes --out.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // --out is made (or found unwritable) before the run, not after it.
+    if let Some(dir) = &a.out {
+        if let Err(e) = fs::create_dir_all(dir) {
+            return fail(format!("bench: --out {}: {e}", dir.display()));
+        }
+    }
     let d = match crate::cli::open() {
         Ok(d) => d,
         Err(code) => return code,
@@ -194,10 +212,13 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     );
     let say = |s: String| {
         if !a.json {
-            println!("{s}");
+            out_line(&s);
         }
     };
     let engine = crate::engine::Engine::current();
+    // The page rows compare unequal per-CPU lists when the batches differ;
+    // those rows say so (and bench.json marks them).
+    let unequal_pcp = matches!((real_pcp, mirror_pcp), (Some(r), Some(m)) if r.batch != m.batch);
     say(
         "memlab bench: the same workloads on the real allocators and on the mirror, one VM run"
             .into(),
@@ -237,6 +258,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
                     real_calls,
                     mirror_calls,
                     unequal_work: report::unequal_work(s.family),
+                    unequal_pcp: unequal_pcp && s.family == uapi::MEMLAB_FAMILY_PAGES,
                     compared: c,
                 };
                 say(row.human());
@@ -287,15 +309,13 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         pcp_of(real_pcp),
         pcp_of(mirror_pcp)
     ));
-    if let (Some(r), Some(m)) = (real_pcp, mirror_pcp) {
-        if r.batch != m.batch {
-            say(format!(
-                "  the batches differ, so the page rows compare unequal per-CPU lists: give the mirror's \
-                 zone Normal at least {} MiB (pool_mb=1600 does) for the real zone's batch {}",
-                PCP_FULL_BATCH_PAGES >> 8,
-                r.batch
-            ));
-        }
+    if let (true, Some(r)) = (unequal_pcp, real_pcp) {
+        say(format!(
+            "  the batches differ, so the page rows (marked) compare unequal per-CPU lists: give the mirror's \
+             zone Normal at least {} MiB (pool_mb=1600 does) for the real zone's batch {}",
+            PCP_FULL_BATCH_PAGES >> 8,
+            r.batch
+        ));
     }
     say(format!("timing window: {}", report::WINDOW));
     for fam in [
@@ -321,8 +341,11 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     if !a.no_extras {
         say("\nsize sweep (pairs, ns real/mirror, x with [min-max] across rounds):".into());
         match extra::sweep(&d, &m, (2000 / a.scale).max(64)) {
-            Ok(v) => {
-                v.iter().for_each(|p| say(p.human()));
+            Ok(mut v) => {
+                for p in v.iter_mut() {
+                    p.unequal_pcp = unequal_pcp && p.family == "alloc_pages";
+                    say(p.human());
+                }
                 sweep = v;
             }
             Err(e) => errors.push(format!("sweep: {e}")),
@@ -366,11 +389,12 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
                 match extra::scaling(&s, &m) {
                     Ok(x) => {
                         say(format!(
-                            "  {:<22} real {:.0} -> {:.0} ({:.2}x)  mirror {:.0} -> {:.0} ({:.2}x)  factor mirror/real {}  2-CPU ops/s mirror/real {}",
+                            "  {:<22} real {:.0} -> {:.0} ({:.2}x)  mirror {:.0} -> {:.0} ({:.2}x)  factor mirror/real {}  2-CPU ops/s mirror/real {}{}",
                             x.workload, x.real_ops_per_s[0], x.real_ops_per_s[1], x.real_factor,
                             x.mirror_ops_per_s[0], x.mirror_ops_per_s[1], x.mirror_factor,
-                            super::stats::Spread::ratio_text(x.factor_ratio),
-                            super::stats::Spread::ratio_text(x.throughput_ratio_2cpu),
+                            x.failed.ratio_text(x.factor_ratio),
+                            x.failed.ratio_text(x.throughput_ratio_2cpu),
+                            x.failed.note(),
                         ));
                         scaling.push(x);
                     }
@@ -422,7 +446,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     };
     let body = json_line(&report);
     if a.json {
-        println!("{body}");
+        out_line(&body);
     }
     let dir = a.out.as_deref();
     if dir.is_some() || a.print_data {
@@ -444,7 +468,17 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     for e in &report.errors {
         eprintln!("memlabctl: bench: {e}");
     }
-    let clean = report.workloads.iter().all(|r| r.compared.clean());
+    let clean = report.workloads.iter().all(|r| r.compared.clean())
+        && report
+            .sweep
+            .iter()
+            .chain(&report.vmalloc)
+            .all(|p| !p.failed.any())
+        && report.scaling.iter().all(|x| !x.failed.any())
+        && report
+            .cross_cpu_free
+            .as_ref()
+            .is_none_or(|c| !c.failed.any());
     if !report.errors.is_empty() || !clean {
         fail("bench: some workloads failed or allocations failed")
     } else {

@@ -67,6 +67,57 @@ impl Spread {
     }
 }
 
+/// Allocations that failed in the runs behind a ratio, per side. A side
+/// that fails fast would look faster, so a ratio over runs with any failure
+/// is withheld (`None`), and the text says why.
+#[derive(Serialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Failed {
+    pub real: u64,
+    pub mirror: u64,
+}
+
+impl Failed {
+    /// Counts `n` failures on the side of `backend`.
+    pub fn add(&mut self, backend: u32, n: u64) {
+        if backend == crate::dev::uapi::MEMLAB_BACKEND_REAL {
+            self.real += n;
+        } else {
+            self.mirror += n;
+        }
+    }
+
+    /// Whether any allocation failed.
+    pub fn any(&self) -> bool {
+        self.real + self.mirror > 0
+    }
+
+    /// `s`, or `None` if any allocation failed: the ratio is withheld.
+    pub fn gate(&self, s: Option<Spread>) -> Option<Spread> {
+        s.filter(|_| !self.any())
+    }
+
+    /// [`Spread::ratio_text`], or `no ratio: failed` when allocations failed.
+    pub fn ratio_text(&self, s: Option<Spread>) -> String {
+        if self.any() {
+            "no ratio: failed".into()
+        } else {
+            Spread::ratio_text(s)
+        }
+    }
+
+    /// `  (failed allocations: real 3, mirror 0; no ratio)`, or nothing.
+    pub fn note(&self) -> String {
+        if self.any() {
+            format!(
+                "  (failed allocations: real {}, mirror {}; no ratio)",
+                self.real, self.mirror
+            )
+        } else {
+            String::new()
+        }
+    }
+}
+
 /// `m / r`, NaN unless both are finite and `r > 0`.
 pub fn ratio(m: f64, r: f64) -> f64 {
     if r > 0.0 && m.is_finite() && r.is_finite() {
@@ -120,5 +171,22 @@ mod tests {
         assert!(ratio(1.0, 0.0).is_nan());
         assert_eq!(ratio(3.0, 2.0), 1.5);
         assert_eq!(median_index(&[5.0, 1.0, 3.0]), 2);
+    }
+
+    #[test]
+    fn a_ratio_over_failed_runs_is_withheld() {
+        let s = Spread::of(&[1.0, 2.0]);
+        let mut f = Failed::default();
+        assert_eq!(f.gate(s), s);
+        assert_eq!(f.ratio_text(s), "2.00x [1.00-2.00]");
+        assert_eq!(f.note(), "");
+        f.add(crate::dev::uapi::MEMLAB_BACKEND_MIRROR, 2);
+        assert_eq!(f, Failed { real: 0, mirror: 2 });
+        assert_eq!(f.gate(s), None);
+        assert_eq!(f.ratio_text(s), "no ratio: failed");
+        assert_eq!(
+            f.note(),
+            "  (failed allocations: real 0, mirror 2; no ratio)"
+        );
     }
 }

@@ -48,18 +48,19 @@ pub fn cases(s: &mut Suite) {
         slabinfo_layout,
     );
     s.case(
-        "mirror pool holds pool_mb (16 MiB) of pages across its zones",
+        "mirror pool holds pool_mb (default 16 MiB) of pages across its zones",
         || {
+            let want = super::params::params().pool_pages();
             let pool = mirror_file("pool")?;
             let total: u64 = pool
                 .lines()
                 .filter_map(|l| l.strip_prefix("zone "))
                 .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
                 .sum();
-            check(total == 4096, || {
-                format!("zones manage {total} pages, want 4096:\n{pool}")
+            check(total == want, || {
+                format!("zones manage {total} pages, want {want}:\n{pool}")
             })?;
-            check(free_pages_in(&mirror_file("buddyinfo")?) <= 4096, || {
+            check(free_pages_in(&mirror_file("buddyinfo")?) <= want, || {
                 "more free than managed".into()
             })
         },

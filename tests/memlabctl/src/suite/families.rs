@@ -325,6 +325,33 @@ static GFP_ROWS: [GfpRow; 4] = [
     },
 ];
 
+/// A mirror vmalloc of more than the pool: twice `pool_mb` (32 MiB by
+/// default), or as much as the per-file cap lets through. ENOMEM, unless
+/// the cap is not above the pool, where the cap refuses it first (E2BIG).
+fn pool_overflow(p: super::params::Params) -> Refusal {
+    let mb = (2 * p.pool_mb).min(p.max_pinned_mb);
+    if mb > p.pool_mb {
+        Refusal {
+            name: format!(
+                "mirror vmalloc of more than its pool ({mb} MiB > pool_mb {}) fails with ENOMEM",
+                p.pool_mb
+            ),
+            reqs: vec![on(MEMLAB_BACKEND_MIRROR, req::vmalloc(mb << 20))],
+            errno: libc::ENOMEM,
+        }
+    } else {
+        let mb = p.pool_mb + 1;
+        Refusal {
+            name: format!(
+                "mirror vmalloc of more than its pool ({mb} MiB, max_pinned_mb {} not above pool_mb) fails with E2BIG",
+                p.max_pinned_mb
+            ),
+            reqs: vec![on(MEMLAB_BACKEND_MIRROR, req::vmalloc(mb << 20))],
+            errno: libc::E2BIG,
+        }
+    }
+}
+
 /// `row` with selector `sel` on backend `b`, with and without __GFP_ZERO;
 /// [`super::check_block`] checks the zone, the DMA mask and `zeroed`.
 fn run_gfp_row(b: u32, row: &GfpRow, sel: u32) -> Outcome {
@@ -372,11 +399,7 @@ fn limits(s: &mut Suite) {
                 reqs: vmalloc_nonblocking,
                 errno: libc::EINVAL,
             },
-            Refusal {
-                name: "mirror vmalloc of more than its pool (32 MiB > pool_mb 16) fails with ENOMEM".into(),
-                reqs: vec![mirror(req::vmalloc(32 << 20))],
-                errno: libc::ENOMEM,
-            },
+            pool_overflow(super::params::params()),
             Refusal {
                 name: "mirror dma above MAX_PAGE_ORDER (4 MiB + 1) fails with ENOMEM".into(),
                 reqs: vec![mirror(req::dma((4 << 20) + 1))],

@@ -41,6 +41,10 @@ pub fn cases(s: &mut Suite) {
         "module-wide cap holds on MemFree across several files",
         module_wide_cap_holds_across_files,
     );
+    s.case(
+        "mirror per-file cap: 1 MiB blocks stop with E2BIG at max_pinned_mb when the pool is larger, else with ENOMEM within the pool",
+        mirror_cap_is_reached,
+    );
 }
 const MIB: u64 = 1 << 20;
 /// What the kernel's own MemFree may fall beyond a cap: per-CPU page lists
@@ -275,18 +279,97 @@ fn mem_free() -> Result<u64, String> {
     Ok(kb * 1024)
 }
 
+/// Most live handles one file may hold (src/chardev.rs): the next ALLOC
+/// is E2BIG, as at the byte cap.
+const MAX_HANDLES: usize = 1024;
+
+/// What stopped a [`fill`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// E2BIG with the file's handle table full.
+    Handles,
+    /// E2BIG below the handle limit: a byte cap (the file's or the module's).
+    Cap,
+    /// ENOMEM: the allocator (the mirror's pool, or the kernel) ran out.
+    OutOfMemory,
+}
+
+impl Stop {
+    fn name(self) -> &'static str {
+        match self {
+            Stop::Handles => "the 1024-handle limit (E2BIG)",
+            Stop::Cap => "a pin cap (E2BIG)",
+            Stop::OutOfMemory => "the allocator running out (ENOMEM)",
+        }
+    }
+}
+
 /// Allocates `r` on `m` until it is refused (at most `limit` times):
-/// E2BIG, the caps, or ENOMEM, an allocator (the mirror's pool) running
-/// out. Returns how many succeeded; any other error fails.
-fn fill(m: &Memlab, r: &uapi::MemlabAlloc, limit: usize) -> Result<usize, String> {
+/// E2BIG, the caps or the handle limit, or ENOMEM, an allocator (the
+/// mirror's pool) running out. Returns how many succeeded and what stopped
+/// them; any other error fails.
+fn fill(m: &Memlab, r: &uapi::MemlabAlloc, limit: usize) -> Result<(usize, Stop), String> {
     for n in 0..limit {
         match m.alloc(r) {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::E2BIG | libc::ENOMEM)) => return Ok(n),
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) && n == MAX_HANDLES => {
+                return Ok((n, Stop::Handles))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => return Ok((n, Stop::Cap)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => return Ok((n, Stop::OutOfMemory)),
             Err(e) => return Err(format!("{r:?} #{n}: {e}")),
         }
     }
     Err(format!("{r:?}: {limit} allocations and no refusal"))
+}
+
+/// The mirror's per-file cap, reached: 1 MiB blocks (pages of order 8)
+/// until refused. With a pool larger than the cap (`pool_mb` above
+/// `max_pinned_mb`) the refusal must be E2BIG with exactly the cap's worth
+/// held; with the default 16 MiB pool under the 64 MiB cap the pool runs
+/// out first, and the refusal must be ENOMEM with no more than the pool
+/// held. The TAP line names the limit that stopped it.
+fn mirror_cap_is_reached() -> Outcome {
+    let (per_file, _) = caps()?;
+    let p = super::params::params();
+    let m = Memlab::open().map_err(|e| e.to_string())?;
+    let r = req(
+        uapi::MEMLAB_BACKEND_MIRROR,
+        uapi::MEMLAB_FAMILY_PAGES,
+        0,
+        8,
+        0,
+    );
+    let (n, stop) = fill(&m, &r, 4096)?;
+    let held = n as u64 * MIB;
+    crate::tap::note(format!(
+        "{n} MiB held, stopped by {} (pool {} MiB, cap {} MiB)",
+        stop.name(),
+        p.pool_mb,
+        per_file / MIB
+    ));
+    if p.pool_mb << 20 > per_file {
+        check(stop == Stop::Cap && held == per_file, || {
+            format!(
+                "pool {} MiB above the {} MiB cap: stopped by {} at {n} MiB, want E2BIG at the cap",
+                p.pool_mb,
+                per_file / MIB,
+                stop.name()
+            )
+        })
+    } else {
+        check(
+            stop == Stop::OutOfMemory && n >= 1 && held <= p.pool_mb << 20,
+            || {
+                format!(
+                    "pool {} MiB not above the {} MiB cap: stopped by {} at {n} MiB, want ENOMEM within the pool",
+                    p.pool_mb,
+                    per_file / MIB,
+                    stop.name()
+                )
+            },
+        )
+    }
 }
 
 /// The adversarial shapes of issue 13: each is allocated until E2BIG on a
@@ -335,10 +418,14 @@ fn caps_hold_on_the_kernels_numbers() -> Outcome {
     for (name, r) in shapes {
         let m = Memlab::open().map_err(|e| e.to_string())?;
         let free0 = mem_free()?;
-        let n = fill(&m, &r, 4096)?;
+        let (n, stop) = fill(&m, &r, 4096)?;
         let fell = free0.saturating_sub(mem_free()?);
         drop(m);
-        report += &format!("{name}: {n} handles, MemFree fell {} KiB\n", fell >> 10);
+        report += &format!(
+            "{name}: {n} handles, stopped by {}, MemFree fell {} KiB\n",
+            stop.name(),
+            fell >> 10
+        );
         if fell > per_file + SLACK {
             bad.push(format!(
                 "{name}: MemFree fell {} MiB, past the {} MiB cap + {} MiB slack",
@@ -381,7 +468,7 @@ fn module_wide_cap_holds_across_files() -> Outcome {
     let mut got = 0;
     for _ in 0..files {
         let m = Memlab::open().map_err(|e| e.to_string())?;
-        got += fill(&m, &r, 4096)?;
+        got += fill(&m, &r, 4096)?.0;
         open.push(m);
     }
     let fell = free0.saturating_sub(mem_free()?);

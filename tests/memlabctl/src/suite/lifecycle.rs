@@ -48,7 +48,78 @@ pub fn unload(s: &mut Suite) {
         "unload returned the whole mirror pool, nothing still allocated",
         pool_returned,
     );
+    s.case(
+        "insmod refuses out-of-range pool_mb, max_pinned_mb and max_pinned_total_mb with EINVAL and a message",
+        bad_params_refused,
+    );
     s.case("kmemleak finds no new leak after unload", kmemleak_clean);
+}
+
+/// Where the init script keeps the module (also for NOMODULE=1).
+const MODULE_FILE: &str = "/lib/modules/rust_memlab.ko";
+
+/// `finit_module` of [`MODULE_FILE`] with parameters `args`.
+fn insmod(args: &str) -> io::Result<()> {
+    let file = fs::File::open(MODULE_FILE)?;
+    let args = std::ffi::CString::new(args).map_err(io::Error::other)?;
+    // SAFETY: an open file descriptor and a NUL-terminated string, both
+    // live across the call; no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            args.as_ptr(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// With the module unloaded, each parameter just outside its bounds fails
+/// the load with EINVAL, and the kernel log gains the module's message
+/// naming the parameter, its bounds and the value. A load that succeeds
+/// is unloaded again and fails the case.
+fn bad_params_refused() -> Outcome {
+    check(!module_loaded(), || format!("{MODULE} is loaded"))?;
+    for (args, message) in [
+        ("pool_mb=0", "pool_mb must be 1..=2048, not 0"),
+        ("pool_mb=4096", "pool_mb must be 1..=2048, not 4096"),
+        ("max_pinned_mb=0", "max_pinned_mb must be 1..=65536, not 0"),
+        (
+            "max_pinned_mb=65537",
+            "max_pinned_mb must be 1..=65536, not 65537",
+        ),
+        (
+            "max_pinned_total_mb=0",
+            "max_pinned_total_mb must be 1..=65536, not 0",
+        ),
+        (
+            "max_pinned_total_mb=70000 pool_mb=16",
+            "max_pinned_total_mb must be 1..=65536, not 70000",
+        ),
+    ] {
+        let message = format!("{MODULE}: {message}");
+        let before = kernel_log()?.matches(&message).count();
+        match insmod(args) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(format!("insmod {args}: {e}, want EINVAL")),
+            Ok(()) => {
+                let name = c"rust_memlab";
+                // SAFETY: NUL-terminated module name.
+                unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) };
+                return Err(format!("insmod {args} succeeded"));
+            }
+        }
+        let after = kernel_log()?.matches(&message).count();
+        check(after == before + 1, || {
+            format!("insmod {args}: the kernel log has {after} lines {message:?}, {before} before")
+        })?;
+    }
+    check(!module_loaded(), || format!("{MODULE} is loaded"))
 }
 
 /// The kernel log, through syslog(2) (SYSLOG_ACTION_READ_ALL).
@@ -71,9 +142,11 @@ fn pool_returned() -> Outcome {
         .rev()
         .find(|l| l.contains("mirror: returning"))
         .ok_or("no 'mirror: returning' line in the kernel log")?;
+    let pages = super::params::params().pool_pages();
     check(
-        line.contains("returning 4096 pool pages") && line.contains("(0 were still allocated"),
-        || line.to_string(),
+        line.contains(&format!("returning {pages} pool pages"))
+            && line.contains("(0 were still allocated"),
+        || format!("{line} (want {pages} pages returned)"),
     )
 }
 

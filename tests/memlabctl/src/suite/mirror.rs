@@ -6,6 +6,7 @@
 
 use super::req::{self, gfp, on};
 use super::{free_pages_in, mirror_file, open};
+use crate::bench;
 use crate::dev::{uapi, Memlab};
 use crate::tap::{check, Outcome, Suite};
 use uapi::*;
@@ -59,6 +60,10 @@ pub fn cases(s: &mut Suite) {
         },
     );
     s.case(
+        "mirror __GFP_ZERO: a block freed dirty comes back zeroed, in every family",
+        zero_after_dirty_free,
+    );
+    s.case(
         "mirror watermark: GFP_NOWAIT stops at the reserve, GFP_ATOMIC dips into it",
         watermark,
     );
@@ -107,6 +112,45 @@ fn kmalloc_classes() -> Outcome {
         Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Ok(()),
         other => Err(format!("kmalloc(4 MiB + 1): {other:?}, want ENOMEM")),
     }
+}
+
+/// The mirror fills every block a handle frees with 0xaa (`PAGE_POISON`).
+/// Each family here frees such a block and allocates it again with
+/// `__GFP_ZERO`; the module then reads the bytes back apart from the code
+/// that zeroed them, so a mirror that skips or shortens the zeroing fails.
+/// The block must be the dirty one (same first PFN), or the check proves
+/// nothing: the sizes are the ones that come back from a CPU's page list or
+/// sheaf, last in, first out, with the harness pinned to one CPU.
+fn zero_after_dirty_free() -> Outcome {
+    let _unpin = bench::SavedAffinity::save().map_err(|e| format!("sched_getaffinity: {e}"))?;
+    bench::pin_to(0).map_err(|e| format!("pin to CPU 0: {e}"))?;
+    let d = open()?;
+    for (what, r) in [
+        ("pages order 0", req::pages(0)),
+        ("pages order 3", req::pages(3)),
+        ("kmalloc 100 B", req::kmalloc(100)),
+        ("kmalloc 16 KiB (pages)", req::kmalloc(16 << 10)),
+        ("kmem_cache 64 B", req::kmem_cache(64, 0)),
+        ("vmalloc 4 KiB", req::vmalloc(4096)),
+        ("dma 8 KiB", req::dma(8192)),
+    ] {
+        let r = mirror(r);
+        let dirty = alloc_inspect(&d, &r)?;
+        d.free(dirty.handle)
+            .map_err(|e| format!("{what}: FREE: {e}"))?;
+        let z = alloc_inspect(&d, &gfp(r, MEMLAB_GFP_KERNEL | MEMLAB_GFP_ZERO))?;
+        check(z.first_pfn == dirty.first_pfn, || {
+            format!(
+                "{what}: __GFP_ZERO got PFN {:#x}, not the dirty block at {:#x}",
+                z.first_pfn, dirty.first_pfn
+            )
+        })?;
+        check(z.zeroed == 1, || {
+            format!("{what}: the dirty block did not read zero after __GFP_ZERO: {z:?}")
+        })?;
+        d.free(z.handle).map_err(|e| format!("{what}: FREE: {e}"))?;
+    }
+    Ok(())
 }
 
 fn watermark() -> Outcome {

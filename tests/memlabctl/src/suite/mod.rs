@@ -22,6 +22,7 @@ mod hostile;
 mod lifecycle;
 mod mirror;
 mod pagemap;
+mod params;
 mod replay;
 mod trace;
 mod workloads;
@@ -56,9 +57,12 @@ pub fn suite(inject_failure: bool) -> Suite {
     s
 }
 
-/// `memlabctl test [--inject-failure] [--list]`.
-pub fn run(inject_failure: bool, list: bool) -> ExitCode {
-    let s = suite(inject_failure);
+/// `memlabctl test [--inject-failure] [--list] [--only TEXT]`.
+pub fn run(inject_failure: bool, list: bool, only: Option<&str>) -> ExitCode {
+    let mut s = suite(inject_failure);
+    if let Some(text) = only {
+        s.retain(|name| name.contains(text));
+    }
     if list {
         let mut out = io::stdout().lock();
         for (i, name) in s.names().enumerate() {
@@ -338,18 +342,19 @@ mod tests {
         assert_eq!(sorted.len(), names.len(), "case names must be unique");
         assert_eq!(names[0], "module is loaded");
         assert_eq!(
-            names[names.len() - 4..],
+            names[names.len() - 5..],
             [
                 "rmmod rust_memlab succeeds",
                 "unload removes /dev/memlab and the debugfs tree",
                 "unload returned the whole mirror pool, nothing still allocated",
+                "insmod refuses out-of-range pool_mb, max_pinned_mb and max_pinned_total_mb with EINVAL and a message",
                 "kmemleak finds no new leak after unload",
             ]
         );
         let injected = suite(true);
         let inj: Vec<&str> = injected.names().collect();
         assert_eq!(inj.len(), names.len() + 1);
-        assert!(inj[inj.len() - 5].starts_with("injected failure"));
+        assert!(inj[inj.len() - 6].starts_with("injected failure"));
     }
 
     #[test]

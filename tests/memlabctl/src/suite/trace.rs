@@ -33,14 +33,22 @@ const CMD: [&str; 4] = ["tar", "-cf", "/dev/null", "/bin"];
 const MIN_FREES_MATCHED_PCT: f64 = 90.0;
 
 /// Free pages the real map and /proc/buddyinfo may differ by, read back to
-/// back. The allocator runs meanwhile: the per-CPU page lists refill from
-/// the buddy and drain to it in batches (63 pages in this VM), for this
-/// test's own allocations and for the kernel's. Measured (README): DMA and
-/// DMA32 0 apart on both kernels; Normal 0-63 on a quiet bench kernel, 441
-/// inside this suite, and 497 on the test kernel, whose scan of Normal
-/// takes tens of seconds under KASAN while kmemleak runs. 2048 pages (8 MiB, under 1% of Normal's free
-/// pages here) is four times the worst.
-const FREE_PAGES_TOLERANCE: u64 = 2048;
+/// back, per zone. The allocator runs meanwhile: the per-CPU page lists
+/// refill from the buddy and drain to it in batches (63 pages in this VM),
+/// for this test's own allocations and for the kernel's, which come from
+/// zone Normal first. Measured (README): DMA and DMA32 0 apart on both
+/// kernels; Normal 0-63 on a quiet bench kernel, 441 inside this suite, and
+/// 497 on the test kernel, whose scan of Normal takes tens of seconds under
+/// KASAN while kmemleak runs. So DMA and DMA32 get one batch (63 pages: a
+/// single refill or drain that would fall between the two reads), Normal
+/// 2048 pages (8 MiB, under 1% of its free pages here), four times its
+/// worst.
+fn free_pages_tolerance(zone: &str) -> u64 {
+    match zone {
+        "Normal" => 2048,
+        _ => 63,
+    }
+}
 
 pub fn cases(s: &mut Suite) {
     s.case(
@@ -183,10 +191,11 @@ fn zone_map(zone: &'static str) -> Outcome {
         .sum();
     let diff = mapped.abs_diff(before).min(mapped.abs_diff(after));
     println!("# zone {zone}: map {mapped} free pages, buddyinfo {before} before, {after} after");
-    check(diff <= FREE_PAGES_TOLERANCE, || {
+    let tolerance = free_pages_tolerance(zone);
+    check(diff <= tolerance, || {
         format!(
             "map {mapped} free pages, buddyinfo {before} before and {after} after: \
-             more than {FREE_PAGES_TOLERANCE} apart"
+             more than {tolerance} apart"
         )
     })
 }

@@ -35,7 +35,7 @@ pub fn cases(s: &mut Suite) {
         replay_both,
     );
     s.case(
-        "mirror SMP stress: 4 processes at once, then invariants hold and no page or object leaks",
+        "mirror SMP stress: 4 processes at once on every online CPU, then invariants hold and no page or object leaks",
         smp_stress,
     );
 }
@@ -55,11 +55,22 @@ fn workloads_run() -> Outcome {
                 2 * spec.count
             };
             let allocs: u32 = w.zone_allocs.iter().sum();
-            let peak = match spec.pattern {
-                MEMLAB_PATTERN_PAIRS => 1,
-                MEMLAB_PATTERN_BATCH => spec.count,
-                _ => w.peak_live,
+            // RANDOM: what the kernel's step generator must give for this
+            // seed, worked out here on its own (see `random_model`).
+            let (peak, want_allocs) = match spec.pattern {
+                MEMLAB_PATTERN_PAIRS => (1, spec.count),
+                MEMLAB_PATTERN_BATCH => (spec.count, spec.count),
+                _ => {
+                    let r = bench::request(&spec, backend);
+                    random_model(r.family, r.count, r.size, r.order, r.seed)
+                }
             };
+            check(w.alloc_samples == want_allocs, || {
+                format!(
+                    "{what}: {} allocations, the step generator's rule gives {want_allocs}",
+                    w.alloc_samples
+                )
+            })?;
             check(
                 w.ops == u64::from(want)
                     && w.failed == 0
@@ -100,6 +111,45 @@ fn workloads_run() -> Outcome {
     check(mirror_file("check")? == "ok\n", || {
         "mirror/check after workloads".into()
     })
+}
+
+/// The RANDOM pattern of src/workload/steps.rs, replayed apart from it:
+/// `(most objects live at once, allocations)` for a workload of `count`
+/// steps. xorshift32 seeded with `seed | 1`; at most `max(count / 2, 1)`
+/// live; a step allocates when nothing is live, or when below the bound and
+/// the next number is even (an allocation then draws its order or size:
+/// pages `0..=order`, kmalloc `8 + below(size - 8)`, a kmem_cache nothing),
+/// else frees a live object chosen by the next number.
+fn random_model(family: u32, count: u32, size: u64, order: u32, seed: u32) -> (u32, u32) {
+    let mut x = seed | 1;
+    let mut below = |n: u32| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x % n.max(1)
+    };
+    let bound = (count / 2).max(1);
+    let (mut live, mut peak, mut allocs) = (0u32, 0u32, 0u32);
+    for _ in 0..count {
+        if live == 0 || (live < bound && below(2) == 0) {
+            match family {
+                MEMLAB_FAMILY_PAGES => {
+                    below(order + 1);
+                }
+                MEMLAB_FAMILY_KMALLOC => {
+                    below(u32::try_from(size).unwrap_or(u32::MAX).saturating_sub(8));
+                }
+                _ => {}
+            }
+            live += 1;
+            allocs += 1;
+            peak = peak.max(live);
+        } else {
+            below(live);
+            live -= 1;
+        }
+    }
+    (peak, allocs)
 }
 
 /// K operations per sample, raw samples fetched: their number, the floor,
@@ -393,6 +443,10 @@ fn keep_and_free_kept() -> Outcome {
         ..keep
     };
     let other_cpu = usize::from(bench::online_cpus() >= 2);
+    // The pins below end with this case: the mask is set again on return
+    // (early or not), so the cases after it, and the processes they fork,
+    // run on every CPU.
+    let _unpin = bench::SavedAffinity::save().map_err(|e| format!("sched_getaffinity: {e}"))?;
     // Reading mirror/check drains the CPU caches: the count then holds
     // every live object.
     check(mirror_file("check")? == "ok\n", || {
@@ -485,9 +539,18 @@ fn keep_and_free_kept() -> Outcome {
 }
 
 /// Several processes hammer the mirror at once (kmalloc workloads, page
-/// handles, caches); afterwards its invariant checkers pass and every page
-/// is free again.
+/// handles, caches), on every online CPU: each reports the CPUs it ran on
+/// (`sched_getcpu` after each ioctl), the TAP line names them, and fewer CPUs
+/// than online (up to two) fails. Afterwards the mirror's invariant checkers
+/// pass and every page is free again.
 fn smp_stress() -> Outcome {
+    let online = bench::online_cpus();
+    let allowed = bench::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
+    check(allowed.len() >= online, || {
+        format!(
+            "the harness may run on CPUs {allowed:?} only, {online} online: a pin was left behind"
+        )
+    })?;
     // Reading mirror/check drains the per-CPU caches: the counts that follow
     // then hold every page and object.
     check(mirror_file("check")? == "ok\n", || {
@@ -495,38 +558,24 @@ fn smp_stress() -> Outcome {
     })?;
     let free_before = free_pages_in(&mirror_file("buddyinfo")?);
     let (objs_before, slab_pages_before) = slab_usage(&mirror_file("slabinfo")?);
-    let mut kids = Vec::new();
-    for k in 0..4u32 {
-        // SAFETY: single-threaded harness; the child only runs `stress_child`
-        // and `_exit`s.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(format!("fork: {}", std::io::Error::last_os_error()));
-        }
-        if pid == 0 {
-            let code = match stress_child(k) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("stress child {k}: {e}");
-                    1
-                }
-            };
-            // SAFETY: ends the forked child without running the parent's destructors.
-            unsafe { libc::_exit(code) };
-        }
-        kids.push(pid);
-    }
-    let mut failed = 0;
-    for pid in kids {
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-            failed += 1;
-        }
-    }
-    check(failed == 0, || {
-        format!("{failed} of 4 stress processes failed")
+    let (kids, cpus) = run_stress_children(4)?;
+    let ran_on: Vec<String> = (0..64)
+        .filter(|c| cpus & (1 << c) != 0)
+        .map(|c| c.to_string())
+        .collect();
+    crate::tap::note(format!("ran on CPUs {}", ran_on.join(",")));
+    check(kids.failed == 0 && kids.lost == 0, || {
+        format!(
+            "of 4 stress processes {} failed and {} were lost (waitpid)",
+            kids.failed, kids.lost
+        )
+    })?;
+    let want = online.min(2);
+    check(ran_on.len() >= want, || {
+        format!(
+            "the stress processes ran on CPUs {{{}}}: fewer than {want} with {online} online",
+            ran_on.join(",")
+        )
     })?;
     let verdict = mirror_file("check")?;
     check(verdict == "ok\n", || format!("mirror/check: {verdict}"))?;
@@ -548,6 +597,85 @@ fn smp_stress() -> Outcome {
     )
 }
 
+/// How the stress children ended.
+struct Children {
+    failed: u32,
+    lost: u32,
+}
+
+/// Forks `n` children running [`stress_child`] at once and waits for them;
+/// returns how they ended and the union of the CPUs they report (a bit per
+/// CPU) through a pipe.
+fn run_stress_children(n: u32) -> Result<(Children, u64), String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe writes two descriptors into the two-element array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    let [rd, wr] = fds;
+    let mut kids = Vec::new();
+    for k in 0..n {
+        // SAFETY: single-threaded harness; the child only runs `stress_child`,
+        // writes to the pipe and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: our own descriptors, closed once; the children
+            // forked so far end on their own and are reaped by init.
+            unsafe {
+                libc::close(rd);
+                libc::close(wr);
+            }
+            return Err(format!("fork: {e}"));
+        }
+        if pid == 0 {
+            let mut cpus = 0u64;
+            let code = match stress_child(k, &mut cpus) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("stress child {k}: {e}");
+                    1
+                }
+            };
+            let bytes = cpus.to_ne_bytes();
+            // SAFETY: writes 8 bytes from a local array (atomic on a pipe),
+            // then ends the forked child without running the parent's
+            // destructors.
+            unsafe {
+                libc::write(wr, bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(code);
+            }
+        }
+        kids.push(pid);
+    }
+    // SAFETY: the parent's copy of the write end, closed once, so that the
+    // read below ends when the last child has exited.
+    unsafe { libc::close(wr) };
+    let mut ended = Children { failed: 0, lost: 0 };
+    for pid in kids {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+            ended.lost += 1;
+        } else if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            ended.failed += 1;
+        }
+    }
+    let mut cpus = 0u64;
+    let mut buf = [0u8; 8];
+    loop {
+        // SAFETY: reads at most 8 bytes into a local array.
+        let got = unsafe { libc::read(rd, buf.as_mut_ptr().cast(), buf.len()) };
+        if got != 8 {
+            break;
+        }
+        cpus |= u64::from_ne_bytes(buf);
+    }
+    // SAFETY: our own descriptor, closed once.
+    unsafe { libc::close(rd) };
+    Ok((ended, cpus))
+}
+
 /// (active objects, pages in slabs) over all caches of a slabinfo file.
 fn slab_usage(slabinfo: &str) -> (u64, u64) {
     slabinfo.lines().skip(2).fold((0, 0), |(objs, pages), l| {
@@ -563,7 +691,19 @@ fn slab_usage(slabinfo: &str) -> (u64, u64) {
     })
 }
 
-fn stress_child(k: u32) -> Result<(), String> {
+/// The CPU the caller runs on now, as a bit (0 if unknown or above 63).
+fn cpu_bit() -> u64 {
+    // SAFETY: sched_getcpu takes no arguments.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu)
+        .ok()
+        .and_then(|c| 1u64.checked_shl(c))
+        .unwrap_or(0)
+}
+
+/// One stress process's work; `cpus` gathers the CPUs it ran on, read
+/// after every ioctl.
+fn stress_child(k: u32, cpus: &mut u64) -> Result<(), String> {
     let d = open()?;
     for round in 0..5u32 {
         let even = round % 2 == 0;
@@ -583,6 +723,7 @@ fn stress_child(k: u32) -> Result<(), String> {
             ..Default::default()
         };
         let r = d.workload(&w).map_err(|e| format!("workload: {e}"))?;
+        *cpus |= cpu_bit();
         if r.failed != 0 {
             return Err(format!("{} allocations failed", r.failed));
         }
@@ -600,9 +741,11 @@ fn stress_child(k: u32) -> Result<(), String> {
                 ..Default::default()
             };
             handles.push(d.alloc(&r).map_err(|e| format!("alloc {r:?}: {e}"))?);
+            *cpus |= cpu_bit();
         }
         for h in handles.into_iter().rev() {
             d.free(h).map_err(|e| format!("free: {e}"))?;
+            *cpus |= cpu_bit();
         }
     }
     Ok(())
@@ -651,4 +794,35 @@ fn replay_both() -> Outcome {
     check(replay_on(&bad, MEMLAB_BACKEND_MIRROR).is_err(), || {
         "a free of an unknown id was accepted".into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_model_keeps_its_bound() {
+        // One step: an allocation. Two: the bound is 1, so a free follows.
+        assert_eq!(random_model(MEMLAB_FAMILY_KMEM_CACHE, 1, 64, 0, 7), (1, 1));
+        assert_eq!(random_model(MEMLAB_FAMILY_KMEM_CACHE, 2, 64, 0, 7), (1, 1));
+        for (family, size, order) in [
+            (MEMLAB_FAMILY_KMALLOC, 4096, 0),
+            (MEMLAB_FAMILY_PAGES, 0, 3),
+            (MEMLAB_FAMILY_KMEM_CACHE, 64, 0),
+        ] {
+            let (peak, allocs) = random_model(family, 1000, size, order, 0x5eed);
+            assert!(peak > 1 && peak <= 500, "{family}: peak {peak}");
+            assert!(allocs >= peak && allocs <= 1000, "{family}: {allocs}");
+            // Seeded: the same numbers again, others for another seed.
+            assert_eq!(
+                random_model(family, 1000, size, order, 0x5eed),
+                (peak, allocs)
+            );
+        }
+        // The draws for a size or an order move the sequence along.
+        assert_ne!(
+            random_model(MEMLAB_FAMILY_KMALLOC, 1000, 4096, 0, 0x5eed),
+            random_model(MEMLAB_FAMILY_KMEM_CACHE, 1000, 4096, 0, 0x5eed)
+        );
+    }
 }
