@@ -247,7 +247,15 @@ fn read_flags(f: &File, start: u64, count: u64) -> io::Result<Vec<u64>> {
 pub fn real_map(zone: Option<&str>) -> Result<Vec<(Zone, Vec<Run>)>, String> {
     let rd = |p: &str| fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
     let all = zones(&rd("/proc/zoneinfo")?);
-    let ram = ram_ranges(&rd("/proc/iomem")?);
+    let mut ram = ram_ranges(&rd("/proc/iomem")?);
+    // User-Mode Linux lists no System RAM in /proc/iomem: its memory is
+    // one flat range with no holes, which its zones span exactly.
+    if ram.is_empty() && std::path::Path::new("/proc/exitcode").exists() {
+        ram = all
+            .iter()
+            .map(|z| (z.start_pfn, z.start_pfn + z.spanned))
+            .collect();
+    }
     if ram.is_empty() {
         return Err("/proc/iomem shows no System RAM (not root?)".into());
     }

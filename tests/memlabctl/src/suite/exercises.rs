@@ -16,6 +16,13 @@ pub fn cases(s: &mut Suite) {
         |(name, _)| format!("real exercise {name}: every case passes"),
         |(name, id)| {
             let m = open()?;
+            if id == uapi::MEMLAB_EX_DMA && super::kernel::is_uml() {
+                // No DMA API: the exercise must say so, with ENODEV.
+                return match m.exercise(id, 1) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => super::kernel::need_dma(),
+                    r => Err(format!("EXERCISE dma on UML: want ENODEV, got {r:?}")),
+                };
+            }
             let reps = if id == uapi::MEMLAB_EX_VMALLOC { 4 } else { 8 };
             let ex = m
                 .exercise(id, reps)

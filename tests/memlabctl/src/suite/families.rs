@@ -355,6 +355,9 @@ fn pool_overflow(p: super::params::Params) -> Refusal {
 /// `row` with selector `sel` on backend `b`, with and without __GFP_ZERO;
 /// [`super::check_block`] checks the zone, the DMA mask and `zeroed`.
 fn run_gfp_row(b: u32, row: &GfpRow, sel: u32) -> Outcome {
+    if row.req.family == MEMLAB_FAMILY_DMA {
+        super::kernel::need_dma()?;
+    }
     for zero in [0, MEMLAB_GFP_ZERO] {
         let r = on(b, gfp(row.req, sel | zero));
         let z = if zero != 0 { "|__GFP_ZERO" } else { "" };
@@ -416,12 +419,17 @@ fn limits(s: &mut Suite) {
         || {
             let m = open()?;
             let mut handles = Vec::new();
+            // No DMA API on UML: vmalloc alone there.
+            let dma = super::kernel::need_dma().is_ok();
             for k in 0..16u64 {
                 let g = [0, MEMLAB_GFP_DMA32, MEMLAB_GFP_DMA][k as usize % 3];
                 for r in [
                     req::vmalloc((k + 1) * 3 * PAGE),
                     req::dma((k % 4 + 1) * PAGE),
                 ] {
+                    if r.family == MEMLAB_FAMILY_DMA && !dma {
+                        continue;
+                    }
                     let r = on(MEMLAB_BACKEND_MIRROR, gfp(r, g));
                     handles.push(m.alloc(&r).map_err(|e| format!("ALLOC {r:?}: {e}"))?);
                 }
@@ -459,6 +467,7 @@ impl Drop for Rebind {
 /// freeable, the family answers ENODEV while unbound, and works again after
 /// a rebind.
 fn dma_unbind() -> Outcome {
+    super::kernel::need_dma()?;
     let m = open()?;
     let mut held = Vec::new();
     for (b, bn) in BACKENDS {

@@ -161,6 +161,7 @@ fn buddy_free(zone: &str) -> Result<u64, String> {
 /// of /proc/zoneinfo exactly, and its free pages are buddyinfo's, read just
 /// before and just after.
 fn zone_map(zone: &'static str) -> Outcome {
+    super::kernel::need_zone(zone)?;
     let before = buddy_free(zone)?;
     let map = kpage::real_map(Some(zone))?;
     let after = buddy_free(zone)?;

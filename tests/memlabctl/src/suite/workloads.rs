@@ -42,6 +42,12 @@ pub fn cases(s: &mut Suite) {
 
 fn workloads_run() -> Outcome {
     let d = open()?;
+    // One operation a sample, floor subtracted: under TCG every operation
+    // takes longer than the two clock reads around it, so every median is
+    // above 0. On a real CPU (UML, KVM) a sheaf or per-CPU-list hit is as
+    // quick as the clock's own jitter, and its median after the floor can
+    // be 0; there the p99 must still be above it.
+    let emulated = crate::engine::Engine::current().engine == "tcg";
     for spec in bench::standard(100) {
         for (backend, bn) in BACKENDS {
             let pattern = bench::pattern_name(spec.pattern);
@@ -78,8 +84,10 @@ fn workloads_run() -> Outcome {
                     && allocs == w.alloc_samples
                     && w.peak_live == peak
                     && w.peak_live >= 1
-                    && w.alloc_median_ps > 0
-                    && w.free_median_ps > 0
+                    && (w.alloc_median_ps > 0 || !emulated)
+                    && (w.free_median_ps > 0 || !emulated)
+                    && w.alloc_p99_ps > 0
+                    && w.free_p99_ps > 0
                     && w.alloc_median_ps <= w.alloc_p99_ps
                     && w.free_median_ps <= w.free_p99_ps
                     && w.clock_khz > 0

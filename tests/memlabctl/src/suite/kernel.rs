@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the running kernel has, where kernels differ in ways the cases
+//! must follow: its zones (`/proc/zoneinfo` lists every configured zone,
+//! populated or not) and whether it has a DMA API at all. On User-Mode
+//! Linux there is neither ZONE_DMA nor ZONE_DMA32 (the kernel's `gfp_zone`
+//! sends GFP_DMA and GFP_DMA32 to ZONE_NORMAL), and no DMA API (NO_DMA:
+//! memlab registers no DMA device, and the DMA family answers ENODEV).
+//! Only there are DMA cases skipped; on x86-64 a missing DMA device fails
+//! them.
+
+use crate::dev::uapi::{MEMLAB_GFP_DMA, MEMLAB_GFP_DMA32, MEMLAB_ZONE_DMA, MEMLAB_ZONE_DMA32};
+use crate::tap::SKIP;
+use std::path::Path;
+use std::sync::OnceLock;
+
+struct Facts {
+    zone_dma: bool,
+    zone_dma32: bool,
+    uml: bool,
+}
+
+fn facts() -> &'static Facts {
+    static FACTS: OnceLock<Facts> = OnceLock::new();
+    FACTS.get_or_init(|| {
+        let zoneinfo = std::fs::read_to_string("/proc/zoneinfo").unwrap_or_default();
+        let has = |zone: &str| {
+            zoneinfo
+                .lines()
+                .any(|l| l.starts_with("Node ") && l.split_whitespace().nth(3) == Some(zone))
+        };
+        Facts {
+            zone_dma: has("DMA"),
+            zone_dma32: has("DMA32"),
+            // /proc/exitcode is User-Mode Linux's own file.
+            uml: Path::new("/proc/exitcode").exists(),
+        }
+    })
+}
+
+/// Whether this kernel is User-Mode Linux.
+pub fn is_uml() -> bool {
+    facts().uml
+}
+
+/// The highest `MEMLAB_ZONE_*` a GFP selector may land in on this kernel
+/// (its `gfp_zone`); `None` for no limit below ZONE_NORMAL.
+pub fn zone_limit(sel: u32) -> Option<u32> {
+    let f = facts();
+    match sel {
+        MEMLAB_GFP_DMA if f.zone_dma => Some(MEMLAB_ZONE_DMA),
+        MEMLAB_GFP_DMA32 if f.zone_dma32 => Some(MEMLAB_ZONE_DMA32),
+        _ => None,
+    }
+}
+
+/// Whether the zone `name` (`DMA`, `DMA32`, ...) exists on this kernel.
+pub fn has_zone(name: &str) -> bool {
+    match name {
+        "DMA" => facts().zone_dma,
+        "DMA32" => facts().zone_dma32,
+        _ => true,
+    }
+}
+
+/// A skip when this kernel has no DMA API (User-Mode Linux), else `Ok`.
+pub fn need_dma() -> Result<(), String> {
+    if is_uml() {
+        Err(format!(
+            "{SKIP}no DMA API on this kernel (User-Mode Linux selects NO_DMA)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A skip when this kernel lacks zone `name`, else `Ok`.
+pub fn need_zone(name: &str) -> Result<(), String> {
+    if has_zone(name) {
+        Ok(())
+    } else {
+        Err(format!("{SKIP}no zone {name} on this kernel"))
+    }
+}
