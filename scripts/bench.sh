@@ -113,4 +113,4 @@ main() {
 	cargo run --quiet --locked --release -p memplot -- "$dir" --out "$MEMLAB_OUT" ||
 		die "memplot failed (see its messages above)"
 }
-main "$@"
+main "$@"; exit

@@ -25,4 +25,4 @@ main() {
 	fi
 	return "$rc"
 }
-main "$@"
+main "$@"; exit

@@ -5,8 +5,9 @@
 # than bookworm; the mirror is the one the machine already uses.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# The whole script is one function, read before it runs, so editing this
-# file during a long build cannot derail the running copy.
+# The whole script is one function, read before it runs, and the line that
+# calls it exits (bash reads a line whole before running it), so editing
+# this file during a long build cannot derail the running copy.
 main() {
 	[ -f "$KERNEL_SRC/.memlab-unpacked" ] && exit 0
 
@@ -52,4 +53,4 @@ main() {
 	mv "$KERNEL_SRC.tmp" "$KERNEL_SRC"
 	touch "$KERNEL_SRC/.memlab-unpacked"
 }
-main "$@"
+main "$@"; exit

@@ -24,4 +24,4 @@ main() {
 	grep -a '^memlab-fuzz: \(PASS\|FAIL\)' "$console" || true
 	return "$rc"
 }
-main "$@"
+main "$@"; exit

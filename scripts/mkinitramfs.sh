@@ -30,4 +30,4 @@ main() {
 	mv "$out.tmp" "$out"
 	rm -rf "$root"
 }
-main "$@"
+main "$@"; exit

@@ -378,7 +378,8 @@ boot_uml() {
 		rc=124
 	fi
 	local wrc=0
-	wait "$pid" || wrc=$?
+	# (Quietly: bash would report a killed or aborted kernel as a job.)
+	wait "$pid" 2>/dev/null || wrc=$?
 	[ "$rc" = 124 ] || rc=$wrc
 	[ -z "$follow" ] || wait "$follow" 2>/dev/null || true
 	# Whatever of the session is left (helper processes of a dead kernel).
@@ -446,4 +447,4 @@ verdict() {
 	fi
 	return "$status"
 }
-main "$@"
+main "$@"; exit
