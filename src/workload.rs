@@ -20,22 +20,19 @@
 
 #[path = "workload/kept.rs"]
 mod kept;
-#[path = "workload/limits.rs"]
-mod limits;
 #[path = "workload/pass.rs"]
 mod pass;
 #[path = "workload/steps.rs"]
 mod steps;
-
-pub(crate) use kept::Kept;
-pub(crate) use limits::charge;
 #[path = "workload/timed.rs"]
 mod timed;
+
+pub(crate) use kept::Kept;
 
 use crate::mirror::vmalloc::MirrorVmalloc;
 use crate::mirror::{KmemCache, Mirror};
 use crate::real::{gfp::GfpFlags, kmalloc::Kmalloc, kmem_cache, pages::Pages, vmalloc::Vmalloc};
-use crate::request::Gfp;
+use crate::request::{BackendId, Gfp, WorkloadFamily, WorkloadRequest};
 use crate::slab::SlabFlags;
 use crate::uapi;
 use core::{ffi::c_void, ptr::NonNull};
@@ -248,79 +245,78 @@ impl ObjectAllocator for MirrorCache<'_> {
     }
 }
 
-/// Runs `w` on `a`: the sequence, then [`pass::run_steps`], then frees
-/// what is left.
-fn run<A: ObjectAllocator>(a: &mut A, w: &mut uapi::MemlabWorkload) -> Result {
-    let seq = steps::generate(w)?;
+/// Runs `req` on `a`: the sequence, then [`pass::run_steps`], then frees
+/// what is left; the figures go to `out`.
+fn run<A: ObjectAllocator>(
+    a: &mut A,
+    req: &WorkloadRequest,
+    out: &mut uapi::MemlabWorkload,
+) -> Result {
+    let seq = steps::generate(req)?;
     let mut slots = pass::slots::<A>(seq.slots)?;
-    let r = pass::run_steps(a, w, &seq.steps, &mut slots, seq.peak_live);
+    let r = pass::run_steps(a, req, out, &seq.steps, &mut slots, seq.peak_live);
     timed::free_all(a, &mut slots);
     r
 }
 
-/// KEEP: runs the allocations of `w` (validated by [`charge`]) and
-/// returns the objects, for a FREE_KEPT run to free.
+/// KEEP: runs the allocations of `req` and returns the objects, for a
+/// FREE_KEPT run to free.
 pub(crate) fn keep_workload(
     mirror: &Arc<Mirror>,
-    w: &mut uapi::MemlabWorkload,
+    req: &WorkloadRequest,
+    out: &mut uapi::MemlabWorkload,
 ) -> Result<KBox<dyn kept::KeptObjects>> {
-    limits::charge(w)?;
-    w.page_meta_bytes = page_meta_bytes(w.backend);
-    match (w.backend, w.family) {
-        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => kept::keep(RealKmalloc, w),
-        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => kept::keep(RealPages, w),
-        (_, uapi::MEMLAB_FAMILY_KMALLOC) => kept::keep(MirrorKmalloc(mirror.clone()), w),
-        (_, uapi::MEMLAB_FAMILY_PAGES) => kept::keep(MirrorPages(mirror.clone()), w),
-        _ => Err(EINVAL),
+    out.page_meta_bytes = page_meta_bytes(req.backend);
+    match (req.backend, req.family) {
+        (BackendId::Real, WorkloadFamily::Kmalloc { .. }) => kept::keep(RealKmalloc, req, out),
+        (BackendId::Real, WorkloadFamily::Pages { .. }) => kept::keep(RealPages, req, out),
+        (BackendId::Mirror, WorkloadFamily::Kmalloc { .. }) => {
+            kept::keep(MirrorKmalloc(mirror.clone()), req, out)
+        }
+        (BackendId::Mirror, WorkloadFamily::Pages { .. }) => {
+            kept::keep(MirrorPages(mirror.clone()), req, out)
+        }
+        // `WorkloadRequest::try_from` keeps only kmalloc and pages.
+        (_, WorkloadFamily::KmemCache { .. } | WorkloadFamily::Vmalloc { .. }) => Err(EINVAL),
     }
 }
 
 /// Bytes of page metadata `backend` keeps per page.
-fn page_meta_bytes(backend: u32) -> u32 {
-    let bytes = if backend == uapi::MEMLAB_BACKEND_REAL {
-        core::mem::size_of::<bindings::page>()
-    } else {
-        core::mem::size_of::<crate::buddy::PageMeta>()
+fn page_meta_bytes(backend: BackendId) -> u32 {
+    let bytes = match backend {
+        BackendId::Real => core::mem::size_of::<bindings::page>(),
+        BackendId::Mirror => core::mem::size_of::<crate::buddy::PageMeta>(),
     };
     bytes as u32
 }
 
-/// Whether every output field of `w` is zero, as it must come in.
-pub(crate) fn outputs_clear(w: &uapi::MemlabWorkload) -> bool {
-    let inputs = uapi::MemlabWorkload {
-        backend: w.backend,
-        family: w.family,
-        pattern: w.pattern,
-        count: w.count,
-        size: w.size,
-        order: w.order,
-        seed: w.seed,
-        ops_per_sample: w.ops_per_sample,
-        warmup: w.warmup,
-        samples_ptr: w.samples_ptr,
-        samples_cap: w.samples_cap,
-        flags: w.flags,
-        ..Default::default()
-    };
-    inputs == *w
-}
-
-/// Runs `w`, validated by [`charge`], on the backend it names.
-pub(crate) fn run_workload(mirror: &Arc<Mirror>, w: &mut uapi::MemlabWorkload) -> Result {
-    limits::charge(w)?;
-    w.page_meta_bytes = page_meta_bytes(w.backend);
-    let size = w.size as usize;
-    match (w.backend, w.family) {
-        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut RealKmalloc, w),
-        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_PAGES) => run(&mut RealPages, w),
-        (uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_FAMILY_VMALLOC) => run(&mut RealVmalloc, w),
-        (_, uapi::MEMLAB_FAMILY_VMALLOC) => run(&mut MirrorVmap(mirror), w),
-        (uapi::MEMLAB_BACKEND_REAL, _) => run(&mut RealCache::new(size)?, w),
-        (_, uapi::MEMLAB_FAMILY_KMALLOC) => run(&mut MirrorKmalloc(mirror.clone()), w),
-        (_, uapi::MEMLAB_FAMILY_PAGES) => run(&mut MirrorPages(mirror.clone()), w),
-        _ => {
-            let mut a = MirrorCache::new(mirror, size)?;
-            let r = run(&mut a, w);
+/// Runs `req` (timed or THROUGHPUT) on the backend it names; the figures
+/// go to `out`.
+pub(crate) fn run_workload(
+    mirror: &Arc<Mirror>,
+    req: &WorkloadRequest,
+    out: &mut uapi::MemlabWorkload,
+) -> Result {
+    out.page_meta_bytes = page_meta_bytes(req.backend);
+    match (req.backend, req.family) {
+        (BackendId::Real, WorkloadFamily::Kmalloc { .. }) => run(&mut RealKmalloc, req, out),
+        (BackendId::Real, WorkloadFamily::Pages { .. }) => run(&mut RealPages, req, out),
+        (BackendId::Real, WorkloadFamily::Vmalloc { .. }) => run(&mut RealVmalloc, req, out),
+        (BackendId::Real, WorkloadFamily::KmemCache { size }) => {
+            run(&mut RealCache::new(size as usize)?, req, out)
+        }
+        (BackendId::Mirror, WorkloadFamily::Kmalloc { .. }) => {
+            run(&mut MirrorKmalloc(mirror.clone()), req, out)
+        }
+        (BackendId::Mirror, WorkloadFamily::Pages { .. }) => {
+            run(&mut MirrorPages(mirror.clone()), req, out)
+        }
+        (BackendId::Mirror, WorkloadFamily::Vmalloc { .. }) => {
+            run(&mut MirrorVmap(mirror), req, out)
+        }
+        (BackendId::Mirror, WorkloadFamily::KmemCache { size }) => {
+            let mut a = MirrorCache::new(mirror, size as usize)?;
+            let r = run(&mut a, req, out);
             a.destroy()?;
             r
         }

@@ -191,16 +191,6 @@ pub(super) fn free_all<A: ObjectAllocator>(a: &mut A, slots: &mut [Option<A::Obj
     }
 }
 
-/// The value at fraction `num / den` of sorted `v` (0 if empty): the same
-/// index rule as memlabctl's.
-pub(super) fn percentile(v: &[u64], num: usize, den: usize) -> u64 {
-    (v.len() * num)
-        .checked_div(den)
-        .and_then(|i| v.get(i))
-        .copied()
-        .unwrap_or(0)
-}
-
 /// The `MEMLAB_KCONFIG_*` bits of the kernel this module was built for.
 pub(super) fn kconfig() -> u32 {
     [
