@@ -2,9 +2,7 @@
 
 //! A thin, typed wrapper over the `/dev/memlab` ioctls.
 
-#[path = "../../../src/uapi.rs"]
-#[allow(dead_code)]
-pub mod uapi;
+pub use memlab_core::uapi;
 
 use std::fs::{File, OpenOptions};
 use std::io;

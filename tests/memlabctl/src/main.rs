@@ -26,6 +26,7 @@ mod bench;
 mod cli;
 mod demo;
 mod dev;
+mod explain;
 mod frag;
 mod kpage;
 mod names;

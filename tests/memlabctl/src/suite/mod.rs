@@ -22,6 +22,7 @@ mod hostile;
 mod lifecycle;
 mod mirror;
 mod pagemap;
+mod refusals;
 mod replay;
 mod trace;
 mod workloads;
@@ -47,6 +48,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     workloads::cases(&mut s);
     replay::cases(&mut s);
     hostile::cases(&mut s);
+    refusals::cases(&mut s);
     if inject_failure {
         s.case("injected failure (memlabctl test --inject-failure)", || {
             Err("deliberately failed: the host must report this run as failed".into())
