@@ -112,6 +112,64 @@ impl<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator> Families<K, P, 
             }
         }
     }
+
+    /// Allocates `family` with `gfp` through the allocator of its family
+    /// (the plan's cache for its size), timed alone on `clock`: the live
+    /// object or the error, and the raw time; `None` if no allocator of
+    /// this run serves it (the plan admits none such).
+    #[inline(always)]
+    fn alloc_timed(
+        &mut self,
+        plan: &ReplayPlan,
+        clock: &RawClock,
+        family: Family,
+        gfp: Gfp,
+    ) -> Option<(Result<SlotLive<K, P, C>>, u64)> {
+        Some(match family {
+            Family::Kmalloc { size } => {
+                let (r, dt) = timed(clock, || self.kmalloc.alloc(size, 0, gfp));
+                (r.map(|o| Live::Kmalloc(o, size)), dt)
+            }
+            Family::Pages { order } => {
+                let (r, dt) = timed(clock, || self.pages.alloc(0, order, gfp));
+                (r.map(Live::Pages), dt)
+            }
+            Family::KmemCache { size, .. } => {
+                let ci = plan.cache_index(size)?;
+                let c = self.caches.get_mut(ci)?;
+                let (r, dt) = timed(clock, || c.alloc(size, 0, gfp));
+                (r.map(|o| Live::Cache(o, size, ci)), dt)
+            }
+            Family::Vmalloc { .. } | Family::Dma { .. } => return None,
+        })
+    }
+
+    /// The bytes the slab objects of `table` asked for, and what their
+    /// size classes add (ksize minus size).
+    fn measure(&self, table: &[SlotOf<K, P, C>]) -> (u64, u64) {
+        let (mut live, mut waste) = (0u64, 0u64);
+        for l in table.iter().flatten() {
+            let (usable, size) = match l {
+                Live::Kmalloc(o, size) => (self.kmalloc.usable(o, *size), *size),
+                Live::Cache(o, size, ci) => match self.caches.get(*ci) {
+                    Some(c) => (c.usable(o, *size), *size),
+                    None => (*size, *size),
+                },
+                Live::Pages(_) => continue,
+            };
+            live += size as u64;
+            waste += usable.saturating_sub(size) as u64;
+        }
+        (live, waste)
+    }
+}
+
+/// Converts the raw times of `v` to ns on `clock`, then sorts them.
+fn to_sorted_ns(clock: &RawClock, v: &mut KVVec<u64>) {
+    for x in v.iter_mut() {
+        *x = clock.ns(*x);
+    }
+    sort_sleepable(v);
 }
 
 /// What the loop found, besides the latencies.
@@ -124,6 +182,29 @@ struct Tally {
     ksize_waste: u64,
     slab_bytes: u64,
     last: [u64; NR_ORDERS],
+}
+
+impl Tally {
+    /// Counts allocation `r`, filing the object in `slot` if there is one.
+    #[inline(always)]
+    fn record<L>(&mut self, slot: &mut Option<L>, r: Result<L>) {
+        match r {
+            Ok(l) => {
+                *slot = Some(l);
+                self.allocs += 1;
+            }
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
+/// A table of `n` empty slots.
+fn empty_table<L>(n: usize) -> Result<KVVec<Option<L>>> {
+    let mut table = KVVec::with_capacity(n, GFP_KERNEL)?;
+    for _ in 0..n {
+        table.push_within_capacity(None).map_err(|_| ENOMEM)?;
+    }
+    Ok(table)
 }
 
 /// Times `f` on `clock`, in raw units.
@@ -203,10 +284,7 @@ impl Run<'_> {
             samples,
         } = self;
         let every = *every;
-        let mut table: KVVec<SlotOf<K, P, C>> = KVVec::with_capacity(plan.ids, GFP_KERNEL)?;
-        for _ in 0..plan.ids {
-            table.push_within_capacity(None).map_err(|_| ENOMEM)?;
-        }
+        let mut table = empty_table::<SlotLive<K, P, C>>(plan.ids)?;
         let mut t = Tally::default();
         let clock = RawClock::new();
         let [lat_alloc, lat_free] = lat;
@@ -227,33 +305,11 @@ impl Run<'_> {
                     let Some(slot) = table.get_mut(id as usize) else {
                         continue;
                     };
-                    let (r, dt) = match family {
-                        Family::Kmalloc { size } => {
-                            let (r, dt) = timed(&clock, || f.kmalloc.alloc(size, 0, gfp));
-                            (r.map(|o| Live::Kmalloc(o, size)), dt)
-                        }
-                        Family::Pages { order } => {
-                            let (r, dt) = timed(&clock, || f.pages.alloc(0, order, gfp));
-                            (r.map(Live::Pages), dt)
-                        }
-                        Family::KmemCache { size, .. } => {
-                            let ci = plan.cache_index(size).unwrap_or(usize::MAX);
-                            let Some(c) = f.caches.get_mut(ci) else {
-                                continue;
-                            };
-                            let (r, dt) = timed(&clock, || c.alloc(size, 0, gfp));
-                            (r.map(|o| Live::Cache(o, size, ci)), dt)
-                        }
-                        _ => continue,
+                    let Some((r, dt)) = f.alloc_timed(plan, &clock, family, gfp) else {
+                        continue;
                     };
                     let _ = lat_alloc.push_within_capacity(dt);
-                    match r {
-                        Ok(l) => {
-                            *slot = Some(l);
-                            t.allocs += 1;
-                        }
-                        Err(_) => t.failed += 1,
-                    }
+                    t.record(slot, r);
                 }
                 Ok(ReplayOp::Free { id }) => {
                     let Some(l) = table.get_mut(id as usize).and_then(Option::take) else {
@@ -280,27 +336,13 @@ impl Run<'_> {
         }
         drop(pin);
         t.slab_bytes = slab_bytes(&f.caches);
-        for l in table.iter().flatten() {
-            let (usable, size) = match l {
-                Live::Kmalloc(o, size) => (f.kmalloc.usable(o, *size), *size),
-                Live::Cache(o, size, ci) => match f.caches.get(*ci) {
-                    Some(c) => (c.usable(o, *size), *size),
-                    None => (*size, *size),
-                },
-                Live::Pages(_) => continue,
-            };
-            t.live_bytes += size as u64;
-            t.ksize_waste += usable.saturating_sub(size) as u64;
-        }
+        (t.live_bytes, t.ksize_waste) = f.measure(&table);
         // Nothing stays allocated: what the trace left live is freed here.
         for l in table.drain_all().flatten() {
             f.free(l);
         }
         for v in [lat_alloc, lat_free] {
-            for x in v.iter_mut() {
-                *x = clock.ns(*x);
-            }
-            sort_sleepable(v);
+            to_sorted_ns(&clock, v);
         }
         Ok(t)
     }

@@ -267,9 +267,10 @@ impl fmt::Display for Bytes {
     }
 }
 
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
+impl Refusal {
+    /// The rules of a request's fields, ALLOC's and shared ones.
+    fn fmt_alloc(self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
+        Some(match self {
             Refusal::OutputSet { ioctl } => write!(
                 f,
                 "{}: output and reserved fields must come in as 0",
@@ -336,10 +337,16 @@ impl fmt::Display for Refusal {
                 f,
                 "align {a} is not a power of two up to {KMEM_CACHE_MAX_ALIGN} (PAGE_SIZE << MAX_PAGE_ORDER)"
             ),
-            Refusal::Pattern(p) => write!(
-                f,
-                "pattern {p} is not PAIRS (0), BATCH (1) or RANDOM (2)"
-            ),
+            _ => return None,
+        })
+    }
+
+    /// The rules only WORKLOAD has.
+    fn fmt_workload(self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
+        Some(match self {
+            Refusal::Pattern(p) => {
+                write!(f, "pattern {p} is not PAIRS (0), BATCH (1) or RANDOM (2)")
+            }
             Refusal::Count(c) => write!(
                 f,
                 "count {c}: count must be 1..={} (MEMLAB_WORKLOAD_MAX_COUNT)",
@@ -351,7 +358,10 @@ impl fmt::Display for Refusal {
                 uapi::MEMLAB_WORKLOAD_MAX_K
             ),
             Refusal::Warmup { warmup, max } => {
-                write!(f, "warmup {warmup} is above {max} (the count; 0 for FREE_KEPT)")
+                write!(
+                    f,
+                    "warmup {warmup} is above {max} (the count; 0 for FREE_KEPT)"
+                )
             }
             Refusal::Flags(x) => write!(
                 f,
@@ -380,6 +390,13 @@ impl fmt::Display for Refusal {
                 "samples_cap {c} is above {} (2 * MEMLAB_WORKLOAD_MAX_COUNT)",
                 2 * uapi::MEMLAB_WORKLOAD_MAX_COUNT
             ),
+            _ => return None,
+        })
+    }
+
+    /// The rules only REPLAY has.
+    fn fmt_replay(self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
+        Some(match self {
             Refusal::Zone(z) => write!(f, "zone {z} is not DMA (0), DMA32 (1) or Normal (2)"),
             Refusal::StepsLen(l) => write!(
                 f,
@@ -410,6 +427,13 @@ impl fmt::Display for Refusal {
                 "more than MEMLAB_REPLAY_MAX_CACHES {} distinct kmem_cache sizes",
                 uapi::MEMLAB_REPLAY_MAX_CACHES
             ),
+            _ => return None,
+        })
+    }
+
+    /// The caps.
+    fn fmt_cap(self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
+        Some(match self {
             Refusal::PinCap { bytes, pinned, cap } => write!(
                 f,
                 "{} would pass this file's pin cap, max_pinned_mb={} ({} held)",
@@ -425,6 +449,17 @@ impl fmt::Display for Refusal {
                 Bytes(pinned)
             ),
             Refusal::Handles(n) => write!(f, "this file holds {n} handles, MAX_HANDLES"),
-        }
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_alloc(f)
+            .or_else(|| self.fmt_workload(f))
+            .or_else(|| self.fmt_replay(f))
+            .or_else(|| self.fmt_cap(f))
+            .unwrap_or(Ok(()))
     }
 }

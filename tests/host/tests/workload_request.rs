@@ -411,3 +411,89 @@ fn refusals_read_as_one_line_with_the_limit() {
     assert_eq!(Refusal::Count(0).errno_name(), "EINVAL");
     assert_eq!(Refusal::SamplesCap(1).errno_name(), "E2BIG");
 }
+
+#[test]
+fn every_refusal_has_a_sentence() {
+    use memlab_core::request::Ioctl::{Alloc, Replay, Workload};
+    let all = [
+        Refusal::OutputSet { ioctl: Alloc },
+        Refusal::Backend(2),
+        Refusal::Family {
+            ioctl: Replay,
+            family: 1,
+        },
+        Refusal::GfpBits(0x200),
+        Refusal::GfpSelector(9),
+        Refusal::SlabGfp {
+            family: 0,
+            gfp: "GFP_DMA32",
+        },
+        Refusal::CacheFlags(4),
+        Refusal::FieldNotTaken {
+            family: 2,
+            field: "align",
+            value: 8,
+        },
+        Refusal::SizeBelow {
+            family: 0,
+            size: 0,
+            min: 1,
+        },
+        Refusal::SizeAbove {
+            family: 3,
+            size: 5 << 20,
+            max: 4 << 20,
+            error: Invalid,
+        },
+        Refusal::Unaddressable(u64::MAX),
+        Refusal::Order {
+            order: 11,
+            error: TooBig,
+        },
+        Refusal::Align(48),
+        Refusal::Pattern(3),
+        Refusal::Count(0),
+        Refusal::OpsPerSample(0),
+        Refusal::Warmup { warmup: 2, max: 1 },
+        Refusal::Flags(3),
+        Refusal::ThroughputSamples,
+        Refusal::Keep {
+            pattern: 0,
+            family: 0,
+        },
+        Refusal::BufferHalf { ioctl: Workload },
+        Refusal::SamplesShort {
+            ioctl: Replay,
+            room: 1,
+            need: 2,
+        },
+        Refusal::SamplesCap(200_001),
+        Refusal::Zone(3),
+        Refusal::StepsLen(25),
+        Refusal::Steps(1 << 21),
+        Refusal::SamplesWithoutInterval,
+        Refusal::StepOp(2),
+        Refusal::StepId(1 << 16),
+        Refusal::FreeFields(1),
+        Refusal::IdLive(1),
+        Refusal::IdNotLive(1),
+        Refusal::Caches,
+        Refusal::PinCap {
+            bytes: 1,
+            pinned: 0,
+            cap: 0,
+        },
+        Refusal::TotalCap {
+            bytes: 1,
+            pinned: 0,
+            cap: 0,
+        },
+        Refusal::Handles(1024),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for r in all {
+        let s = r.to_string();
+        assert!(s.len() > 10 && !s.contains('\n'), "{r:?}: {s:?}");
+        assert!(seen.insert(s), "{r:?} says what another says");
+    }
+}
