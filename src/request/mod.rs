@@ -258,15 +258,8 @@ fn family_fields(r: &uapi::MemlabAlloc, family: Family) -> Result<(), Refusal> {
             });
         }
         // kmem_cache_create() refuses these with a stack dump.
-        Family::KmemCache { size, align, .. } => {
-            if size > KMALLOC_MAX_SIZE {
-                return Err(Refusal::SizeAbove {
-                    family: r.family,
-                    size: r.size,
-                    max: KMALLOC_MAX_SIZE as u64,
-                    error: RequestError::Invalid,
-                });
-            }
+        Family::KmemCache { align, .. } => {
+            object_size(r.family, r.size, 1, RequestError::Invalid)?;
             if align != 0 && (!align.is_power_of_two() || align > KMEM_CACHE_MAX_ALIGN) {
                 return Err(Refusal::Align(u64::from(r.align)));
             }
@@ -281,6 +274,23 @@ fn family_fields(r: &uapi::MemlabAlloc, family: Family) -> Result<(), Refusal> {
         return not_taken("cache_flags", u64::from(r.cache_flags));
     }
     Ok(())
+}
+
+/// An object size of `family` (kmalloc, kmem_cache, vmalloc): at least
+/// `min` (EINVAL below), at most `KMALLOC_MAX_SIZE` (`error` above).
+fn object_size(family: u32, size: u64, min: u64, error: RequestError) -> Result<usize, Refusal> {
+    if size < min {
+        return Err(Refusal::SizeBelow { family, size, min });
+    }
+    if size > KMALLOC_MAX_SIZE as u64 {
+        return Err(Refusal::SizeAbove {
+            family,
+            size,
+            max: KMALLOC_MAX_SIZE as u64,
+            error,
+        });
+    }
+    Ok(size as usize)
 }
 
 /// Whether a file holding `pinned` bytes under a cap of `cap` may take

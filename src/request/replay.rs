@@ -22,10 +22,9 @@
 //!
 //! Plain `core` Rust: the host tests compile this file.
 
-use super::{BackendId, CacheFlags, Family, Gfp, Ioctl, Refusal, RequestError, Zone};
+use super::{object_size, BackendId, CacheFlags, Family, Gfp, Ioctl, Refusal, RequestError, Zone};
 use crate::buddy::{MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_SIZE};
 use crate::render::{unusable_free_scaled, ContigPageInfo};
-use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::uapi;
 
 /// Most distinct kmem_cache sizes in one replay.
@@ -100,22 +99,7 @@ fn step_family(s: &uapi::MemlabReplayStep) -> Result<Family, Refusal> {
             })
         }
         uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE => {
-            if s.arg == 0 {
-                return Err(Refusal::SizeBelow {
-                    family: s.family,
-                    size: 0,
-                    min: 1,
-                });
-            }
-            if s.arg > KMALLOC_MAX_SIZE as u64 {
-                return Err(Refusal::SizeAbove {
-                    family: s.family,
-                    size: s.arg,
-                    max: KMALLOC_MAX_SIZE as u64,
-                    error: RequestError::TooBig,
-                });
-            }
-            let size = s.arg as usize;
+            let size = object_size(s.family, s.arg, 1, RequestError::TooBig)?;
             Ok(if s.family == uapi::MEMLAB_FAMILY_KMALLOC {
                 Family::Kmalloc { size }
             } else {

@@ -16,9 +16,8 @@
 //!
 //! Plain `core` Rust: the host tests compile this file.
 
-use super::{BackendId, Ioctl, Refusal, RequestError};
+use super::{object_size, BackendId, Ioctl, Refusal, RequestError};
 use crate::buddy::{MAX_PAGE_ORDER, PAGE_SIZE};
-use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::uapi;
 
 /// How a workload orders its allocs and frees (`MEMLAB_PATTERN_*`).
@@ -252,21 +251,7 @@ fn sample_buffer(w: &uapi::MemlabWorkload, mode: Mode) -> Result<Option<u64>, Re
 /// The family, with its size or order.
 fn family(w: &uapi::MemlabWorkload) -> Result<WorkloadFamily, Refusal> {
     let sized = |make: fn(u32) -> WorkloadFamily| {
-        if w.size < 8 {
-            return Err(Refusal::SizeBelow {
-                family: w.family,
-                size: w.size,
-                min: 8,
-            });
-        }
-        if w.size > KMALLOC_MAX_SIZE as u64 {
-            return Err(Refusal::SizeAbove {
-                family: w.family,
-                size: w.size,
-                max: KMALLOC_MAX_SIZE as u64,
-                error: RequestError::TooBig,
-            });
-        }
+        let size = object_size(w.family, w.size, 8, RequestError::TooBig)?;
         if w.order != 0 {
             return Err(Refusal::FieldNotTaken {
                 family: w.family,
@@ -274,7 +259,7 @@ fn family(w: &uapi::MemlabWorkload) -> Result<WorkloadFamily, Refusal> {
                 value: u64::from(w.order),
             });
         }
-        Ok(make(w.size as u32))
+        Ok(make(size as u32))
     };
     match w.family {
         uapi::MEMLAB_FAMILY_PAGES => {

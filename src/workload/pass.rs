@@ -38,7 +38,16 @@ pub(super) fn run_steps<A: ObjectAllocator>(
     peak_live: u32,
 ) -> Result {
     if req.mode == Mode::Throughput {
-        return run_throughput(a, req, w, steps, slots, peak_live);
+        // The warm-up, then one pass timed as a whole (no floor: two clock
+        // reads per pass, not per operation).
+        let clock = RawClock::new();
+        let pin = NoMigrate::new();
+        w.cpu = kernel::cpu::CpuId::current().as_u32();
+        warm_up(a, req, steps, slots);
+        let pass = timed::throughput(a, &clock, steps, slots);
+        drop(pin);
+        report(w, &pass, &clock, peak_live);
+        return Ok(());
     }
     let k = req.k;
     let cap = req.samples() as usize;
@@ -93,26 +102,6 @@ pub(super) fn run_steps<A: ObjectAllocator>(
         *median = net(percentile(v, 1, 2));
         *p99 = net(percentile(v, 99, 100));
     }
-    Ok(())
-}
-
-/// [`run_steps`] for THROUGHPUT: the warm-up, then one pass timed as a
-/// whole (no floor: two clock reads per pass, not per operation).
-fn run_throughput<A: ObjectAllocator>(
-    a: &mut A,
-    req: &WorkloadRequest,
-    w: &mut uapi::MemlabWorkload,
-    steps: &[Step],
-    slots: &mut [Option<A::Obj>],
-    peak_live: u32,
-) -> Result {
-    let clock = RawClock::new();
-    let pin = NoMigrate::new();
-    w.cpu = kernel::cpu::CpuId::current().as_u32();
-    warm_up(a, req, steps, slots);
-    let pass = timed::throughput(a, &clock, steps, slots);
-    drop(pin);
-    report(w, &pass, &clock, peak_live);
     Ok(())
 }
 
