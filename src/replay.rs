@@ -82,6 +82,9 @@ const SLOT_BYTES: usize = 48;
 type SlotLive<K, P, C> =
     Live<<K as ObjectAllocator>::Obj, <P as ObjectAllocator>::Obj, <C as ObjectAllocator>::Obj>;
 
+/// An allocation and how long it took, in raw clock units.
+type Timed<T> = (Result<T>, u64);
+
 /// A slot of the table `exec` builds for the allocators `K`, `P`, `C`.
 type SlotOf<K, P, C> = Option<SlotLive<K, P, C>>;
 
@@ -124,7 +127,7 @@ impl<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator> Families<K, P, 
         clock: &RawClock,
         family: Family,
         gfp: Gfp,
-    ) -> Option<(Result<SlotLive<K, P, C>>, u64)> {
+    ) -> Option<Timed<SlotLive<K, P, C>>> {
         Some(match family {
             Family::Kmalloc { size } => {
                 let (r, dt) = timed(clock, || self.kmalloc.alloc(size, 0, gfp));
@@ -348,15 +351,11 @@ impl Run<'_> {
     }
 }
 
-/// What a replay holds against the caps, in two charges.
-struct Charges {
-    /// The copy of the steps and the plan's id table, before either
-    /// exists.
-    input: usize,
-    /// The peak of live objects, the run's caches, the latency vectors,
-    /// the id table of the run and the samples.
-    run: usize,
-}
+/// What a replay holds against the caps, in two charges: the input (the
+/// copy of the steps and the plan's id table, before either exists), then
+/// the run (the peak of live objects, the run's caches, the latency
+/// vectors, the id table of the run and the samples).
+struct Charges;
 
 impl Charges {
     /// The input charge of `req`.
