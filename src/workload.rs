@@ -29,6 +29,7 @@ mod timed;
 
 pub(crate) use kept::Kept;
 
+pub(crate) use crate::backend::{ObjectAllocator, OnAllocator, Placed};
 use crate::mirror::vmalloc::MirrorVmalloc;
 use crate::mirror::{KmemCache, Mirror};
 use crate::real::{gfp::GfpFlags, kmalloc::Kmalloc, kmem_cache, pages::Pages, vmalloc::Vmalloc};
@@ -38,23 +39,6 @@ use crate::uapi;
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{bindings, prelude::*, sync::Arc};
 use timed::linear_pfn;
-pub(crate) use timed::Placed;
-
-/// One allocator family on one backend, as the workloads and the
-/// in-kernel replay (`src/replay.rs`) see it.
-pub(crate) trait ObjectAllocator {
-    /// A live allocation.
-    type Obj: Placed;
-    /// Allocates `size` bytes, or `1 << order` pages for the pages family,
-    /// with `gfp` (quietly: a failed allocation is a figure, not a splat).
-    fn alloc(&mut self, size: usize, order: u32, gfp: Gfp) -> Result<Self::Obj>;
-    /// Frees `obj`.
-    fn free(&mut self, obj: Self::Obj);
-    /// Bytes `obj`, asked for as `size`, may use (ksize for kmalloc).
-    fn usable(&self, _obj: &Self::Obj, size: usize) -> usize {
-        size
-    }
-}
 
 pub(crate) struct RealKmalloc;
 
@@ -290,6 +274,51 @@ fn page_meta_bytes(backend: BackendId) -> u32 {
     bytes as u32
 }
 
+/// Runs `f` on the allocator of `family` on `backend`: the one dispatch
+/// from a typed request to an [`ObjectAllocator`]. A kmem_cache is made
+/// for the call and destroyed after it.
+pub(crate) fn with_allocator<F: OnAllocator>(
+    mirror: &Arc<Mirror>,
+    backend: BackendId,
+    family: WorkloadFamily,
+    f: F,
+) -> Result<F::Out> {
+    match (backend, family) {
+        (BackendId::Real, WorkloadFamily::Kmalloc { .. }) => f.run(&mut RealKmalloc),
+        (BackendId::Real, WorkloadFamily::Pages { .. }) => f.run(&mut RealPages),
+        (BackendId::Real, WorkloadFamily::Vmalloc { .. }) => f.run(&mut RealVmalloc),
+        (BackendId::Real, WorkloadFamily::KmemCache { size }) => {
+            f.run(&mut RealCache::new(size as usize)?)
+        }
+        (BackendId::Mirror, WorkloadFamily::Kmalloc { .. }) => {
+            f.run(&mut MirrorKmalloc(mirror.clone()))
+        }
+        (BackendId::Mirror, WorkloadFamily::Pages { .. }) => {
+            f.run(&mut MirrorPages(mirror.clone()))
+        }
+        (BackendId::Mirror, WorkloadFamily::Vmalloc { .. }) => f.run(&mut MirrorVmap(mirror)),
+        (BackendId::Mirror, WorkloadFamily::KmemCache { size }) => {
+            let mut a = MirrorCache::new(mirror, size as usize)?;
+            let r = f.run(&mut a);
+            a.destroy()?;
+            r
+        }
+    }
+}
+
+/// A timed or THROUGHPUT run of a request, figures into `out`.
+struct Timed<'a> {
+    req: &'a WorkloadRequest,
+    out: &'a mut uapi::MemlabWorkload,
+}
+
+impl OnAllocator for Timed<'_> {
+    type Out = ();
+    fn run<A: ObjectAllocator>(self, a: &mut A) -> Result {
+        run(a, self.req, self.out)
+    }
+}
+
 /// Runs `req` (timed or THROUGHPUT) on the backend it names; the figures
 /// go to `out`.
 pub(crate) fn run_workload(
@@ -298,27 +327,5 @@ pub(crate) fn run_workload(
     out: &mut uapi::MemlabWorkload,
 ) -> Result {
     out.page_meta_bytes = page_meta_bytes(req.backend);
-    match (req.backend, req.family) {
-        (BackendId::Real, WorkloadFamily::Kmalloc { .. }) => run(&mut RealKmalloc, req, out),
-        (BackendId::Real, WorkloadFamily::Pages { .. }) => run(&mut RealPages, req, out),
-        (BackendId::Real, WorkloadFamily::Vmalloc { .. }) => run(&mut RealVmalloc, req, out),
-        (BackendId::Real, WorkloadFamily::KmemCache { size }) => {
-            run(&mut RealCache::new(size as usize)?, req, out)
-        }
-        (BackendId::Mirror, WorkloadFamily::Kmalloc { .. }) => {
-            run(&mut MirrorKmalloc(mirror.clone()), req, out)
-        }
-        (BackendId::Mirror, WorkloadFamily::Pages { .. }) => {
-            run(&mut MirrorPages(mirror.clone()), req, out)
-        }
-        (BackendId::Mirror, WorkloadFamily::Vmalloc { .. }) => {
-            run(&mut MirrorVmap(mirror), req, out)
-        }
-        (BackendId::Mirror, WorkloadFamily::KmemCache { size }) => {
-            let mut a = MirrorCache::new(mirror, size as usize)?;
-            let r = run(&mut a, req, out);
-            a.destroy()?;
-            r
-        }
-    }
+    with_allocator(mirror, req.backend, req.family, Timed { req, out })
 }

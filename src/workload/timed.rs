@@ -10,7 +10,7 @@
 //! only the two clock reads ([`RawClock::now`]).
 
 use super::steps::Step;
-use super::ObjectAllocator;
+use super::{ObjectAllocator, Placed};
 pub(super) use crate::platform::clock::NoMigrate;
 use crate::platform::{clock::RawClock, phys};
 use crate::request::Gfp;
@@ -28,12 +28,6 @@ impl ObjectAllocator for Null {
     }
     #[inline(always)]
     fn free(&mut self, _obj: ()) {}
-}
-
-/// Where an object lies: its first page frame, for the zone count.
-pub(crate) trait Placed {
-    /// The page frame of the object's first byte (0 if unknown).
-    fn pfn(&self) -> u64;
 }
 
 impl Placed for () {
