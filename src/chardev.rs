@@ -11,7 +11,9 @@
 //!   family, backend or GFP selector, zero size, order above
 //!   MAX_PAGE_ORDER, a bad alignment, a slab family with GFP_DMA32 or
 //!   GFP_HIGHUSER), an unknown exercise or handle: EINVAL;
-//! - a bad REPLAY buffer: see `crate::replay` (EINVAL, E2BIG);
+//! - a malformed WORKLOAD or REPLAY header: every rule is in
+//!   [`WorkloadRequest::try_from`] and `request::replay::ReplayRequest`, the
+//!   steps of a replay in `request::replay::plan` (EINVAL, E2BIG);
 //! - a request that would take the file past `max_pinned_mb`, all files
 //!   together past `max_pinned_total_mb` (`crate::budget`), or the file past
 //!   [`MAX_HANDLES`] live handles: E2BIG;
