@@ -10,14 +10,15 @@
 //!
 //! The workloads and the in-kernel replay call the allocators object by
 //! object, untimed bookkeeping kept out of the call: an
-//! [`ObjectAllocator`] is one family on one backend (its implementations,
-//! adapters over the owner types of `src/real/` and `src/mirror/`, are in
-//! `src/workload.rs`), and `workload::with_allocator` is the one dispatch
-//! from a typed request to it, running an [`OnAllocator`].
+//! [`ObjectAllocator`] is one family on one backend (its implementations
+//! sit beside the owner types, in `src/real/objects.rs` and
+//! `src/mirror/objects.rs`), and `workload::with_allocator` is the one
+//! dispatch from a typed request to it, running an [`OnAllocator`].
 
 use crate::platform::phys::Placement;
 use crate::request::{AllocRequest, Gfp};
 use crate::uapi;
+use core::ptr::NonNull;
 use kernel::prelude::*;
 
 /// An allocator family set behind one call.
@@ -48,6 +49,36 @@ pub(crate) trait ObjectAllocator {
 pub(crate) trait Placed {
     /// The page frame of the object's first byte (0 if unknown).
     fn pfn(&self) -> u64;
+}
+
+/// Nothing: a stand-in object (the floor's).
+impl Placed for () {
+    fn pfn(&self) -> u64 {
+        0
+    }
+}
+
+impl<T> Placed for NonNull<T> {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.as_ptr())
+    }
+}
+
+impl<T, U> Placed for (NonNull<T>, U) {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.0.as_ptr())
+    }
+}
+
+impl<T, U, V> Placed for (NonNull<T>, U, V) {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.0.as_ptr())
+    }
+}
+
+/// The page frame of a direct-map address.
+fn linear_pfn<T>(p: *const T) -> u64 {
+    crate::platform::phys::linear_phys(p.cast()) >> kernel::page::PAGE_SHIFT
 }
 
 /// Code written once for any [`ObjectAllocator`], run on the one a

@@ -27,6 +27,8 @@
 //! run's caches destroyed, and only then are the samples copied out: an
 //! EFAULT there leaves nothing allocated either.
 
+use crate::backend::{ObjectAllocator, Placed};
+use crate::mirror::objects::{MirrorCache, MirrorKmallocObjects, MirrorPageBlocks};
 use crate::mirror::Mirror;
 use crate::platform::{
     clock::{NoMigrate, RawClock},
@@ -34,14 +36,11 @@ use crate::platform::{
     sort::sort_sleepable,
 };
 use crate::real::kmem_cache;
+use crate::real::objects::{RealCache, RealKmalloc, RealPages};
 use crate::request::replay::{self as rules, ReplayOp, ReplayPlan, ReplayRequest};
 use crate::request::{BackendId, CacheFlags, Family, Gfp, GfpSel, Zone};
 use crate::stats::median_p99;
 use crate::uapi::{self, MemlabFragSample, MemlabReplay, MemlabReplayStep};
-use crate::workload::{
-    MirrorCache, MirrorKmalloc, MirrorPages, ObjectAllocator, Placed, RealCache, RealKmalloc,
-    RealPages,
-};
 use kernel::{
     prelude::*,
     sync::Arc,
@@ -91,7 +90,8 @@ type SlotOf<K, P, C> = Option<SlotLive<K, P, C>>;
 const _: () =
     assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
 const _: () = assert!(
-    core::mem::size_of::<SlotOf<MirrorKmalloc, MirrorPages, MirrorCache<'static>>>() <= SLOT_BYTES
+    core::mem::size_of::<SlotOf<MirrorKmallocObjects, MirrorPageBlocks, MirrorCache<'static>>>()
+        <= SLOT_BYTES
 );
 
 /// The allocators of one backend: one per family, a cache per size.
@@ -438,8 +438,8 @@ impl Run<'_> {
             caches.push(MirrorCache::new(mirror, size)?, GFP_KERNEL)?;
         }
         let mut f = Families {
-            kmalloc: MirrorKmalloc(mirror.clone()),
-            pages: MirrorPages(mirror.clone()),
+            kmalloc: MirrorKmallocObjects(mirror.clone()),
+            pages: MirrorPageBlocks(mirror.clone()),
             caches,
         };
         let counts = || mirror.zone_free_counts(zone).unwrap_or_default();

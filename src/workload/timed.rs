@@ -30,17 +30,6 @@ impl ObjectAllocator for Null {
     fn free(&mut self, _obj: ()) {}
 }
 
-impl Placed for () {
-    fn pfn(&self) -> u64 {
-        0
-    }
-}
-
-/// The page frame of a direct-map address.
-pub(super) fn linear_pfn<T>(p: *const T) -> u64 {
-    phys::linear_phys(p.cast()) >> kernel::page::PAGE_SHIFT
-}
-
 /// Samples of one kind: sums of K windows, in ticks, in a vector sized
 /// before the pass (nothing is allocated inside it).
 pub(super) struct Samples {
