@@ -21,29 +21,35 @@
 //!
 //! # Locks, in the order they nest
 //!
-//! 1. `MemlabFile::handles` (mutex, per open file): held across one ioctl's
-//!    allocation or free and its copy to user space; everything below may
-//!    be taken under it.
-//! 2. `Real::run` (mutex): one exercise at a time; `Real::reports` (mutex)
+//! 1. `MemlabFile::kept` (mutex, per open file): the objects a WORKLOAD
+//!    KEEP left; held across a KEEP run, which takes `handles` (to charge
+//!    the file) and everything below under it. FREE_KEPT takes it only to
+//!    take the objects out, and frees them after dropping it.
+//! 2. `MemlabFile::handles` (mutex, per open file): held across an ALLOC's
+//!    allocation and the copy of its handle to user space, and while a
+//!    charge is taken or given back; everything below may be taken under
+//!    it. A FREE takes the allocation out under it and frees it after
+//!    dropping it, as does a refused ALLOC.
+//! 3. `Real::run` (mutex): one exercise at a time; `Real::reports` (mutex)
 //!    nests inside it, only to swap in or render a report.
-//! 3. A DMA device's lock (`device->mutex`, through `BoundGuard`): held
+//! 4. A DMA device's lock (`device->mutex`, through `BoundGuard`): held
 //!    while a coherent buffer or a streaming mapping is made; the mirror
 //!    takes its page block before it, never under it.
-//! 4. `Real::atomic` (spinlock): the atomic-GFP allocations of the real
+//! 5. `Real::atomic` (spinlock): the atomic-GFP allocations of the real
 //!    backend run under it, to prove they do not sleep.
-//! 5. A mirror drain: `Mirror::drain_spare` (mutex), then
+//! 6. A mirror drain: `Mirror::drain_spare` (mutex), then
 //!    `cpus_read_lock`, then an IPI to each CPU in turn
 //!    (`smp_call_function_single`, waiting). Taken by reclaim, `mirror/check`,
-//!    the debugfs files that sum CPUs, and unload; never under 6-8.
-//! 6. A CPU's cache in the mirror (or in a mirror kmem_cache): no lock, but
+//!    the debugfs files that sum CPUs, and unload; never under 7-9.
+//! 7. A CPU's cache in the mirror (or in a mirror kmem_cache): no lock, but
 //!    preemption off and the CPU's busy mark set (`local_trylock`-like,
 //!    `src/platform/percpu.rs`); an IPI that finds it busy is resent.
-//! 7. A kmalloc size class's or a kmem_cache's barn (spinlock), then a
+//! 8. A kmalloc size class's or a kmem_cache's barn (spinlock), then a
 //!    kmem_cache's slab cache (spinlock).
-//! 8. `Mirror::state` (spinlock: the zones and the kmalloc caches).
+//! 9. `Mirror::state` (spinlock: the zones and the kmalloc caches).
 //!
-//! Nothing sleeps under 4, 6, 7 or 8. debugfs reads take 2 (`reports`),
-//! 5 or 8.
+//! Nothing sleeps under 5, 7, 8 or 9. debugfs reads take 3 (`reports`),
+//! 6 or 9.
 
 use kernel::{prelude::*, sync::Arc};
 
@@ -61,6 +67,8 @@ pub mod render;
 pub mod sizeclass;
 #[path = "src/core/slab/mod.rs"]
 pub mod slab;
+#[path = "src/core/stats.rs"]
+pub mod stats;
 
 #[path = "src/backend.rs"]
 mod backend;

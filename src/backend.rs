@@ -7,10 +7,18 @@
 //! serves a validated [`AllocRequest`] and returns an [`Allocation`], which
 //! owns the memory (dropping it frees it, on whichever backend it came from)
 //! and carries its [`Facts`], built the same way on both sides.
+//!
+//! The workloads and the in-kernel replay call the allocators object by
+//! object, untimed bookkeeping kept out of the call: an
+//! [`ObjectAllocator`] is one family on one backend (its implementations
+//! sit beside the owner types, in `src/real/objects.rs` and
+//! `src/mirror/objects.rs`), and `workload::with_allocator` is the one
+//! dispatch from a typed request to it, running an [`OnAllocator`].
 
 use crate::platform::phys::Placement;
-use crate::request::AllocRequest;
+use crate::request::{AllocRequest, Gfp};
 use crate::uapi;
+use core::ptr::NonNull;
 use kernel::prelude::*;
 
 /// An allocator family set behind one call.
@@ -19,6 +27,67 @@ pub(crate) trait Backend: Sync {
     /// (GFP_KERNEL, vmalloc, the DMA device lock) except inside the atomic
     /// sections it opens itself for atomic selectors.
     fn alloc(&self, req: &AllocRequest) -> Result<Allocation>;
+}
+
+/// One allocator family on one backend, as the workloads and the
+/// in-kernel replay (`src/replay.rs`) see it.
+pub(crate) trait ObjectAllocator {
+    /// A live allocation.
+    type Obj: Placed;
+    /// Allocates `size` bytes, or `1 << order` pages for the pages family,
+    /// with `gfp` (quietly: a failed allocation is a figure, not a splat).
+    fn alloc(&mut self, size: usize, order: u32, gfp: Gfp) -> Result<Self::Obj>;
+    /// Frees `obj`.
+    fn free(&mut self, obj: Self::Obj);
+    /// Bytes `obj`, asked for as `size`, may use (ksize for kmalloc).
+    fn usable(&self, _obj: &Self::Obj, size: usize) -> usize {
+        size
+    }
+}
+
+/// Where an object lies: its first page frame, for the zone count.
+pub(crate) trait Placed {
+    /// The page frame of the object's first byte (0 if unknown).
+    fn pfn(&self) -> u64;
+}
+
+/// Nothing: a stand-in object (the floor's).
+impl Placed for () {
+    fn pfn(&self) -> u64 {
+        0
+    }
+}
+
+impl<T> Placed for NonNull<T> {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.as_ptr())
+    }
+}
+
+impl<T, U> Placed for (NonNull<T>, U) {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.0.as_ptr())
+    }
+}
+
+impl<T, U, V> Placed for (NonNull<T>, U, V) {
+    fn pfn(&self) -> u64 {
+        linear_pfn(self.0.as_ptr())
+    }
+}
+
+/// The page frame of a direct-map address.
+fn linear_pfn<T>(p: *const T) -> u64 {
+    crate::platform::phys::linear_phys(p.cast()) >> kernel::page::PAGE_SHIFT
+}
+
+/// Code written once for any [`ObjectAllocator`], run on the one a
+/// request names.
+pub(crate) trait OnAllocator {
+    /// What the code returns.
+    type Out;
+    /// Runs on `a`.
+    fn run<A: ObjectAllocator>(self, a: &mut A) -> Result<Self::Out>;
 }
 
 /// What INSPECT reports about an allocation: zone, PFNs, contiguity,

@@ -11,7 +11,9 @@
 //!   family, backend or GFP selector, zero size, order above
 //!   MAX_PAGE_ORDER, a bad alignment, a slab family with GFP_DMA32 or
 //!   GFP_HIGHUSER), an unknown exercise or handle: EINVAL;
-//! - a bad REPLAY buffer: see `crate::replay` (EINVAL, E2BIG);
+//! - a malformed WORKLOAD or REPLAY header: every rule is in
+//!   [`WorkloadRequest::try_from`] and `request::replay::ReplayRequest`, the
+//!   steps of a replay in `request::replay::plan` (EINVAL, E2BIG);
 //! - a request that would take the file past `max_pinned_mb`, all files
 //!   together past `max_pinned_total_mb` (`crate::budget`), or the file past
 //!   [`MAX_HANDLES`] live handles: E2BIG;
@@ -24,7 +26,9 @@ use crate::budget::{Budget, Charge};
 use crate::mirror::Mirror;
 use crate::platform::miscdev::MiscRegistration;
 use crate::real::Real;
-use crate::request::{AllocRequest, BackendId, RequestError};
+use crate::request::{
+    check_pin_cap, AllocRequest, BackendId, Mode, Refusal, RequestError, WorkloadRequest,
+};
 use crate::uapi;
 use kernel::{
     bindings,
@@ -160,6 +164,12 @@ impl From<RequestError> for Error {
     }
 }
 
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        r.error().into()
+    }
+}
+
 impl MemlabFile {
     /// The backend `id` names.
     fn backend(&self, id: BackendId) -> &dyn Backend {
@@ -177,7 +187,8 @@ impl MemlabFile {
     fn alloc(&self, req: &uapi::MemlabAlloc, reply: impl FnOnce(u32) -> Result) -> Result {
         let r = AllocRequest::try_from(req)?;
         let mut h = self.handles.lock();
-        if r.bytes() > self.max_pinned.saturating_sub(h.pinned) || h.live >= MAX_HANDLES {
+        check_pin_cap(r.bytes() as u64, h.pinned as u64, self.max_pinned as u64)?;
+        if h.live >= MAX_HANDLES {
             return Err(E2BIG);
         }
         // A free slot, or room for one more, before allocating: nothing to
@@ -220,26 +231,25 @@ impl MemlabFile {
     /// for a run that does so on drop). E2BIG past either.
     fn charge_pinned(&self, need: usize) -> Result<Charge> {
         let mut h = self.handles.lock();
-        if need > self.max_pinned.saturating_sub(h.pinned) {
-            return Err(E2BIG);
-        }
+        check_pin_cap(need as u64, h.pinned as u64, self.max_pinned as u64)?;
         let c = self.budget.charge(need)?;
         h.pinned += need;
         Ok(c)
     }
 
-    /// WORKLOAD with KEEP: times the allocations of `q` and keeps the
-    /// objects, charged `need` bytes, for FREE_KEPT. EBUSY if some are
-    /// kept already.
-    fn keep(&self, q: &mut uapi::MemlabWorkload, need: usize) -> Result {
+    /// WORKLOAD with KEEP: times the allocations of `req` and keeps the
+    /// objects, charged what `req` holds, for FREE_KEPT; the figures go to
+    /// `q`. EBUSY if some are kept already.
+    fn keep(&self, req: &WorkloadRequest, q: &mut uapi::MemlabWorkload) -> Result {
         let mut kept = self.kept.lock();
         if kept.is_some() {
             return Err(EBUSY);
         }
+        let need = req.bytes;
         let charge = self.charge_pinned(need)?;
-        match crate::workload::keep_workload(&self.mirror, q) {
+        match crate::workload::keep_workload(&self.mirror, req, q) {
             Ok(objs) => {
-                *kept = Some(crate::workload::Kept::new(objs, q, need, charge));
+                *kept = Some(crate::workload::Kept::new(objs, req, need, charge));
                 Ok(())
             }
             Err(e) => {
@@ -251,17 +261,18 @@ impl MemlabFile {
     }
 
     /// WORKLOAD with FREE_KEPT: frees the kept objects, timed, on this
-    /// CPU. EINVAL if none are kept or `q` does not name them.
-    fn free_kept(&self, q: &mut uapi::MemlabWorkload) -> Result {
+    /// CPU; the figures go to `q`. EINVAL if none are kept or `req` does
+    /// not name them.
+    fn free_kept(&self, req: &WorkloadRequest, q: &mut uapi::MemlabWorkload) -> Result {
         let mut kept = {
             let mut k = self.kept.lock();
             match k.as_ref() {
-                Some(x) if x.matches(q) => k.take(),
+                Some(x) if x.matches(req) => k.take(),
                 _ => None,
             }
         }
         .ok_or(EINVAL)?;
-        let r = kept.free(q);
+        let r = kept.free(req, q);
         self.handles.lock().pinned -= kept.bytes;
         drop(kept);
         r
@@ -312,6 +323,88 @@ impl MemlabFile {
     }
 }
 
+/// The commands, one method each; `user` is the ioctl's argument.
+impl MemlabFile {
+    /// VERSION: the ABI version and the sizes user space must agree on.
+    fn version_cmd(&self, user: UserPtr) -> Result {
+        let reply = uapi::MemlabVersion {
+            abi_version: uapi::MEMLAB_ABI_VERSION,
+            struct_size: core::mem::size_of::<uapi::MemlabVersion>() as u32,
+            max_page_order: bindings::MAX_PAGE_ORDER,
+            page_size: kernel::page::PAGE_SIZE as u32,
+        };
+        UserSlice::new(user, core::mem::size_of::<uapi::MemlabVersion>())
+            .writer()
+            .write(&reply)
+    }
+
+    /// ALLOC: see [`MemlabFile::alloc`].
+    fn alloc_cmd(&self, user: UserPtr) -> Result {
+        let (mut r, mut w) =
+            UserSlice::new(user, core::mem::size_of::<uapi::MemlabAlloc>()).reader_writer();
+        let req: uapi::MemlabAlloc = r.read()?;
+        self.alloc(&req, |handle| w.write(&uapi::MemlabAlloc { handle, ..req }))
+    }
+
+    /// FREE: frees the handle user space names.
+    fn free_cmd(&self, user: UserPtr) -> Result {
+        let handle: u32 = UserSlice::new(user, 4).reader().read()?;
+        self.free(handle)
+    }
+
+    /// INSPECT: the facts of the handle user space names.
+    fn inspect_cmd(&self, user: UserPtr) -> Result {
+        let size = core::mem::size_of::<uapi::MemlabBlockInfo>();
+        let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
+        let q: uapi::MemlabBlockInfo = r.read()?;
+        w.write(&self.inspect(q.handle)?)
+    }
+
+    /// EXERCISE: one exercise of the real allocators, `reps` times.
+    fn exercise_cmd(&self, user: UserPtr) -> Result {
+        let size = core::mem::size_of::<uapi::MemlabExercise>();
+        let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
+        let q: uapi::MemlabExercise = r.read()?;
+        if q.id >= uapi::MEMLAB_NR_EXERCISES || q.reps > 1000 {
+            return Err(EINVAL);
+        }
+        // An exercise frees what it allocates before it returns, but holds
+        // up to `EXERCISE_PEAK` meanwhile: charge that to the module-wide
+        // budget for the run (not to this file, which keeps nothing).
+        let _charge = self.budget.charge(crate::real::EXERCISE_PEAK)?;
+        w.write(&self.real.exercise(q.id, q.reps)?)
+    }
+
+    /// WORKLOAD: a timed or THROUGHPUT run, a KEEP or a FREE_KEPT, as the
+    /// [`WorkloadRequest`] decoded from user space says.
+    fn workload_cmd(&self, user: UserPtr) -> Result {
+        let size = core::mem::size_of::<uapi::MemlabWorkload>();
+        let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
+        let mut q: uapi::MemlabWorkload = r.read()?;
+        let req = WorkloadRequest::try_from(&q)?;
+        match req.mode {
+            Mode::FreeKept => self.free_kept(&req, &mut q)?,
+            Mode::Keep => self.keep(&req, &mut q)?,
+            Mode::Timed | Mode::Throughput => {
+                // Reserve what the workload may hold for the whole run, so
+                // handles allocated meanwhile on this file still see the cap.
+                let _reserved = self.reserve(req.bytes)?;
+                crate::workload::run_workload(&self.mirror, &req, &mut q)?;
+            }
+        }
+        w.write(&q)
+    }
+
+    /// REPLAY: see `crate::replay`.
+    fn replay_cmd(&self, user: UserPtr) -> Result {
+        let size = core::mem::size_of::<uapi::MemlabReplay>();
+        let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
+        let mut q: uapi::MemlabReplay = r.read()?;
+        crate::replay::replay(&self.mirror, &mut q, |bytes| self.reserve(bytes))?;
+        w.write(&q)
+    }
+}
+
 #[vtable]
 impl MiscDevice for MemlabFile {
     type Ptr = Pin<KBox<Self>>;
@@ -337,79 +430,13 @@ impl MiscDevice for MemlabFile {
     fn ioctl(me: Pin<&MemlabFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let user = UserPtr::from_addr(arg);
         match cmd {
-            uapi::MEMLAB_IOC_VERSION => {
-                let reply = uapi::MemlabVersion {
-                    abi_version: uapi::MEMLAB_ABI_VERSION,
-                    struct_size: core::mem::size_of::<uapi::MemlabVersion>() as u32,
-                    max_page_order: bindings::MAX_PAGE_ORDER,
-                    page_size: kernel::page::PAGE_SIZE as u32,
-                };
-                UserSlice::new(user, core::mem::size_of::<uapi::MemlabVersion>())
-                    .writer()
-                    .write(&reply)?;
-            }
-            uapi::MEMLAB_IOC_ALLOC => {
-                let (mut r, mut w) =
-                    UserSlice::new(user, core::mem::size_of::<uapi::MemlabAlloc>()).reader_writer();
-                let req: uapi::MemlabAlloc = r.read()?;
-                me.alloc(&req, |handle| w.write(&uapi::MemlabAlloc { handle, ..req }))?;
-            }
-            uapi::MEMLAB_IOC_FREE => {
-                let handle: u32 = UserSlice::new(user, 4).reader().read()?;
-                me.free(handle)?;
-            }
-            uapi::MEMLAB_IOC_INSPECT => {
-                let size = core::mem::size_of::<uapi::MemlabBlockInfo>();
-                let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
-                let q: uapi::MemlabBlockInfo = r.read()?;
-                w.write(&me.inspect(q.handle)?)?;
-            }
-            uapi::MEMLAB_IOC_EXERCISE => {
-                let size = core::mem::size_of::<uapi::MemlabExercise>();
-                let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
-                let q: uapi::MemlabExercise = r.read()?;
-                if q.id >= uapi::MEMLAB_NR_EXERCISES || q.reps > 1000 {
-                    return Err(EINVAL);
-                }
-                // An exercise frees what it allocates before it returns, but
-                // holds up to `EXERCISE_PEAK` meanwhile: charge that to the
-                // module-wide budget for the run (not to this file, which
-                // keeps nothing).
-                let _charge = me.budget.charge(crate::real::EXERCISE_PEAK)?;
-                w.write(&me.real.exercise(q.id, q.reps)?)?;
-            }
-            uapi::MEMLAB_IOC_WORKLOAD => {
-                let size = core::mem::size_of::<uapi::MemlabWorkload>();
-                let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
-                let mut q: uapi::MemlabWorkload = r.read()?;
-                // Outputs must come in zeroed: they are not inputs.
-                if !crate::workload::outputs_clear(&q) {
-                    return Err(EINVAL);
-                }
-                if q.flags & uapi::MEMLAB_WORKLOAD_FREE_KEPT != 0 {
-                    me.free_kept(&mut q)?;
-                    w.write(&q)?;
-                    return Ok(0);
-                }
-                // Reserve what the workload may hold for the whole run, so
-                // handles allocated meanwhile on this file still see the cap.
-                let need = crate::workload::charge(&q)?;
-                if q.flags & uapi::MEMLAB_WORKLOAD_KEEP != 0 {
-                    me.keep(&mut q, need)?;
-                    w.write(&q)?;
-                    return Ok(0);
-                }
-                let _reserved = me.reserve(need)?;
-                crate::workload::run_workload(&me.mirror, &mut q)?;
-                w.write(&q)?;
-            }
-            uapi::MEMLAB_IOC_REPLAY => {
-                let size = core::mem::size_of::<uapi::MemlabReplay>();
-                let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
-                let mut q: uapi::MemlabReplay = r.read()?;
-                crate::replay::replay(&me.mirror, &mut q, |bytes| me.reserve(bytes))?;
-                w.write(&q)?;
-            }
+            uapi::MEMLAB_IOC_VERSION => me.version_cmd(user)?,
+            uapi::MEMLAB_IOC_ALLOC => me.alloc_cmd(user)?,
+            uapi::MEMLAB_IOC_FREE => me.free_cmd(user)?,
+            uapi::MEMLAB_IOC_INSPECT => me.inspect_cmd(user)?,
+            uapi::MEMLAB_IOC_EXERCISE => me.exercise_cmd(user)?,
+            uapi::MEMLAB_IOC_WORKLOAD => me.workload_cmd(user)?,
+            uapi::MEMLAB_IOC_REPLAY => me.replay_cmd(user)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)

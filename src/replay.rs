@@ -6,10 +6,11 @@
 //!
 //! In order, before anything is allocated for the replay:
 //!
-//! 1. the header: unknown backend or zone, a zero sample interval with a
-//!    sample buffer, a sample buffer too small, output fields not zero, a
-//!    step buffer empty or not a multiple of the step size: EINVAL; more
-//!    than `MEMLAB_REPLAY_MAX_STEPS` steps: E2BIG;
+//! 1. the header, decoded into a [`ReplayRequest`]: unknown backend or
+//!    zone, a zero sample interval with a sample buffer, a sample buffer
+//!    too small, output fields not zero, a step buffer empty or not a
+//!    multiple of the step size: EINVAL; more than
+//!    `MEMLAB_REPLAY_MAX_STEPS` steps: E2BIG;
 //! 2. the copy of the steps and the id table are charged to the caps, then
 //!    the steps are copied in once (never read from user space again);
 //! 3. [`crate::request::replay::plan`] checks every step and the id
@@ -26,6 +27,8 @@
 //! run's caches destroyed, and only then are the samples copied out: an
 //! EFAULT there leaves nothing allocated either.
 
+use crate::backend::{ObjectAllocator, Placed};
+use crate::mirror::objects::{MirrorCache, MirrorKmallocObjects, MirrorPageBlocks};
 use crate::mirror::Mirror;
 use crate::platform::{
     clock::{NoMigrate, RawClock},
@@ -33,13 +36,11 @@ use crate::platform::{
     sort::sort_sleepable,
 };
 use crate::real::kmem_cache;
-use crate::request::replay::{self as rules, ReplayOp, ReplayPlan};
+use crate::real::objects::{RealCache, RealKmalloc, RealPages};
+use crate::request::replay::{self as rules, ReplayOp, ReplayPlan, ReplayRequest};
 use crate::request::{BackendId, CacheFlags, Family, Gfp, GfpSel, Zone};
+use crate::stats::median_p99;
 use crate::uapi::{self, MemlabFragSample, MemlabReplay, MemlabReplayStep};
-use crate::workload::{
-    MirrorCache, MirrorKmalloc, MirrorPages, ObjectAllocator, Placed, RealCache, RealKmalloc,
-    RealPages,
-};
 use kernel::{
     prelude::*,
     sync::Arc,
@@ -60,8 +61,7 @@ unsafe impl FromBytes for MemlabReplayStep {}
 // SAFETY: as above.
 unsafe impl AsBytes for MemlabFragSample {}
 
-const STEP: usize = core::mem::size_of::<MemlabReplayStep>();
-const SAMPLE: usize = core::mem::size_of::<MemlabFragSample>();
+const SAMPLE: usize = rules::SAMPLE_BYTES;
 const NR_ORDERS: usize = uapi::MEMLAB_NR_ORDERS;
 
 const _: () = assert!(NR_ORDERS == crate::buddy::NR_PAGE_ORDERS);
@@ -81,13 +81,17 @@ const SLOT_BYTES: usize = 48;
 type SlotLive<K, P, C> =
     Live<<K as ObjectAllocator>::Obj, <P as ObjectAllocator>::Obj, <C as ObjectAllocator>::Obj>;
 
+/// An allocation and how long it took, in raw clock units.
+type Timed<T> = (Result<T>, u64);
+
 /// A slot of the table `exec` builds for the allocators `K`, `P`, `C`.
 type SlotOf<K, P, C> = Option<SlotLive<K, P, C>>;
 
 const _: () =
     assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
 const _: () = assert!(
-    core::mem::size_of::<SlotOf<MirrorKmalloc, MirrorPages, MirrorCache<'static>>>() <= SLOT_BYTES
+    core::mem::size_of::<SlotOf<MirrorKmallocObjects, MirrorPageBlocks, MirrorCache<'static>>>()
+        <= SLOT_BYTES
 );
 
 /// The allocators of one backend: one per family, a cache per size.
@@ -111,6 +115,64 @@ impl<K: ObjectAllocator, P: ObjectAllocator, C: ObjectAllocator> Families<K, P, 
             }
         }
     }
+
+    /// Allocates `family` with `gfp` through the allocator of its family
+    /// (the plan's cache for its size), timed alone on `clock`: the live
+    /// object or the error, and the raw time; `None` if no allocator of
+    /// this run serves it (the plan admits none such).
+    #[inline(always)]
+    fn alloc_timed(
+        &mut self,
+        plan: &ReplayPlan,
+        clock: &RawClock,
+        family: Family,
+        gfp: Gfp,
+    ) -> Option<Timed<SlotLive<K, P, C>>> {
+        Some(match family {
+            Family::Kmalloc { size } => {
+                let (r, dt) = timed(clock, || self.kmalloc.alloc(size, 0, gfp));
+                (r.map(|o| Live::Kmalloc(o, size)), dt)
+            }
+            Family::Pages { order } => {
+                let (r, dt) = timed(clock, || self.pages.alloc(0, order, gfp));
+                (r.map(Live::Pages), dt)
+            }
+            Family::KmemCache { size, .. } => {
+                let ci = plan.cache_index(size)?;
+                let c = self.caches.get_mut(ci)?;
+                let (r, dt) = timed(clock, || c.alloc(size, 0, gfp));
+                (r.map(|o| Live::Cache(o, size, ci)), dt)
+            }
+            Family::Vmalloc { .. } | Family::Dma { .. } => return None,
+        })
+    }
+
+    /// The bytes the slab objects of `table` asked for, and what their
+    /// size classes add (ksize minus size).
+    fn measure(&self, table: &[SlotOf<K, P, C>]) -> (u64, u64) {
+        let (mut live, mut waste) = (0u64, 0u64);
+        for l in table.iter().flatten() {
+            let (usable, size) = match l {
+                Live::Kmalloc(o, size) => (self.kmalloc.usable(o, *size), *size),
+                Live::Cache(o, size, ci) => match self.caches.get(*ci) {
+                    Some(c) => (c.usable(o, *size), *size),
+                    None => (*size, *size),
+                },
+                Live::Pages(_) => continue,
+            };
+            live += size as u64;
+            waste += usable.saturating_sub(size) as u64;
+        }
+        (live, waste)
+    }
+}
+
+/// Converts the raw times of `v` to ns on `clock`, then sorts them.
+fn to_sorted_ns(clock: &RawClock, v: &mut KVVec<u64>) {
+    for x in v.iter_mut() {
+        *x = clock.ns(*x);
+    }
+    sort_sleepable(v);
 }
 
 /// What the loop found, besides the latencies.
@@ -123,6 +185,29 @@ struct Tally {
     ksize_waste: u64,
     slab_bytes: u64,
     last: [u64; NR_ORDERS],
+}
+
+impl Tally {
+    /// Counts allocation `r`, filing the object in `slot` if there is one.
+    #[inline(always)]
+    fn record<L>(&mut self, slot: &mut Option<L>, r: Result<L>) {
+        match r {
+            Ok(l) => {
+                *slot = Some(l);
+                self.allocs += 1;
+            }
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
+/// A table of `n` empty slots.
+fn empty_table<L>(n: usize) -> Result<KVVec<Option<L>>> {
+    let mut table = KVVec::with_capacity(n, GFP_KERNEL)?;
+    for _ in 0..n {
+        table.push_within_capacity(None).map_err(|_| ENOMEM)?;
+    }
+    Ok(table)
 }
 
 /// Times `f` on `clock`, in raw units.
@@ -202,10 +287,7 @@ impl Run<'_> {
             samples,
         } = self;
         let every = *every;
-        let mut table: KVVec<SlotOf<K, P, C>> = KVVec::with_capacity(plan.ids, GFP_KERNEL)?;
-        for _ in 0..plan.ids {
-            table.push_within_capacity(None).map_err(|_| ENOMEM)?;
-        }
+        let mut table = empty_table::<SlotLive<K, P, C>>(plan.ids)?;
         let mut t = Tally::default();
         let clock = RawClock::new();
         let [lat_alloc, lat_free] = lat;
@@ -226,33 +308,11 @@ impl Run<'_> {
                     let Some(slot) = table.get_mut(id as usize) else {
                         continue;
                     };
-                    let (r, dt) = match family {
-                        Family::Kmalloc { size } => {
-                            let (r, dt) = timed(&clock, || f.kmalloc.alloc(size, 0, gfp));
-                            (r.map(|o| Live::Kmalloc(o, size)), dt)
-                        }
-                        Family::Pages { order } => {
-                            let (r, dt) = timed(&clock, || f.pages.alloc(0, order, gfp));
-                            (r.map(Live::Pages), dt)
-                        }
-                        Family::KmemCache { size, .. } => {
-                            let ci = plan.cache_index(size).unwrap_or(usize::MAX);
-                            let Some(c) = f.caches.get_mut(ci) else {
-                                continue;
-                            };
-                            let (r, dt) = timed(&clock, || c.alloc(size, 0, gfp));
-                            (r.map(|o| Live::Cache(o, size, ci)), dt)
-                        }
-                        _ => continue,
+                    let Some((r, dt)) = f.alloc_timed(plan, &clock, family, gfp) else {
+                        continue;
                     };
                     let _ = lat_alloc.push_within_capacity(dt);
-                    match r {
-                        Ok(l) => {
-                            *slot = Some(l);
-                            t.allocs += 1;
-                        }
-                        Err(_) => t.failed += 1,
-                    }
+                    t.record(slot, r);
                 }
                 Ok(ReplayOp::Free { id }) => {
                     let Some(l) = table.get_mut(id as usize).and_then(Option::take) else {
@@ -279,180 +339,146 @@ impl Run<'_> {
         }
         drop(pin);
         t.slab_bytes = slab_bytes(&f.caches);
-        for l in table.iter().flatten() {
-            let (usable, size) = match l {
-                Live::Kmalloc(o, size) => (f.kmalloc.usable(o, *size), *size),
-                Live::Cache(o, size, ci) => match f.caches.get(*ci) {
-                    Some(c) => (c.usable(o, *size), *size),
-                    None => (*size, *size),
-                },
-                Live::Pages(_) => continue,
-            };
-            t.live_bytes += size as u64;
-            t.ksize_waste += usable.saturating_sub(size) as u64;
-        }
+        (t.live_bytes, t.ksize_waste) = f.measure(&table);
         // Nothing stays allocated: what the trace left live is freed here.
         for l in table.drain_all().flatten() {
             f.free(l);
         }
         for v in [lat_alloc, lat_free] {
-            for x in v.iter_mut() {
-                *x = clock.ns(*x);
-            }
-            sort_sleepable(v);
+            to_sorted_ns(&clock, v);
         }
         Ok(t)
     }
 }
 
-/// Median and 99th percentile of sorted `v`.
-fn percentiles(v: &[u64]) -> (u64, u64) {
-    let at = |i: usize| v.get(i).copied().unwrap_or(0);
-    (at(v.len() / 2), at(v.len() * 99 / 100))
+/// What a replay holds against the caps, in two charges: the input (the
+/// copy of the steps and the plan's id table, before either exists), then
+/// the run (the peak of live objects, the run's caches, the latency
+/// vectors, the id table of the run and the samples).
+struct Charges;
+
+impl Charges {
+    /// The input charge of `req`.
+    fn input(req: &ReplayRequest) -> usize {
+        req.steps_bytes() + uapi::MEMLAB_REPLAY_MAX_IDS as usize * 8
+    }
+
+    /// The run charge of `req` planned as `plan`; E2BIG if it is more than
+    /// the machine can address.
+    fn run(req: &ReplayRequest, plan: &ReplayPlan) -> Result<usize> {
+        // What the run's caches hold beyond their live objects (a sheaf
+        // refill, a slab's slack, the cache itself), as a kmem_cache handle
+        // is charged: an upper bound on both backends.
+        let caches_bytes = plan.sizes().iter().fold(0u64, |sum, &size| {
+            sum.saturating_add(kmem_cache::footprint(size, 0, CacheFlags::default()) as u64)
+        });
+        let run_bytes = plan
+            .peak_bytes
+            .saturating_add(caches_bytes)
+            .saturating_add((plan.allocs + plan.frees) * 8)
+            .saturating_add((plan.ids * SLOT_BYTES) as u64)
+            .saturating_add(req.samples_bytes() as u64);
+        usize::try_from(run_bytes).map_err(|_| E2BIG)
+    }
 }
 
-/// Runs `MEMLAB_IOC_REPLAY` for `q` on `mirror` or the real allocators.
-/// `reserve(bytes)` charges the caller's caps and returns a guard that
-/// gives the charge back when dropped.
-pub(crate) fn replay<R>(
-    mirror: &Arc<Mirror>,
-    q: &mut MemlabReplay,
-    mut reserve: impl FnMut(usize) -> Result<R>,
-) -> Result {
-    // Outputs must come in zeroed: they are not inputs.
-    let input = MemlabReplay {
-        steps: q.steps,
-        steps_len: q.steps_len,
-        samples: q.samples,
-        samples_len: q.samples_len,
-        backend: q.backend,
-        sample_every: q.sample_every,
-        zone: q.zone,
-        ..Default::default()
-    };
-    if *q != input {
-        return Err(EINVAL);
-    }
-    let backend = BackendId::from_uapi(q.backend)?;
-    let zone = match Zone::from_uapi(q.zone) {
-        Some(z) if z <= Zone::Normal => z,
-        _ => return Err(EINVAL),
-    };
-    let len = usize::try_from(q.steps_len).map_err(|_| E2BIG)?;
-    if len == 0 || len % STEP != 0 {
-        return Err(EINVAL);
-    }
-    let n = len / STEP;
-    if n > uapi::MEMLAB_REPLAY_MAX_STEPS as usize {
-        return Err(E2BIG);
-    }
-    let every = q.sample_every as usize;
-    let nr_samples = n.checked_div(every).map_or(0, |k| k + 1);
-    if every == 0 && (q.samples != 0 || q.samples_len != 0) {
-        return Err(EINVAL);
-    }
-    if (nr_samples * SAMPLE) as u64 > q.samples_len {
-        return Err(EINVAL);
-    }
-    // The copy and the plan's id table, before either exists.
-    let ids_table = uapi::MEMLAB_REPLAY_MAX_IDS as usize * 8;
-    let _input = reserve(len + ids_table)?;
-    let mut steps = KVVec::from_elem(MemlabReplayStep::default(), n, GFP_KERNEL)?;
-    UserSlice::new(UserPtr::from_addr(q.steps as usize), len)
-        .reader()
-        .read_slice(steps.as_mut_slice().as_bytes_mut())?;
-    let plan = {
-        let mut live = KVVec::from_elem(0u64, rules::ids_needed(&steps), GFP_KERNEL)?;
-        rules::plan(&steps, &mut live)?
-    };
-    let sizes = plan.caches.get(..plan.nr_caches).unwrap_or(&[]);
-    // What the run's caches hold beyond their live objects (a sheaf refill,
-    // a slab's slack, the cache itself), as a kmem_cache handle is charged:
-    // an upper bound on both backends.
-    let caches_bytes = sizes.iter().fold(0u64, |sum, &size| {
-        sum.saturating_add(kmem_cache::footprint(size, 0, CacheFlags::default()) as u64)
-    });
-    // The peak of live objects, the caches, the latency vectors, the id
-    // table of the run and the samples.
-    let run_bytes = plan
-        .peak_bytes
-        .saturating_add(caches_bytes)
-        .saturating_add((plan.allocs + plan.frees) * 8)
-        .saturating_add((plan.ids * SLOT_BYTES) as u64)
-        .saturating_add((nr_samples * SAMPLE) as u64);
-    let run_bytes = usize::try_from(run_bytes).map_err(|_| E2BIG)?;
-    let _run = reserve(run_bytes)?;
-    let mut run = Run {
-        steps: &steps,
-        plan: &plan,
-        every,
-        zone,
-        lat: [
-            KVVec::with_capacity(plan.allocs as usize, GFP_KERNEL)?,
-            KVVec::with_capacity(plan.frees as usize, GFP_KERNEL)?,
-        ],
-        samples: KVVec::with_capacity(nr_samples, GFP_KERNEL)?,
-    };
-    let t = match backend {
-        BackendId::Real => {
-            let mut info = KBox::new(BuddyInfo::default(), GFP_KERNEL)?;
+/// Copies the steps of `req` in, once: they are never read from user
+/// space again.
+fn copy_in(req: &ReplayRequest) -> Result<KVVec<MemlabReplayStep>> {
+    let mut steps = KVVec::from_elem(MemlabReplayStep::default(), req.steps, GFP_KERNEL)?;
+    UserSlice::new(
+        UserPtr::from_addr(req.steps_ptr as usize),
+        req.steps_bytes(),
+    )
+    .reader()
+    .read_slice(steps.as_mut_slice().as_bytes_mut())?;
+    Ok(steps)
+}
+
+/// Checks every step of `steps` and the id pairing (see
+/// [`rules::plan`]).
+fn plan(steps: &[MemlabReplayStep]) -> Result<ReplayPlan> {
+    let mut live = KVVec::from_elem(0u64, rules::ids_needed(steps), GFP_KERNEL)?;
+    Ok(rules::plan(steps, &mut live)?)
+}
+
+impl Run<'_> {
+    /// Runs the steps on the real allocators.
+    fn on_real(&mut self) -> Result<Tally> {
+        let zone = self.zone;
+        let mut info = KBox::new(BuddyInfo::default(), GFP_KERNEL)?;
+        info.read();
+        if !info.populated[zone.index()] {
+            return Err(EINVAL);
+        }
+        let sizes = self.plan.sizes();
+        let mut caches = KVec::with_capacity(sizes.len(), GFP_KERNEL)?;
+        for &size in sizes {
+            caches.push(RealCache::new(size)?, GFP_KERNEL)?;
+        }
+        let mut f = Families {
+            kmalloc: RealKmalloc,
+            pages: RealPages,
+            caches,
+        };
+        let counts = || {
             info.read();
-            if !info.populated[zone.index()] {
-                return Err(EINVAL);
-            }
-            let mut caches = KVec::with_capacity(sizes.len(), GFP_KERNEL)?;
-            for &size in sizes {
-                caches.push(RealCache::new(size)?, GFP_KERNEL)?;
-            }
-            let mut f = Families {
-                kmalloc: RealKmalloc,
-                pages: RealPages,
-                caches,
-            };
-            let counts = || {
-                info.read();
-                info.nr_free[zone.index()]
-            };
-            run.exec(&mut f, counts, |_| 0)?
+            info.nr_free[zone.index()]
+        };
+        self.exec(&mut f, counts, |_| 0)
+    }
+
+    /// Runs the steps on the mirror, then destroys the run's caches.
+    fn on_mirror(&mut self, mirror: &Arc<Mirror>) -> Result<Tally> {
+        let zone = self.zone;
+        mirror.zone_free_counts(zone).ok_or(EINVAL)?;
+        let sizes = self.plan.sizes();
+        let mut caches = KVec::with_capacity(sizes.len(), GFP_KERNEL)?;
+        for &size in sizes {
+            caches.push(MirrorCache::new(mirror, size)?, GFP_KERNEL)?;
         }
-        BackendId::Mirror => {
-            mirror.zone_free_counts(zone).ok_or(EINVAL)?;
-            let mut caches = KVec::with_capacity(sizes.len(), GFP_KERNEL)?;
-            for &size in sizes {
-                caches.push(MirrorCache::new(mirror, size)?, GFP_KERNEL)?;
-            }
-            let mut f = Families {
-                kmalloc: MirrorKmalloc(mirror.clone()),
-                pages: MirrorPages(mirror.clone()),
-                caches,
-            };
-            let counts = || mirror.zone_free_counts(zone).unwrap_or_default();
-            let slabs = |c: &[MirrorCache<'_>]| {
-                mirror.kmalloc_slab_bytes() + c.iter().map(MirrorCache::slab_bytes).sum::<u64>()
-            };
-            let r = run.exec(&mut f, counts, slabs);
-            // Every object is freed: the caches can go.
-            let mut destroyed = Ok(());
-            for c in f.caches.drain_all() {
-                destroyed = destroyed.and(c.destroy());
-            }
-            let t = r?;
-            destroyed?;
-            t
+        let mut f = Families {
+            kmalloc: MirrorKmallocObjects(mirror.clone()),
+            pages: MirrorPageBlocks(mirror.clone()),
+            caches,
+        };
+        let counts = || mirror.zone_free_counts(zone).unwrap_or_default();
+        let slabs = |c: &[MirrorCache<'_>]| {
+            mirror.kmalloc_slab_bytes() + c.iter().map(MirrorCache::slab_bytes).sum::<u64>()
+        };
+        let r = self.exec(&mut f, counts, slabs);
+        // Every object is freed: the caches can go.
+        let mut destroyed = Ok(());
+        for c in f.caches.drain_all() {
+            destroyed = destroyed.and(c.destroy());
         }
-    };
+        let t = r?;
+        destroyed?;
+        Ok(t)
+    }
+}
+
+/// Copies the samples out and fills in the reply: everything the run
+/// allocated is freed already, so an EFAULT here leaves nothing behind.
+fn copy_out(
+    req: &ReplayRequest,
+    q: &mut MemlabReplay,
+    run: Run<'_>,
+    t: &Tally,
+    charged: usize,
+) -> Result {
     let Run { lat, samples, .. } = run;
     UserSlice::new(
-        UserPtr::from_addr(q.samples as usize),
+        UserPtr::from_addr(req.samples_ptr as usize),
         samples.len() * SAMPLE,
     )
     .writer()
     .write_slice(samples.as_slice().as_bytes())?;
-    let (alloc_median_ns, alloc_p99_ns) = percentiles(&lat[0]);
-    let (free_median_ns, free_p99_ns) = percentiles(&lat[1]);
+    let (alloc_median_ns, alloc_p99_ns) = median_p99(&lat[0]);
+    let (free_median_ns, free_p99_ns) = median_p99(&lat[1]);
     *q = MemlabReplay {
         nr_samples: samples.len() as u32,
-        steps_done: n as u64,
+        steps_done: req.steps as u64,
         allocs: t.allocs,
         frees: t.frees,
         failed: t.failed,
@@ -465,8 +491,41 @@ pub(crate) fn replay<R>(
         live_bytes: t.live_bytes,
         ksize_waste: t.ksize_waste,
         slab_bytes: t.slab_bytes,
-        charged: (len + ids_table + run_bytes) as u64,
-        ..input
+        charged: charged as u64,
+        ..*q
     };
     Ok(())
+}
+
+/// Runs `MEMLAB_IOC_REPLAY` for `q` on `mirror` or the real allocators:
+/// decode, charge, run, copy out. `reserve(bytes)` charges the caller's
+/// caps and returns a guard that gives the charge back when dropped.
+pub(crate) fn replay<R>(
+    mirror: &Arc<Mirror>,
+    q: &mut MemlabReplay,
+    mut reserve: impl FnMut(usize) -> Result<R>,
+) -> Result {
+    let req = ReplayRequest::try_from(&*q)?;
+    let input = Charges::input(&req);
+    let _input = reserve(input)?;
+    let steps = copy_in(&req)?;
+    let plan = plan(&steps)?;
+    let run_bytes = Charges::run(&req, &plan)?;
+    let _run = reserve(run_bytes)?;
+    let mut run = Run {
+        steps: &steps,
+        plan: &plan,
+        every: req.every,
+        zone: req.zone,
+        lat: [
+            KVVec::with_capacity(plan.allocs as usize, GFP_KERNEL)?,
+            KVVec::with_capacity(plan.frees as usize, GFP_KERNEL)?,
+        ],
+        samples: KVVec::with_capacity(req.nr_samples, GFP_KERNEL)?,
+    };
+    let t = match req.backend {
+        BackendId::Real => run.on_real()?,
+        BackendId::Mirror => run.on_mirror(mirror)?,
+    };
+    copy_out(&req, q, run, &t, input + run_bytes)
 }

@@ -50,6 +50,7 @@ pub(crate) mod dma;
 mod handle;
 mod kmalloc;
 mod kmem_cache;
+pub(crate) mod objects;
 mod page_alloc;
 mod pagemap;
 pub(crate) mod percpu;

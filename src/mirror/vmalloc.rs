@@ -76,7 +76,8 @@ impl MirrorVmalloc {
         }
         let count = size.div_ceil(PAGE_SIZE);
         // More pages than the pool has can never succeed; the pool is at
-        // most 1 GiB, so this also bounds `count` for `vm_map_ram`.
+        // most 2 GiB (`pool_mb` 1..=2048), 524288 pages, so this also
+        // bounds `count` for `vm_map_ram`'s `unsigned int`.
         if count as u64 > mirror.pool_pages() {
             return Err(ENOMEM);
         }

@@ -106,12 +106,15 @@ pub(crate) struct Dir(*mut bindings::dentry);
 
 impl Tree {
     /// Creates `/sys/kernel/debug/<name>/`, owned by `module`.
-    pub(crate) fn new(name: &CStr, module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        // SAFETY: `name` is a valid C string; a NULL parent is the debugfs root.
-        let root =
-            unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut()) };
+    ///
+    /// The directory is made when the initializer runs, and last, after the
+    /// fields that cannot fail: an initializer that is dropped unrun (its
+    /// box could not be allocated) or that fails leaves nothing behind.
+    pub(crate) fn new(
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(Tree {
-            root: from_err_ptr(root)?,
             views: KVec::new(),
             fops <- Opaque::ffi_init(move |slot: *mut bindings::file_operations| {
                 // SAFETY: `slot` is valid for a write.
@@ -126,6 +129,14 @@ impl Tree {
                     })
                 };
             }),
+            root: {
+                // SAFETY: `name` is a valid C string; a NULL parent is the
+                // debugfs root.
+                let root = unsafe {
+                    bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut())
+                };
+                from_err_ptr(root)?
+            },
         }? Error)
     }
 

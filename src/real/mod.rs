@@ -26,6 +26,7 @@ mod exercise;
 pub(crate) mod gfp;
 pub(crate) mod kmalloc;
 pub(crate) mod kmem_cache;
+pub(crate) mod objects;
 pub(crate) mod report;
 pub(crate) mod vmalloc;
 

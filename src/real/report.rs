@@ -28,20 +28,20 @@ pub(crate) struct Latency {
 }
 
 impl Latency {
-    /// Sorts `samples` and takes min, median and p99 (nearest rank).
+    /// Sorts `samples` and takes min, median and p99, by the one rule of
+    /// every figure (`crate::stats`).
     pub(crate) fn from_samples(samples: &mut [u64]) -> Self {
         // Called under the atomic-GFP spinlock too: must not sleep.
         crate::platform::sort::sort_atomic(samples);
-        let n = samples.len();
-        if n == 0 {
+        let Some(&min) = samples.first() else {
             return Latency::default();
-        }
-        let p99 = (n * 99).div_ceil(100).clamp(1, n) - 1;
+        };
+        let (median, p99) = crate::stats::median_p99(samples);
         Latency {
-            reps: n as u32,
-            min: samples[0],
-            median: samples[(n - 1) / 2],
-            p99: samples[p99],
+            reps: samples.len() as u32,
+            min,
+            median,
+            p99,
         }
     }
 }

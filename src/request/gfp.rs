@@ -5,7 +5,7 @@
 //! the zones ([`Zone`]). Plain `core`; the kernel `gfp_t` of each is in
 //! `src/real/gfp.rs`.
 
-use super::RequestError;
+use super::Refusal;
 use crate::uapi;
 
 /// The GFP selectors memlab offers (`MEMLAB_GFP_*`), in ABI order.
@@ -81,14 +81,14 @@ impl Gfp {
 
     /// Decodes an ABI `gfp` field: a selector in the low byte, optionally
     /// `MEMLAB_GFP_ZERO`, nothing else.
-    pub fn from_uapi(gfp: u32) -> Result<Self, RequestError> {
+    pub fn from_uapi(gfp: u32) -> Result<Self, Refusal> {
         if gfp & !(0xff | uapi::MEMLAB_GFP_ZERO) != 0 {
-            return Err(RequestError::Invalid);
+            return Err(Refusal::GfpBits(gfp));
         }
         let sel = GfpSel::ALL
             .get((gfp & 0xff) as usize)
             .copied()
-            .ok_or(RequestError::Invalid)?;
+            .ok_or(Refusal::GfpSelector(gfp & 0xff))?;
         Ok(Gfp::new(sel, gfp & uapi::MEMLAB_GFP_ZERO != 0))
     }
 

@@ -12,13 +12,22 @@
 //! backend really cannot do (the mirror's vmalloc in atomic context, a pool
 //! too small), and the allocator failing.
 //!
+//! [`WorkloadRequest`] (`workload.rs`) and [`replay::ReplayRequest`] do the
+//! same for WORKLOAD and REPLAY. Each refusal is a [`Refusal`]: the rule,
+//! the value and the limit, which the kernel turns into its errno and
+//! memlabctl into a sentence.
+//!
 //! Plain `core` Rust, like the allocator core: the host test crate compiles
 //! this file and tests the rules without a kernel.
 
 mod gfp;
+mod refusal;
 pub mod replay;
+mod workload;
 
 pub use gfp::{Gfp, GfpSel, Zone};
+pub use refusal::{family_name, Ioctl, Refusal};
+pub use workload::{Mode, Pattern, WorkloadFamily, WorkloadRequest};
 
 use crate::buddy::{MAX_PAGE_ORDER, PAGE_SIZE};
 use crate::sizeclass::KMALLOC_MAX_SIZE;
@@ -28,7 +37,7 @@ use crate::uapi;
 /// serves (SLUB's size arithmetic is `unsigned int`; this keeps it far away).
 pub const KMEM_CACHE_MAX_ALIGN: usize = PAGE_SIZE << MAX_PAGE_ORDER;
 
-/// Why a request was refused before any allocator saw it.
+/// The errno class of a [`Refusal`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestError {
     /// Malformed: `EINVAL`.
@@ -48,11 +57,11 @@ pub enum BackendId {
 
 impl BackendId {
     /// Decodes `MEMLAB_BACKEND_*`.
-    pub fn from_uapi(b: u32) -> Result<Self, RequestError> {
+    pub fn from_uapi(b: u32) -> Result<Self, Refusal> {
         match b {
             uapi::MEMLAB_BACKEND_REAL => Ok(BackendId::Real),
             uapi::MEMLAB_BACKEND_MIRROR => Ok(BackendId::Mirror),
-            _ => Err(RequestError::Invalid),
+            _ => Err(Refusal::Backend(b)),
         }
     }
 }
@@ -121,9 +130,9 @@ pub struct CacheFlags {
 
 impl CacheFlags {
     /// Decodes `MEMLAB_CACHE_*`; unknown bits are EINVAL.
-    pub fn from_uapi(f: u32) -> Result<Self, RequestError> {
+    pub fn from_uapi(f: u32) -> Result<Self, Refusal> {
         if f & !uapi::MEMLAB_CACHE_FLAGS != 0 {
-            return Err(RequestError::Invalid);
+            return Err(Refusal::CacheFlags(f));
         }
         Ok(CacheFlags {
             dma: f & uapi::MEMLAB_CACHE_DMA != 0,
@@ -176,17 +185,18 @@ impl AllocRequest {
 }
 
 impl TryFrom<&uapi::MemlabAlloc> for AllocRequest {
-    type Error = RequestError;
+    type Error = Refusal;
 
-    fn try_from(r: &uapi::MemlabAlloc) -> Result<Self, RequestError> {
-        use RequestError::{Invalid, TooBig};
+    fn try_from(r: &uapi::MemlabAlloc) -> Result<Self, Refusal> {
         // `handle` is an output and `reserved` is for later: both zero.
         if r.handle != 0 || r.reserved != 0 {
-            return Err(Invalid);
+            return Err(Refusal::OutputSet {
+                ioctl: Ioctl::Alloc,
+            });
         }
         let backend = BackendId::from_uapi(r.backend)?;
         let gfp = Gfp::from_uapi(r.gfp)?;
-        let size = usize::try_from(r.size).map_err(|_| TooBig)?;
+        let size = usize::try_from(r.size).map_err(|_| Refusal::Unaddressable(r.size))?;
         let family = match r.family {
             uapi::MEMLAB_FAMILY_KMALLOC => Family::Kmalloc { size },
             uapi::MEMLAB_FAMILY_VMALLOC => Family::Vmalloc { size },
@@ -197,37 +207,98 @@ impl TryFrom<&uapi::MemlabAlloc> for AllocRequest {
                 flags: CacheFlags::from_uapi(r.cache_flags)?,
             },
             uapi::MEMLAB_FAMILY_DMA => Family::Dma { size },
-            _ => return Err(Invalid),
+            f => {
+                return Err(Refusal::Family {
+                    ioctl: Ioctl::Alloc,
+                    family: f,
+                })
+            }
         };
-        // Each family reads only its own fields; the others must be zero.
-        match family {
-            Family::Pages { order } => {
-                if order > MAX_PAGE_ORDER || r.align != 0 || r.cache_flags != 0 {
-                    return Err(Invalid);
-                }
-            }
-            Family::KmemCache { size, align, .. } => {
-                // kmem_cache_create() refuses these with a stack dump.
-                if size == 0 || size > KMALLOC_MAX_SIZE || r.order != 0 {
-                    return Err(Invalid);
-                }
-                if align != 0 && (!align.is_power_of_two() || align > KMEM_CACHE_MAX_ALIGN) {
-                    return Err(Invalid);
-                }
-            }
-            _ => {
-                if size == 0 || r.order != 0 || r.align != 0 || r.cache_flags != 0 {
-                    return Err(Invalid);
-                }
-            }
-        }
+        family_fields(r, family)?;
         if family.is_slab() && !gfp.slab_ok() {
-            return Err(Invalid);
+            return Err(Refusal::SlabGfp {
+                family: r.family,
+                gfp: gfp.name(),
+            });
         }
         Ok(AllocRequest {
             family,
             gfp,
             backend,
         })
+    }
+}
+
+/// Each family reads only its own fields of `r`; the others must be zero.
+fn family_fields(r: &uapi::MemlabAlloc, family: Family) -> Result<(), Refusal> {
+    let not_taken = |field, value| {
+        Err(Refusal::FieldNotTaken {
+            family: r.family,
+            field,
+            value,
+        })
+    };
+    if !matches!(family, Family::Pages { .. }) {
+        if r.order != 0 {
+            return not_taken("order", u64::from(r.order));
+        }
+        if r.size == 0 {
+            return Err(Refusal::SizeBelow {
+                family: r.family,
+                size: 0,
+                min: 1,
+            });
+        }
+    }
+    match family {
+        Family::Pages { order } if order > MAX_PAGE_ORDER => {
+            return Err(Refusal::Order {
+                order: u64::from(order),
+                error: RequestError::Invalid,
+            });
+        }
+        // kmem_cache_create() refuses these with a stack dump.
+        Family::KmemCache { align, .. } => {
+            object_size(r.family, r.size, 1, RequestError::Invalid)?;
+            if align != 0 && (!align.is_power_of_two() || align > KMEM_CACHE_MAX_ALIGN) {
+                return Err(Refusal::Align(u64::from(r.align)));
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    if r.align != 0 {
+        return not_taken("align", u64::from(r.align));
+    }
+    if r.cache_flags != 0 {
+        return not_taken("cache_flags", u64::from(r.cache_flags));
+    }
+    Ok(())
+}
+
+/// An object size of `family` (kmalloc, kmem_cache, vmalloc): at least
+/// `min` (EINVAL below), at most `KMALLOC_MAX_SIZE` (`error` above).
+fn object_size(family: u32, size: u64, min: u64, error: RequestError) -> Result<usize, Refusal> {
+    if size < min {
+        return Err(Refusal::SizeBelow { family, size, min });
+    }
+    if size > KMALLOC_MAX_SIZE as u64 {
+        return Err(Refusal::SizeAbove {
+            family,
+            size,
+            max: KMALLOC_MAX_SIZE as u64,
+            error,
+        });
+    }
+    Ok(size as usize)
+}
+
+/// Whether a file holding `pinned` bytes under a cap of `cap` may take
+/// `bytes` more: [`Refusal::PinCap`] (E2BIG) if not.
+pub const fn check_pin_cap(bytes: u64, pinned: u64, cap: u64) -> Result<(), Refusal> {
+    if bytes > cap.saturating_sub(pinned) {
+        Err(Refusal::PinCap { bytes, pinned, cap })
+    } else {
+        Ok(())
     }
 }

@@ -13,12 +13,18 @@
 //! `E2BIG`. It also finds the most memory the replay holds at once, which
 //! the caller charges against the pin caps before running it.
 //!
+//! [`ReplayRequest::try_from`] holds the rules of the header, `struct
+//! memlab_replay`: output fields not zero, an unknown backend or a zone
+//! other than DMA, DMA32 and Normal, a step buffer empty or not a multiple
+//! of the step size, a sample buffer without a sample interval or too small
+//! for the samples are `EINVAL`; more than `MEMLAB_REPLAY_MAX_STEPS` steps
+//! is `E2BIG`.
+//!
 //! Plain `core` Rust: the host tests compile this file.
 
-use super::{CacheFlags, Family, Gfp, RequestError};
+use super::{object_size, BackendId, CacheFlags, Family, Gfp, Ioctl, Refusal, RequestError, Zone};
 use crate::buddy::{MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_SIZE};
 use crate::render::{unusable_free_scaled, ContigPageInfo};
-use crate::sizeclass::KMALLOC_MAX_SIZE;
 use crate::uapi;
 
 /// Most distinct kmem_cache sizes in one replay.
@@ -44,55 +50,29 @@ pub enum ReplayOp {
 }
 
 /// Decodes one step; see the module documentation for the rules.
-pub fn decode(s: &uapi::MemlabReplayStep) -> Result<ReplayOp, RequestError> {
-    use RequestError::{Invalid, TooBig};
+pub fn decode(s: &uapi::MemlabReplayStep) -> Result<ReplayOp, Refusal> {
     if s.id >= uapi::MEMLAB_REPLAY_MAX_IDS {
-        return Err(Invalid);
+        return Err(Refusal::StepId(s.id));
     }
     match s.op {
         uapi::MEMLAB_REPLAY_FREE => {
             if s.family != 0 || s.gfp != 0 || s.arg != 0 {
-                return Err(Invalid);
+                return Err(Refusal::FreeFields(s.id));
             }
             Ok(ReplayOp::Free { id: s.id })
         }
         uapi::MEMLAB_REPLAY_ALLOC => {
             // A selector only: zeroing would be timed on one backend only.
             if s.gfp & !0xff != 0 {
-                return Err(Invalid);
+                return Err(Refusal::GfpBits(s.gfp));
             }
             let gfp = Gfp::from_uapi(s.gfp)?;
-            let family = match s.family {
-                uapi::MEMLAB_FAMILY_PAGES => {
-                    if s.arg > u64::from(MAX_PAGE_ORDER) {
-                        return Err(TooBig);
-                    }
-                    Family::Pages {
-                        order: s.arg as u32,
-                    }
-                }
-                uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE => {
-                    if s.arg == 0 {
-                        return Err(Invalid);
-                    }
-                    if s.arg > KMALLOC_MAX_SIZE as u64 {
-                        return Err(TooBig);
-                    }
-                    let size = s.arg as usize;
-                    if s.family == uapi::MEMLAB_FAMILY_KMALLOC {
-                        Family::Kmalloc { size }
-                    } else {
-                        Family::KmemCache {
-                            size,
-                            align: 0,
-                            flags: CacheFlags::default(),
-                        }
-                    }
-                }
-                _ => return Err(Invalid),
-            };
+            let family = step_family(s)?;
             if family.is_slab() && !gfp.slab_ok() {
-                return Err(Invalid);
+                return Err(Refusal::SlabGfp {
+                    family: s.family,
+                    gfp: gfp.name(),
+                });
             }
             Ok(ReplayOp::Alloc {
                 id: s.id,
@@ -100,7 +80,40 @@ pub fn decode(s: &uapi::MemlabReplayStep) -> Result<ReplayOp, RequestError> {
                 gfp,
             })
         }
-        _ => Err(Invalid),
+        op => Err(Refusal::StepOp(op)),
+    }
+}
+
+/// The family of alloc step `s`, with its size or order.
+fn step_family(s: &uapi::MemlabReplayStep) -> Result<Family, Refusal> {
+    match s.family {
+        uapi::MEMLAB_FAMILY_PAGES => {
+            if s.arg > u64::from(MAX_PAGE_ORDER) {
+                return Err(Refusal::Order {
+                    order: s.arg,
+                    error: RequestError::TooBig,
+                });
+            }
+            Ok(Family::Pages {
+                order: s.arg as u32,
+            })
+        }
+        uapi::MEMLAB_FAMILY_KMALLOC | uapi::MEMLAB_FAMILY_KMEM_CACHE => {
+            let size = object_size(s.family, s.arg, 1, RequestError::TooBig)?;
+            Ok(if s.family == uapi::MEMLAB_FAMILY_KMALLOC {
+                Family::Kmalloc { size }
+            } else {
+                Family::KmemCache {
+                    size,
+                    align: 0,
+                    flags: CacheFlags::default(),
+                }
+            })
+        }
+        f => Err(Refusal::Family {
+            ioctl: Ioctl::Replay,
+            family: f,
+        }),
     }
 }
 
@@ -151,6 +164,11 @@ impl Default for ReplayPlan {
 }
 
 impl ReplayPlan {
+    /// The distinct kmem_cache object sizes, in order of first use.
+    pub fn sizes(&self) -> &[usize] {
+        self.caches.get(..self.nr_caches).unwrap_or(&[])
+    }
+
     /// The index of the run's kmem_cache for objects of `size`.
     pub fn cache_index(&self, size: usize) -> Option<usize> {
         self.caches
@@ -173,10 +191,7 @@ pub fn ids_needed(steps: &[uapi::MemlabReplayStep]) -> usize {
 
 /// Checks `steps` as a whole with `live` as the id table (zeroed, at least
 /// [`ids_needed`] slots; it holds each live id's charge, 0 when free).
-pub fn plan(
-    steps: &[uapi::MemlabReplayStep],
-    live: &mut [u64],
-) -> Result<ReplayPlan, RequestError> {
+pub fn plan(steps: &[uapi::MemlabReplayStep], live: &mut [u64]) -> Result<ReplayPlan, Refusal> {
     let mut p = ReplayPlan::default();
     let mut cur = 0u64;
     for s in steps {
@@ -184,16 +199,16 @@ pub fn plan(
         let id = match op {
             ReplayOp::Alloc { id, .. } | ReplayOp::Free { id } => id as usize,
         };
-        let slot = live.get_mut(id).ok_or(RequestError::Invalid)?;
+        let slot = live.get_mut(id).ok_or(Refusal::StepId(id as u32))?;
         p.ids = p.ids.max(id + 1);
         match op {
             ReplayOp::Alloc { family, .. } => {
                 if *slot != 0 {
-                    return Err(RequestError::Invalid);
+                    return Err(Refusal::IdLive(id as u32));
                 }
                 if let Family::KmemCache { size, .. } = family {
                     if p.cache_index(size).is_none() {
-                        *p.caches.get_mut(p.nr_caches).ok_or(RequestError::TooBig)? = size;
+                        *p.caches.get_mut(p.nr_caches).ok_or(Refusal::Caches)? = size;
                         p.nr_caches += 1;
                     }
                 }
@@ -204,7 +219,7 @@ pub fn plan(
             }
             ReplayOp::Free { .. } => {
                 if *slot == 0 {
-                    return Err(RequestError::Invalid);
+                    return Err(Refusal::IdNotLive(id as u32));
                 }
                 cur -= *slot;
                 *slot = 0;
@@ -221,4 +236,100 @@ pub fn unusable_ppm(nr_free: &[u64; NR_PAGE_ORDERS], order: u32) -> u32 {
     let scale = u64::from(uapi::MEMLAB_UNUSABLE_SCALE);
     let v = unusable_free_scaled(order, &ContigPageInfo::new(nr_free, order), scale);
     v.min(scale) as u32
+}
+
+/// Bytes of one step in the user buffer.
+pub const STEP_BYTES: usize = core::mem::size_of::<uapi::MemlabReplayStep>();
+/// Bytes of one fragmentation sample in the user buffer.
+pub const SAMPLE_BYTES: usize = core::mem::size_of::<uapi::MemlabFragSample>();
+
+/// A validated REPLAY header: where the steps are, and what to sample.
+/// The steps themselves are checked by [`plan`] once copied in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayRequest {
+    /// On which allocators.
+    pub backend: BackendId,
+    /// The zone sampled and probed: DMA, DMA32 or Normal.
+    pub zone: Zone,
+    /// The user address of the steps.
+    pub steps_ptr: u64,
+    /// How many steps, `1..=MEMLAB_REPLAY_MAX_STEPS`.
+    pub steps: usize,
+    /// Sample every this many steps (0: never).
+    pub every: usize,
+    /// The user address of the samples.
+    pub samples_ptr: u64,
+    /// Samples the run takes: before the first step and after every
+    /// `every`-th (0 without sampling); the buffer has room for them.
+    pub nr_samples: usize,
+}
+
+impl ReplayRequest {
+    /// Bytes of the step buffer.
+    pub const fn steps_bytes(&self) -> usize {
+        self.steps * STEP_BYTES
+    }
+
+    /// Bytes of the samples copied out.
+    pub const fn samples_bytes(&self) -> usize {
+        self.nr_samples * SAMPLE_BYTES
+    }
+}
+
+impl TryFrom<&uapi::MemlabReplay> for ReplayRequest {
+    type Error = Refusal;
+
+    fn try_from(q: &uapi::MemlabReplay) -> Result<Self, Refusal> {
+        // Outputs must come in zeroed: they are not inputs.
+        let input = uapi::MemlabReplay {
+            steps: q.steps,
+            steps_len: q.steps_len,
+            samples: q.samples,
+            samples_len: q.samples_len,
+            backend: q.backend,
+            sample_every: q.sample_every,
+            zone: q.zone,
+            ..Default::default()
+        };
+        if *q != input {
+            return Err(Refusal::OutputSet {
+                ioctl: Ioctl::Replay,
+            });
+        }
+        let backend = BackendId::from_uapi(q.backend)?;
+        let zone = match Zone::from_uapi(q.zone) {
+            Some(z) if z <= Zone::Normal => z,
+            _ => return Err(Refusal::Zone(q.zone)),
+        };
+        let len = usize::try_from(q.steps_len).map_err(|_| Refusal::Steps(q.steps_len))?;
+        if len == 0 || len % STEP_BYTES != 0 {
+            return Err(Refusal::StepsLen(q.steps_len));
+        }
+        let steps = len / STEP_BYTES;
+        if steps > uapi::MEMLAB_REPLAY_MAX_STEPS as usize {
+            return Err(Refusal::Steps(steps as u64));
+        }
+        let every = q.sample_every as usize;
+        if every == 0 && (q.samples != 0 || q.samples_len != 0) {
+            return Err(Refusal::SamplesWithoutInterval);
+        }
+        let nr_samples = steps.checked_div(every).map_or(0, |k| k + 1);
+        let need = (nr_samples * SAMPLE_BYTES) as u64;
+        if need > q.samples_len {
+            return Err(Refusal::SamplesShort {
+                ioctl: Ioctl::Replay,
+                room: q.samples_len,
+                need,
+            });
+        }
+        Ok(ReplayRequest {
+            backend,
+            zone,
+            steps_ptr: q.steps,
+            steps,
+            every,
+            samples_ptr: q.samples,
+            nr_samples,
+        })
+    }
 }

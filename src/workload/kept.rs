@@ -10,13 +10,19 @@ use super::steps::{self, Step};
 use super::timed;
 use super::ObjectAllocator;
 use crate::budget::Charge;
+use crate::request::WorkloadRequest;
 use crate::uapi;
 use kernel::prelude::*;
 
 /// Objects of one allocator, type-erased so the open file can hold them.
 pub(crate) trait KeptObjects: Send {
-    /// Frees every object through `steps`, timed into `w`.
-    fn free_timed(&mut self, w: &mut uapi::MemlabWorkload, steps: &[Step]) -> Result;
+    /// Frees every object through `steps` as `req` asks, timed into `w`.
+    fn free_timed(
+        &mut self,
+        req: &WorkloadRequest,
+        w: &mut uapi::MemlabWorkload,
+        steps: &[Step],
+    ) -> Result;
 }
 
 struct KeptOf<A: ObjectAllocator> {
@@ -29,8 +35,13 @@ struct KeptOf<A: ObjectAllocator> {
 unsafe impl<A: ObjectAllocator> Send for KeptOf<A> {}
 
 impl<A: ObjectAllocator> KeptObjects for KeptOf<A> {
-    fn free_timed(&mut self, w: &mut uapi::MemlabWorkload, steps: &[Step]) -> Result {
-        pass::run_steps(&mut self.a, w, steps, &mut self.slots, 0)
+    fn free_timed(
+        &mut self,
+        req: &WorkloadRequest,
+        w: &mut uapi::MemlabWorkload,
+        steps: &[Step],
+    ) -> Result {
+        pass::run_steps(&mut self.a, req, w, steps, &mut self.slots, 0)
     }
 }
 
@@ -40,16 +51,17 @@ impl<A: ObjectAllocator> Drop for KeptOf<A> {
     }
 }
 
-/// KEEP: runs and times the allocations of `w` (a BATCH) on `a`, and
-/// returns the objects.
+/// KEEP: runs and times the allocations of `req` (a BATCH) on `a`, and
+/// returns the objects; the figures go to `w`.
 pub(super) fn keep<A: ObjectAllocator + 'static>(
     mut a: A,
+    req: &WorkloadRequest,
     w: &mut uapi::MemlabWorkload,
 ) -> Result<KBox<dyn KeptObjects>> {
-    let seq = steps::generate(w)?;
-    let allocs = seq.steps.get(..w.count as usize).ok_or(EINVAL)?;
+    let seq = steps::generate(req)?;
+    let allocs = seq.steps.get(..req.count as usize).ok_or(EINVAL)?;
     let mut slots = pass::slots::<A>(seq.slots)?;
-    let r = pass::run_steps(&mut a, w, allocs, &mut slots, seq.peak_live);
+    let r = pass::run_steps(&mut a, req, w, allocs, &mut slots, seq.peak_live);
     // On failure the objects are freed as the value drops.
     let kept = KBox::new(KeptOf { a, slots }, GFP_KERNEL)?;
     r?;
@@ -59,7 +71,7 @@ pub(super) fn keep<A: ObjectAllocator + 'static>(
 /// A file's kept objects, what KEEP asked, and their charge.
 pub(crate) struct Kept {
     objs: KBox<dyn KeptObjects>,
-    req: uapi::MemlabWorkload,
+    req: WorkloadRequest,
     /// Bytes charged to the file for them.
     pub(crate) bytes: usize,
     _charge: Charge,
@@ -68,7 +80,7 @@ pub(crate) struct Kept {
 impl Kept {
     pub(crate) fn new(
         objs: KBox<dyn KeptObjects>,
-        req: &uapi::MemlabWorkload,
+        req: &WorkloadRequest,
         bytes: usize,
         charge: Charge,
     ) -> Self {
@@ -80,23 +92,16 @@ impl Kept {
         }
     }
 
-    /// Whether FREE_KEPT request `w` names these objects.
-    pub(crate) fn matches(&self, w: &uapi::MemlabWorkload) -> bool {
-        let r = &self.req;
-        w.flags == uapi::MEMLAB_WORKLOAD_FREE_KEPT
-            && w.warmup == 0
-            && (w.backend, w.family, w.pattern, w.count, w.size, w.order)
-                == (r.backend, r.family, r.pattern, r.count, r.size, r.order)
-            && w.ops_per_sample >= 1
-            && w.ops_per_sample <= uapi::MEMLAB_WORKLOAD_MAX_K
-            && super::limits::samples_ok(w).is_ok()
+    /// Whether FREE_KEPT request `req` names these objects.
+    pub(crate) fn matches(&self, req: &WorkloadRequest) -> bool {
+        req.frees_what(&self.req)
     }
 
-    /// FREE_KEPT: frees every object (BATCH's frees), timed into `w`, on
-    /// the caller's CPU.
-    pub(crate) fn free(&mut self, w: &mut uapi::MemlabWorkload) -> Result {
+    /// FREE_KEPT: frees every object (BATCH's frees) as `req` asks, timed
+    /// into `w`, on the caller's CPU.
+    pub(crate) fn free(&mut self, req: &WorkloadRequest, w: &mut uapi::MemlabWorkload) -> Result {
         let seq = steps::generate(&self.req)?;
         let frees = seq.steps.get(self.req.count as usize..).ok_or(EINVAL)?;
-        self.objs.free_timed(w, frees)
+        self.objs.free_timed(req, w, frees)
     }
 }

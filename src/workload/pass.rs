@@ -7,6 +7,8 @@ use super::steps::Step;
 use super::timed::{self, NoMigrate, Null, Samples};
 use super::ObjectAllocator;
 use crate::platform::clock::RawClock;
+use crate::request::{Mode, WorkloadRequest};
+use crate::stats::percentile;
 use crate::uapi;
 use kernel::{
     prelude::*,
@@ -23,21 +25,32 @@ pub(super) fn slots<A: ObjectAllocator>(n: usize) -> Result<KVVec<Option<A::Obj>
 }
 
 /// Runs `steps` on `a` with migration disabled: the floor (the same steps
-/// on [`Null`]), the first `w.warmup` steps untimed, then the timed pass;
-/// fills in `w`'s figures and copies the raw samples out if asked. What
-/// the steps leave in `slots` stays there (the caller frees or keeps it).
+/// on [`Null`]), the first `req.warmup` steps untimed, then the timed
+/// pass; fills in the figures of `w` and copies the raw samples out if
+/// asked. What the steps leave in `slots` stays there (the caller frees or
+/// keeps it).
 pub(super) fn run_steps<A: ObjectAllocator>(
     a: &mut A,
+    req: &WorkloadRequest,
     w: &mut uapi::MemlabWorkload,
     steps: &[Step],
     slots: &mut [Option<A::Obj>],
     peak_live: u32,
 ) -> Result {
-    if w.flags == uapi::MEMLAB_WORKLOAD_THROUGHPUT {
-        return run_throughput(a, w, steps, slots, peak_live);
+    if req.mode == Mode::Throughput {
+        // The warm-up, then one pass timed as a whole (no floor: two clock
+        // reads per pass, not per operation).
+        let clock = RawClock::new();
+        let pin = NoMigrate::new();
+        w.cpu = kernel::cpu::CpuId::current().as_u32();
+        warm_up(a, req, steps, slots);
+        let pass = timed::throughput(a, &clock, steps, slots);
+        drop(pin);
+        report(w, &pass, &clock, peak_live);
+        return Ok(());
     }
-    let k = w.ops_per_sample;
-    let cap = w.count.div_ceil(k) as usize;
+    let k = req.k;
+    let cap = req.samples() as usize;
     let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
     // Full, so that a free-only sequence has windows to time too.
     let mut null_slots = KVVec::from_elem(Some(()), slots.len(), GFP_KERNEL)?;
@@ -58,19 +71,19 @@ pub(super) fn run_steps<A: ObjectAllocator>(
     floor.extend_from_slice(alloc.taken(), GFP_KERNEL)?;
     floor.extend_from_slice(free.taken(), GFP_KERNEL)?;
     crate::platform::sort::sort_sleepable(&mut floor);
-    w.floor_ticks = timed::percentile(&floor, 1, 2);
+    w.floor_ticks = percentile(&floor, 1, 2);
     let (mut alloc, mut free) = (Samples::new(cap)?, Samples::new(cap)?);
-    warm_up(a, w, steps, slots);
+    warm_up(a, req, steps, slots);
     let pass = timed::timed(a, &clock, steps, slots, k, &mut alloc, &mut free);
     drop(pin);
     report(w, &pass, &clock, peak_live);
     w.zone_allocs = pass.zones;
     w.alloc_samples = alloc.len as u32;
     w.free_samples = free.len as u32;
-    if w.samples_ptr != 0 {
+    if let Some(ptr) = req.samples_ptr {
         let bytes = |s: &[u64]| core::mem::size_of_val(s);
         let len = bytes(alloc.taken()) + bytes(free.taken());
-        let mut out = UserSlice::new(UserPtr::from_addr(w.samples_ptr as usize), len).writer();
+        let mut out = UserSlice::new(UserPtr::from_addr(ptr as usize), len).writer();
         for part in [alloc.taken(), free.taken()] {
             for s in part {
                 out.write(s)?;
@@ -86,42 +99,23 @@ pub(super) fn run_steps<A: ObjectAllocator>(
         let v = s.ticks.get_mut(..n).unwrap_or(&mut []);
         crate::platform::sort::sort_sleepable(v);
         let net = |t: u64| clock.ps(t.saturating_sub(w.floor_ticks), k);
-        *median = net(timed::percentile(v, 1, 2));
-        *p99 = net(timed::percentile(v, 99, 100));
+        *median = net(percentile(v, 1, 2));
+        *p99 = net(percentile(v, 99, 100));
     }
     Ok(())
 }
 
-/// [`run_steps`] for THROUGHPUT: the warm-up, then one pass timed as a
-/// whole (no floor: two clock reads per pass, not per operation).
-fn run_throughput<A: ObjectAllocator>(
-    a: &mut A,
-    w: &mut uapi::MemlabWorkload,
-    steps: &[Step],
-    slots: &mut [Option<A::Obj>],
-    peak_live: u32,
-) -> Result {
-    let clock = RawClock::new();
-    let pin = NoMigrate::new();
-    w.cpu = kernel::cpu::CpuId::current().as_u32();
-    warm_up(a, w, steps, slots);
-    let pass = timed::throughput(a, &clock, steps, slots);
-    drop(pin);
-    report(w, &pass, &clock, peak_live);
-    Ok(())
-}
-
-/// The first `w.warmup` steps, untimed. The warm-up ends with every slot
+/// The first `req.warmup` steps, untimed. The warm-up ends with every slot
 /// empty: never on a free-only pass, whose slots hold the objects to free
 /// (FREE_KEPT takes no warm-up).
 fn warm_up<A: ObjectAllocator>(
     a: &mut A,
-    w: &uapi::MemlabWorkload,
+    req: &WorkloadRequest,
     steps: &[Step],
     slots: &mut [Option<A::Obj>],
 ) {
-    if w.warmup > 0 {
-        let warm = steps.get(..w.warmup as usize).unwrap_or(steps);
+    if req.warmup > 0 {
+        let warm = steps.get(..req.warmup as usize).unwrap_or(steps);
         timed::untimed(a, warm, slots);
     }
 }

@@ -4,7 +4,7 @@
 //! the random numbers, the choice of the object to free and the slot
 //! bookkeeping all happen here, so the timed loop only indexes an array.
 
-use crate::uapi;
+use crate::request::{Pattern, WorkloadFamily, WorkloadRequest};
 use kernel::prelude::*;
 
 /// One step: allocate into a slot, or free what a slot holds.
@@ -70,37 +70,23 @@ pub(super) struct Sequence {
     pub(super) peak_live: u32,
 }
 
-/// The most objects `pattern` holds at once for `count` steps.
-pub(super) fn max_live(pattern: u32, count: u32) -> u32 {
-    match pattern {
-        uapi::MEMLAB_PATTERN_PAIRS => 1,
-        uapi::MEMLAB_PATTERN_BATCH => count,
-        _ => (count / 2).max(1),
-    }
-}
-
-/// Steps of `w` (validated by the caller). RANDOM allocs pick a size in
-/// `8..size` for kmalloc (the full `size` for a kmem_cache) or an order in
-/// `0..=order` for pages.
-pub(super) fn generate(w: &uapi::MemlabWorkload) -> Result<Sequence> {
+/// Steps of `w`. RANDOM allocs pick a size in `8..size` for kmalloc (the
+/// full `size` for a kmem_cache or vmalloc) or an order in `0..=order` for
+/// pages.
+pub(super) fn generate(w: &WorkloadRequest) -> Result<Sequence> {
     let count = w.count;
-    let size = u32::try_from(w.size).map_err(|_| EINVAL)?;
-    let fixed = if w.family == uapi::MEMLAB_FAMILY_PAGES {
-        w.order
-    } else {
-        size
-    };
-    let slots = max_live(w.pattern, count);
+    let fixed = w.family.arg();
+    let slots = w.pattern.max_live(count);
     let mut steps = KVVec::with_capacity(2 * count as usize, GFP_KERNEL)?;
     let mut peak_live = slots;
     match w.pattern {
-        uapi::MEMLAB_PATTERN_PAIRS => {
+        Pattern::Pairs => {
             for _ in 0..count {
                 steps.push(Step::alloc(0, fixed), GFP_KERNEL)?;
                 steps.push(Step::free(0), GFP_KERNEL)?;
             }
         }
-        uapi::MEMLAB_PATTERN_BATCH => {
+        Pattern::Batch => {
             for i in 0..count {
                 steps.push(Step::alloc(i, fixed), GFP_KERNEL)?;
             }
@@ -108,7 +94,7 @@ pub(super) fn generate(w: &uapi::MemlabWorkload) -> Result<Sequence> {
                 steps.push(Step::free(i), GFP_KERNEL)?;
             }
         }
-        _ => {
+        Pattern::Random => {
             let mut rng = Rng(w.seed | 1);
             // Live slots in allocation order, and the unused ones.
             let mut live: KVVec<u32> = KVVec::with_capacity(slots as usize, GFP_KERNEL)?;
@@ -121,9 +107,11 @@ pub(super) fn generate(w: &uapi::MemlabWorkload) -> Result<Sequence> {
                 let n = live.len() as u32;
                 if n == 0 || (n < slots && rng.below(2) == 0) {
                     let arg = match w.family {
-                        uapi::MEMLAB_FAMILY_PAGES => rng.below(w.order + 1),
-                        uapi::MEMLAB_FAMILY_KMALLOC => 8 + rng.below(size.saturating_sub(8)),
-                        _ => size,
+                        WorkloadFamily::Pages { order } => rng.below(order + 1),
+                        WorkloadFamily::Kmalloc { size } => 8 + rng.below(size.saturating_sub(8)),
+                        WorkloadFamily::KmemCache { size } | WorkloadFamily::Vmalloc { size } => {
+                            size
+                        }
                     };
                     let slot = unused.pop().ok_or(EINVAL)?;
                     steps.push(Step::alloc(slot, arg), GFP_KERNEL)?;

@@ -10,7 +10,7 @@
 //! only the two clock reads ([`RawClock::now`]).
 
 use super::steps::Step;
-use super::ObjectAllocator;
+use super::{ObjectAllocator, Placed};
 pub(super) use crate::platform::clock::NoMigrate;
 use crate::platform::{clock::RawClock, phys};
 use crate::request::Gfp;
@@ -28,23 +28,6 @@ impl ObjectAllocator for Null {
     }
     #[inline(always)]
     fn free(&mut self, _obj: ()) {}
-}
-
-/// Where an object lies: its first page frame, for the zone count.
-pub(crate) trait Placed {
-    /// The page frame of the object's first byte (0 if unknown).
-    fn pfn(&self) -> u64;
-}
-
-impl Placed for () {
-    fn pfn(&self) -> u64 {
-        0
-    }
-}
-
-/// The page frame of a direct-map address.
-pub(super) fn linear_pfn<T>(p: *const T) -> u64 {
-    phys::linear_phys(p.cast()) >> kernel::page::PAGE_SHIFT
 }
 
 /// Samples of one kind: sums of K windows, in ticks, in a vector sized
@@ -189,16 +172,6 @@ pub(super) fn free_all<A: ObjectAllocator>(a: &mut A, slots: &mut [Option<A::Obj
     for o in slots.iter_mut().filter_map(Option::take) {
         a.free(o);
     }
-}
-
-/// The value at fraction `num / den` of sorted `v` (0 if empty): the same
-/// index rule as memlabctl's.
-pub(super) fn percentile(v: &[u64], num: usize, den: usize) -> u64 {
-    (v.len() * num)
-        .checked_div(den)
-        .and_then(|i| v.get(i))
-        .copied()
-        .unwrap_or(0)
 }
 
 /// The `MEMLAB_KCONFIG_*` bits of the kernel this module was built for.

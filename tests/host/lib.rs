@@ -46,5 +46,7 @@ pub mod request;
 pub mod sizeclass;
 #[path = "../../src/core/slab/mod.rs"]
 pub mod slab;
+#[path = "../../src/core/stats.rs"]
+pub mod stats;
 #[path = "../../src/uapi.rs"]
 pub mod uapi;

@@ -65,7 +65,9 @@
 //! so callers serialise by construction. The module keeps all its zones (DMA,
 //! DMA32, Normal) and kmalloc caches under one spinlock, `Mirror::state`, and
 //! slab caches call in through [`crate::slab::PageSource`] only under that
-//! same lock, so there is no lock order to keep; see src/mirror/mod.rs.
+//! same lock. The module's own locks do nest: a mirror kmem_cache takes its
+//! barn, then its slab cache's spinlock, then `Mirror::state`
+//! (src/mirror/kmem_cache.rs); the whole order is in rust_memlab.rs.
 
 // The types are declared here, the code is in the submodules: per-frame
 // metadata, regions, the free lists, allocating and freeing blocks, and the

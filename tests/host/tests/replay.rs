@@ -45,7 +45,7 @@ fn free(id: u32) -> MemlabReplayStep {
 
 fn run(steps: &[MemlabReplayStep]) -> Result<ReplayPlan, RequestError> {
     let mut live = vec![0u64; ids_needed(steps)];
-    plan(steps, &mut live)
+    plan(steps, &mut live).map_err(RequestError::from)
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn bad_steps_get_their_errno() {
             Invalid,
         ),
     ] {
-        assert_eq!(decode(&s), Err(want), "{what}");
+        assert_eq!(decode(&s).map_err(RequestError::from), Err(want), "{what}");
         assert_eq!(run(&[s]), Err(want), "{what} in a plan");
     }
     assert_eq!(decode(&kmalloc(0, 4 << 20)).map(|_| ()), Ok(()));
@@ -222,4 +222,157 @@ fn unusable_index_in_ppm_matches_the_kernels_thousandths() {
         let ppm = unusable_free_scaled(order, &info, 1_000_000) as i64;
         assert_eq!(ppm / 1000, k, "order {order}");
     }
+}
+
+fn header() -> uapi::MemlabReplay {
+    uapi::MemlabReplay {
+        steps: 0x1000,
+        steps_len: 10 * 24,
+        backend: uapi::MEMLAB_BACKEND_MIRROR,
+        zone: uapi::MEMLAB_ZONE_NORMAL,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_good_header_is_typed() {
+    use memlab_core::request::{replay::ReplayRequest, BackendId, Zone};
+    let r = ReplayRequest::try_from(&header()).unwrap();
+    assert_eq!((r.backend, r.zone), (BackendId::Mirror, Zone::Normal));
+    assert_eq!(
+        (r.steps_ptr, r.steps, r.every, r.nr_samples),
+        (0x1000, 10, 0, 0)
+    );
+    assert_eq!((r.steps_bytes(), r.samples_bytes()), (240, 0));
+    // Every 3 steps of 10: before the first, after 3, 6 and 9.
+    let s = uapi::MemlabReplay {
+        samples: 0x2000,
+        samples_len: 4 * 112,
+        sample_every: 3,
+        ..header()
+    };
+    let r = ReplayRequest::try_from(&s).unwrap();
+    assert_eq!((r.every, r.nr_samples, r.samples_ptr), (3, 4, 0x2000));
+    assert_eq!(r.samples_bytes(), 448);
+}
+
+#[test]
+fn every_header_rule_gets_its_errno() {
+    use memlab_core::request::{replay::ReplayRequest, Ioctl, Refusal};
+    let max = u64::from(uapi::MEMLAB_REPLAY_MAX_STEPS);
+    let sampled = uapi::MemlabReplay {
+        samples: 0x2000,
+        samples_len: 4 * 112,
+        sample_every: 3,
+        ..header()
+    };
+    for (what, q, want) in [
+        (
+            "an output set",
+            uapi::MemlabReplay {
+                allocs: 1,
+                ..header()
+            },
+            Refusal::OutputSet {
+                ioctl: Ioctl::Replay,
+            },
+        ),
+        (
+            "unknown backend",
+            uapi::MemlabReplay {
+                backend: 2,
+                ..header()
+            },
+            Refusal::Backend(2),
+        ),
+        (
+            "zone Movable",
+            uapi::MemlabReplay {
+                zone: uapi::MEMLAB_ZONE_MOVABLE,
+                ..header()
+            },
+            Refusal::Zone(uapi::MEMLAB_ZONE_MOVABLE),
+        ),
+        (
+            "no steps",
+            uapi::MemlabReplay {
+                steps_len: 0,
+                ..header()
+            },
+            Refusal::StepsLen(0),
+        ),
+        (
+            "a part of a step",
+            uapi::MemlabReplay {
+                steps_len: 25,
+                ..header()
+            },
+            Refusal::StepsLen(25),
+        ),
+        (
+            "more steps than the max",
+            uapi::MemlabReplay {
+                steps_len: (max + 1) * 24,
+                ..header()
+            },
+            Refusal::Steps(max + 1),
+        ),
+        (
+            "a sample buffer without an interval",
+            uapi::MemlabReplay {
+                sample_every: 0,
+                ..sampled
+            },
+            Refusal::SamplesWithoutInterval,
+        ),
+        (
+            "a sample buffer too small",
+            uapi::MemlabReplay {
+                samples_len: 4 * 112 - 1,
+                ..sampled
+            },
+            Refusal::SamplesShort {
+                ioctl: Ioctl::Replay,
+                room: 4 * 112 - 1,
+                need: 4 * 112,
+            },
+        ),
+    ] {
+        assert_eq!(ReplayRequest::try_from(&q), Err(want), "{what}");
+        let errno = if what == "more steps than the max" {
+            TooBig
+        } else {
+            Invalid
+        };
+        assert_eq!(want.error(), errno, "{what}");
+    }
+    assert!(ReplayRequest::try_from(&uapi::MemlabReplay {
+        steps_len: max * 24,
+        ..header()
+    })
+    .is_ok());
+}
+
+#[test]
+fn step_refusals_name_the_rule() {
+    use memlab_core::request::Refusal;
+    assert_eq!(decode(&free(3)), Ok(ReplayOp::Free { id: 3 }));
+    assert_eq!(run_refusal(&[free(3)]), Refusal::IdNotLive(3));
+    assert_eq!(
+        run_refusal(&[kmalloc(2, 8), kmalloc(2, 8)]),
+        Refusal::IdLive(2)
+    );
+    assert_eq!(
+        decode(&pages(0, 11)).unwrap_err().to_string(),
+        "order 11 is above MAX_PAGE_ORDER 10"
+    );
+    assert_eq!(
+        decode(&kmalloc(0, 0)).unwrap_err().to_string(),
+        "kmalloc size 0: size must be at least 1"
+    );
+}
+
+fn run_refusal(steps: &[MemlabReplayStep]) -> memlab_core::request::Refusal {
+    let mut live = vec![0u64; ids_needed(steps)];
+    plan(steps, &mut live).unwrap_err()
 }

@@ -24,7 +24,7 @@ fn req(family: u32, gfp: u32, size: u64, order: u32, align: u32) -> MemlabAlloc 
 }
 
 fn parse(r: MemlabAlloc) -> Result<AllocRequest, RequestError> {
-    AllocRequest::try_from(&r)
+    AllocRequest::try_from(&r).map_err(RequestError::from)
 }
 
 const INVALID: Result<AllocRequest, RequestError> = Err(RequestError::Invalid);
@@ -99,13 +99,11 @@ fn gfp_field_is_a_selector_plus_zero_and_nothing_else() {
             assert_eq!(g.sel, GfpSel::ALL[sel as usize]);
         }
     }
-    assert_eq!(
-        Gfp::from_uapi(uapi::MEMLAB_NR_GFP),
-        Err(RequestError::Invalid)
-    );
-    assert_eq!(Gfp::from_uapi(0xff), Err(RequestError::Invalid));
-    assert_eq!(Gfp::from_uapi(1 << 9), Err(RequestError::Invalid));
-    assert_eq!(Gfp::from_uapi(1 << 31), Err(RequestError::Invalid));
+    let gfp = |g| Gfp::from_uapi(g).map_err(RequestError::from);
+    assert_eq!(gfp(uapi::MEMLAB_NR_GFP), Err(RequestError::Invalid));
+    assert_eq!(gfp(0xff), Err(RequestError::Invalid));
+    assert_eq!(gfp(1 << 9), Err(RequestError::Invalid));
+    assert_eq!(gfp(1 << 31), Err(RequestError::Invalid));
     assert_eq!(
         parse(req(uapi::MEMLAB_FAMILY_PAGES, 0x200, 0, 0, 0)),
         INVALID
@@ -280,4 +278,52 @@ fn cache_flags_only_for_kmem_cache_and_reserved_zero() {
         ..req(uapi::MEMLAB_FAMILY_KMALLOC, 0, 64, 0, 0)
     };
     assert_eq!(parse(r), INVALID);
+}
+
+#[test]
+fn alloc_refusals_name_the_rule_and_the_limit() {
+    use memlab_core::request::{check_pin_cap, Refusal};
+    let text = |r| AllocRequest::try_from(&r).unwrap_err().to_string();
+    assert_eq!(
+        text(req(uapi::MEMLAB_FAMILY_KMALLOC, 0, 0, 0, 0)),
+        "kmalloc size 0: size must be at least 1"
+    );
+    assert_eq!(
+        text(req(uapi::MEMLAB_FAMILY_PAGES, 0, 0, 11, 0)),
+        "order 11 is above MAX_PAGE_ORDER 10"
+    );
+    assert_eq!(
+        text(req(uapi::MEMLAB_FAMILY_KMEM_CACHE, 0, (4 << 20) + 1, 0, 0)),
+        "kmem_cache size 4194305: size must be at most 4194304 (KMALLOC_MAX_SIZE)"
+    );
+    assert_eq!(
+        AllocRequest::try_from(&req(
+            uapi::MEMLAB_FAMILY_KMALLOC,
+            uapi::MEMLAB_GFP_DMA32,
+            8,
+            0,
+            0
+        )),
+        Err(Refusal::SlabGfp {
+            family: uapi::MEMLAB_FAMILY_KMALLOC,
+            gfp: "GFP_DMA32"
+        })
+    );
+    assert_eq!(
+        AllocRequest::try_from(&req(uapi::MEMLAB_FAMILY_PAGES, 0, 0, 0, 8)),
+        Err(Refusal::FieldNotTaken {
+            family: uapi::MEMLAB_FAMILY_PAGES,
+            field: "align",
+            value: 8
+        })
+    );
+    // The pin cap: E2BIG, naming the cap in MiB.
+    assert_eq!(check_pin_cap(64 << 20, 0, 64 << 20), Ok(()));
+    let over = check_pin_cap(100 << 20, 0, 64 << 20).unwrap_err();
+    assert_eq!(over.error(), RequestError::TooBig);
+    assert_eq!(
+        over.to_string(),
+        "100 MiB would pass this file's pin cap, max_pinned_mb=64 (0 B held)"
+    );
+    assert!(check_pin_cap(1, 64 << 20, 64 << 20).is_err());
 }

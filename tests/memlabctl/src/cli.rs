@@ -5,6 +5,7 @@
 
 use crate::args::{AllocArgs, ExerciseArgs};
 use crate::dev::{uapi, Memlab, DEBUGFS, DEV_PATH};
+use crate::explain;
 use crate::names;
 use serde::Serialize;
 use serde_json::Value;
@@ -166,16 +167,26 @@ pub fn alloc(a: &AllocArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    if !a.json {
-        println!("{}", names::family_call(req.family, req.backend, req.gfp));
-        println!("{}", block_header());
-    }
-    let mut rows = Vec::new();
+    let mut rows: Vec<BlockRow> = Vec::new();
     for _ in 0..a.count {
-        match dev.alloc(&req).and_then(|h| dev.inspect(h)) {
+        let h = match dev.alloc(&req) {
+            Ok(h) => h,
+            // One line naming the rule or the cap, before any table.
+            Err(e) => {
+                let held = rows.iter().map(|r| r.usable).sum();
+                let caps = explain::Pinned::read();
+                let why = explain::alloc_refusal(&req, held, rows.len(), caps.as_ref());
+                return fail(format!("alloc: {}", explain::explained(&e, why)));
+            }
+        };
+        match dev.inspect(h) {
             Ok(info) => {
                 let row = BlockRow::new(&info, req.backend);
                 if !a.json {
+                    if rows.is_empty() {
+                        println!("{}", names::family_call(req.family, req.backend, req.gfp));
+                        println!("{}", block_header());
+                    }
                     println!("{}", row.human());
                 }
                 rows.push(row);

@@ -2,9 +2,7 @@
 
 //! A thin, typed wrapper over the `/dev/memlab` ioctls.
 
-#[path = "../../../src/uapi.rs"]
-#[allow(dead_code)]
-pub mod uapi;
+pub use memlab_core::uapi;
 
 /// Why the DMA family answers ENODEV on some kernels.
 pub const NO_DMA: &str = "no DMA on this kernel (ENODEV: User-Mode Linux selects NO_DMA, so \

@@ -210,7 +210,10 @@ pub fn frag(a: &FragArgs) -> ExitCode {
     ] {
         let (q, samples) = match d.replay(&bin, backend, a.sample_every, uapi::MEMLAB_ZONE_NORMAL) {
             Ok(r) => r,
-            Err(e) => return fail(format!("frag: MEMLAB_IOC_REPLAY on {name}: {e}")),
+            Err(e) => {
+                let why = crate::explain::replay_explained(&e, &bin);
+                return fail(format!("frag: MEMLAB_IOC_REPLAY on {name}: {why}"));
+            }
         };
         let s = Series::new(name, &q, &samples);
         let last = |v: &[f64]| v.last().map_or_else(|| "-".into(), |x| format!("{x:.3}"));

@@ -27,6 +27,7 @@ mod cli;
 mod demo;
 mod dev;
 mod engine;
+mod explain;
 mod frag;
 mod kpage;
 mod names;

@@ -349,7 +349,10 @@ fn run_ioctl(
     let t0 = Instant::now();
     let (q, _) = d
         .replay(bin, backend, 0, uapi::MEMLAB_ZONE_NORMAL)
-        .map_err(|e| format!("MEMLAB_IOC_REPLAY on {name}: {e}"))?;
+        .map_err(|e| {
+            let why = crate::explain::replay_explained(&e, bin);
+            format!("MEMLAB_IOC_REPLAY on {name}: {why}")
+        })?;
     Ok(ReplayRun::ioctl(name, &q, t0.elapsed().as_nanos() as u64))
 }
 

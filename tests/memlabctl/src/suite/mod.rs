@@ -24,6 +24,7 @@ mod lifecycle;
 mod mirror;
 mod pagemap;
 mod params;
+mod refusals;
 mod replay;
 mod trace;
 mod workloads;
@@ -49,6 +50,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     workloads::cases(&mut s);
     replay::cases(&mut s);
     hostile::cases(&mut s);
+    refusals::cases(&mut s);
     if inject_failure {
         s.case("injected failure (memlabctl test --inject-failure)", || {
             Err("deliberately failed: the host must report this run as failed".into())
