@@ -83,7 +83,7 @@ FRAG_POOL_MB_DEFAULT=256
 # the mirror's arena, and the guest gets twice that plus what the kernel,
 # its memory map and the initramfs take (measured: FRAG_UML_OVERHEAD_MB).
 FRAG_UML_POOL_MB=112
-FRAG_UML_OVERHEAD_MB=40
+FRAG_UML_OVERHEAD_MB=30
 
 # frag_vm_args NORMAL POOL [ENGINE]: sets FRAG_VM, run-vm.sh's arguments
 # for that VM: on QEMU (tcg, kvm) NORMAL MiB of zone Normal above 2 GiB

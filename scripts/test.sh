@@ -204,6 +204,15 @@ uml_lab_suite() {
 	if [ "$rc" = 0 ] && grep -q 'status [1-9]' <<<"$out" && grep -qi 'ENODEV\|No such device' <<<"$out"; then ok=0; else ok=1; fi
 	record "uml: the DMA family answers ENODEV (no DMA API on um) (exit $rc: $(tr '\n' ' ' <<<"${out:0:120}"))" "$ok"
 
+	# make bench's fragmentation VM on UML: equal arenas.
+	local ratio
+	frag_vm_args 0 0 uml
+	rc=0
+	out=$("${run[@]}" "${FRAG_VM[@]}" --run 'memlabctl frag --steps 2000 --sample-every 500' 2>&1) || rc=$?
+	ratio=$(grep -o 'mirror/real [0-9.]*' <<<"$out" | awk '{ print $2 }')
+	if [ "$rc" = 0 ] && [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then ok=0; else ok=1; fi
+	record "uml: bench's fragmentation VM (${FRAG_VM[*]}): both zones Normal start within a tenth (exit $rc, mirror/real ${ratio:-none})" "$ok"
+
 	rc=0
 	err=$("${run[@]}" --run 'kill -QUIT 1; sleep 60' 2>&1 >/dev/null) || rc=$?
 	if [ "$rc" = 125 ] && [[ "$err" == *"guest kernel panicked"* ]] && [ "$(wc -l <<<"$err")" = 1 ]; then ok=0; else ok=1; fi

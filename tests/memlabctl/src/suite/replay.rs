@@ -334,8 +334,11 @@ fn exhausted() -> Outcome {
     // On UML the whole pool is zone Normal, laid out so that one order-9
     // block can be left that the zone's reserve keeps (GFP_KERNEL and the
     // GFP_NOWAIT probe both stop at the reserve): none may be had above it.
-    let free_pages: u64 = (0..full.free_blocks.len())
-        .map(|o| u64::from(full.free_blocks[o]) << o)
+    let free_pages: u64 = full
+        .free_blocks
+        .iter()
+        .enumerate()
+        .map(|(o, &n)| n << o)
         .sum();
     let none_above_reserve = full.free_blocks[9] + full.free_blocks[10] == 0
         || (super::kernel::is_uml()
