@@ -343,16 +343,8 @@ boot_uml() {
 		(ulimit -c 0; exec "${uml[@]}" con0=fd:0,fd:1 $append) | tee "$log"
 		rc=${PIPESTATUS[0]}
 		set -e
-		stty "$saved" 2>/dev/null || true
-		sed -i 's/\r$//' "$log" 2>/dev/null || true
-		printf '\n'
-		local st=0
-		verdict "$rc" || st=$?
-		# As run_shell: a clean end is a success, whatever the last command.
-		if [ "$st" != 124 ] && [ "$st" != 125 ] && ! grep -aq '^MEMLAB: insmod failed' "$log"; then
-			st=0
-		fi
-		return "$st"
+		end_shell "$rc" "$saved"
+		return
 	fi
 	note "starting UML ($cpus CPUs, $mem, native; timeout ${timeout}s); console log: $log"
 	rm -f "$log"
@@ -403,14 +395,20 @@ run_shell() {
 		-chardev "stdio,id=con,mux=on,signal=off,logfile=$log,logappend=off" -serial chardev:con
 	local rc=$?
 	set -e
-	stty "$saved" 2>/dev/null || true
+	end_shell "$rc" "$saved"
+}
+
+# end_shell STATUS SAVED_STTY: after an interactive shell (QEMU or UML),
+# the terminal restored and the session judged: one that ended cleanly is
+# a success, whatever the last command typed returned; a VM that died, or
+# memlab not loading, is not.
+end_shell() {
+	stty "$2" 2>/dev/null || true
 	sed -i 's/\r$//' "$log" 2>/dev/null || true
 	# The guest erased its sentinel line on the terminal; end on a clean line.
 	printf '\n'
 	local st=0
-	verdict "$rc" || st=$?
-	# A session that ended cleanly is a success, whatever the last command
-	# typed returned; a VM that died, or memlab not loading, is not.
+	verdict "$1" || st=$?
 	if [ "$st" != 124 ] && [ "$st" != 125 ] && ! grep -aq '^MEMLAB: insmod failed' "$log"; then
 		st=0
 	fi
