@@ -170,6 +170,9 @@ fn probes(samples: &[uapi::MemlabFragSample], bit: u32) -> Vec<bool> {
 /// `frag.json`.
 #[derive(Serialize, Debug, PartialEq)]
 pub struct FragReport {
+    /// What ran the guest (`tcg`, `kvm`, `uml`), and on which host CPU.
+    pub engine: String,
+    pub host_cpu: String,
     pub zone: &'static str,
     pub steps: u64,
     pub sample_every: u32,
@@ -197,7 +200,10 @@ pub fn frag(a: &FragArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    let engine = crate::engine::Engine::current();
     let mut report = FragReport {
+        engine: engine.engine.clone(),
+        host_cpu: engine.host_cpu.clone(),
         zone: "Normal",
         steps: u64::from(a.steps),
         sample_every: a.sample_every,
@@ -244,6 +250,8 @@ pub fn frag(a: &FragArgs) -> ExitCode {
             "memlab frag: {} steps (seed {}, at most {} live), zone Normal sampled every {} steps",
             a.steps, a.seed, a.live, a.sample_every
         );
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        println!("{}", engine.describe(release.trim()));
         println!(
             "backend  allocs   frees failed  samples   unus_3_end unus_9_end  probe3_x probe9_x  alloc_med"
         );
@@ -310,6 +318,8 @@ mod tests {
             reserved: 0,
         };
         let r = FragReport {
+            engine: "uml".into(),
+            host_cpu: "AMD EPYC".into(),
             zone: "Normal",
             steps: 400,
             sample_every: 200,
@@ -327,7 +337,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json_line(&r)).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"zone": "Normal", "steps": 400, "sample_every": 200, "series": [
+            serde_json::json!({"engine": "uml", "host_cpu": "AMD EPYC", "zone": "Normal", "steps": 400, "sample_every": 200, "series": [
                 {"backend": "mirror", "arena_pages": 2049, "allocs": 300, "frees": 100, "failed": 7, "step": [200], "unusable_3": [0.5], "unusable_9": [1.0],
                  "free_blocks": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]],
                  "probe_failed_3": [false], "probe_failed_9": [true]}]})

@@ -19,6 +19,11 @@ const ZERO: f64 = 0.5;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct FragFile {
+    /// What ran the guest (`tcg`, `kvm`, `uml`); empty in older files.
+    #[serde(default)]
+    pub engine: String,
+    #[serde(default)]
+    pub host_cpu: String,
     pub zone: String,
     #[serde(default)]
     pub steps: u64,
@@ -130,6 +135,9 @@ impl Figure for FragFigure {
         }
         if f.sample_every > 0 {
             title += &format!(", sampled every {}", f.sample_every);
+        }
+        if !f.engine.is_empty() {
+            title += &format!(" ({})", f.engine.to_uppercase());
         }
         let root = root.titled(&title, ("sans-serif", 24))?;
         let (top, bottom) = root.split_vertically((FRAG_SIZE.1 - 40) * 45 / 100);
