@@ -29,14 +29,31 @@
 #
 #   BENCH_HOST=0   skip the host benchmark
 #   FRAG=0         skip the fragmentation boot
-#   ENGINE=native|uml|kvm|tcg
+#   ENGINE=native|uml|kvm|tcg   (or FLAVOUR=uml|bench)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # pick_engine: sets FLAVOUR_ARGS (run-vm.sh's --flavour and --accel) and
 # ENGINE_NAME for $ENGINE.
 pick_engine() {
-	local engine=${ENGINE:-native} why
+	local engine=${ENGINE:-} why
+	# FLAVOUR picks an engine too: uml is UML, bench is QEMU (KVM where it
+	# works, else TCG, as ACCEL says).
+	if [ -z "$engine" ]; then
+		case "${FLAVOUR:-}" in
+		uml) engine=uml ;;
+		bench) engine=qemu ;;
+		"") engine=native ;;
+		*) die "make bench runs on FLAVOUR=bench or uml, not '$FLAVOUR' (the test kernel's debug options would swamp every figure)" ;;
+		esac
+	fi
 	case "$engine" in
+	qemu)
+		engine=${MEMLAB_ACCEL:-auto}
+		if [ "$engine" = auto ]; then
+			engine=tcg
+			why=$(kvm_unusable "$(bash scripts/build-kernel.sh bench)/arch/x86/boot/bzImage") || engine=kvm
+		fi
+		;;
 	native)
 		# KVM only where its cheap checks pass: probing needs the bench
 		# kernel, which a KVM run builds anyway.
