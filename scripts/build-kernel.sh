@@ -10,8 +10,9 @@
 # rebuilds in a fresh directory.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# The whole script is one function, read before it runs, so editing this
-# file during a long build cannot derail the running copy.
+# The whole script is one function, read before it runs, and the line that
+# calls it exits (bash reads a line whole before running it), so editing
+# this file during a long build cannot derail the running copy.
 main() {
 	flavour=${1:-test}
 	frag_dir=$MEMLAB_ROOT/scripts/kernel
@@ -91,4 +92,4 @@ main() {
 		while read -r stamp; do rm -rf "$(dirname "$stamp")"; done
 	echo "$build"
 }
-main "$@"
+main "$@"; exit
