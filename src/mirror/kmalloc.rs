@@ -27,7 +27,9 @@ pub(crate) fn cpu_cacheable(gfp: Gfp) -> bool {
 impl Mirror {
     /// `kmalloc(size, gfp)`: from this CPU's sheaf of the size class with
     /// no lock and no atomic, else [`Mirror::kmalloc_slow`].
-    #[inline]
+    // Out of line, as the kernel's exported entry is: a caller pays one
+    // call on both sides of every comparison (equal work in a timed window).
+    #[inline(never)]
     pub(crate) fn kmalloc(&self, size: usize, gfp: Gfp) -> Result<NonNull<u8>> {
         if let (Some(class), true) = (kmalloc_index(size), cpu_cacheable(gfp)) {
             let hit = self.cpus.local(|cc| {
@@ -98,7 +100,9 @@ impl Mirror {
     /// freed since: an object parked on a sheaf still reads as allocated in
     /// its slab, so the slab cannot tell a second free of it, and this
     /// function does not try.
-    #[inline]
+    // Out of line, as the kernel's exported entry is: a caller pays one
+    // call on both sides of every comparison (equal work in a timed window).
+    #[inline(never)]
     pub(crate) unsafe fn kfree(&self, ptr: NonNull<u8>, size: usize, gfp: Gfp) -> Result {
         if let (Some(class), true) = (kmalloc_index(size), cpu_cacheable(gfp)) {
             let parked = self.cpus.local(|cc| {

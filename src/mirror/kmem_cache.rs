@@ -109,7 +109,9 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
 
     /// `kmem_cache_alloc(cache, gfp)`: from this CPU's sheaf with no lock
     /// and no atomic, else the barn, then the slabs.
-    #[inline]
+    // Out of line, as the kernel's exported entry is: a caller pays one
+    // call on both sides of every comparison (equal work in a timed window).
+    #[inline(never)]
     pub(crate) fn alloc(&self, gfp: Gfp) -> Result<NonNull<u8>> {
         if let Some(Some(p)) = self.cpus.local(|s| s.alloc()) {
             return Ok(p);
@@ -156,7 +158,9 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
     /// `ptr` came from [`KmemCache::alloc`] of this cache and has not been
     /// freed since: a parked object reads as allocated in its slab, so a
     /// second free of it would give it two owners.
-    #[inline]
+    // Out of line, as the kernel's exported entry is: a caller pays one
+    // call on both sides of every comparison (equal work in a timed window).
+    #[inline(never)]
     pub(crate) unsafe fn free(&self, ptr: NonNull<u8>) -> Result {
         let parked = self.cpus.local(|s| match s.free(ptr) {
             Ok(()) => true,

@@ -19,7 +19,9 @@ impl Mirror {
     /// `alloc_pages(gfp, order)`: from this CPU's list of the first zone
     /// of the zonelist with no lock and no atomic, else
     /// [`Mirror::alloc_pages_slow`].
-    #[inline]
+    // Out of line, as the kernel's exported entry is: a caller pays one
+    // call on both sides of every comparison (equal work in a timed window).
+    #[inline(never)]
     pub(crate) fn alloc_pages(&self, order: u32, gfp: Gfp) -> Result<NonNull<u8>> {
         if let (true, Some(z)) = ((order as usize) < NR_PCP_ORDERS, zonelist(gfp).first()) {
             let hit = self.cpus.local(|cc| {
@@ -97,7 +99,9 @@ impl Mirror {
     ///
     /// `head` came from `alloc_pages(order, _)` of this mirror and has not
     /// been freed since (a parked block is not checked).
-    #[inline]
+    // Out of line, as the kernel's exported entry is: a caller pays one
+    // call on both sides of every comparison (equal work in a timed window).
+    #[inline(never)]
     pub(crate) unsafe fn free_pages(&self, head: NonNull<u8>, order: u32) -> Result {
         if let (true, Some(z)) = ((order as usize) < NR_PCP_ORDERS, zone_of(head)) {
             let parked = self.cpus.local(|cc| {
