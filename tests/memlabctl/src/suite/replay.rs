@@ -303,10 +303,20 @@ fn exhausted() -> Outcome {
         .and_then(|n| n.parse().ok())
         .ok_or("no page count in mirror/pool")?;
     // Two order-10 blocks more than the pool's pages could make, then four
-    // order-9 ones for what is left of that size: 56 MiB at most, within
-    // the caps.
-    let n = (pool / 1024 + 2).min(12);
+    // order-9 ones for what is left of that size: 32 MiB for the default
+    // 16 MiB pool, within the caps. One REPLAY is charged to one file, so
+    // a pool whose exhaustion takes more than the per-file cap cannot be
+    // exhausted here.
+    let n = pool / 1024 + 2;
     let m = 4;
+    let cap_mb = super::params::params().max_pinned_mb;
+    if u64::from(n * 4 + m * 2) > cap_mb {
+        return Err(format!(
+            "{}exhausting a pool of {pool} pages takes {} MiB, above max_pinned_mb={cap_mb}",
+            crate::tap::SKIP,
+            n * 4 + m * 2
+        ));
+    }
     let mut steps: Vec<_> = (0..n).map(|i| pages(i, 10)).collect();
     steps.extend((n..n + m).map(|i| pages(i, 9)));
     steps.extend((0..n / 2).map(free));
