@@ -367,6 +367,18 @@ mod tests {
         assert!(inj[inj.len() - 6].starts_with("injected failure"));
     }
 
+    /// The console judge fails a run on kernel-report words anywhere in the
+    /// console: no case name, nor a note printed after one, may hold them.
+    #[test]
+    fn no_tap_line_reads_as_a_kernel_report() {
+        let s = suite(true);
+        for text in s.names().chain([geometry::DEBUG_KERNEL_NOTE]) {
+            for splat in vmcheck::SPLATS {
+                assert!(!text.contains(splat), "{text:?} holds {splat:?}");
+            }
+        }
+    }
+
     #[test]
     fn buddyinfo_free_pages() {
         let b = "Node 0, zone      DMA      1      0      2 \n\
