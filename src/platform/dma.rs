@@ -30,7 +30,6 @@ use kernel::{
     prelude::*,
 };
 
-
 /// Name of the driver and of its devices.
 pub(crate) const NAME: &CStr = c"memlab-dma";
 
@@ -291,7 +290,11 @@ mod raw {
     /// `dev` is bound and locked; `phys..phys + len` is live direct-map
     /// memory.
     #[cfg(CONFIG_HAS_DMA)]
-    pub(super) unsafe fn map(dev: *mut bindings::device, phys: u64, len: usize) -> Result<DmaAddress> {
+    pub(super) unsafe fn map(
+        dev: *mut bindings::device,
+        phys: u64,
+        len: usize,
+    ) -> Result<DmaAddress> {
         let page = super::super::phys::pfn_to_page(phys >> PAGE_SHIFT);
         let offset = (phys as usize) & (PAGE_SIZE - 1);
         // SAFETY: requirements of this function.

@@ -10,9 +10,9 @@
 //! The node is `contig_page_data` (memlab's kernels are built without NUMA).
 
 use super::arch;
-pub(crate) use arch::{linear_phys, page_to_pfn, pfn_to_page, pfn_to_virt};
 use crate::request::{Gfp, Zone};
 use crate::uapi;
+pub(crate) use arch::{linear_phys, page_to_pfn, pfn_to_page, pfn_to_virt};
 use core::ffi::c_void;
 use kernel::{bindings, page::PAGE_SHIFT};
 

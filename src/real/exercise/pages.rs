@@ -11,8 +11,8 @@ use super::super::{
     Real,
 };
 use super::{reps_for, Run, MIB};
-use crate::platform::phys::{self, Placement};
 use crate::platform::phys::MAX_ORDER;
+use crate::platform::phys::{self, Placement};
 use crate::real::report::Row;
 use crate::request::{Gfp, GfpSel};
 use kernel::{page::PAGE_SIZE, prelude::*};
