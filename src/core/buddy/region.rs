@@ -69,6 +69,29 @@ where
     /// Adds the frames `[start_pfn, start_pfn + nr_pages)` to the zone and
     /// frees them into the buddy lists.
     pub fn add_region(&mut self, start_pfn: u64, nr_pages: u64) -> Result<(), BuddyError> {
+        // Every refusal comes before the first change to the zone.
+        let (end_pfn, meta_base, meta_end) = self.region_bounds(start_pfn, nr_pages)?;
+        let (pos, extend) = self.region_slot(start_pfn, end_pfn, meta_base)?;
+        self.record_region(pos, extend, start_pfn, nr_pages, meta_base)?;
+        for m in self
+            .meta
+            .get_mut(meta_base..meta_end)
+            .ok_or(BuddyError::NoMetaSpace)?
+        {
+            *m = PageMeta::INIT;
+        }
+        self.meta_used = meta_end;
+        self.managed_pages += nr_pages;
+        self.hand_over(start_pfn, end_pfn)
+    }
+
+    /// The region's end PFN and its metadata slice `[meta_base, meta_end)`,
+    /// checked before anything changes so a refused region leaves no trace.
+    fn region_bounds(
+        &self,
+        start_pfn: u64,
+        nr_pages: u64,
+    ) -> Result<(u64, usize, usize), BuddyError> {
         if nr_pages == 0 {
             return Err(BuddyError::EmptyRegion);
         }
@@ -78,12 +101,24 @@ where
             .ok_or(BuddyError::RegionTooHigh)?;
         let n = usize::try_from(nr_pages).map_err(|_| BuddyError::NoMetaSpace)?;
         let meta_base = self.meta_used;
+        // Below NIL: indices are stored as u32 links, NIL ending a list.
         let meta_end = meta_base
             .checked_add(n)
             .filter(|&end| end <= self.meta.len() && end < NIL as usize)
             .ok_or(BuddyError::NoMetaSpace)?;
+        Ok((end_pfn, meta_base, meta_end))
+    }
 
-        // Where the region goes in the sorted table, and whether it overlaps.
+    /// Where the region goes in the sorted table, refusing an overlap with
+    /// either neighbour, and the index of the previous region if the new one
+    /// simply extends it (contiguous in both PFNs and metadata), so that its
+    /// blocks can coalesce across the old boundary.
+    fn region_slot(
+        &self,
+        start_pfn: u64,
+        end_pfn: u64,
+        meta_base: usize,
+    ) -> Result<(usize, Option<usize>), BuddyError> {
         let regs = self.regions();
         let pos = regs.partition_point(|r| r.start_pfn < start_pfn);
         if let Some(next) = regs.get(pos) {
@@ -106,7 +141,20 @@ where
                 extend = Some(pos - 1);
             }
         }
+        Ok((pos, extend))
+    }
 
+    /// Enters the region in the table: grows region `extend` if given, else
+    /// inserts a new entry at `pos`, shifting the later ones up to keep the
+    /// table sorted for [`Buddy::region_of`]'s binary search.
+    fn record_region(
+        &mut self,
+        pos: usize,
+        extend: Option<usize>,
+        start_pfn: u64,
+        nr_pages: u64,
+        meta_base: usize,
+    ) -> Result<(), BuddyError> {
         match extend {
             Some(i) => {
                 let r = self
@@ -132,17 +180,14 @@ where
                 self.nr_regions += 1;
             }
         }
-        for m in self
-            .meta
-            .get_mut(meta_base..meta_end)
-            .ok_or(BuddyError::NoMetaSpace)?
-        {
-            *m = PageMeta::INIT;
-        }
-        self.meta_used = meta_end;
-        self.managed_pages += nr_pages;
+        Ok(())
+    }
 
-        // Hand the frames over in maximal aligned blocks, as memblock does.
+    /// Frees `[start_pfn, end_pfn)`, now in the table with fresh metadata,
+    /// into the buddy lists in maximal aligned blocks, as memblock does, so
+    /// the lists start out fully coalesced.
+    fn hand_over(&mut self, start_pfn: u64, end_pfn: u64) -> Result<(), BuddyError> {
+        // The whole region, which may be an extended one, for meta_index.
         let region = *self
             .region_of(start_pfn)
             .ok_or(BuddyError::Inconsistent(start_pfn))?
