@@ -113,57 +113,10 @@ impl Mirror {
             // takes from ZONE_MOVABLE, so this is a kernel we do not know.
             return Err(EINVAL);
         }
-        let mut zones: [Option<ZoneBuddy>; NR_MIRROR_ZONES] = [None, None, None];
-        let mut reserve = [0; NR_MIRROR_ZONES];
-        for (z, slot) in zones.iter_mut().enumerate() {
-            let blocks = || pool.blocks.iter().filter(|b| b.zone as usize == z);
-            let pages: u64 = blocks().map(|b| b.nr_pages).sum();
-            if pages == 0 {
-                continue;
-            }
-            let meta = KVVec::from_elem(PageMeta::INIT, pages as usize, GFP_KERNEL)?;
-            let regions = KVec::from_elem(Region::EMPTY, blocks().count(), GFP_KERNEL)?;
-            let mut buddy = Buddy::new(meta, regions);
-            for b in blocks() {
-                buddy.add_region(b.pfn, b.nr_pages).map_err(|_| EINVAL)?;
-            }
-            reserve[z] = pages / 32;
-            *slot = Some(buddy);
-        }
-        // The state (two kmalloc sets of 13 caches) and the CPU caches are
-        // kilobytes each: they are built where they live, on the heap, never
-        // as values on the 16 KiB kernel stack.
-        let mut state = KBox::<MirrorState>::new_uninit(GFP_KERNEL)?;
-        let p = state.as_mut_ptr();
-        // SAFETY: `p` points to a fresh, aligned allocation for a
-        // `MirrorState`; every field is written before `assume_init`, the
-        // fallible ones first so a failure leaves nothing that needs a drop
-        // (a `Kmalloc` owns no memory until it allocates).
-        let state = unsafe {
-            // Slabs sized as SLUB sized the kernel's at boot (its CPU count).
-            let cpus = nr_cpu_ids();
-            Kmalloc::init_at_for_cpus(core::ptr::addr_of_mut!((*p).kmalloc), false, cpus)
-                .map_err(|_| ENOMEM)?;
-            Kmalloc::init_at_for_cpus(core::ptr::addr_of_mut!((*p).kmalloc_dma), true, cpus)
-                .map_err(|_| ENOMEM)?;
-            core::ptr::addr_of_mut!((*p).zones).write(zones);
-            core::ptr::addr_of_mut!((*p).reserve).write(reserve);
-            core::ptr::addr_of_mut!((*p).failed).write(0);
-            core::ptr::addr_of_mut!((*p).reclaims).write(0);
-            core::ptr::addr_of_mut!((*p).rejected).write(0);
-            state.assume_init()
-        };
-        let cpus = u64::from(nr_cpu_ids().max(1));
-        let mut pcp = [PcpParams::default(); NR_MIRROR_ZONES];
-        for ((p, z), min) in pcp.iter_mut().zip(&state.zones).zip(reserve) {
-            let managed = z.as_ref().map_or(0, Buddy::managed_pages);
-            *p = PcpParams::for_zone(managed, min, cpus);
-        }
-        let mut barns = KVec::with_capacity(NR_KMALLOC_CLASSES, GFP_KERNEL)?;
-        for class in SizeClass::ALL {
-            let cap = crate::pcp::sheaf_capacity(class.size());
-            barns.push(Barn::new(cap)?, GFP_KERNEL)?;
-        }
+        let (zones, reserve) = build_zones(&pool)?;
+        let state = new_state(zones, reserve)?;
+        let pcp = pcp_params(&state, reserve);
+        let barns = new_barns()?;
         let cpus = PerCpu::new(|| {
             Ok(CpuCache {
                 stock: Stock::new(&pcp)?,
@@ -307,6 +260,89 @@ impl Mirror {
         self.state.lock().failed += 1;
         Err(ENOMEM)
     }
+}
+
+/// A buddy for each zone the pool has pages in, over that zone's pool
+/// blocks, and the reserve each keeps back (1/32 of its pages, as the module
+/// documentation of [`zone`] says).
+fn build_zones(
+    pool: &Pool,
+) -> Result<([Option<ZoneBuddy>; NR_MIRROR_ZONES], [u64; NR_MIRROR_ZONES])> {
+    let mut zones: [Option<ZoneBuddy>; NR_MIRROR_ZONES] = [None, None, None];
+    let mut reserve = [0; NR_MIRROR_ZONES];
+    for (z, slot) in zones.iter_mut().enumerate() {
+        let blocks = || pool.blocks.iter().filter(|b| b.zone as usize == z);
+        let pages: u64 = blocks().map(|b| b.nr_pages).sum();
+        if pages == 0 {
+            continue;
+        }
+        let meta = KVVec::from_elem(PageMeta::INIT, pages as usize, GFP_KERNEL)?;
+        let regions = KVec::from_elem(Region::EMPTY, blocks().count(), GFP_KERNEL)?;
+        let mut buddy = Buddy::new(meta, regions);
+        for b in blocks() {
+            buddy.add_region(b.pfn, b.nr_pages).map_err(|_| EINVAL)?;
+        }
+        reserve[z] = pages / 32;
+        *slot = Some(buddy);
+    }
+    Ok((zones, reserve))
+}
+
+/// The mirror's shared state over `zones`, with empty kmalloc caches.
+fn new_state(
+    zones: [Option<ZoneBuddy>; NR_MIRROR_ZONES],
+    reserve: [u64; NR_MIRROR_ZONES],
+) -> Result<KBox<MirrorState>> {
+    // The state (two kmalloc sets of 13 caches) is kilobytes, as is each
+    // CPU cache: it is built where it lives, on the heap, never as a value
+    // on the 16 KiB kernel stack.
+    let mut state = KBox::<MirrorState>::new_uninit(GFP_KERNEL)?;
+    let p = state.as_mut_ptr();
+    // SAFETY: `p` points to a fresh, aligned allocation for a
+    // `MirrorState`; every field is written before `assume_init`, the
+    // fallible ones first so a failure leaves nothing that needs a drop
+    // (a `Kmalloc` owns no memory until it allocates).
+    let state = unsafe {
+        // Slabs sized as SLUB sized the kernel's at boot (its CPU count).
+        let cpus = nr_cpu_ids();
+        Kmalloc::init_at_for_cpus(core::ptr::addr_of_mut!((*p).kmalloc), false, cpus)
+            .map_err(|_| ENOMEM)?;
+        Kmalloc::init_at_for_cpus(core::ptr::addr_of_mut!((*p).kmalloc_dma), true, cpus)
+            .map_err(|_| ENOMEM)?;
+        core::ptr::addr_of_mut!((*p).zones).write(zones);
+        core::ptr::addr_of_mut!((*p).reserve).write(reserve);
+        core::ptr::addr_of_mut!((*p).failed).write(0);
+        core::ptr::addr_of_mut!((*p).reclaims).write(0);
+        core::ptr::addr_of_mut!((*p).rejected).write(0);
+        state.assume_init()
+    };
+    Ok(state)
+}
+
+/// Per-CPU list sizes for each zone, from its managed pages, its reserve
+/// and the number of possible CPUs.
+fn pcp_params(
+    state: &MirrorState,
+    reserve: [u64; NR_MIRROR_ZONES],
+) -> [PcpParams; NR_MIRROR_ZONES] {
+    let cpus = u64::from(nr_cpu_ids().max(1));
+    let mut pcp = [PcpParams::default(); NR_MIRROR_ZONES];
+    for ((p, z), min) in pcp.iter_mut().zip(&state.zones).zip(reserve) {
+        let managed = z.as_ref().map_or(0, Buddy::managed_pages);
+        *p = PcpParams::for_zone(managed, min, cpus);
+    }
+    pcp
+}
+
+/// One barn per kmalloc size class, each holding sheaves sized for its
+/// class (`pcp::sheaf_capacity`).
+fn new_barns() -> Result<KVec<Pin<KBox<SpinLock<Barn>>>>> {
+    let mut barns = KVec::with_capacity(NR_KMALLOC_CLASSES, GFP_KERNEL)?;
+    for class in SizeClass::ALL {
+        let cap = crate::pcp::sheaf_capacity(class.size());
+        barns.push(Barn::new(cap)?, GFP_KERNEL)?;
+    }
+    Ok(barns)
 }
 
 #[pinned_drop]
