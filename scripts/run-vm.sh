@@ -360,18 +360,21 @@ boot_uml() {
 		tail -n +1 -f --pid="$pid" "$log" | sed -u 's/\r$//' &
 		follow=$!
 	fi
-	local rc=0 waited=0
-	while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$timeout" ]; do
-		sleep 1
-		waited=$((waited + 1))
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-		rc=124
-	fi
-	local wrc=0
-	# (Quietly: bash would report a killed or aborted kernel as a job.)
-	wait "$pid" 2>/dev/null || wrc=$?
+	local rc=0 waited=0 wrc=0
+	# With stderr quiet until the kernel is reaped: bash reports a
+	# background job that died of a signal (a panicking UML aborts, a timed
+	# out one is killed) on its stderr, and verdict says it in one line.
+	{
+		while kill -0 "$pid" && [ "$waited" -lt "$timeout" ]; do
+			sleep 1
+			waited=$((waited + 1))
+		done
+		if kill -0 "$pid"; then
+			kill -KILL -- "-$pid" || kill -KILL "$pid" || true
+			rc=124
+		fi
+		wait "$pid" || wrc=$?
+	} 2>/dev/null
 	[ "$rc" = 124 ] || rc=$wrc
 	[ -z "$follow" ] || wait "$follow" 2>/dev/null || true
 	# Whatever of the session is left (helper processes of a dead kernel).
