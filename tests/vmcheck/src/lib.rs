@@ -203,14 +203,20 @@ mod tests {
             "unreferenced object 0xffff888003a1c000 (size 64):",
             "[    3.1] WARNING: possible circular locking dependency detected",
         ] {
-            let log = GOOD.replace("ok 2 - b\n", &format!("ok 2 - b\n{splat}\n"));
-            let c = judge(&log, true);
-            assert_eq!(failures(&c), ["vm: console clean"], "{splat}");
-            assert_eq!(
-                c.last().and_then(|c| c.failure.clone()).as_deref(),
-                Some(splat)
-            );
+            fails_console_judge(splat);
         }
+    }
+
+    /// A console whose only fault is `splat` fails the judge on exactly
+    /// that line.
+    fn fails_console_judge(splat: &str) {
+        let log = GOOD.replace("ok 2 - b\n", &format!("ok 2 - b\n{splat}\n"));
+        let c = judge(&log, true);
+        assert_eq!(failures(&c), ["vm: console clean"], "{splat}");
+        assert_eq!(
+            c.last().and_then(|c| c.failure.clone()).as_deref(),
+            Some(splat)
+        );
     }
 
     #[test]
@@ -223,13 +229,7 @@ mod tests {
             "[  123.4] rcu: INFO: rcu_sched self-detected stall on CPU",
             "[  123.4] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [memlabctl:97]",
         ] {
-            let log = GOOD.replace("ok 2 - b\n", &format!("ok 2 - b\n{splat}\n"));
-            let c = judge(&log, true);
-            assert_eq!(failures(&c), ["vm: console clean"], "{splat}");
-            assert_eq!(
-                c.last().and_then(|c| c.failure.clone()).as_deref(),
-                Some(splat)
-            );
+            fails_console_judge(splat);
         }
         // Ordinary boot lines that mention the same subsystems pass.
         for fine in [
