@@ -6,7 +6,8 @@
 # against another tree built by the same rustc.
 #
 #   make demo    set everything up, boot the VM, load memlab, show its output
-#   make test    set everything up, run host tests and in-VM tests
+#   make test    set everything up, run host tests and in-VM tests (test kernel
+#                under QEMU, uml kernel natively)
 #   make bench   benchmarks (ratios, not tests): host mirror core vs crates.io
 #                peers, then real vs mirror in one VM run on a native engine
 #                (KVM where it works, else User-Mode Linux; ENGINE=tcg: QEMU TCG)
@@ -99,7 +100,7 @@ run:
 help:
 	@echo 'memlab targets:'
 	@echo '  make demo             boot the VM, run every allocator, print the report'
-	@echo '  make test             every test: host, then in-VM on the test and bench kernels'
+	@echo '  make test             every test: host, then in-VM on the test kernel (QEMU) and on UML'
 	@echo '  make bench            benchmarks: ratios, never pass/fail; then the pictures (make plots)'
 	@echo '  make plots            pictures (PNG+SVG) in out/ from the data in out/bench'
 	@echo '  make shell            interactive shell in the VM, memlab loaded (poweroff or exit leaves)'
