@@ -47,21 +47,17 @@ pick_engine() {
 		esac
 	fi
 	case "$engine" in
-	qemu)
-		engine=${MEMLAB_ACCEL:-auto}
-		if [ "$engine" = auto ]; then
-			engine=tcg
-			why=$(kvm_unusable "$(bash scripts/build-kernel.sh bench)/arch/x86/boot/bzImage") || engine=kvm
-		fi
-		;;
-	native)
-		# KVM only where its cheap checks pass: probing needs the bench
-		# kernel, which a KVM run builds anyway.
-		if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo &&
-			! why=$(kvm_unusable "$(bash scripts/build-kernel.sh bench)/arch/x86/boot/bzImage"); then
-			engine=kvm
+	qemu | native)
+		# ACCEL may insist on an accelerator for QEMU; otherwise KVM where
+		# it works, else TCG (qemu) or UML (native).
+		local fallback=uml
+		[ "$engine" = qemu ] && fallback=tcg
+		if [ "$engine" = qemu ] && [ "${MEMLAB_ACCEL:-auto}" != auto ]; then
+			engine=$MEMLAB_ACCEL
+		elif why=$(kvm_unusable bench); then
+			engine=$fallback
 		else
-			engine=uml
+			engine=kvm
 		fi
 		;;
 	uml | kvm | tcg) ;;

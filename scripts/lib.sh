@@ -37,20 +37,17 @@ flavour_arch() {
 	esac
 }
 
-# kvm_unusable BZIMAGE: succeeds, printing why, when KVM cannot run
+# kvm_unusable FLAVOUR: succeeds, printing why, when KVM cannot run
 # memlab's guest here; fails (prints nothing) when it can. Cheap checks
-# first; then one probe boot of BZIMAGE with no initramfs (it panics at
-# once, and -no-reboot turns that into an exit) under a 20 s limit,
-# remembered per host boot and kernel build, so a KVM that hangs costs
-# seconds, once. MEMLAB_KVM_PROBE_FAKE=hang makes the probe boot a command
-# that never answers (the test of the fallback on machines where KVM
-# works).
+# first, so that a machine without KVM builds no kernel for the question;
+# then one probe boot of FLAVOUR's x86-64 kernel with no initramfs (it
+# panics at once, and -no-reboot turns that into an exit) under a 20 s
+# limit, remembered per host boot and kernel build, so a KVM that hangs
+# costs seconds, once. MEMLAB_KVM_PROBE_FAKE=hang makes the probe boot a
+# command that never answers, with a 3 s limit (the test of the fallback on
+# machines where KVM works).
 kvm_unusable() {
-	local bzimage=$1 limit=20 boot_id stamp
-	local probe=(qemu-system-x86_64 -accel kvm -cpu host -m 256M -smp 1 -kernel "$bzimage"
-		-append "console=ttyS0 panic=-1" -display none -monitor none -no-reboot -serial stdio)
-	boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
-	stamp=$MEMLAB_CACHE/kvm-probe-$boot_id-$(stat -c '%n %Y' "$bzimage" | sha256sum | cut -c1-12)
+	local limit=20 probe stamp
 	if [ "${MEMLAB_KVM_PROBE_FAKE:-}" = hang ]; then
 		limit=3 probe=(sleep 600) stamp=$MEMLAB_OUT/kvm-probe-fake
 		rm -f "$stamp"
@@ -59,6 +56,12 @@ kvm_unusable() {
 		[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "/dev/kvm is not read-writable by $(id -un)"; return 0; }
 		grep -qwE 'vmx|svm' /proc/cpuinfo ||
 			{ echo "the CPU shows no vmx/svm flag: nested virtualisation is off"; return 0; }
+		local bzimage boot_id
+		bzimage=$(bash "$MEMLAB_ROOT/scripts/build-kernel.sh" "$1")/arch/x86/boot/bzImage
+		probe=(qemu-system-x86_64 -accel kvm -cpu host -m 256M -smp 1 -kernel "$bzimage"
+			-append "console=ttyS0 panic=-1" -display none -monitor none -no-reboot -serial stdio)
+		boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+		stamp=$MEMLAB_CACHE/kvm-probe-$boot_id-$(stat -c '%n %Y' "$bzimage" | sha256sum | cut -c1-12)
 	fi
 	if [ ! -f "$stamp" ]; then
 		local out

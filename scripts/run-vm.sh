@@ -247,11 +247,11 @@ pick_engine() {
 	case "$accel" in
 	tcg) engine=tcg ;;
 	kvm)
-		why=$(kvm_unusable "$kdir/arch/x86/boot/bzImage") && die "ACCEL=kvm: KVM is not usable here: $why (ACCEL=auto falls back to TCG)"
+		why=$(kvm_unusable "$flavour") && die "ACCEL=kvm: KVM is not usable here: $why (ACCEL=auto falls back to TCG)"
 		engine=kvm
 		;;
 	auto)
-		if why=$(kvm_unusable "$kdir/arch/x86/boot/bzImage"); then
+		if why=$(kvm_unusable "$flavour"); then
 			engine=tcg
 			# Said where the rig talks anyway, or when ACCEL was asked for.
 			if [ "$quiet" = 0 ] || [ -n "$accel_given" ]; then
