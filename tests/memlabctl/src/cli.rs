@@ -172,6 +172,9 @@ pub fn alloc(a: &AllocArgs) -> ExitCode {
         let h = match dev.alloc(&req) {
             Ok(h) => h,
             // One line naming the rule or the cap, before any table.
+            Err(e) if crate::dev::is_no_dma(req.family, &e) => {
+                return fail(format!("alloc: {}", crate::dev::NO_DMA));
+            }
             Err(e) => {
                 let held = rows.iter().map(|r| r.usable).sum();
                 let caps = explain::Pinned::read();
@@ -239,7 +242,10 @@ pub fn run_exercises(which: &[(&'static str, u32)], reps: u32, json: bool) -> Ex
             // A kernel without the DMA API (User-Mode Linux selects
             // NO_DMA) has no DMA device: a skip with its reason, not a
             // failure.
-            Err(e) if id == uapi::MEMLAB_EX_DMA && e.raw_os_error() == Some(libc::ENODEV) => {
+            Err(e)
+                if id == uapi::MEMLAB_EX_DMA
+                    && crate::dev::is_no_dma(uapi::MEMLAB_FAMILY_DMA, &e) =>
+            {
                 if !json {
                     println!("{name:<12} skipped: {}", crate::dev::NO_DMA);
                 }

@@ -80,9 +80,7 @@ fn side_by_side(d: &Memlab) -> bool {
                     "{what:<28} {bname:<7} {}",
                     BlockRow::new(&i, backend).human()
                 ),
-                Err(e)
-                    if r.family == MEMLAB_FAMILY_DMA && e.raw_os_error() == Some(libc::ENODEV) =>
-                {
+                Err(e) if crate::dev::is_no_dma(r.family, &e) => {
                     println!("{what:<28} {bname:<7} skipped: {}", crate::dev::NO_DMA);
                 }
                 Err(e) => {

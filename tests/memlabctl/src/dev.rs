@@ -8,6 +8,17 @@ pub use memlab_core::uapi;
 pub const NO_DMA: &str = "no DMA on this kernel (ENODEV: User-Mode Linux selects NO_DMA, so \
 memlab registers no DMA device)";
 
+/// Whether `e` is the DMA family's answer on a kernel without a DMA API
+/// ([`NO_DMA`]): a skip to report, not a failure.
+pub fn is_no_dma(family: u32, e: &std::io::Error) -> bool {
+    family == uapi::MEMLAB_FAMILY_DMA && e.raw_os_error() == Some(libc::ENODEV)
+}
+
+/// Whether this kernel is User-Mode Linux (`/proc/exitcode` is its own file).
+pub fn is_uml() -> bool {
+    std::path::Path::new("/proc/exitcode").exists()
+}
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;

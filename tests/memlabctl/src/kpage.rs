@@ -250,7 +250,7 @@ pub fn real_map(zone: Option<&str>) -> Result<Vec<(Zone, Vec<Run>)>, String> {
     let mut ram = ram_ranges(&rd("/proc/iomem")?);
     // User-Mode Linux lists no System RAM in /proc/iomem: its memory is
     // one flat range with no holes, which its zones span exactly.
-    if ram.is_empty() && std::path::Path::new("/proc/exitcode").exists() {
+    if ram.is_empty() && crate::dev::is_uml() {
         ram = all
             .iter()
             .map(|z| (z.start_pfn, z.start_pfn + z.spanned))

@@ -11,7 +11,6 @@
 
 use crate::dev::uapi::{MEMLAB_GFP_DMA, MEMLAB_GFP_DMA32, MEMLAB_ZONE_DMA, MEMLAB_ZONE_DMA32};
 use crate::tap::SKIP;
-use std::path::Path;
 use std::sync::OnceLock;
 
 struct Facts {
@@ -32,8 +31,7 @@ fn facts() -> &'static Facts {
         Facts {
             zone_dma: has("DMA"),
             zone_dma32: has("DMA32"),
-            // /proc/exitcode is User-Mode Linux's own file.
-            uml: Path::new("/proc/exitcode").exists(),
+            uml: crate::dev::is_uml(),
         }
     })
 }
