@@ -10,6 +10,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # this file during a long build cannot derail the running copy.
 main() {
 	[ -f "$KERNEL_SRC/.memlab-unpacked" ] && exit 0
+	# One fetch at a time: make test builds two kernels at once, and a
+	# second fetch would unpack over the first.
+	mkdir -p "$MEMLAB_CACHE"
+	exec 8>"$MEMLAB_CACHE/.lock-fetch"
+	flock 8
+	[ -f "$KERNEL_SRC/.memlab-unpacked" ] && exit 0
 
 	deb_dir=$MEMLAB_CACHE/deb
 	deb=$deb_dir/${KERNEL_PKG}_${KERNEL_PKG_VERSION}_all.deb

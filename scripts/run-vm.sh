@@ -2,7 +2,7 @@
 # Boot memlab in a VM (QEMU, or User-Mode Linux) and run something inside it.
 #
 #   run-vm.sh [--flavour test|bench|uml] [--cmd test|demo|bench|fuzz] [--inject fail|warn]
-#             [--fuzz-args secs=N,seed=S,...]
+#             [--fuzz-args secs=N,seed=S,...]   (with --cmd fuzz; or --cmd test: the fuzzer runs after the suite)
 #   run-vm.sh [--flavour test|bench|uml] --shell
 #   run-vm.sh [--flavour test|bench|uml] --run 'SHELL COMMAND LINE'
 #   common:   [--timeout SECONDS] [--mem SIZE] [--lowmem SIZE] [--cpus N] [--share DIR]

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# memlab's whole test suite: set-up, host checks and tests, then the in-VM
-# tests on the test (KASAN/lockdep/kmemleak, QEMU) kernel and again on the
-# uml kernel (native), then make run / make shell / the share driven from
-# the host on UML and on QEMU, the engine fallback, and the fuzzer. Ends
-# with "N passed, N failed, N skipped" and exits non-zero on any failure (a
-# skip on the test kernel counts as one).
+# memlab's whole test suite: set-up; then, in the background, the in-VM
+# tests and the fuzzer on the test kernel (KASAN/lockdep/kmemleak, QEMU);
+# meanwhile host checks and tests, the in-VM tests on the uml kernel
+# (native), make run / make shell / the share driven from the host on UML
+# and on QEMU, and the engine fallback. Ends with "N passed, N failed, N
+# skipped" and exits non-zero on any failure (a skip on the test kernel
+# counts as one).
 #
 # MEMLAB_INJECT=fail  makes the in-VM harness add a failing test;
 # MEMLAB_INJECT=warn  makes the module WARN at load.
@@ -44,6 +45,8 @@ summary() {
 
 on_exit() {
 	local rc=$?
+	# The background job (tcg_start) must not outlive this script.
+	[ -z "${tcg_pid:-}" ] || kill -TERM -- "-$tcg_pid" 2>/dev/null || true
 	[ "$summarized" = 0 ] || return 0
 	record "test.sh stopped early (exit $rc; the stages after it did not run)" 1
 	summary || true
@@ -51,22 +54,23 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# vm_suite FLAVOUR: the in-VM tests on that kernel, judged by vmcheck.
-vm_suite() {
+# vm_boot FLAVOUR [run-vm.sh ARGS...]: boots the in-VM tests on that
+# kernel; returns run-vm.sh's status. The console is judged by vm_judge.
+vm_boot() {
 	local flavour=$1
-	say "VM: in-VM tests on the $flavour kernel"
-	local vmrc=0
-	local console=$MEMLAB_OUT/console-$flavour-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
+	shift
 	# A run that never booted (the module did not build) must not be judged
 	# by an older run's console.
-	rm -f "$console"
+	rm -f "$MEMLAB_OUT/console-$flavour-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
 	# The test kernel's suite took about 700 s of guest time on a loaded
 	# host (KASAN, lockdep, kmemleak under TCG): room to spare, never a hang.
-	# UML gets 2 GiB, the size of the QEMU guests' zone Normal, which the
-	# real pagemap's tolerance is set for.
-	local mem=()
-	[ "$flavour" = uml ] && mem=(--mem 2G)
-	bash scripts/run-vm.sh --flavour "$flavour" --cmd test --timeout 2400 "${mem[@]}" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} || vmrc=$?
+	bash scripts/run-vm.sh --flavour "$flavour" --cmd test --timeout 2400 "$@" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"}
+}
+
+# vm_judge FLAVOUR VMRC: the console of vm_boot FLAVOUR, judged by vmcheck.
+vm_judge() {
+	local flavour=$1 vmrc=$2
+	local console=$MEMLAB_OUT/console-$flavour-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
 	if [ ! -f "$console" ] || [ "$vmrc" = 124 ]; then
 		record "VM run on the $flavour kernel (exit $vmrc; console: $console)" 1
 		return
@@ -88,6 +92,43 @@ vm_suite() {
 	if [ "$flavour" = test ] && [ "$s" != 0 ]; then
 		record "no test skipped on the test kernel" 1
 	fi
+}
+
+# The test kernel's job, in the background while the rest runs: the in-VM
+# suite, then FUZZ_SECS of the ioctl fuzzer (tests/fuzzer) in the same boot
+# (one boot and module load fewer under TCG). QEMU, KASAN, lockdep and
+# kmemleak: it is the longest step, mostly one host CPU, so the native
+# and host steps take the other. 2 GiB of guest RAM, half of it zone Normal
+# (--lowmem): kmemleak's scans and the pagemap checks walk every page, and
+# cost that much less than at the rig's default 5 GiB.
+TEST_VM=(--mem 2G --lowmem 1G)
+tcg_pid=""
+tcg_start() {
+	tcg_log=$MEMLAB_OUT/test-tcg-job.log
+	say "VM: the in-VM tests and ${FUZZ_SECS:-60} s of fuzzing on the test kernel (QEMU), in the background (log: $tcg_log)"
+	rm -f "$MEMLAB_OUT/console-test-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
+	# A session of its own, so that on_exit can end it whole (QEMU too:
+	# timeout passes the signal on).
+	setsid bash scripts/run-vm.sh --flavour test --cmd test --timeout 2400 "${TEST_VM[@]}" \
+		--fuzz-args "secs=${FUZZ_SECS:-60}" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} >"$tcg_log" 2>&1 &
+	tcg_pid=$!
+}
+
+tcg_finish() {
+	local start=$SECONDS
+	local rc=0 console=$MEMLAB_OUT/console-test-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
+	wait "$tcg_pid" || rc=$?
+	tcg_pid=""
+	say "VM: the test kernel's job (waited $((SECONDS - start)) s for it)"
+	# The rig's own messages (a failed build, a timeout), not the console.
+	grep -a '\[memlab\]' "$tcg_log" | grep -av 'building\|booting\|KVM not usable' >&2 || true
+	vm_judge test "$rc"
+	# The fuzzer's verdict (its exit status folds into the guest's, which
+	# vmcheck judged above with the console's kernel reports): one test.
+	local verdict
+	verdict=$(grep -a -m1 '^memlab-fuzz: \(PASS\|FAIL\)' "$console" 2>/dev/null) || verdict=""
+	if [[ "$verdict" == "memlab-fuzz: PASS"* ]]; then ok=0; else ok=1; fi
+	record "in-VM ioctl fuzzer, ${FUZZ_SECS:-60} s on the test kernel after its suite (${verdict:-no verdict line}; console: $console)" "$ok"
 }
 
 # lab_suite: make run / make shell / the share, driven from the host, on the
@@ -257,6 +298,11 @@ main() {
 		exit 1
 	fi
 
+	# The longest step first, in the background: the test kernel's suite
+	# (x86-64 under QEMU: KASAN, lockdep, kmemleak, the DMA zones and
+	# devices, PFN contiguity), where every test must run, and the fuzzer.
+	tcg_start
+
 	say "host: formatting, lints, unit and property tests"
 	local rc=0
 	cargo fmt --all --check >/dev/null 2>&1 || rc=$?
@@ -287,26 +333,19 @@ main() {
 		record "cargo test (did not build or crashed; see $log)" 1
 	fi
 
-	# The in-VM suite on the test kernel (x86-64 under QEMU: KASAN, lockdep,
-	# kmemleak, the DMA zones and devices, PFN contiguity), where every test
-	# must run, then on the uml kernel: production-like (without KASAN's
+	# The in-VM suite on the uml kernel: production-like (without KASAN's
 	# doubled stacks and slower paths it catches what only such a kernel
 	# shows: a stack overflow did), natively, in about a minute. Its skips
 	# are the DMA cases (UML has no DMA API) and the checks of zones DMA and
-	# DMA32 (it has neither), each naming why, and kmemleak.
-	vm_suite test
-	vm_suite uml
+	# DMA32 (it has neither), each naming why, and kmemleak. UML gets 2 GiB,
+	# the test VM's RAM, which the real pagemap's tolerance is set for.
+	rc=0
+	vm_boot uml --mem 2G || rc=$?
+	vm_judge uml "$rc"
 	uml_lab_suite
 	lab_suite
 	engine_suite
-
-	# Fuzzing: about 60 s of the in-VM ioctl fuzzer (tests/fuzzer) on the
-	# test kernel, one test: the fuzzer's verdict (its exit status) and a
-	# console free of kernel reports, judged by scripts/fuzz.sh.
-	say "VM: ioctl fuzzer on the test kernel"
-	rc=0
-	FLAVOUR=test FUZZ_SECS=${FUZZ_SECS:-60} bash scripts/fuzz.sh || rc=$?
-	record "in-VM ioctl fuzzer, ${FUZZ_SECS:-60} s on the test kernel (console: $MEMLAB_OUT/console-test-fuzz.log)" "$rc"
+	tcg_finish
 
 	summary
 }

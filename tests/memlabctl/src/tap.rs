@@ -7,6 +7,10 @@
 
 use std::cell::RefCell;
 use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Cases that take at least this long report their time (see [`Suite::run`]).
+pub const SLOW: Duration = Duration::from_millis(500);
 
 /// Outcome of one test: `Ok(())` passes, `Err(why)` fails with a diagnostic,
 /// except that an `Err` starting with [`SKIP`] is reported as a TAP skip
@@ -83,8 +87,10 @@ impl Suite {
         self.cases.iter().map(|c| c.name.as_str())
     }
 
-    /// Runs the cases in order, printing TAP to `out`. Returns the number of
-    /// failures.
+    /// Runs the cases in order, printing TAP to `out`. A case that took at
+    /// least [`SLOW`] gets a `# time:` diagnostic line after its result, so a
+    /// console shows where a slow suite spends its time. Returns the number
+    /// of failures.
     pub fn run(self, out: &mut impl Write) -> usize {
         let _ = writeln!(out, "TAP version 13");
         let _ = writeln!(out, "1..{}", self.cases.len());
@@ -92,7 +98,9 @@ impl Suite {
         for (i, case) in self.cases.into_iter().enumerate() {
             let n = i + 1;
             NOTE.with(|n| n.borrow_mut().take());
+            let start = Instant::now();
             let outcome = (case.run)();
+            let took = start.elapsed();
             let title = match NOTE.with(|n| n.borrow_mut().take()) {
                 Some(note) => format!("{}; {note}", case.name),
                 None => case.name,
@@ -111,6 +119,9 @@ impl Suite {
                         let _ = writeln!(out, "# {line}");
                     }
                 }
+            }
+            if took >= SLOW {
+                let _ = writeln!(out, "# time: {:.1} s", took.as_secs_f64());
             }
             let _ = out.flush();
         }
