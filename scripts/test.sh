@@ -12,6 +12,9 @@
 # Both exist to prove that this command notices; both must make it fail.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# Each step's line says when it began (m:ss into the run).
+say() { printf '\033[1m[memlab]\033[0m %d:%02d %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
+
 passed=0
 failed=0
 skipped=0
@@ -112,6 +115,7 @@ tcg_start() {
 	setsid bash scripts/run-vm.sh --flavour test --cmd test --timeout 2400 "${TEST_VM[@]}" \
 		--fuzz-args "secs=${FUZZ_SECS:-60}" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} >"$tcg_log" 2>&1 &
 	tcg_pid=$!
+	tcg_t0=$(date +%s)
 }
 
 tcg_finish() {
@@ -119,7 +123,8 @@ tcg_finish() {
 	local rc=0 console=$MEMLAB_OUT/console-test-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
 	wait "$tcg_pid" || rc=$?
 	tcg_pid=""
-	say "VM: the test kernel's job (waited $((SECONDS - start)) s for it)"
+	# It wrote its log last when it ended.
+	say "VM: the test kernel's job took $(($(stat -c %Y "$tcg_log") - tcg_t0)) s (waited $((SECONDS - start)) s for it)"
 	# The rig's own messages (a failed build, a timeout), not the console.
 	grep -a '\[memlab\]' "$tcg_log" | grep -av 'building\|booting\|KVM not usable' >&2 || true
 	vm_judge test "$rc"

@@ -504,8 +504,15 @@ fn keep_and_free_kept() -> Outcome {
             .map_err(|e| format!("{bn}: FREE_KEPT: {e}"));
         bench::pin_to(0).map_err(|e| e.to_string())?;
         let f = f?;
+        // Natively, four mirror frees can take less than the clock's floor:
+        // a median of 0 (as in the table above); the window still ran.
+        let emulated = crate::engine::Engine::current().engine == "tcg";
         check(
-            f.ops == 100 && f.free_samples == 25 && f.alloc_samples == 0 && f.free_median_ps > 0,
+            f.ops == 100
+                && f.free_samples == 25
+                && f.alloc_samples == 0
+                && (f.free_median_ps > 0 || !emulated)
+                && f.elapsed_ticks > 0,
             || format!("{bn}: FREE_KEPT on CPU {other_cpu}: {f:?}"),
         )?;
         check(f.cpu as usize == other_cpu, || {
