@@ -118,10 +118,17 @@ fn real_lines_follow_the_rule() -> Outcome {
     })
 }
 
-/// Whether the running kernel has KASAN (its objsizes then differ).
+/// Whether the running kernel has KASAN (its objsizes then differ). Read
+/// once: /proc/kallsyms is long, and making it took about 3 s a read
+/// under TCG, once per class.
 fn kasan() -> Result<bool, String> {
-    let syms = read("/proc/kallsyms")?;
-    Ok(syms.lines().any(|l| l.ends_with(" kasan_report")))
+    static KASAN: std::sync::OnceLock<Result<bool, String>> = std::sync::OnceLock::new();
+    KASAN
+        .get_or_init(|| {
+            let syms = read("/proc/kallsyms")?;
+            Ok(syms.lines().any(|l| l.ends_with(" kasan_report")))
+        })
+        .clone()
 }
 
 fn mirror_matches_kernel(name: &str, size: usize) -> Outcome {
