@@ -403,7 +403,7 @@ impl Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slabstat::{real, Counts};
+    use crate::slabstat::{real, SlabStat};
 
     #[test]
     fn store_size_is_slabinfos() {
@@ -418,7 +418,7 @@ mod tests {
     }
 
     fn stat(side: Side, name: &str, objects: u64, slabs: u64, partial: u64) -> CacheStat {
-        let c = Counts {
+        let c = SlabStat {
             object_size: 64,
             slab_size: 64,
             objs_per_slab: 64,
@@ -428,6 +428,7 @@ mod tests {
             slabs,
             partial,
             objects_partial: 10,
+            min_partial: 5,
         };
         CacheStat::new(side, name, &c, 4096)
     }

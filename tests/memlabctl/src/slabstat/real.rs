@@ -7,7 +7,7 @@
 //! alias, under the `:` name when several caches were merged into it
 //! (`rename_slabs()`).
 
-use super::{CacheStat, Counts, Side, SlubStats};
+use super::{CacheStat, Side, SlabStat, SlubStats};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
@@ -38,7 +38,7 @@ pub fn from_attrs(
             _ => format!("{name}: no number in {attr}"),
         })
     };
-    let counts = Counts {
+    let counts = SlabStat {
         object_size: need("object_size")?,
         slab_size: need("slab_size")?,
         objs_per_slab: need("objs_per_slab")?,
@@ -48,9 +48,9 @@ pub fn from_attrs(
         slabs: need("slabs")?,
         partial: need("partial")?,
         objects_partial: need("objects_partial")?,
+        min_partial: need("min_partial")?,
     };
     let mut s = CacheStat::new(Side::Real, name, &counts, page_size);
-    s.min_partial = num("min_partial");
     // Before 6.18 no cache had sheaves and the attribute did not exist.
     s.sheaf_capacity = num("sheaf_capacity");
     s.slub_stats = SlubStats::from_attrs(num);
@@ -207,7 +207,7 @@ pub(crate) mod tests {
             (1, 34, 30)
         );
         assert_eq!(c64.sheaf_capacity, Some(60));
-        assert_eq!(c64.min_partial, Some(5));
+        assert_eq!(c64.min_partial, 5);
         assert_eq!(
             (c64.sheaf_fill, c64.barn_full, c64.barn_empty),
             (None, None, None)
