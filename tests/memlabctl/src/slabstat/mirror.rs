@@ -5,7 +5,7 @@
 //! `render::SLABSTAT_COLUMNS`), then one line per cache. Columns are found
 //! by name, so a column added later does not break an older reader.
 
-use super::{CacheStat, Side, SlabStat};
+use super::{CacheStat, Side};
 use crate::dev::DEBUGFS;
 use memlab_core::render::SLABSTAT_COLUMNS;
 
@@ -52,18 +52,7 @@ pub fn parse(text: &str, page_size: u64) -> Result<Vec<CacheStat>, String> {
                     .parse()
                     .map_err(|_| format!("line {}: {c} {:?} is not a number", i + 2, cells[col(c)]))
             };
-            let counts = SlabStat {
-                object_size: num("object_size")?,
-                slab_size: num("slab_size")?,
-                objs_per_slab: num("objs_per_slab")?,
-                order: u32::try_from(num("order")?).map_err(|_| "order out of range")?,
-                objects: num("objects")?,
-                total_objects: num("total_objects")?,
-                slabs: num("slabs")?,
-                partial: num("partial")?,
-                objects_partial: num("objects_partial")?,
-                min_partial: num("min_partial")?,
-            };
+            let counts = super::counts(&num)?;
             let name = cells[col("name")];
             let mut s = CacheStat::new(Side::Mirror, name, &counts, page_size);
             s.sheaf_capacity = Some(num("sheaf_capacity")?);

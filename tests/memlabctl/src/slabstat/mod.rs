@@ -145,6 +145,22 @@ impl CacheStat {
     }
 }
 
+/// The numbers both sides give, each read by its attribute name with `get`.
+pub fn counts(get: &dyn Fn(&str) -> Result<u64, String>) -> Result<SlabStat, String> {
+    Ok(SlabStat {
+        object_size: get("object_size")?,
+        slab_size: get("slab_size")?,
+        objs_per_slab: get("objs_per_slab")?,
+        order: u32::try_from(get("order")?).map_err(|_| "order out of range")?,
+        objects: get("objects")?,
+        total_objects: get("total_objects")?,
+        slabs: get("slabs")?,
+        partial: get("partial")?,
+        objects_partial: get("objects_partial")?,
+        min_partial: get("min_partial")?,
+    })
+}
+
 /// Declares [`SlubStats`] with one `u64` per SLUB_STATS attribute of 7.2
 /// (`STAT_ATTR` in mm/slub.c), each read from the file of its name.
 macro_rules! slub_stats {
