@@ -26,6 +26,7 @@ mod pagemap;
 mod params;
 mod refusals;
 mod replay;
+mod slabinfo;
 mod trace;
 mod workloads;
 
@@ -45,6 +46,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     debugfs::cases(&mut s);
     mirror::cases(&mut s);
     geometry::cases(&mut s);
+    slabinfo::cases(&mut s);
     pagemap::cases(&mut s);
     trace::cases(&mut s);
     workloads::cases(&mut s);
