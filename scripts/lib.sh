@@ -17,12 +17,6 @@ KERNEL_PKG_SUITE=sid
 KERNEL_PKG_SHA256=$(cat "$MEMLAB_ROOT/scripts/kernel/linux-source.sha256" 2>/dev/null || true)
 KERNEL_SRC=$MEMLAB_CACHE/src/$KERNEL_PKG-$KERNEL_PKG_VERSION
 
-# Cargo's intermediate artefacts (the dependencies: clap, serde, plotters,
-# proptest...) are shared by every clone through the cache: a fresh clone
-# builds only its own crates. The binaries stay in the clone's target/.
-# Cargo keys what it keeps there by compiler, profile and package.
-export CARGO_BUILD_BUILD_DIR=${CARGO_BUILD_BUILD_DIR:-$MEMLAB_CACHE/cargo-build}
-
 LLVM_SUFFIX=-19
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 BINDGEN_VERSION=0.73.2
