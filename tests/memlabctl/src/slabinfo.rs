@@ -72,11 +72,12 @@ pub fn slabinfo(a: &SlabinfoArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let sides = (a.side != SideArg::Mirror, a.side != SideArg::Real);
-    let mut caches = match slabstat::read_sides(sides.0, sides.1) {
+    let keep = |n: &str| filter.as_ref().is_none_or(|re| re.is_match(n));
+    let mut caches = match slabstat::read_sides(sides.0, sides.1, &keep) {
         Ok(c) => c,
         // Without memlab the kernel's caches are still worth a table, when
         // the mirror was not asked for by name.
-        Err(e) if a.side == SideArg::Both => match slabstat::read_sides(true, false) {
+        Err(e) if a.side == SideArg::Both => match slabstat::read_sides(true, false, &keep) {
             Ok(c) => {
                 eprintln!("memlabctl: {e}; the kernel's caches only");
                 c

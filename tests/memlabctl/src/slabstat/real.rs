@@ -88,6 +88,16 @@ pub fn read_all(root: &Path) -> Result<Vec<CacheStat>, String> {
 
 /// [`read_all`] with a given page size (the host tests read captures).
 pub fn read_all_with(root: &Path, page_size: u64) -> Result<Vec<CacheStat>, String> {
+    read_matching(root, page_size, &|_| true)
+}
+
+/// [`read_all_with`], reading only the caches with a name or alias that
+/// `keep` accepts (each cache is some 20 sysfs files).
+pub fn read_matching(
+    root: &Path,
+    page_size: u64,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<CacheStat>, String> {
     let err = |e: io::Error| format!("{}: {e}", root.display());
     let mut dirs: Vec<String> = Vec::new();
     let mut links: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -109,6 +119,9 @@ pub fn read_all_with(root: &Path, page_size: u64) -> Result<Vec<CacheStat>, Stri
     let mut out = Vec::with_capacity(dirs.len());
     for dir in dirs {
         let mut aliases = links.remove(&dir).unwrap_or_default();
+        if !keep(&dir) && !aliases.iter().any(|a| keep(a)) {
+            continue;
+        }
         aliases.sort();
         let shown = match (dir.starts_with(':'), aliases.as_slice()) {
             (true, [only]) => only.clone(),
@@ -237,6 +250,7 @@ pub(crate) mod tests {
     #[test]
     fn slub_stats_are_read_where_present() {
         let get = |a: &str| match a {
+            "alloc_fastpath" => Some("40 C0=40\n".to_string()),
             "sheaf_refill" => Some("12 C0=5 C1=7\n".to_string()),
             "barn_put" => Some("3 C1=3\n".to_string()),
             _ => CAPTURE
