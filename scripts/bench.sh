@@ -84,7 +84,7 @@ frag() {
 	say "VM fragmentation on $ENGINE_NAME: real vs mirror zone Normal, equal arenas (${FRAG_VM[*]})"
 	bash scripts/run-vm.sh "${FLAVOUR_ARGS[@]}" --share "$dir" --timeout 900 "${FRAG_VM[@]}" \
 		--run 'memlabctl frag --steps 40000 --live 4096 --out frag.json' ||
-		die "the fragmentation run failed (console: $MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}-run.log)"
+		die "the fragmentation run failed (console: $MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}$KERNEL_SUFFIX-run.log)"
 	[ -s "$dir/frag.json" ] || die "the fragmentation run left no frag.json in $dir"
 }
 
@@ -96,7 +96,7 @@ main() {
 		cargo bench --locked -p memlab-core
 	fi
 	pick_engine
-	local dir=$MEMLAB_OUT/bench log=$MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}-bench.log
+	local dir=$MEMLAB_OUT/bench log=$MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}$KERNEL_SUFFIX-bench.log
 	# The pool the workloads are sized for, unless MEMLAB_ARGS sets one.
 	local args=${MEMLAB_ARGS:-}
 	case " $args " in *" pool_mb="*) ;; *) args="$args pool_mb=1600" ;; esac

@@ -56,7 +56,7 @@ vm_suite() {
 	local flavour=$1
 	say "VM: in-VM tests on the $flavour kernel"
 	local vmrc=0
-	local console=$MEMLAB_OUT/console-$flavour-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
+	local console=$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
 	# A run that never booted (the module did not build) must not be judged
 	# by an older run's console.
 	rm -f "$console"
@@ -248,7 +248,89 @@ engine_suite() {
 	fi
 }
 
+# kernel_choice_suite: a KSRC tree memlab cannot use, or a KVER it does not
+# pin, is refused by every entry point in seconds, with a message naming the
+# problem, before anything is fetched or built (the kernel cache is
+# unchanged afterwards). The trees are fakes: a Makefile, a Kconfig and
+# whatever the case needs.
+kernel_choice_suite() {
+	say "kernel choice: KSRC and KVER that memlab cannot use are refused at once"
+	local fakes=$MEMLAB_OUT/test-ksrc
+	rm -rf "$fakes"
+	mkdir -p "$fakes"/{v5,norust,nokconfig,v79,inplace,notlinux}
+	fake_tree() { # fake_tree DIR VERSION PATCHLEVEL [rust]
+		printf 'VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = 0\n' "$2" "$3" >"$1/Makefile"
+		touch "$1/Kconfig"
+		if [ "${4:-}" = rust ]; then
+			mkdir -p "$1/rust/kernel" "$1/init"
+			touch "$1/rust/kernel/lib.rs"
+			printf 'config RUST\n\tbool "Rust support"\n' >"$1/init/Kconfig"
+		fi
+	}
+	fake_tree "$fakes/v5" 5 15 rust
+	fake_tree "$fakes/norust" 7 2
+	fake_tree "$fakes/nokconfig" 7 2 rust
+	: >"$fakes/nokconfig/init/Kconfig"
+	fake_tree "$fakes/v79" 7 9 rust
+	fake_tree "$fakes/inplace" 7 2 rust
+	touch "$fakes/inplace/.config"
+	touch "$fakes/notlinux/README"
+	local before after
+	before=$(find "$MEMLAB_CACHE/kernel" "$MEMLAB_CACHE/src" -maxdepth 2 2>/dev/null | sort)
+	local cases=(
+		"KSRC=$fakes/v5|run|is Linux 5.15; memlab supports $KERNEL_MIN_VERSION to $KERNEL_MAX_VERSION"
+		"KSRC=$fakes/v79|demo|is Linux 7.9; memlab supports"
+		"KSRC=$fakes/norust|test-kernel|has no Rust support: no rust/kernel/ crate"
+		"KSRC=$fakes/nokconfig|bench|has no Rust support: init/Kconfig offers no RUST option"
+		"KSRC=$fakes/inplace|run|is configured in place"
+		"KSRC=$fakes/notlinux|run|is not a Linux source tree"
+		"KSRC=$fakes/missing|run|is not a directory"
+		"KVER=6.1|run|KVER=6.1: memlab pins"
+	)
+	local c env entry want rc err start el ok cmd
+	for c in "${cases[@]}"; do
+		IFS='|' read -r env entry want <<<"$c"
+		case "$entry" in
+		run) cmd=(make -s --no-print-directory run CMD=true) ;;
+		demo) cmd=(make -s --no-print-directory demo) ;;
+		bench) cmd=(make -s --no-print-directory bench) ;;
+		test-kernel) cmd=(bash scripts/build-kernel.sh test) ;;
+		esac
+		start=$SECONDS rc=0
+		err=$(env "$env" timeout 60 "${cmd[@]}" 2>&1 >/dev/null) || rc=$?
+		el=$((SECONDS - start))
+		if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [[ "$err" == *"$want"* ]] && [ "$el" -le 10 ]; then ok=0; else ok=1; fi
+		record "$env, $entry: refused in $el s naming the problem (exit $rc: $(grep -m1 'error' <<<"$err" | sed 's/\x1b\[[0-9;]*m//g; s/^.*error: //' | cut -c1-120))" "$ok"
+	done
+	after=$(find "$MEMLAB_CACHE/kernel" "$MEMLAB_CACHE/src" -maxdepth 2 2>/dev/null | sort)
+	if [ "$before" = "$after" ]; then ok=0; else ok=1; fi
+	record "the refused kernels left the kernel cache as it was (nothing fetched or built)" "$ok"
+}
+
+# matrix: the in-VM suite on every other kernel memlab supports (the bench
+# flavour of Debian's 7.3: MATRIX_KERNELS lists VAR=value settings, one
+# kernel each, e.g. 'KVER=7.3 KSRC=/path/to/linux'), judged as vm_suite
+# judges the default ones. Its own command (make matrix), not part of make
+# test: each kernel is a cold build of 10-25 minutes on 2 cores.
+matrix() {
+	cd "$MEMLAB_ROOT"
+	local k
+	for k in ${MATRIX_KERNELS:-KVER=7.3}; do
+		say "matrix: $k"
+		# The kernel's settings reach every script vm_suite runs through the
+		# environment, and this shell's own names (the console's) through
+		# lib.sh, sourced again.
+		unset KVER KSRC
+		export "${k?}"
+		# shellcheck source=lib.sh
+		source scripts/lib.sh
+		vm_suite bench
+	done
+	summary
+}
+
 main() {
+	[ "${1:-}" != matrix ] || { matrix; return; }
 	cd "$MEMLAB_ROOT"
 	# Nothing after this can run without the toolchain: record it and stop.
 	if ! bash scripts/setup-toolchain.sh; then
@@ -294,6 +376,7 @@ main() {
 	# shows: a stack overflow did), natively, in about a minute. Its skips
 	# are the DMA cases (UML has no DMA API) and the checks of zones DMA and
 	# DMA32 (it has neither), each naming why, and kmemleak.
+	kernel_choice_suite
 	vm_suite test
 	vm_suite uml
 	uml_lab_suite
