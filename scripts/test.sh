@@ -286,6 +286,7 @@ kernel_choice_suite() {
 		"KSRC=$fakes/notlinux|run|is not a Linux source tree"
 		"KSRC=$fakes/missing|run|is not a directory"
 		"KVER=6.1|run|KVER=6.1: memlab pins"
+		"KSRC_B=$fakes/v5|bench|is Linux 5.15; memlab supports"
 	)
 	local c env entry want rc err start el ok cmd
 	for c in "${cases[@]}"; do

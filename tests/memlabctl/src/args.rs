@@ -96,6 +96,17 @@ pub enum Cmd {
 kinds free order=N, slab, pages DETAIL, reserved, nopage, other (see the README)."
     )]
     Pagemap(PagemapArgs),
+    /// On the host: compare two kernels from the bench.json of boots made
+    /// in ABBA order (scripts/bench.sh with KSRC_B or KVER_B)
+    Ab {
+        /// Write the comparison as JSON to FILE
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// The boots in the order they ran: A:DIR or B:DIR, DIR holding
+        /// that boot's bench.json
+        #[arg(required = true, value_name = "LABEL:DIR")]
+        boots: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug, PartialEq)]

@@ -17,6 +17,7 @@
 //! memlabctl frag [--steps N] [--sample-every S] [--seed X] [--live N] [--out FILE] [--json]
 //! memlabctl trace record [-o FILE] [--json-stats] [--buffer-kb N] -- CMD ARGS...
 //! memlabctl pagemap --real|--mirror [--zone NAME] [-o FILE]
+//! memlabctl ab [--json FILE] A:DIR B:DIR B:DIR A:DIR ...   (host) two kernels' bench.json
 //! ```
 //!
 //! Every `key=value` may also be written `--key value`.
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
         Cmd::Exercise(a) => cli::exercise(&a),
         Cmd::Report { json } => cli::report(json),
         Cmd::Bench(a) => bench::bench(&a),
+        Cmd::Ab { json, boots } => bench::ab(&boots, json.as_ref()),
         Cmd::Replay(a) => replay::replay(&a),
         Cmd::Frag(a) => frag::frag(&a),
         Cmd::Trace(args::TraceCmd::Record(a)) => tracefs::record_cmd(&a),
