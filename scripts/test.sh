@@ -303,6 +303,30 @@ kernel_choice_suite() {
 		if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [[ "$err" == *"$want"* ]] && [ "$el" -le 10 ]; then ok=0; else ok=1; fi
 		record "$env, $entry: refused in $el s naming the problem (exit $rc: $(grep -m1 'error' <<<"$err" | sed 's/\x1b\[[0-9;]*m//g; s/^.*error: //' | cut -c1-120))" "$ok"
 	done
+	# A tree's cache key follows its state: a commit, an edit, a new file.
+	local tree=$fakes/gittree ids=() id
+	mkdir -p "$tree"
+	fake_tree "$tree" 7 2 rust
+	mkdir -p "$tree/mm"
+	echo 'capacity = 60;' >"$tree/mm/slub.c"
+	git -C "$tree" init -q && git -C "$tree" add -A &&
+		git -C "$tree" -c user.name=t -c user.email=t@t commit -qm base
+	# One line per state: the key's hash, then the name reports give it.
+	key_of() { KSRC=$1 bash -c 'source scripts/lib.sh; echo "$(kernel_identity | sha256sum | cut -c1-16) $(kernel_source)"'; }
+	ids+=("$(key_of "$tree")")
+	echo 'capacity = 4;' >"$tree/mm/slub.c"
+	ids+=("$(key_of "$tree")")
+	echo 'new' >"$tree/mm/new.c"
+	ids+=("$(key_of "$tree")")
+	git -C "$tree" add -A && git -C "$tree" -c user.name=t -c user.email=t@t commit -qm change
+	ids+=("$(key_of "$tree")")
+	rm -rf "$tree/.git"
+	ids+=("$(key_of "$tree")")
+	touch -d '2020-01-01' "$tree/mm/slub.c"
+	ids+=("$(key_of "$tree")")
+	if [ "$(printf '%s\n' "${ids[@]}" | sort -u | wc -l)" = "${#ids[@]}" ] &&
+		[[ "${ids[1]}" == *"(git "*", dirty)" ]] && [[ "${ids[3]}" != *dirty* ]]; then ok=0; else ok=1; fi
+	record "a KSRC tree's cache key changes with its commit, an edit, an untracked file, and (unpacked) an mtime; its name says git and dirty" "$ok"
 	after=$(find "$MEMLAB_CACHE/kernel" "$MEMLAB_CACHE/src" -maxdepth 2 2>/dev/null | sort)
 	if [ "$before" = "$after" ]; then ok=0; else ok=1; fi
 	record "the refused kernels left the kernel cache as it was (nothing fetched or built)" "$ok"
