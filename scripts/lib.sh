@@ -73,9 +73,10 @@ version_in_range() {
 
 # kernel_identity: the text that names the kernel source in a build's cache
 # key: Debian's package, version and sha256, or for a KSRC tree its path
-# and state: a git tree's HEAD, a hash of its diff against HEAD and of its
-# untracked files' contents; another tree's list of paths, sizes and mtimes
-# (a cheap stand-in for its contents: an edit changes the mtime).
+# and state: a git tree's HEAD, a hash of its diff against HEAD (whatever
+# the user's git config) and of its untracked files' contents; another
+# tree's list of paths, sizes and mtimes (a cheap stand-in for its
+# contents: an edit changes the mtime).
 kernel_identity() {
 	if [ -z "$KSRC" ]; then
 		echo "$KERNEL_PKG=$KERNEL_PKG_VERSION $KERNEL_PKG_SHA256"
@@ -84,7 +85,11 @@ kernel_identity() {
 	echo "tree $KSRC"
 	if [ "$(git -C "$KSRC" rev-parse --show-toplevel 2>/dev/null)" = "$KSRC" ]; then
 		git -C "$KSRC" rev-parse HEAD
-		git -C "$KSRC" diff --binary HEAD | sha256sum
+		# Full object names: git abbreviates them to a length that grows
+		# with the repository's object count, which would change the key
+		# of an unchanged tree.
+		git -C "$KSRC" -c core.quotePath=true diff --binary --full-index --no-ext-diff --no-color \
+			--no-renames --src-prefix=a/ --dst-prefix=b/ HEAD | sha256sum
 		(cd "$KSRC" && git ls-files -z --others --exclude-standard | LC_ALL=C sort -z |
 			xargs -0r sha256sum) | sha256sum
 	else

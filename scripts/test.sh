@@ -316,6 +316,11 @@ kernel_choice_suite() {
 	ids+=("$(key_of "$tree")")
 	echo 'capacity = 4;' >"$tree/mm/slub.c"
 	ids+=("$(key_of "$tree")")
+	# The same state under another git setting: the same key.
+	local before_abbrev
+	before_abbrev=$(key_of "$tree")
+	git -C "$tree" config core.abbrev 20
+	[ "$(key_of "$tree")" = "$before_abbrev" ] || ids+=("the key changed with core.abbrev")
 	echo 'new' >"$tree/mm/new.c"
 	ids+=("$(key_of "$tree")")
 	git -C "$tree" add -A && git -C "$tree" -c user.name=t -c user.email=t@t commit -qm change
@@ -326,7 +331,7 @@ kernel_choice_suite() {
 	ids+=("$(key_of "$tree")")
 	if [ "$(printf '%s\n' "${ids[@]}" | sort -u | wc -l)" = "${#ids[@]}" ] &&
 		[[ "${ids[1]}" == *"(git "*", dirty)" ]] && [[ "${ids[3]}" != *dirty* ]]; then ok=0; else ok=1; fi
-	record "a KSRC tree's cache key changes with its commit, an edit, an untracked file, and (unpacked) an mtime; its name says git and dirty" "$ok"
+	record "a KSRC tree's cache key changes with its commit, an edit, an untracked file, and (unpacked) an mtime, not with git's settings; its name says git and dirty ($(printf '%s; ' "${ids[@]}" | cut -c1-300))" "$ok"
 	after=$(find "$MEMLAB_CACHE/kernel" "$MEMLAB_CACHE/src" -maxdepth 2 2>/dev/null | sort)
 	if [ "$before" = "$after" ]; then ok=0; else ok=1; fi
 	record "the refused kernels left the kernel cache as it was (nothing fetched or built)" "$ok"
