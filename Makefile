@@ -18,12 +18,25 @@
 #   make help    these targets and their variables
 #   make fuzz    the in-VM ioctl fuzzer on the test kernel (FUZZ_SECS=120,
 #                FUZZ_SEED=random, FUZZ_ARGS=procs=N,threads=N,fds=N)
+#   make matrix  the in-VM suite on the other kernels memlab supports
+#                (Debian 7.3, bench flavour; MATRIX_KERNELS='KVER=7.3 ...')
 #   make         build rust_memlab.ko against KDIR
 
 # FLAVOUR picks the kernel: bench (x86-64, production-like) for shell, run
 # and demo, test (x86-64: KASAN, lockdep, kmemleak) for the module build,
 # uml (User-Mode Linux, production-like, runs natively); make test runs all.
 FLAVOUR ?=
+# The kernel: KVER=7.2 (Debian's, the default) or 7.3, or KSRC=/path/to/linux
+# (a tree of your own, checked before anything is built). Every target
+# honours them: scripts/lib.sh reads them from the environment.
+KVER ?=
+KSRC ?=
+ifneq ($(KVER),)
+export KVER
+endif
+ifneq ($(KSRC),)
+export KSRC
+endif
 KDIR ?= $(shell bash scripts/build-kernel.sh $(or $(FLAVOUR),test))
 KARCH = $(if $(filter uml,$(FLAVOUR)),um,x86)
 LLVM ?= -19
@@ -79,6 +92,9 @@ demo:
 test:
 	bash scripts/test.sh
 
+matrix:
+	bash scripts/test.sh matrix
+
 bench:
 	bash scripts/bench.sh
 
@@ -108,6 +124,10 @@ help:
 	@echo '  make                  build rust_memlab.ko against KDIR (default: the test kernel)'
 	@echo '  make fuzz             the in-VM ioctl fuzzer on the test kernel (FUZZ_SECS, FUZZ_SEED, FUZZ_ARGS)'
 	@echo '  make setup            install the toolchain only'
+	@echo '  make matrix           the in-VM suite on the other kernels (Debian 7.3, bench flavour; a cold build each)'
+	@echo 'kernels (every target):'
+	@echo '  KVER=7.2|7.3          Debian'"'"'s linux-source package, pinned by sha256 (default 7.2)'
+	@echo '  KSRC=/path/to/linux   your own tree (git or unpacked), built with memlab'"'"'s config into the cache'
 	@echo 'variables (shell, run, demo; MEM and CPUS for every VM):'
 	@echo '  FLAVOUR=bench|test|uml  kernel: bench (default: x86-64, production-like), test (x86-64: KASAN,'
 	@echo '                        lockdep, kmemleak) or uml (User-Mode Linux: native, zone Normal only, no DMA)'
@@ -130,4 +150,4 @@ FUZZ_SECS ?= 120
 fuzz:
 	FLAVOUR=$(or $(FLAVOUR),test) FUZZ_SECS=$(FUZZ_SECS) FUZZ_SEED=$(FUZZ_SEED) FUZZ_ARGS=$(FUZZ_ARGS) bash scripts/fuzz.sh
 
-.PHONY: default modules_install clean rust-analyzer setup demo test bench plots shell run help fuzz
+.PHONY: default modules_install clean rust-analyzer setup demo test matrix bench plots shell run help fuzz

@@ -156,15 +156,19 @@ fn param_mb(name: &str, value: u32, max: u32) -> Result<u32> {
 fn params() -> Result<Params> {
     let max_pinned = param_mb(
         "max_pinned_mb",
-        *module_parameters::max_pinned_mb.value(),
+        platform::compat::param_u32(&module_parameters::max_pinned_mb),
         PINNED_MB_MAX,
     );
     let max_total = param_mb(
         "max_pinned_total_mb",
-        *module_parameters::max_pinned_total_mb.value(),
+        platform::compat::param_u32(&module_parameters::max_pinned_total_mb),
         PINNED_MB_MAX,
     );
-    let pool = param_mb("pool_mb", *module_parameters::pool_mb.value(), POOL_MB_MAX);
+    let pool = param_mb(
+        "pool_mb",
+        platform::compat::param_u32(&module_parameters::pool_mb),
+        POOL_MB_MAX,
+    );
     let (max_pinned, max_total, pool) = (max_pinned?, max_total?, pool?);
     Ok(Params {
         max_pinned: (max_pinned as usize) << 20,
@@ -175,7 +179,7 @@ fn params() -> Result<Params> {
 
 impl kernel::InPlaceModule for Memlab {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        if *module_parameters::inject_warn.value() != 0 {
+        if platform::compat::param_u32(&module_parameters::inject_warn) != 0 {
             // Deliberate: the test rig must turn a guest WARNING into a failed run.
             kernel::warn_on!(true);
         }
@@ -188,8 +192,8 @@ impl kernel::InPlaceModule for Memlab {
             pr_info!(
                 "loaded (ABI {}, max_pinned_mb={}, max_pinned_total_mb={})\n",
                 uapi::MEMLAB_ABI_VERSION,
-                *module_parameters::max_pinned_mb.value(),
-                *module_parameters::max_pinned_total_mb.value()
+                platform::compat::param_u32(&module_parameters::max_pinned_mb),
+                platform::compat::param_u32(&module_parameters::max_pinned_total_mb)
             );
             // UML calibrates its TSC here (the clock of every timed window).
             platform::arch::init()?;

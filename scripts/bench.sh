@@ -30,6 +30,15 @@
 #   BENCH_HOST=0   skip the host benchmark
 #   FRAG=0         skip the fragmentation boot
 #   ENGINE=native|uml|kvm|tcg   (or FLAVOUR=uml|bench)
+#
+# A/B of two kernels: with KSRC_B=/path/to/linux or KVER_B=7.3, the
+# kernel KVER/KSRC name (default Debian's 7.2) is A and that one B; both are
+# built first, then the standard workloads (memlabctl bench --no-extras)
+# run in AB_ROUNDS groups of four boots, A B B A, on one engine, and
+# memlabctl ab (on the host) prints each row as B/A with its spread across
+# boot pairs, real and mirror, into out/bench-ab (ab.json, and each boot's
+# bench.json). Nothing else of make bench runs then.
+#   AB_ROUNDS=2    ABBA groups (boots: 4 per group)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # pick_engine: sets FLAVOUR_ARGS (run-vm.sh's --flavour and --accel) and
@@ -84,19 +93,68 @@ frag() {
 	say "VM fragmentation on $ENGINE_NAME: real vs mirror zone Normal, equal arenas (${FRAG_VM[*]})"
 	bash scripts/run-vm.sh "${FLAVOUR_ARGS[@]}" --share "$dir" --timeout 900 "${FRAG_VM[@]}" \
 		--run 'memlabctl frag --steps 40000 --live 4096 --out frag.json' ||
-		die "the fragmentation run failed (console: $MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}-run.log)"
+		die "the fragmentation run failed (console: $MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}$KERNEL_SUFFIX-run.log)"
 	[ -s "$dir/frag.json" ] || die "the fragmentation run left no frag.json in $dir"
+}
+
+# kernel_env A|B: the environment that names kernel A (as given) or B.
+kernel_env() {
+	if [ "$1" = A ]; then
+		echo "KVER=$KVER" "KSRC=$KSRC"
+	else
+		echo "KVER=${KVER_B:-7.2}" "KSRC=${KSRC_B:-}"
+	fi
+}
+
+# ab: kernels A and B, ABBA across boots (see the top of this file).
+ab() {
+	local rounds=${AB_ROUNDS:-2} k
+	case "$rounds" in '' | *[!0-9]* | 0) die "AB_ROUNDS takes a whole number of ABBA groups, not '$rounds'" ;; esac
+	# B's checks (lib.sh's, on its KSRC or KVER) before anything is built.
+	# shellcheck disable=SC2046
+	env $(kernel_env B) bash -c "source scripts/lib.sh" || die "kernel B cannot be used (see above)"
+	pick_engine
+	local flavour=${FLAVOUR_ARGS[1]}
+	for k in A B; do
+		# shellcheck disable=SC2046
+		say "kernel $k: $(env $(kernel_env $k) bash -c "source scripts/lib.sh; bash scripts/fetch-kernel.sh; kernel_describe $flavour")"
+		# shellcheck disable=SC2046
+		env $(kernel_env $k) bash scripts/build-kernel.sh "$flavour" >/dev/null
+	done
+	local dir=$MEMLAB_OUT/bench-ab args=${MEMLAB_ARGS:-} order="" boots=() i=0
+	case " $args " in *" pool_mb="*) ;; *) args="$args pool_mb=1600" ;; esac
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for ((g = 0; g < rounds; g++)); do order+=ABBA; done
+	for ((i = 0; i < ${#order}; i++)); do
+		k=${order:i:1}
+		local boot=$dir/$((i + 1))-$k
+		mkdir -p "$boot"
+		say "A/B boot $((i + 1)) of ${#order}: kernel $k on $ENGINE_NAME"
+		# shellcheck disable=SC2046
+		env $(kernel_env "$k") bash scripts/run-vm.sh "${FLAVOUR_ARGS[@]}" --share "$boot" \
+			--module-args "${args# }" --timeout 3000 --run 'memlabctl bench --no-extras --out /share >/dev/null' ||
+			die "A/B boot $((i + 1)) (kernel $k) failed"
+		[ -s "$boot/bench.json" ] || die "A/B boot $((i + 1)) (kernel $k) left no bench.json in $boot"
+		boots+=("$k:$boot")
+	done
+	cargo run --quiet --locked --release -p memlabctl -- ab --json "$dir/ab.json" "${boots[@]}"
+	say "wrote $dir/ab.json (each boot's bench.json beside it)"
 }
 
 main() {
 	cd "$MEMLAB_ROOT"
 	bash scripts/setup-toolchain.sh
+	if [ -n "${KSRC_B:-}" ] || [ -n "${KVER_B:-}" ]; then
+		ab
+		return
+	fi
 	if [ "${BENCH_HOST:-1}" != 0 ]; then
 		say "host benchmark: mirror core vs buddy_system_allocator and slabmalloc"
 		cargo bench --locked -p memlab-core
 	fi
 	pick_engine
-	local dir=$MEMLAB_OUT/bench log=$MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}-bench.log
+	local dir=$MEMLAB_OUT/bench log=$MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}$KERNEL_SUFFIX-bench.log
 	# The pool the workloads are sized for, unless MEMLAB_ARGS sets one.
 	local args=${MEMLAB_ARGS:-}
 	case " $args " in *" pool_mb="*) ;; *) args="$args pool_mb=1600" ;; esac

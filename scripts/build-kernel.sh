@@ -27,13 +27,14 @@ main() {
 	bash "$MEMLAB_ROOT/scripts/fetch-kernel.sh"
 
 	key=$( {
-		echo "$KERNEL_PKG=$KERNEL_PKG_VERSION $KERNEL_PKG_SHA256"
+		kernel_identity
 		cat "${frags[@]}"
 		rustc --version
 		"clang$LLVM_SUFFIX" --version | head -n 1
 		bindgen --version
 	} | sha256sum | cut -c1-16)
-	build=$MEMLAB_CACHE/kernel/$flavour-$key
+	local cache=$MEMLAB_CACHE/kernel${KERNEL_CACHE_SUBDIR:+/$KERNEL_CACHE_SUBDIR}
+	build=$cache/$flavour-$key
 
 	if [ -f "$build/.memlab-complete" ]; then
 		echo "$build"
@@ -41,8 +42,8 @@ main() {
 	fi
 	# One build of a flavour at a time: a second make (demo beside test, say)
 	# waits here instead of wiping the build in progress, then reuses it.
-	mkdir -p "$MEMLAB_CACHE/kernel"
-	exec 9>"$MEMLAB_CACHE/kernel/.lock-$flavour"
+	mkdir -p "$cache"
+	exec 9>"$cache/.lock-$flavour"
 	if ! flock -n 9; then
 		say "waiting for another build of the $flavour kernel to finish"
 		flock 9
@@ -52,6 +53,7 @@ main() {
 		return 0
 	fi
 
+	[ -z "$KERNEL_CACHE_SUBDIR" ] || say "kernel: $(kernel_describe "$flavour")"
 	case "$arch" in
 	um) say "building the $flavour kernel (ARCH=um) into $build (cold: about 4 min on 2 cores)" ;;
 	*) say "building the $flavour kernel into $build (cold: about 7-12 min on 2 cores)" ;;
@@ -81,14 +83,15 @@ main() {
 	# kernel symbol as undefined in out-of-tree modules.
 	run_with_progress "kernel modules ($flavour)" "$build/modules.log" "${kmake[@]}" modules
 	[ -f "$build/Module.symvers" ] || die "no Module.symvers in $build"
+	kernel_describe "$flavour" >"$build/memlab-kernel.txt"
 	touch "$build/.memlab-complete"
 
 	# Keep the cache bounded: drop failed builds of this flavour and all but the
 	# two newest complete ones.
-	for d in "$MEMLAB_CACHE/kernel/$flavour"-*; do
+	for d in "$cache/$flavour"-*; do
 		[ "$d" = "$build" ] || [ -f "$d/.memlab-complete" ] || rm -rf "$d"
 	done
-	ls -dt "$MEMLAB_CACHE/kernel/$flavour"-*/.memlab-complete 2>/dev/null | tail -n +3 |
+	ls -dt "$cache/$flavour"-*/.memlab-complete 2>/dev/null | tail -n +3 |
 		while read -r stamp; do rm -rf "$(dirname "$stamp")"; done
 	echo "$build"
 }

@@ -17,7 +17,7 @@ main() {
 		esac
 	done
 	bash "$MEMLAB_ROOT/scripts/run-vm.sh" --flavour "$flavour" --cmd demo "${args[@]}" || rc=$?
-	local log=$MEMLAB_OUT/console-$flavour-demo.log
+	local log=$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-demo.log
 	if [ "$rc" = 0 ]; then
 		say "demo finished on the $flavour kernel; console log: $log"
 	else

@@ -9,6 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # calls it exits (bash reads a line whole before running it), so editing
 # this file during a long build cannot derail the running copy.
 main() {
+	# A tree of the user's own (KSRC) is used where it is.
+	[ -n "$KSRC" ] && exit 0
 	[ -f "$KERNEL_SRC/.memlab-unpacked" ] && exit 0
 	# One fetch at a time: make test builds two kernels at once, and a
 	# second fetch would unpack over the first.
@@ -45,7 +47,7 @@ main() {
 		echo "$KERNEL_PKG_SHA256  $deb" | sha256sum --quiet -c - ||
 			{ rm -f "$deb"; die "sha256 mismatch for $deb (expected $KERNEL_PKG_SHA256); removed it"; }
 	else
-		die "no pinned sha256 in scripts/kernel/linux-source.sha256; $deb has $(sha256sum "$deb" | cut -d' ' -f1)"
+		die "no pinned sha256 in $KERNEL_PKG_SHA256_FILE; $deb has $(sha256sum "$deb" | cut -d' ' -f1)"
 	fi
 
 	say "unpacking $KERNEL_PKG into $KERNEL_SRC"

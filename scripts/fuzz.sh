@@ -18,7 +18,7 @@ main() {
 	# Boot, the end checks (rmmod, a kmemleak scan) and slack on top.
 	bash scripts/run-vm.sh --flavour "$flavour" --cmd fuzz --timeout $((secs + 600)) \
 		--fuzz-args "$args" || rc=$?
-	local console=$MEMLAB_OUT/console-$flavour-fuzz.log
+	local console=$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-fuzz.log
 	say "judging $console"
 	cargo run --quiet --locked --release -p vmcheck -- --no-tap "$console" || { [ "$rc" != 0 ] || rc=1; }
 	grep -a '^memlab-fuzz: \(PASS\|FAIL\)' "$console" || true

@@ -10,12 +10,127 @@ MEMLAB_CACHE=${MEMLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memlab}
 # Per-run artefacts (initramfs, console logs) stay in the work tree, ignored.
 MEMLAB_OUT=${MEMLAB_OUT:-$MEMLAB_ROOT/out}
 
-# The kernel memlab is built against: Debian's source package, pinned.
-KERNEL_PKG=linux-source-7.2
-KERNEL_PKG_VERSION=7.2.13-1
-KERNEL_PKG_SUITE=sid
-KERNEL_PKG_SHA256=$(cat "$MEMLAB_ROOT/scripts/kernel/linux-source.sha256" 2>/dev/null || true)
+say() { printf '\033[1m[memlab]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[memlab] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# The kernel memlab is built against: Debian's source package, pinned
+# (KVER picks one of the versions below; 7.2 is the default), or a tree of
+# the user's own (KSRC=/path/to/linux, see kernel_preflight).
+KVER=${KVER:-7.2}
+KSRC=${KSRC:-}
+case "$KVER" in
+7.2) KERNEL_PKG_VERSION=7.2.13-1 KERNEL_PKG_SUITE=sid ;;
+7.3) KERNEL_PKG_VERSION=7.3.4-1~bpo13+1 KERNEL_PKG_SUITE=trixie-backports ;;
+*) die "KVER=$KVER: memlab pins Debian's 7.2 and 7.3 (or give KSRC=/path/to/linux)" ;;
+esac
+KERNEL_PKG=linux-source-$KVER
+KERNEL_PKG_SHA256_FILE=$MEMLAB_ROOT/scripts/kernel/linux-source-$KVER.sha256
+KERNEL_PKG_SHA256=$(cat "$KERNEL_PKG_SHA256_FILE" 2>/dev/null || true)
 KERNEL_SRC=$MEMLAB_CACHE/src/$KERNEL_PKG-$KERNEL_PKG_VERSION
+# Where this kernel's builds live under $MEMLAB_CACHE/kernel: the default
+# (Debian 7.2) at the top, as it always was, any other kernel in a
+# subdirectory of its own, so that no kernel's cache pruning touches another's.
+KERNEL_CACHE_SUBDIR=
+[ "$KVER" = 7.2 ] || KERNEL_CACHE_SUBDIR=debian-$KVER
+
+# The kernel versions memlab supports (src/platform/compat.rs has a case for
+# each): a tree outside this range is refused before anything is built.
+KERNEL_MIN_VERSION=7.2
+KERNEL_MAX_VERSION=7.3
+
+# kernel_tree_version DIR: VERSION.PATCHLEVEL from DIR's top Makefile.
+kernel_tree_version() {
+	awk '$1 == "VERSION" && $2 == "=" { v = $3 } $1 == "PATCHLEVEL" && $2 == "=" { p = $3 }
+		END { if (v != "" && p != "") print v "." p }' "$1/Makefile" 2>/dev/null
+}
+
+# kernel_preflight: the checks on a KSRC tree that cost milliseconds and
+# would otherwise fail minutes into a build (or, worse, build a kernel
+# memlab cannot load into): a kernel tree, a version memlab supports, Rust
+# support, a tree not configured in place (kbuild refuses O= then).
+kernel_preflight() {
+	local src=$1 ver
+	[ -f "$src/Makefile" ] && [ -f "$src/Kconfig" ] ||
+		die "KSRC=$src is not a Linux source tree (no top-level Makefile and Kconfig)"
+	ver=$(kernel_tree_version "$src")
+	[ -n "$ver" ] || die "KSRC=$src: no VERSION/PATCHLEVEL in its Makefile"
+	if ! version_in_range "$ver" "$KERNEL_MIN_VERSION" "$KERNEL_MAX_VERSION"; then
+		die "KSRC=$src is Linux $ver; memlab supports $KERNEL_MIN_VERSION to $KERNEL_MAX_VERSION (src/platform/compat.rs)"
+	fi
+	[ -d "$src/rust/kernel" ] && [ -f "$src/rust/kernel/lib.rs" ] ||
+		die "KSRC=$src (Linux $ver) has no Rust support: no rust/kernel/ crate (memlab is a Rust module)"
+	grep -qx 'config RUST' "$src/init/Kconfig" 2>/dev/null ||
+		die "KSRC=$src (Linux $ver) has no Rust support: init/Kconfig offers no RUST option"
+	[ ! -e "$src/.config" ] && [ ! -d "$src/include/config" ] ||
+		die "KSRC=$src is configured in place (it has .config or include/config); memlab builds with O= into its cache, which kbuild refuses then: run 'make mrproper' in it"
+}
+
+# version_in_range V MIN MAX: succeeds when MIN <= V <= MAX (MAJOR.MINOR).
+version_in_range() {
+	[ "$(printf '%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ] &&
+		[ "$(printf '%s\n' "$1" "$3" | sort -V | head -n 1)" = "$1" ]
+}
+
+# kernel_identity: the text that names the kernel source in a build's cache
+# key: Debian's package, version and sha256, or for a KSRC tree its path
+# and state: a git tree's HEAD, a hash of its diff against HEAD (whatever
+# the user's git config) and of its untracked files' contents; another
+# tree's list of paths, sizes and mtimes (a cheap stand-in for its
+# contents: an edit changes the mtime).
+kernel_identity() {
+	if [ -z "$KSRC" ]; then
+		echo "$KERNEL_PKG=$KERNEL_PKG_VERSION $KERNEL_PKG_SHA256"
+		return
+	fi
+	echo "tree $KSRC"
+	if [ "$(git -C "$KSRC" rev-parse --show-toplevel 2>/dev/null)" = "$KSRC" ]; then
+		git -C "$KSRC" rev-parse HEAD
+		# Full object names: git abbreviates them to a length that grows
+		# with the repository's object count, which would change the key
+		# of an unchanged tree.
+		git -C "$KSRC" -c core.quotePath=true diff --binary --full-index --no-ext-diff --no-color \
+			--no-renames --src-prefix=a/ --dst-prefix=b/ HEAD | sha256sum
+		(cd "$KSRC" && git ls-files -z --others --exclude-standard | LC_ALL=C sort -z |
+			xargs -0r sha256sum) | sha256sum
+	else
+		(cd "$KSRC" && find . -type f ! -name .memlab-unpacked -printf '%P %s %T@\n' | LC_ALL=C sort) | sha256sum
+	fi
+}
+
+# kernel_source: where the kernel comes from, for reports: Debian's package
+# and version, or the tree's path with its git commit (and ", dirty").
+kernel_source() {
+	if [ -z "$KSRC" ]; then
+		echo "Debian $KERNEL_PKG $KERNEL_PKG_VERSION"
+		return
+	fi
+	local src="tree $KSRC" head
+	if [ "$(git -C "$KSRC" rev-parse --show-toplevel 2>/dev/null)" = "$KSRC" ]; then
+		head=$(git -C "$KSRC" rev-parse --short=12 HEAD)
+		src+=" (git $head"
+		[ -z "$(git -C "$KSRC" status --porcelain --untracked-files=normal | head -n 1)" ] || src+=", dirty"
+		src+=")"
+	fi
+	echo "$src"
+}
+
+# kernel_describe [FLAVOUR]: one line naming the kernel: version, source,
+# flavour.
+kernel_describe() {
+	echo "Linux $(kernel_tree_version "$KERNEL_SRC"), $(kernel_source)${1:+, flavour $1}"
+}
+
+if [ -n "$KSRC" ]; then
+	[ -d "$KSRC" ] || die "KSRC=$KSRC is not a directory"
+	KSRC=$(cd "$KSRC" && pwd -P)
+	KERNEL_SRC=$KSRC
+	kernel_preflight "$KSRC"
+	KERNEL_CACHE_SUBDIR=tree-$(basename "$KSRC")-$(printf '%s' "$KSRC" | sha256sum | cut -c1-8)
+fi
+# Per-run artefacts in $MEMLAB_OUT (module objects, initramfs, console
+# logs) of a kernel other than the default carry this after the flavour, so
+# that two kernels' runs (KVER, KSRC, an A/B bench) never share one.
+KERNEL_SUFFIX=${KERNEL_CACHE_SUBDIR:+-$KERNEL_CACHE_SUBDIR}
 
 LLVM_SUFFIX=-19
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
@@ -23,9 +138,6 @@ BINDGEN_VERSION=0.73.2
 export PATH=$HOME/.cargo/bin:$PATH
 
 mkdir -p "$MEMLAB_CACHE" "$MEMLAB_OUT"
-
-say() { printf '\033[1m[memlab]\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31m[memlab] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # flavour_arch FLAVOUR: the kernel's ARCH for a flavour (x86 for the QEMU
 # flavours test and bench, um for uml); dies on an unknown flavour.

@@ -120,7 +120,7 @@ main() {
 	local engine
 	pick_engine
 
-	local log=$MEMLAB_OUT/console-$flavour-$cmd${inject:+-inject-$inject}.log
+	local log=$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-$cmd${inject:+-inject-$inject}.log
 	# loglevel=5: warnings (WARN, lockdep) and worse reach the console; info does not.
 	local append="loglevel=5 memlab.cmd=$mode memlab.flavour=$flavour memlab.engine=$engine"
 	[ -n "$inject" ] && append+=" memlab.inject=$inject"
@@ -175,14 +175,14 @@ check_args() {
 # build_module: rust_memlab.ko against $kdir, warning-free. Each flavour gets
 # its own module output directory (Kbuild's MO=), so objects never mix.
 build_module() {
-	mo=$MEMLAB_OUT/module-$flavour
+	mo=$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX
 	mkdir -p "$mo"
 	note "building rust_memlab.ko against the $flavour kernel"
 	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" ARCH="$arch" LLVM="$LLVM_SUFFIX" CLIPPY=1 modules \
-		>"$MEMLAB_OUT/module-$flavour.log" 2>&1 ||
-		{ cat "$MEMLAB_OUT/module-$flavour.log" >&2; die "module build failed"; }
-	if [ -s "$MEMLAB_OUT/module-$flavour.log" ]; then
-		cat "$MEMLAB_OUT/module-$flavour.log" >&2
+		>"$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" 2>&1 ||
+		{ cat "$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" >&2; die "module build failed"; }
+	if [ -s "$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" ]; then
+		cat "$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" >&2
 		# Kbuild would reuse these objects next time, silently: drop them so
 		# every run sees the warnings until they are fixed.
 		rm -f "$mo/rust_memlab.o" "$mo/rust_memlab.ko"
@@ -199,7 +199,7 @@ build_tools() {
 		--manifest-path "$MEMLAB_ROOT/Cargo.toml"
 	ctl=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlabctl
 	fuzz=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlab-fuzz
-	initrd=$MEMLAB_OUT/initramfs-$flavour.cpio.gz
+	initrd=$MEMLAB_OUT/initramfs-$flavour$KERNEL_SUFFIX.cpio.gz
 	local input fresh=1
 	for input in "$mo/rust_memlab.ko" "$ctl" "$fuzz" "$MEMLAB_ROOT/tests/vm/init" \
 		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox; do
@@ -223,9 +223,10 @@ pack_run_initrd() {
 	{
 		echo "engine=$engine"
 		echo "flavour=$flavour"
+		echo "kernel_source=$(kernel_source)"
 		echo "host_cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 	} >"$extra/etc/memlab/engine"
-	run_initrd=$MEMLAB_OUT/initramfs-$flavour-$cmd.cpio.gz
+	run_initrd=$MEMLAB_OUT/initramfs-$flavour$KERNEL_SUFFIX-$cmd.cpio.gz
 	{
 		cat "$initrd"
 		(cd "$extra" && find . -print0 | cpio --null -o -H newc --quiet --owner=0:0) | gzip -1
@@ -302,7 +303,7 @@ boot_qemu() {
 		# port (ttyS1), which is this script's stdout: the output and nothing
 		# else, byte for byte. The console (ttyS0) goes to the log, and to
 		# stdout too with --verbose. QEMU's own messages go to a file.
-		local qerr=$MEMLAB_OUT/qemu-$flavour-$cmd.err
+		local qerr=$MEMLAB_OUT/qemu-$flavour$KERNEL_SUFFIX-$cmd.err
 		rm -f "$log"
 		if [ "$verbose" = 1 ]; then
 			timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
@@ -352,7 +353,7 @@ boot_uml() {
 	local out=(ssl1=null)
 	[ "$mode" = run ] && out=(ssl1=null,fd:1)
 	(ulimit -c 0; exec setsid "${uml[@]}" con0=null,fd:3 "${out[@]}" $append) \
-		</dev/null 3>>"$log" 2>>"$MEMLAB_OUT/uml-$flavour-$cmd.err" &
+		</dev/null 3>>"$log" 2>>"$MEMLAB_OUT/uml-$flavour$KERNEL_SUFFIX-$cmd.err" &
 	local pid=$! follow=""
 	# The console as it comes: to stdout for the jobs, and with --verbose
 	# for a run; stops when the kernel's process does.

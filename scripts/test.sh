@@ -64,7 +64,7 @@ vm_boot() {
 	shift
 	# A run that never booted (the module did not build) must not be judged
 	# by an older run's console.
-	rm -f "$MEMLAB_OUT/console-$flavour-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
+	rm -f "$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
 	# The test kernel's suite took about 700 s of guest time on a loaded
 	# host (KASAN, lockdep, kmemleak under TCG): room to spare, never a hang.
 	bash scripts/run-vm.sh --flavour "$flavour" --cmd test --timeout 2400 "$@" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"}
@@ -73,7 +73,7 @@ vm_boot() {
 # vm_judge FLAVOUR VMRC: the console of vm_boot FLAVOUR, judged by vmcheck.
 vm_judge() {
 	local flavour=$1 vmrc=$2
-	local console=$MEMLAB_OUT/console-$flavour-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
+	local console=$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
 	if [ ! -f "$console" ] || [ "$vmrc" = 124 ]; then
 		record "VM run on the $flavour kernel (exit $vmrc; console: $console)" 1
 		return
@@ -97,6 +97,14 @@ vm_judge() {
 	fi
 }
 
+# vm_suite FLAVOUR [run-vm.sh ARGS...]: vm_boot, then vm_judge.
+vm_suite() {
+	say "VM: in-VM tests on the $1 kernel"
+	local rc=0
+	vm_boot "$@" || rc=$?
+	vm_judge "$1" "$rc"
+}
+
 # The test kernel's job, in the background while the rest runs: the in-VM
 # suite, then FUZZ_SECS of the ioctl fuzzer (tests/fuzzer) in the same boot
 # (one boot and module load fewer under TCG). QEMU, KASAN, lockdep and
@@ -109,7 +117,7 @@ tcg_pid=""
 tcg_start() {
 	tcg_log=$MEMLAB_OUT/test-tcg-job.log
 	say "VM: the in-VM tests and ${FUZZ_SECS:-60} s of fuzzing on the test kernel (QEMU), in the background (log: $tcg_log)"
-	rm -f "$MEMLAB_OUT/console-test-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
+	rm -f "$MEMLAB_OUT/console-test$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
 	# A session of its own, so that on_exit can end it whole (QEMU too:
 	# timeout passes the signal on).
 	setsid bash scripts/run-vm.sh --flavour test --cmd test --timeout 2400 "${TEST_VM[@]}" \
@@ -120,7 +128,7 @@ tcg_start() {
 
 tcg_finish() {
 	local start=$SECONDS
-	local rc=0 console=$MEMLAB_OUT/console-test-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
+	local rc=0 console=$MEMLAB_OUT/console-test$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
 	wait "$tcg_pid" || rc=$?
 	tcg_pid=""
 	# It wrote its log last when it ended.
@@ -294,7 +302,119 @@ engine_suite() {
 	fi
 }
 
+# kernel_choice_suite: a KSRC tree memlab cannot use, or a KVER it does not
+# pin, is refused by every entry point in seconds, with a message naming the
+# problem, before anything is fetched or built (the kernel cache is
+# unchanged afterwards). The trees are fakes: a Makefile, a Kconfig and
+# whatever the case needs.
+kernel_choice_suite() {
+	say "kernel choice: KSRC and KVER that memlab cannot use are refused at once"
+	local fakes=$MEMLAB_OUT/test-ksrc
+	rm -rf "$fakes"
+	mkdir -p "$fakes"/{v5,norust,nokconfig,v79,inplace,notlinux}
+	fake_tree() { # fake_tree DIR VERSION PATCHLEVEL [rust]
+		printf 'VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = 0\n' "$2" "$3" >"$1/Makefile"
+		touch "$1/Kconfig"
+		if [ "${4:-}" = rust ]; then
+			mkdir -p "$1/rust/kernel" "$1/init"
+			touch "$1/rust/kernel/lib.rs"
+			printf 'config RUST\n\tbool "Rust support"\n' >"$1/init/Kconfig"
+		fi
+	}
+	fake_tree "$fakes/v5" 5 15 rust
+	fake_tree "$fakes/norust" 7 2
+	fake_tree "$fakes/nokconfig" 7 2 rust
+	: >"$fakes/nokconfig/init/Kconfig"
+	fake_tree "$fakes/v79" 7 9 rust
+	fake_tree "$fakes/inplace" 7 2 rust
+	touch "$fakes/inplace/.config"
+	touch "$fakes/notlinux/README"
+	local before after
+	before=$(find "$MEMLAB_CACHE/kernel" "$MEMLAB_CACHE/src" -maxdepth 2 2>/dev/null | sort)
+	local cases=(
+		"KSRC=$fakes/v5|run|is Linux 5.15; memlab supports $KERNEL_MIN_VERSION to $KERNEL_MAX_VERSION"
+		"KSRC=$fakes/v79|demo|is Linux 7.9; memlab supports"
+		"KSRC=$fakes/norust|test-kernel|has no Rust support: no rust/kernel/ crate"
+		"KSRC=$fakes/nokconfig|bench|has no Rust support: init/Kconfig offers no RUST option"
+		"KSRC=$fakes/inplace|run|is configured in place"
+		"KSRC=$fakes/notlinux|run|is not a Linux source tree"
+		"KSRC=$fakes/missing|run|is not a directory"
+		"KVER=6.1|run|KVER=6.1: memlab pins"
+		"KSRC_B=$fakes/v5|bench|is Linux 5.15; memlab supports"
+	)
+	local c env entry want rc err start el ok cmd
+	for c in "${cases[@]}"; do
+		IFS='|' read -r env entry want <<<"$c"
+		case "$entry" in
+		run) cmd=(make -s --no-print-directory run CMD=true) ;;
+		demo) cmd=(make -s --no-print-directory demo) ;;
+		bench) cmd=(make -s --no-print-directory bench) ;;
+		test-kernel) cmd=(bash scripts/build-kernel.sh test) ;;
+		esac
+		start=$SECONDS rc=0
+		err=$(env "$env" timeout 60 "${cmd[@]}" 2>&1 >/dev/null) || rc=$?
+		el=$((SECONDS - start))
+		if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [[ "$err" == *"$want"* ]] && [ "$el" -le 10 ]; then ok=0; else ok=1; fi
+		record "$env, $entry: refused in $el s naming the problem (exit $rc: $(grep -m1 'error' <<<"$err" | sed 's/\x1b\[[0-9;]*m//g; s/^.*error: //' | cut -c1-120))" "$ok"
+	done
+	# A tree's cache key follows its state: a commit, an edit, a new file.
+	local tree=$fakes/gittree ids=() id
+	mkdir -p "$tree"
+	fake_tree "$tree" 7 2 rust
+	mkdir -p "$tree/mm"
+	echo 'capacity = 60;' >"$tree/mm/slub.c"
+	git -C "$tree" init -q && git -C "$tree" add -A &&
+		git -C "$tree" -c user.name=t -c user.email=t@t commit -qm base
+	# One line per state: the key's hash, then the name reports give it.
+	key_of() { KSRC=$1 bash -c 'source scripts/lib.sh; echo "$(kernel_identity | sha256sum | cut -c1-16) $(kernel_source)"'; }
+	ids+=("$(key_of "$tree")")
+	echo 'capacity = 4;' >"$tree/mm/slub.c"
+	ids+=("$(key_of "$tree")")
+	# The same state under another git setting: the same key.
+	local before_abbrev
+	before_abbrev=$(key_of "$tree")
+	git -C "$tree" config core.abbrev 20
+	[ "$(key_of "$tree")" = "$before_abbrev" ] || ids+=("the key changed with core.abbrev")
+	echo 'new' >"$tree/mm/new.c"
+	ids+=("$(key_of "$tree")")
+	git -C "$tree" add -A && git -C "$tree" -c user.name=t -c user.email=t@t commit -qm change
+	ids+=("$(key_of "$tree")")
+	rm -rf "$tree/.git"
+	ids+=("$(key_of "$tree")")
+	touch -d '2020-01-01' "$tree/mm/slub.c"
+	ids+=("$(key_of "$tree")")
+	if [ "$(printf '%s\n' "${ids[@]}" | sort -u | wc -l)" = "${#ids[@]}" ] &&
+		[[ "${ids[1]}" == *"(git "*", dirty)" ]] && [[ "${ids[3]}" != *dirty* ]]; then ok=0; else ok=1; fi
+	record "a KSRC tree's cache key changes with its commit, an edit, an untracked file, and (unpacked) an mtime, not with git's settings; its name says git and dirty ($(printf '%s; ' "${ids[@]}" | cut -c1-300))" "$ok"
+	after=$(find "$MEMLAB_CACHE/kernel" "$MEMLAB_CACHE/src" -maxdepth 2 2>/dev/null | sort)
+	if [ "$before" = "$after" ]; then ok=0; else ok=1; fi
+	record "the refused kernels left the kernel cache as it was (nothing fetched or built)" "$ok"
+}
+
+# matrix: the in-VM suite on every other kernel memlab supports (the bench
+# flavour of Debian's 7.3: MATRIX_KERNELS lists VAR=value settings, one
+# kernel each, e.g. 'KVER=7.3 KSRC=/path/to/linux'), judged as vm_suite
+# judges the default ones. Its own command (make matrix), not part of make
+# test: each kernel is a cold build of 10-25 minutes on 2 cores.
+matrix() {
+	cd "$MEMLAB_ROOT"
+	local k
+	for k in ${MATRIX_KERNELS:-KVER=7.3}; do
+		say "matrix: $k"
+		# The kernel's settings reach every script vm_suite runs through the
+		# environment, and this shell's own names (the console's) through
+		# lib.sh, sourced again.
+		unset KVER KSRC
+		export "${k?}"
+		# shellcheck source=lib.sh
+		source scripts/lib.sh
+		vm_suite bench
+	done
+	summary
+}
+
 main() {
+	[ "${1:-}" != matrix ] || { matrix; return; }
 	cd "$MEMLAB_ROOT"
 	# Nothing after this can run without the toolchain: record it and stop.
 	if ! bash scripts/setup-toolchain.sh; then
@@ -348,9 +468,8 @@ main() {
 	# DMA32 (it has neither), each naming why, and kmemleak. UML gets 2 GiB,
 	# all of it zone Normal, the size the real pagemap's tolerance was set
 	# for.
-	rc=0
-	vm_boot uml --mem 2G || rc=$?
-	vm_judge uml "$rc"
+	kernel_choice_suite
+	vm_suite uml --mem 2G
 	uml_lab_suite
 	lab_suite
 	engine_suite

@@ -304,7 +304,7 @@ mod raw {
                 page,
                 offset,
                 len,
-                bindings::dma_data_direction_DMA_BIDIRECTIONAL,
+                crate::platform::compat::DMA_BIDIRECTIONAL,
                 0,
             )
         };
@@ -328,7 +328,7 @@ mod raw {
                 dev,
                 addr,
                 len,
-                bindings::dma_data_direction_DMA_BIDIRECTIONAL,
+                crate::platform::compat::DMA_BIDIRECTIONAL,
                 0,
             )
         };

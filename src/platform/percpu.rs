@@ -108,9 +108,15 @@ impl<T> PerCpu<T> {
         let arg = core::ptr::from_mut(&mut visit).cast::<c_void>();
         loop {
             // SAFETY: `visit_on_cpu::<T>` matches `arg`, which lives across
-            // the call (`wait` = 1 returns after it ran).
-            let r =
-                unsafe { bindings::smp_call_function_single(id, Some(visit_on_cpu::<T>), arg, 1) };
+            // the call (`wait` returns after it ran).
+            let r = unsafe {
+                bindings::smp_call_function_single(
+                    id,
+                    Some(visit_on_cpu::<T>),
+                    arg,
+                    super::compat::SMP_CALL_WAIT,
+                )
+            };
             if r != 0 {
                 // Offline, and kept so by `_hotplug`: no task runs on that
                 // CPU, so nothing else reaches its slot.

@@ -71,7 +71,7 @@ pub(crate) fn facts(c: &Coherent<[u8]>) -> CoherentFacts {
     // accessor and nothing writes it concurrently.
     let bytes = unsafe { c.as_ref() };
     CoherentFacts {
-        dma_addr: c.dma_handle(),
+        dma_addr: crate::platform::compat::coherent_dma_address(c),
         phys,
         pages,
         zeroed: bytes.iter().all(|b| *b == 0),

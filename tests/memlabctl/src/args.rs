@@ -100,6 +100,17 @@ kinds free order=N, slab, pages DETAIL, reserved, nopage, other (see the README)
     /// (/sys/kernel/slab) and the mirror's, with the sheaf state of 7.x
     #[command(after_help = crate::slabinfo::AFTER_HELP)]
     Slabinfo(crate::slabinfo::SlabinfoArgs),
+    /// On the host: compare two kernels from the bench.json of boots made
+    /// in ABBA order (scripts/bench.sh with KSRC_B or KVER_B)
+    Ab {
+        /// Write the comparison as JSON to FILE
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// The boots in the order they ran: A:DIR or B:DIR, DIR holding
+        /// that boot's bench.json
+        #[arg(required = true, value_name = "LABEL:DIR")]
+        boots: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug, PartialEq)]

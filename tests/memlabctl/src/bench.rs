@@ -3,8 +3,11 @@
 //! `memlabctl bench`: the same work on the real
 //! allocators and on memlab's mirror, in one VM run, compared as ratios.
 //! The benchmark itself is in `bench/`: `abba` (rounds and raw samples),
-//! `stats`, `report` (table and JSON), `extra` (sweep and scaling), `run`.
+//! `stats`, `report` (table and JSON), `extra` (sweep and scaling), `run`;
+//! `ab` compares two kernels from the bench.json of several boots.
 
+mod ab;
+pub use ab::ab;
 mod abba;
 mod cross;
 pub use abba::run_sampled;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! What runs this guest: the engine (QEMU's TCG emulator, QEMU with KVM,
-//! or User-Mode Linux), the kernel flavour and the host's CPU model, as
+//! or User-Mode Linux), the kernel flavour and source (Debian's package,
+//! or a tree and its commit) and the host's CPU model, as
 //! scripts/run-vm.sh wrote them into `/etc/memlab/engine` (`key=value`
 //! lines). Every timing report names them: a latency means something only
 //! with the engine that produced it.
@@ -18,6 +19,9 @@ pub struct Engine {
     pub engine: String,
     /// The kernel flavour: `test`, `bench`, `uml`.
     pub flavour: String,
+    /// Where the kernel comes from: `Debian linux-source-7.2 7.2.13-1`,
+    /// or `tree /path (git 0123abcd, dirty)` for a KSRC tree.
+    pub kernel_source: String,
     /// The host's CPU model (`/proc/cpuinfo` on the host).
     pub host_cpu: String,
 }
@@ -36,7 +40,12 @@ impl Engine {
                 e.flavour = v.into();
             }
         }
-        for f in [&mut e.engine, &mut e.flavour, &mut e.host_cpu] {
+        for f in [
+            &mut e.engine,
+            &mut e.flavour,
+            &mut e.kernel_source,
+            &mut e.host_cpu,
+        ] {
             if f.is_empty() {
                 *f = "unknown".into();
             }
@@ -51,6 +60,7 @@ impl Engine {
             match line.split_once('=') {
                 Some(("engine", v)) => e.engine = v.trim().into(),
                 Some(("flavour", v)) => e.flavour = v.trim().into(),
+                Some(("kernel_source", v)) => e.kernel_source = v.trim().into(),
                 Some(("host_cpu", v)) => e.host_cpu = v.trim().into(),
                 _ => {}
             }
@@ -68,12 +78,15 @@ impl Engine {
         }
     }
 
-    /// One line for report headers: engine, kernel, flavour and host CPU.
+    /// One line for report headers: engine, kernel, flavour, the kernel's
+    /// source and host CPU.
     pub fn describe(&self, kernel_release: &str) -> String {
         format!(
-            "engine {}, kernel {kernel_release} ({} flavour), host CPU {}",
+            "engine {}, kernel {} ({} flavour, {}), host CPU {}",
             self.label(),
+            kernel_release,
             self.flavour,
+            self.kernel_source,
             self.host_cpu
         )
     }
@@ -85,14 +98,18 @@ mod tests {
 
     #[test]
     fn parses_the_file_run_vm_writes() {
-        let e = Engine::parse("engine=uml\nflavour=uml\nhost_cpu=AMD EPYC 7B13\nother=x\n");
+        let e = Engine::parse(
+            "engine=uml\nflavour=uml\nkernel_source=Debian linux-source-7.2 7.2.13-1\n\
+             host_cpu=AMD EPYC 7B13\nother=x\n",
+        );
         assert_eq!(e.engine, "uml");
         assert_eq!(e.flavour, "uml");
+        assert_eq!(e.kernel_source, "Debian linux-source-7.2 7.2.13-1");
         assert_eq!(e.host_cpu, "AMD EPYC 7B13");
         assert!(e.label().starts_with("UML"));
-        assert!(e
-            .describe("7.2.13")
-            .contains("kernel 7.2.13 (uml flavour), host CPU AMD EPYC 7B13"));
+        assert!(e.describe("7.2.13").contains(
+            "kernel 7.2.13 (uml flavour, Debian linux-source-7.2 7.2.13-1), host CPU AMD EPYC 7B13"
+        ));
     }
 
     #[test]

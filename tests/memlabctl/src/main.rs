@@ -18,6 +18,7 @@
 //! memlabctl trace record [-o FILE] [--json-stats] [--buffer-kb N] -- CMD ARGS...
 //! memlabctl pagemap --real|--mirror [--zone NAME] [-o FILE]
 //! memlabctl slabinfo [REGEX] [--side real|mirror|both] [-T] [-z] [-S|-L|-P] [-B] [--json]
+//! memlabctl ab [--json FILE] A:DIR B:DIR B:DIR A:DIR ...   (host) two kernels' bench.json
 //! ```
 //!
 //! Every `key=value` may also be written `--key value`.
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         Cmd::Exercise(a) => cli::exercise(&a),
         Cmd::Report { json } => cli::report(json),
         Cmd::Bench(a) => bench::bench(&a),
+        Cmd::Ab { json, boots } => bench::ab(&boots, json.as_ref()),
         Cmd::Replay(a) => replay::replay(&a),
         Cmd::Frag(a) => frag::frag(&a),
         Cmd::Trace(args::TraceCmd::Record(a)) => tracefs::record_cmd(&a),

@@ -101,6 +101,8 @@ pub fn zoneinfo_pcp(zoneinfo: &str, zone: &str) -> Option<Pcp> {
 #[derive(Serialize, Debug)]
 pub struct BenchReport {
     pub kernel: String,
+    /// Where the kernel comes from (Debian's package, or a tree and commit).
+    pub kernel_source: String,
     /// What ran the guest: `tcg`, `kvm` or `uml`.
     pub engine: String,
     /// The host's CPU model.
@@ -420,6 +422,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     let latency = Latency::of(kernel_name(), &engine, &rows);
     let report = BenchReport {
         kernel: kernel_name(),
+        kernel_source: engine.kernel_source.clone(),
         engine: engine.engine.clone(),
         host_cpu: engine.host_cpu.clone(),
         kconfig,

@@ -12,6 +12,22 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
+/// The running kernel's MAX_PAGE_ORDER, from the kernel itself rather than
+/// a release's value: /proc/buddyinfo has one count per order,
+/// `NR_PAGE_ORDERS` (MAX_PAGE_ORDER + 1) after `Node N, zone NAME`.
+fn kernel_max_page_order() -> Result<u32, String> {
+    let text = super::read("/proc/buddyinfo")?;
+    let counts = text
+        .lines()
+        .next()
+        .map(|l| l.split_whitespace().count().saturating_sub(4))
+        .unwrap_or(0);
+    match counts.checked_sub(1) {
+        Some(o) => Ok(o as u32),
+        None => Err(format!("/proc/buddyinfo has no per-order counts: {text:?}")),
+    }
+}
+
 pub fn cases(s: &mut Suite) {
     s.case("/dev/memlab is a character device with mode 0600", || {
         let md = fs::metadata(DEV_PATH).map_err(|e| format!("{DEV_PATH}: {e}"))?;
@@ -28,7 +44,7 @@ pub fn cases(s: &mut Suite) {
             let want = uapi::MemlabVersion {
                 abi_version: uapi::MEMLAB_ABI_VERSION,
                 struct_size: std::mem::size_of::<uapi::MemlabVersion>() as u32,
-                max_page_order: 10,
+                max_page_order: kernel_max_page_order()?,
                 page_size: super::PAGE as u32,
             };
             check(v == want, || format!("got {v:?}, want {want:?}"))
