@@ -25,6 +25,9 @@
 //!    KEEP left; held across a KEEP run, which takes `handles` (to charge
 //!    the file) and everything below under it. FREE_KEPT takes it only to
 //!    take the objects out, and frees them after dropping it.
+//!    `MemlabFile::sessions` (mutex, per open file, never with `kept`):
+//!    the replay sessions; held across a SESSION op, which takes `handles`
+//!    to charge the file, and everything below under it.
 //! 2. `MemlabFile::handles` (mutex, per open file): held across an ALLOC's
 //!    allocation and the copy of its handle to user space, and while a
 //!    charge is taken or given back; everything below may be taken under
@@ -88,6 +91,8 @@ mod real;
 mod replay;
 #[path = "src/request/mod.rs"]
 pub mod request;
+#[path = "src/session.rs"]
+mod session;
 #[path = "src/uapi.rs"]
 pub mod uapi;
 #[path = "src/workload.rs"]

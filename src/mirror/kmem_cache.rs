@@ -54,10 +54,23 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
         flags: SlabFlags,
         zone: Option<Zone>,
     ) -> Result<Self> {
+        Self::new_named(mirror, "memlab-mirror", size, align, flags, zone)
+    }
+
+    /// [`KmemCache::new`] with a name (what `mirror/slabinfo`-style reports
+    /// call it): EINVAL also for a name the slab allocator refuses.
+    pub(crate) fn new_named(
+        mirror: M,
+        name: &str,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
+        zone: Option<Zone>,
+    ) -> Result<Self> {
         // Slabs sized for the CPU count, as the kmalloc caches' are.
         let cpus = nr_cpu_ids();
-        let slab = SlabCache::new_for_cpus("memlab-mirror", size, align, flags, None, cpus)
-            .map_err(|_| EINVAL)?;
+        let slab =
+            SlabCache::new_for_cpus(name, size, align, flags, None, cpus).map_err(|_| EINVAL)?;
         let cap = sheaf_capacity(slab.size());
         Ok(KmemCache {
             mirror,

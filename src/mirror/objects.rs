@@ -9,7 +9,7 @@ use super::{vmalloc::MirrorVmalloc, KmemCache, Mirror};
 use crate::backend::{ObjectAllocator, Placed};
 use crate::request::Gfp;
 use crate::slab::SlabFlags;
-use core::ptr::NonNull;
+use core::{ops::Deref, ptr::NonNull};
 use kernel::{prelude::*, sync::Arc};
 
 impl Placed for MirrorVmalloc {
@@ -65,17 +65,31 @@ impl ObjectAllocator for MirrorPageBlocks {
 }
 
 /// A mirror kmem_cache, through its per-CPU sheaves and barn as SLUB's
-/// caches are (`src/mirror/kmem_cache.rs`). Dropping it gives the cached
+/// caches are (`src/mirror/kmem_cache.rs`), on the mirror `M` (borrowed
+/// for a run, or an `Arc` for a session). Dropping it gives the cached
 /// objects back and destroys the cache.
-pub(crate) struct MirrorCache<'a>(KmemCache<&'a Mirror>);
+pub(crate) struct MirrorCache<M: Deref<Target = Mirror>>(KmemCache<M>);
 
-impl<'a> MirrorCache<'a> {
+impl<M: Deref<Target = Mirror>> MirrorCache<M> {
     /// A cache of `size`-byte objects for one run.
-    pub(crate) fn new(mirror: &'a Mirror, size: usize) -> Result<Self> {
+    pub(crate) fn new(mirror: M, size: usize) -> Result<Self> {
         Ok(MirrorCache(KmemCache::new(
             mirror,
             size,
             0,
+            SlabFlags::NONE,
+            None,
+        )?))
+    }
+
+    /// A replay session's cache, named as the real side names its own,
+    /// of `size`-byte objects aligned to `align` (0: the default).
+    pub(crate) fn new_named(mirror: M, name: &str, size: usize, align: usize) -> Result<Self> {
+        Ok(MirrorCache(KmemCache::new_named(
+            mirror,
+            name,
+            size,
+            align,
             SlabFlags::NONE,
             None,
         )?))
@@ -93,7 +107,7 @@ impl<'a> MirrorCache<'a> {
     }
 }
 
-impl ObjectAllocator for MirrorCache<'_> {
+impl<M: Deref<Target = Mirror>> ObjectAllocator for MirrorCache<M> {
     type Obj = NonNull<u8>;
     fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<NonNull<u8>> {
         self.0.alloc(gfp)
