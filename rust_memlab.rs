@@ -40,7 +40,9 @@
 //!    takes its page block before it, never under it.
 //! 5. `Real::atomic` (spinlock): the atomic-GFP allocations of the real
 //!    backend run under it, to prove they do not sleep.
-//! 6. A mirror drain: `Mirror::drain_spare` (mutex), then
+//! 6. `Mirror::named` (mutex: the replay sessions' caches, listed in the
+//!    mirror's debugfs views; a view reads each cache's sheaves, barn and
+//!    slabs under it). Then a mirror drain: `Mirror::drain_spare` (mutex), then
 //!    `cpus_read_lock`, then an IPI to each CPU in turn
 //!    (`smp_call_function_single`, waiting). Taken by reclaim, `mirror/check`,
 //!    the debugfs files that sum CPUs, and unload; never under 7-9.

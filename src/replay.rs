@@ -90,9 +90,8 @@ type SlotOf<K, P, C> = Option<SlotLive<K, P, C>>;
 const _: () =
     assert!(core::mem::size_of::<SlotOf<RealKmalloc, RealPages, RealCache>>() <= SLOT_BYTES);
 const _: () = assert!(
-    core::mem::size_of::<
-        SlotOf<MirrorKmallocObjects, MirrorPageBlocks, MirrorCache<&'static Mirror>>,
-    >() <= SLOT_BYTES
+    core::mem::size_of::<SlotOf<MirrorKmallocObjects, MirrorPageBlocks, MirrorCache<'static>>>()
+        <= SLOT_BYTES
 );
 
 /// The allocators of one backend: one per family, a cache per size.
@@ -436,7 +435,7 @@ impl Run<'_> {
         let sizes = self.plan.sizes();
         let mut caches = KVec::with_capacity(sizes.len(), GFP_KERNEL)?;
         for &size in sizes {
-            caches.push(MirrorCache::new(&**mirror, size)?, GFP_KERNEL)?;
+            caches.push(MirrorCache::new(mirror, size)?, GFP_KERNEL)?;
         }
         let mut f = Families {
             kmalloc: MirrorKmallocObjects(mirror.clone()),
@@ -444,7 +443,7 @@ impl Run<'_> {
             caches,
         };
         let counts = || mirror.zone_free_counts(zone).unwrap_or_default();
-        let slabs = |c: &[MirrorCache<&Mirror>]| {
+        let slabs = |c: &[MirrorCache<'_>]| {
             mirror.kmalloc_slab_bytes() + c.iter().map(MirrorCache::slab_bytes).sum::<u64>()
         };
         let r = self.exec(&mut f, counts, slabs);

@@ -31,7 +31,7 @@
 
 use crate::backend::ObjectAllocator;
 use crate::budget::Charge;
-use crate::mirror::objects::{MirrorCache, MirrorPageBlocks};
+use crate::mirror::objects::{MirrorPageBlocks, MirrorSessionCache};
 use crate::mirror::Mirror;
 use crate::platform::clock::NoMigrate;
 use crate::real::kmem_cache;
@@ -97,13 +97,13 @@ struct MirrorSide(MirrorPageBlocks);
 
 impl Side for MirrorSide {
     type Pages = MirrorPageBlocks;
-    type Cache = MirrorCache<Arc<Mirror>>;
+    type Cache = MirrorSessionCache;
     fn pages(&mut self) -> &mut MirrorPageBlocks {
         &mut self.0
     }
     fn cache(&self, name: &CStr, c: SessionCache) -> Result<Self::Cache> {
         let name = name.to_str().map_err(|_| EINVAL)?;
-        MirrorCache::new_named(self.0 .0.clone(), name, c.object_size(), c.align())
+        MirrorSessionCache::new(&self.0 .0, name, c.object_size(), c.align())
     }
 }
 

@@ -106,7 +106,7 @@ pub(crate) fn with_allocator<F: OnAllocator>(
         }
         (BackendId::Mirror, WorkloadFamily::Vmalloc { .. }) => f.run(&mut MirrorVmap(mirror)),
         (BackendId::Mirror, WorkloadFamily::KmemCache { size }) => {
-            let mut a = MirrorCache::new(&**mirror, size as usize)?;
+            let mut a = MirrorCache::new(mirror, size as usize)?;
             let r = f.run(&mut a);
             a.destroy()?;
             r

@@ -81,6 +81,16 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
         })
     }
 
+    /// The mirror the cache's slabs come from.
+    pub(crate) fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    /// Writes the cache's /proc/slabinfo line.
+    pub(crate) fn slabinfo_line(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        crate::render::slabinfo_cache(f, &self.slab.lock())
+    }
+
     /// Counts `n` refused frees on the cache's mirror.
     pub(crate) fn count_refused(&self, n: u64) {
         self.mirror.count_refused(n);

@@ -9,7 +9,7 @@ use super::{vmalloc::MirrorVmalloc, KmemCache, Mirror};
 use crate::backend::{ObjectAllocator, Placed};
 use crate::request::Gfp;
 use crate::slab::SlabFlags;
-use core::{ops::Deref, ptr::NonNull};
+use core::ptr::NonNull;
 use kernel::{prelude::*, sync::Arc};
 
 impl Placed for MirrorVmalloc {
@@ -65,31 +65,17 @@ impl ObjectAllocator for MirrorPageBlocks {
 }
 
 /// A mirror kmem_cache, through its per-CPU sheaves and barn as SLUB's
-/// caches are (`src/mirror/kmem_cache.rs`), on the mirror `M` (borrowed
-/// for a run, or an `Arc` for a session). Dropping it gives the cached
+/// caches are (`src/mirror/kmem_cache.rs`). Dropping it gives the cached
 /// objects back and destroys the cache.
-pub(crate) struct MirrorCache<M: Deref<Target = Mirror>>(KmemCache<M>);
+pub(crate) struct MirrorCache<'a>(KmemCache<&'a Mirror>);
 
-impl<M: Deref<Target = Mirror>> MirrorCache<M> {
+impl<'a> MirrorCache<'a> {
     /// A cache of `size`-byte objects for one run.
-    pub(crate) fn new(mirror: M, size: usize) -> Result<Self> {
+    pub(crate) fn new(mirror: &'a Mirror, size: usize) -> Result<Self> {
         Ok(MirrorCache(KmemCache::new(
             mirror,
             size,
             0,
-            SlabFlags::NONE,
-            None,
-        )?))
-    }
-
-    /// A replay session's cache, named as the real side names its own,
-    /// of `size`-byte objects aligned to `align` (0: the default).
-    pub(crate) fn new_named(mirror: M, name: &str, size: usize, align: usize) -> Result<Self> {
-        Ok(MirrorCache(KmemCache::new_named(
-            mirror,
-            name,
-            size,
-            align,
             SlabFlags::NONE,
             None,
         )?))
@@ -107,13 +93,49 @@ impl<M: Deref<Target = Mirror>> MirrorCache<M> {
     }
 }
 
-impl<M: Deref<Target = Mirror>> ObjectAllocator for MirrorCache<M> {
+impl ObjectAllocator for MirrorCache<'_> {
     type Obj = NonNull<u8>;
     fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<NonNull<u8>> {
         self.0.alloc(gfp)
     }
     fn free(&mut self, obj: NonNull<u8>) {
         // SAFETY: `obj` came from this cache and the workload frees each
+        // object once.
+        let _ = unsafe { self.0.free(obj) };
+    }
+}
+
+/// A replay session's cache: named as the real side names its own, and
+/// listed in the mirror's debugfs views (`mirror/slabinfo`) while it lives,
+/// as the kernel lists a cache in /proc/slabinfo. Dropping it takes it out
+/// of the views, gives the cached objects back and destroys the cache.
+pub(crate) struct MirrorSessionCache(Arc<KmemCache<Arc<Mirror>>>);
+
+impl MirrorSessionCache {
+    /// A cache named `name` of `size`-byte objects aligned to `align` (0:
+    /// the default), on `mirror`.
+    pub(crate) fn new(mirror: &Arc<Mirror>, name: &str, size: usize, align: usize) -> Result<Self> {
+        let cache = KmemCache::new_named(mirror.clone(), name, size, align, SlabFlags::NONE, None)?;
+        let cache = Arc::new(cache, GFP_KERNEL)?;
+        mirror.register(cache.clone())?;
+        Ok(MirrorSessionCache(cache))
+    }
+}
+
+impl Drop for MirrorSessionCache {
+    fn drop(&mut self) {
+        // The last reference goes with `self`: the cache is destroyed then.
+        self.0.mirror().unregister(&self.0);
+    }
+}
+
+impl ObjectAllocator for MirrorSessionCache {
+    type Obj = NonNull<u8>;
+    fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<NonNull<u8>> {
+        self.0.alloc(gfp)
+    }
+    fn free(&mut self, obj: NonNull<u8>) {
+        // SAFETY: `obj` came from this cache and the session frees each
         // object once.
         let _ = unsafe { self.0.free(obj) };
     }

@@ -66,13 +66,20 @@ impl Mirror {
             .sum()
     }
 
-    /// Writes `mirror/slabinfo`: "slabinfo - version: 2.1" as /proc/slabinfo.
+    /// Writes `mirror/slabinfo`: "slabinfo - version: 2.1" as /proc/slabinfo:
+    /// The kmalloc caches, then the caches of the replay sessions that
+    /// live now.
     pub(crate) fn slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.state.lock();
-        render::slabinfo(
-            f,
-            Iterator::chain(st.kmalloc.caches().iter(), st.kmalloc_dma.caches()),
-        )
+        let named = self.named.lock();
+        {
+            let st = self.state.lock();
+            render::slabinfo(
+                f,
+                Iterator::chain(st.kmalloc.caches().iter(), st.kmalloc_dma.caches()),
+            )?;
+        }
+        // Each under its own slab lock (taken before `state`).
+        named.iter().try_for_each(|c| c.slabinfo_line(f))
     }
 
     /// Writes `mirror/check`: "ok" if every zone's buddy and every kmalloc
