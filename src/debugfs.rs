@@ -10,6 +10,9 @@
 //! - `real/report.json`: the same as one JSON object;
 //! - `mirror/buddyinfo`, `mirror/slabinfo`: the mirror's free lists and
 //!   caches in the exact layouts of /proc/buddyinfo and /proc/slabinfo;
+//! - `mirror/slabstat`: the same caches with their /sys/kernel/slab
+//!   attributes and sheaf state, one line each under a header naming the
+//!   columns (`src/core/render.rs`);
 //! - `mirror/extfrag_index`, `mirror/unusable_index`: mm/vmstat.c's
 //!   fragmentation indexes of the mirror's zones;
 //! - `mirror/pool`: the pool's blocks, their zones and PFN ranges;
@@ -59,9 +62,10 @@ pub(crate) fn create(
     for (name, render) in reports {
         t.as_mut().file(real_dir, name, real.clone(), render)?;
     }
-    let views: [(&CStr, Render<Arc<Mirror>>); 8] = [
+    let views: [(&CStr, Render<Arc<Mirror>>); 9] = [
         (c"buddyinfo", |m, f| m.buddyinfo(f)),
         (c"slabinfo", |m, f| m.slabinfo(f)),
+        (c"slabstat", |m, f| m.slabstat(f)),
         (c"extfrag_index", |m, f| m.extfrag_index(f)),
         (c"unusable_index", |m, f| m.unusable_index(f)),
         (c"counters", |m, f| m.counters(f)),

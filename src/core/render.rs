@@ -15,11 +15,18 @@
 //!   `*_show_print()` in mm/vmstat.c, integer fixed point with 3 decimals.
 //!   The arithmetic is the kernel's, unsigned 64-bit wrapping included, so
 //!   the output matches it for any counters.
+//! - `slabstat`: no kernel file has it; one line per cache with a column
+//!   for each `/sys/kernel/slab/<cache>/` attribute memlab reads (named as
+//!   in `mm/slub.c`), then the sheaf state the kernel keeps private
+//!   (`struct slub_percpu_sheaves`, `struct node_barn`): objects on the
+//!   CPUs' sheaves and the barn's full and empty sheaves. [`SLABSTAT_COLUMNS`]
+//!   names the columns, in the header line too, so a reader finds them by
+//!   name.
 
 use core::fmt::{self, Write};
 
 use crate::buddy::NR_PAGE_ORDERS;
-use crate::slab::{SlabCache, SlabInfo};
+use crate::slab::{SlabCache, SlabInfo, SlabStat};
 
 /// `struct contig_page_info` of mm/vmstat.c: free memory of a zone as seen by
 /// a request of one order.
@@ -176,4 +183,76 @@ pub fn slabinfo<'a, W: Write>(
     caches
         .into_iter()
         .try_for_each(|cache| slabinfo_cache(w, cache))
+}
+
+/// A cache's sheaves: SLUB keeps these in private structures, with no sysfs
+/// attribute but `sheaf_capacity`. A cache without sheaves has all zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SheafStat {
+    /// Objects a sheaf holds (`sheaf_capacity`).
+    pub capacity: u64,
+    /// Objects on all CPUs' main and spare sheaves.
+    pub fill: u64,
+    /// Full sheaves in the barn (`barn->nr_full`).
+    pub barn_full: u64,
+    /// Empty sheaves in the barn (`barn->nr_empty`).
+    pub barn_empty: u64,
+}
+
+/// The columns of a `slabstat` line, in order: the cache name, then
+/// `/sys/kernel/slab` attribute names, then the sheaf state.
+pub const SLABSTAT_COLUMNS: [&str; 15] = [
+    "name",
+    "object_size",
+    "slab_size",
+    "objs_per_slab",
+    "order",
+    "objects",
+    "total_objects",
+    "slabs",
+    "partial",
+    "objects_partial",
+    "min_partial",
+    "sheaf_capacity",
+    "sheaf_fill",
+    "barn_full",
+    "barn_empty",
+];
+
+/// The header line of `slabstat`: `# ` and the column names.
+pub fn slabstat_header<W: Write>(w: &mut W) -> fmt::Result {
+    w.write_str("#")?;
+    for c in SLABSTAT_COLUMNS {
+        write!(w, " {c}")?;
+    }
+    w.write_char('\n')
+}
+
+/// One cache's line of `slabstat`.
+pub fn slabstat_line<W: Write>(
+    w: &mut W,
+    name: &str,
+    s: &SlabStat,
+    sheaves: &SheafStat,
+) -> fmt::Result {
+    write!(
+        w,
+        "{:<17} {:>6} {:>6} {:>4} {} {:>8} {:>8} {:>6} {:>6} {:>8} {:>3}",
+        name,
+        s.object_size,
+        s.slab_size,
+        s.objs_per_slab,
+        s.order,
+        s.objects,
+        s.total_objects,
+        s.slabs,
+        s.partial,
+        s.objects_partial,
+        s.min_partial
+    )?;
+    writeln!(
+        w,
+        " {:>4} {:>6} {:>3} {:>3}",
+        sheaves.capacity, sheaves.fill, sheaves.barn_full, sheaves.barn_empty
+    )
 }

@@ -267,6 +267,11 @@ impl Barn {
         }
     }
 
+    /// Full and empty sheaves held (`nr_full`, `nr_empty`).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.full.len(), self.empty.len())
+    }
+
     /// Objects in full sheaves.
     pub(crate) fn held(&self) -> usize {
         self.full.iter().map(|s| s.len()).sum()

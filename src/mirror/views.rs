@@ -8,8 +8,10 @@ use super::percpu::Counters;
 use super::zone::MirrorState;
 use super::Mirror;
 use crate::buddy::{Buddy, NR_PAGE_ORDERS};
-use crate::render;
+use crate::pcp::sheaf_capacity;
+use crate::render::{self, SheafStat};
 use crate::request::{Gfp, GfpSel, Zone};
+use crate::sizeclass::{SizeClass, NR_KMALLOC_CLASSES};
 use core::fmt;
 
 impl Mirror {
@@ -80,6 +82,36 @@ impl Mirror {
         }
         // Each under its own slab lock (taken before `state`).
         named.iter().try_for_each(|c| c.slabinfo_line(f))
+    }
+
+    /// Writes `mirror/slabstat`: the caches of `mirror/slabinfo`, each with
+    /// its `/sys/kernel/slab` attributes and its sheaves
+    /// ([`render::SLABSTAT_COLUMNS`]). The sheaves are counted on each CPU
+    /// (an IPI, which may sleep: before any lock), the barns under their
+    /// own locks, the slabs under the shared one: a snapshot per part, as
+    /// sysfs gives one per file.
+    pub(crate) fn slabstat(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sheaves = [SheafStat::default(); NR_KMALLOC_CLASSES];
+        self.cpus.each(&mut |cc| {
+            for (s, objs) in sheaves.iter_mut().zip(&cc.stock.objs) {
+                s.fill += objs.len() as u64;
+            }
+        });
+        for ((s, barn), class) in sheaves.iter_mut().zip(&self.barns).zip(SizeClass::ALL) {
+            let (full, empty) = barn.lock().counts();
+            s.capacity = sheaf_capacity(class.size()) as u64;
+            (s.barn_full, s.barn_empty) = (full as u64, empty as u64);
+        }
+        let st = self.state.lock();
+        render::slabstat_header(f)?;
+        for (c, s) in st.kmalloc.caches().iter().zip(&sheaves) {
+            render::slabstat_line(f, c.name(), &c.stat(), s)?;
+        }
+        // GFP_DMA requests bypass the CPUs' caches: no sheaves.
+        for c in st.kmalloc_dma.caches() {
+            render::slabstat_line(f, c.name(), &c.stat(), &SheafStat::default())?;
+        }
+        Ok(())
     }
 
     /// Writes `mirror/check`: "ok" if every zone's buddy and every kmalloc

@@ -10,7 +10,7 @@ use super::layout::{
 };
 use super::list::{ListKind, SlabList};
 use super::{
-    new_owner_tag, CacheName, PageSource, SlabCache, SlabError, SlabFlags, SlabInfo,
+    new_owner_tag, CacheName, PageSource, SlabCache, SlabError, SlabFlags, SlabInfo, SlabStat,
     CACHE_LINE_SIZE, DEFAULT_NR_CPUS, MAX_NAME_LEN, SLAB_MIN_ALIGN,
 };
 use crate::buddy::{MAX_PAGE_ORDER, PAGE_SIZE};
@@ -191,6 +191,29 @@ impl SlabCache {
             pagesperslab: 1 << self.order,
             active_slabs: partial.len + full.len,
             num_slabs,
+        }
+    }
+
+    /// The numbers /sys/kernel/slab/<cache>/ gives under these names.
+    pub fn stat(&self) -> SlabStat {
+        let [partial, full, empty] = self.lists;
+        let slabs = partial.len + full.len + empty.len;
+        let per_slab = u64::from(self.objects);
+        SlabStat {
+            object_size: self.object_size as u64,
+            slab_size: self.size as u64,
+            objs_per_slab: per_slab,
+            order: self.order,
+            objects: self.active_objs,
+            total_objects: slabs.saturating_mul(per_slab),
+            slabs,
+            partial: partial.len + empty.len,
+            // Full slabs hold `per_slab` each and empty ones none: the rest
+            // of the allocated objects are on partial slabs.
+            objects_partial: self
+                .active_objs
+                .saturating_sub(full.len.saturating_mul(per_slab)),
+            min_partial: self.empty_limit,
         }
     }
 

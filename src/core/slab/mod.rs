@@ -236,6 +236,35 @@ pub struct SlabInfo {
     pub num_slabs: u64,
 }
 
+/// A cache's numbers as SLUB's sysfs attributes of the same names give them
+/// (`/sys/kernel/slab/<cache>/`, `mm/slub.c` in 7.2). Objects parked in
+/// per-CPU sheaves or a barn are allocated as far as the slabs know, and
+/// count in `objects`, as in SLUB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlabStat {
+    /// Bytes asked for per object (`object_size`).
+    pub object_size: u64,
+    /// Bytes per object slot, alignment included (`slab_size`, `s->size`).
+    pub slab_size: u64,
+    /// Objects per slab (`objs_per_slab`).
+    pub objs_per_slab: u64,
+    /// Slab order (`order`).
+    pub order: u32,
+    /// Objects allocated (`objects`).
+    pub objects: u64,
+    /// Objects in all slabs (`total_objects`).
+    pub total_objects: u64,
+    /// Slabs (`slabs`).
+    pub slabs: u64,
+    /// Slabs with a free object (`partial`): SLUB keeps empty slabs on its
+    /// partial list too, up to `min_partial`, so empty ones count here.
+    pub partial: u64,
+    /// Objects allocated in those slabs (`objects_partial`).
+    pub objects_partial: u64,
+    /// Empty slabs kept before the surplus is freed (`min_partial`).
+    pub min_partial: u64,
+}
+
 /// A cache name stored inline (no allocation).
 #[derive(Clone, Copy)]
 struct CacheName {

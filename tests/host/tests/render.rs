@@ -230,3 +230,43 @@ fn slabinfo_of_a_cache() {
     assert_eq!(fields[6], ":");
     assert_eq!(fields[7], "tunables");
 }
+
+#[test]
+fn slabstat_layout() {
+    let mut out = String::new();
+    render::slabstat_header(&mut out).unwrap();
+    let s = memlab_core::slab::SlabStat {
+        object_size: 64,
+        slab_size: 64,
+        objs_per_slab: 64,
+        order: 0,
+        objects: 120,
+        total_objects: 128,
+        slabs: 2,
+        partial: 1,
+        objects_partial: 56,
+        min_partial: 5,
+    };
+    let sheaves = render::SheafStat {
+        capacity: 60,
+        fill: 120,
+        barn_full: 0,
+        barn_empty: 4,
+    };
+    render::slabstat_line(&mut out, "kmalloc-64", &s, &sheaves).unwrap();
+    let want = "\
+# name object_size slab_size objs_per_slab order objects total_objects slabs partial objects_partial min_partial sheaf_capacity sheaf_fill barn_full barn_empty
+kmalloc-64            64     64   64 0      120      128      2      1       56   5   60    120   0   4
+";
+    assert_eq!(out, want);
+    let header = out.lines().next().unwrap();
+    assert_eq!(
+        header.split_whitespace().count(),
+        render::SLABSTAT_COLUMNS.len() + 1
+    );
+    let line = out.lines().nth(1).unwrap();
+    assert_eq!(
+        line.split_whitespace().count(),
+        render::SLABSTAT_COLUMNS.len()
+    );
+}

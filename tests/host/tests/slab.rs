@@ -11,7 +11,7 @@ use harness::Pool;
 use memlab_core::buddy::{Buddy, BuddyError, PageMeta, Region, PAGE_SIZE};
 use memlab_core::slab::{
     AddrMap, BuddyPages, LinearMap, OwnerTag, PageSource, SlabCache, SlabError, SlabFlags,
-    SlabInfo, MAX_OBJS_PER_SLAB,
+    SlabInfo, SlabStat, MAX_OBJS_PER_SLAB,
 };
 
 const BASE_PFN: u64 = 0x8000;
@@ -168,6 +168,47 @@ fn alloc_free_moves_slabs_between_lists() {
     );
     c.check_invariants(&src).unwrap();
     assert_eq!(src.buddy().free_pages(), 64);
+}
+
+#[test]
+fn stat_counts_as_sysfs_does() {
+    let mut pool = pool(64);
+    let mut c = cache("c", 1000);
+    let per = u64::from(c.objects_per_slab());
+    let mut src = pool.src();
+    // One full slab, one with 2 objects, one empty (kept, below min_partial).
+    let mut objs: Vec<_> = (0..per + 2).map(|_| c.alloc(&mut src).unwrap()).collect();
+    let extra: Vec<_> = (0..per).map(|_| c.alloc(&mut src).unwrap()).collect();
+    for o in extra {
+        c.free(&mut src, o.as_ptr()).unwrap();
+    }
+    let s = c.stat();
+    assert_eq!(
+        s,
+        SlabStat {
+            object_size: 1000,
+            slab_size: 1000,
+            objs_per_slab: per,
+            order: c.order(),
+            objects: per + 2,
+            total_objects: 3 * per,
+            slabs: 3,
+            // SLUB keeps empty slabs on its partial list.
+            partial: 2,
+            objects_partial: 2,
+            min_partial: c.empty_limit(),
+        }
+    );
+    assert_eq!(s.objects, c.info().active_objs);
+    assert_eq!(s.total_objects, c.info().num_objs);
+    for o in objs.drain(..) {
+        c.free(&mut src, o.as_ptr()).unwrap();
+    }
+    c.shrink(&mut src).unwrap();
+    assert_eq!(
+        (c.stat().slabs, c.stat().partial, c.stat().objects),
+        (0, 0, 0)
+    );
 }
 
 #[test]

@@ -96,6 +96,10 @@ pub enum Cmd {
 kinds free order=N, slab, pages DETAIL, reserved, nopage, other (see the README)."
     )]
     Pagemap(PagemapArgs),
+    /// tools/mm/slabinfo's cache table for the kernel's caches
+    /// (/sys/kernel/slab) and the mirror's, with the sheaf state of 7.x
+    #[command(after_help = crate::slabinfo::AFTER_HELP)]
+    Slabinfo(crate::slabinfo::SlabinfoArgs),
 }
 
 #[derive(Subcommand, Debug, PartialEq)]

@@ -17,6 +17,7 @@
 //! memlabctl frag [--steps N] [--sample-every S] [--seed X] [--live N] [--out FILE] [--json]
 //! memlabctl trace record [-o FILE] [--json-stats] [--buffer-kb N] -- CMD ARGS...
 //! memlabctl pagemap --real|--mirror [--zone NAME] [-o FILE]
+//! memlabctl slabinfo [REGEX] [--side real|mirror|both] [-T] [-z] [-S|-L|-P] [-B] [--json]
 //! ```
 //!
 //! Every `key=value` may also be written `--key value`.
@@ -32,6 +33,8 @@ mod frag;
 mod kpage;
 mod names;
 mod replay;
+mod slabinfo;
+mod slabstat;
 mod suite;
 mod tap;
 mod trace;
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Cmd::Replay(a) => replay::replay(&a),
         Cmd::Frag(a) => frag::frag(&a),
         Cmd::Trace(args::TraceCmd::Record(a)) => tracefs::record_cmd(&a),
+        Cmd::Slabinfo(a) => slabinfo::slabinfo(&a),
         Cmd::Pagemap(a) => kpage::pagemap_cmd(a.side.mirror, a.zone.as_deref(), a.output.as_ref()),
     }
 }

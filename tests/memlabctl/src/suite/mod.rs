@@ -27,6 +27,7 @@ mod params;
 mod refusals;
 mod replay;
 mod session;
+mod slabinfo;
 mod trace;
 mod workloads;
 
@@ -46,6 +47,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     debugfs::cases(&mut s);
     mirror::cases(&mut s);
     geometry::cases(&mut s);
+    slabinfo::cases(&mut s);
     pagemap::cases(&mut s);
     trace::cases(&mut s);
     workloads::cases(&mut s);
