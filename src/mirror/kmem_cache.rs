@@ -91,6 +91,23 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
         crate::render::slabinfo_cache(f, &self.slab.lock())
     }
 
+    /// Writes the cache's `mirror/slabstat` line: its sheaves counted on
+    /// each CPU (an IPI, which sleeps: before any lock), its barn under
+    /// its lock, its slabs under theirs.
+    pub(crate) fn slabstat_line(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut fill = 0u64;
+        self.cpus.each(&mut |s| fill += s.len() as u64);
+        let (full, empty) = self.barn.lock().counts();
+        let slab = self.slab.lock();
+        let sheaves = crate::render::SheafStat {
+            capacity: sheaf_capacity(slab.size()) as u64,
+            fill,
+            barn_full: full as u64,
+            barn_empty: empty as u64,
+        };
+        crate::render::slabstat_line(f, slab.name(), &slab.stat(), &sheaves)
+    }
+
     /// Counts `n` refused frees on the cache's mirror.
     pub(crate) fn count_refused(&self, n: u64) {
         self.mirror.count_refused(n);
