@@ -21,9 +21,9 @@
 //! differ by more than a tenth, unless `--unequal-arenas`.
 
 mod report;
-mod sample;
+pub(crate) mod sample;
 mod score;
-mod stream;
+pub(crate) mod stream;
 
 use crate::args::{DivergeArgs, StreamKind};
 use crate::cli::{fail, json_line};

@@ -32,6 +32,10 @@ pub fn cases(s: &mut Suite) {
         "SESSION: closing the file closes its sessions and frees what they held",
         closed_with_the_file,
     );
+    s.case(
+        "SESSION: a short stream sampled after each chunk on both sides: every sample's caches agree with /proc/slabinfo and mirror/slabinfo and hold what the stream left live",
+        samples_agree_with_slabinfo,
+    );
 }
 
 fn step(op: u32, family: u32, id: u32, arg: u64) -> MemlabReplayStep {
@@ -287,6 +291,124 @@ fn closed_with_the_file() -> Outcome {
                 format!("{bn}: pinned_total_bytes {held} with a session open")
             })?;
         }
+    }
+    pinned_back("both", pinned)
+}
+
+/// Live objects per session cache (named as a sample names them) after
+/// each `every` steps of `steps`, as the stream says.
+fn live_per_cache(
+    steps: &[MemlabReplayStep],
+    every: usize,
+) -> Vec<std::collections::BTreeMap<String, u64>> {
+    use memlab_core::request::replay::{decode, ReplayOp};
+    use memlab_core::request::session::SessionAlloc;
+    let mut by_id: std::collections::HashMap<u32, String> = Default::default();
+    let mut live: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut out = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        match decode(s) {
+            Ok(ReplayOp::Alloc { id, family, .. }) => {
+                if let Some(SessionAlloc::Object(c)) = SessionAlloc::of(family) {
+                    // The name without its `memlab_s<n>_` prefix.
+                    let full = c.name(0).to_string();
+                    let prefix = crate::diverge::sample::prefix(0);
+                    let name = full.trim_start_matches(prefix.as_str()).to_string();
+                    *live.entry(name.clone()).or_default() += 1;
+                    by_id.insert(id, name);
+                }
+            }
+            Ok(ReplayOp::Free { id }) => {
+                if let Some(name) = by_id.remove(&id) {
+                    *live.entry(name).or_default() -= 1;
+                }
+            }
+            Err(_) => {}
+        }
+        if (i + 1) % every == 0 || i + 1 == steps.len() {
+            out.push(live.clone());
+        }
+    }
+    out
+}
+
+/// Issue 21's in-VM check: a short stream in a session on each side,
+/// sampled after every chunk as `memlabctl diverge` samples; each sample's
+/// caches agree with /proc/slabinfo (real) or mirror/slabinfo (mirror),
+/// read right after, line for line, and hold at least the objects the
+/// stream left live in them (sheaved ones count as allocated too).
+fn samples_agree_with_slabinfo() -> Outcome {
+    use crate::diverge::{sample, stream};
+    use crate::slabstat::{proc, Side};
+    let steps = stream::generate(4000, 3, 8 << 20, stream::MIXED);
+    let (bin, _) = crate::replay::encode(&steps)?;
+    let every = 500;
+    let expect = live_per_cache(&bin, every);
+    let mut live = vec![0u64; memlab_core::request::replay::ids_needed(&bin)];
+    let plan = memlab_core::request::replay::plan(&bin, &mut live).map_err(|r| r.to_string())?;
+    let d = open()?;
+    let pinned = pinned_total()?;
+    for side in [Side::Real, Side::Mirror] {
+        let bn = side.name();
+        let slabinfo = match side {
+            Side::Real => "/proc/slabinfo".to_string(),
+            Side::Mirror => format!("{}/mirror/slabinfo", crate::dev::DEBUGFS),
+        };
+        let o = d
+            .session_open(sample::backend(side), live.len() as u32, plan.peak_bytes)
+            .map_err(|e| format!("{bn}: {e}"))?;
+        let prefix = sample::prefix(o.session);
+        for (k, chunk) in bin.chunks(every).enumerate() {
+            let q = d
+                .session_run(o.session, chunk)
+                .map_err(|e| format!("{bn}: {e}"))?;
+            let s = sample::take(&d, side, o.session, q.steps_done, q.failed)?;
+            let rows = proc::parse(&super::read(&slabinfo)?)?;
+            let theirs: Vec<&proc::ProcRow> = rows
+                .iter()
+                .filter(|r| r.name.starts_with(&prefix))
+                .collect();
+            let err = |m: String| format!("{bn}, after chunk {}: {m}", k + 1);
+            check(
+                theirs.len() == s.caches.len() && !s.caches.is_empty(),
+                || {
+                    err(format!(
+                        "{} caches in {slabinfo}, {} sampled",
+                        theirs.len(),
+                        s.caches.len()
+                    ))
+                },
+            )?;
+            for c in &s.caches {
+                let full = format!("{prefix}{}", c.name);
+                let row = theirs
+                    .iter()
+                    .find(|r| r.name == full)
+                    .ok_or_else(|| err(format!("{full} not in {slabinfo}")))?;
+                let mut mine = proc::ProcRow::of(c);
+                mine.name = full.clone();
+                let diff = mine.diff(row);
+                check(diff.is_empty(), || {
+                    err(format!("{full}: sample vs slabinfo: {}", diff.join(", ")))
+                })?;
+                let want = expect[k].get(&c.name).copied().unwrap_or(0);
+                check(c.objects >= want && c.total_objects >= c.objects, || {
+                    err(format!(
+                        "{full}: {} objects, {} total, the stream has {want} live",
+                        c.objects, c.total_objects
+                    ))
+                })?;
+            }
+            check(s.free_pages() > 0, || {
+                err("no free page in zone Normal".into())
+            })?;
+        }
+        d.session_close(o.session)
+            .map_err(|e| format!("{bn}: {e}"))?;
+        let rows = proc::parse(&super::read(&slabinfo)?)?;
+        check(!rows.iter().any(|r| r.name.starts_with(&prefix)), || {
+            format!("{bn}: {prefix}* still in {slabinfo} after close")
+        })?;
     }
     pinned_back("both", pinned)
 }
