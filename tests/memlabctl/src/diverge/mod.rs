@@ -155,10 +155,14 @@ fn run(a: &DivergeArgs) -> Result<ExitCode, String> {
     let (steps, mut info) = stream(a, usable)?;
     info.usable_pages = usable;
     let (bin, _) = encode(&steps)?;
+    // The real arena is the memory the rest of the guest leaves: give back
+    // what only the encoding needed.
+    drop(steps);
     let mut live = vec![0u64; memlab_core::request::replay::ids_needed(&bin)];
     let plan = memlab_core::request::replay::plan(&bin, &mut live).map_err(|r| r.to_string())?;
     info.peak_bytes = plan.peak_bytes;
     let ids = (live.len() as u32).max(1);
+    drop(live);
     let quiet = a.json;
     let progress = |m: &str| {
         if !quiet {

@@ -235,6 +235,10 @@ fn why(row: &MetricRow, kind: Kind) -> Option<String> {
     let g = row.gap.as_ref().filter(|g| g.is_large())?;
     let higher = g.max_gap > 0.0;
     let rel = match (row.real_end, row.mirror_end) {
+        (Some(r), Some(m)) if (m - r).abs() <= r.abs() * 0.01 => format!(
+            "mirror {} real along the way, the two agree at the end",
+            if higher { "above" } else { "below" }
+        ),
         (Some(r), Some(m)) if r != 0.0 => {
             let p = (m - r) / r.abs() * 100.0;
             format!(

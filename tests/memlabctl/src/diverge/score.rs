@@ -259,6 +259,10 @@ pub fn metrics(caches: &[String]) -> Vec<Metric> {
     }));
     for (field, unit, kind, f) in CACHE_FIELDS {
         v.push(metric(format!("slab.{field}"), unit, kind, move |s| {
+            // No cache yet: no objects, but nothing to say of sheaves.
+            if s.caches.is_empty() && kind == Sheaves {
+                return None;
+            }
             sum(&s.caches.iter().collect::<Vec<_>>(), f)
         }));
     }
@@ -307,39 +311,43 @@ pub fn mechanism(kind: Kind, mirror_higher: bool) -> &'static str {
     use Kind::*;
     match (kind, mirror_higher) {
         (SlabMemory, true) => {
-            "empty slabs: SLUB frees a slab that empties once its node has min_partial partial slabs \
-             (empty or not), the mirror keeps up to min_partial empty ones whatever the partial count"
+            "the mirror's slabs hold more free room: it keeps SLUB's list order and empty-slab \
+             rule, so the room comes from what reaches the slabs: objects its sheaves and barns \
+             flush back sooner, or allocations that failed on the real side"
         }
         (SlabMemory, false) => {
-            "sheaves and barn: SLUB's barn keeps up to 10 full and 10 empty sheaves, the mirror's \
-             trades within 4, so SLUB parks more freed objects and takes fresh slabs for them"
+            "SLUB's slabs hold more free room: its barn takes more sheaves (it allocates empty \
+             ones, the mirror owns 10), so more freed objects wait there and more slabs are made"
         }
         (SlabObjects, _) => {
-            "objects parked on sheaves and in the barn count as allocated: SLUB's barn holds up to 10 \
-             full sheaves, the mirror's at most 4"
+            "objects parked on sheaves and in barns count as allocated, and SLUB's barn takes \
+             empty sheaves from the allocator while the mirror's owns 10; or allocations failed \
+             on one side"
         }
         (Sheaves, _) => "sheaf and barn occupancy (the kernel keeps its own private: no real series)",
         (PcpPages, _) => {
-            "per-CPU page lists: the kernel tunes pcp->high at run time (decay, free_high), the \
-             mirror's is fixed; and SLUB takes its slab pages through the lists, the mirror straight \
-             from the buddy"
+            "per-CPU page lists: the kernel tunes pcp->high at run time (between high_min and \
+             high_max, up while a CPU frees a lot, decaying after), the mirror's high is fixed; \
+             and SLUB takes its slab pages through the lists, the mirror straight from the buddy"
         }
         (LowOrderBlocks, _) => {
-            "blocks parked on the per-CPU page lists are not on the free lists (see zone.pcp_pages), \
-             and slab pages pass through the lists on the real side only"
+            "blocks parked on the per-CPU page lists are not on the free lists (see \
+             zone.pcp_pages), and slab pages pass through the lists on the real side only"
         }
         (Fragmentation, _) => {
-            "where long-lived blocks land: the kernel groups allocations by migrate type per \
-             pageblock and steals whole pageblocks on fallback, the mirror's buddy has no migrate \
-             types; the real zone also serves the rest of the kernel"
+            "the real zone's per-CPU lists hold pages its buddy cannot merge (see \
+             zone.pcp_pages), the kernel groups pageblocks by migrate type and steals whole ones \
+             on fallback (the mirror's buddy has none), and the real zone serves the rest of the \
+             kernel too"
         }
         (FreePages, _) => {
             "the real zone serves the rest of the kernel too (memlabctl, sysfs reads, page tables), \
-             and the two sides hold different slab and per-CPU memory"
+             and the two sides hold different per-CPU and slab memory"
         }
         (Failures, _) => {
-            "allocations failed on one side: the zone ran out there first (the mirror fails after \
-             one reclaim of its caches, the kernel's __GFP_NORETRY after one light reclaim)"
+            "the real zone keeps its watermarks (min, boosted after fallbacks) and its per-CPU \
+             lists out of the stream's reach, so its high orders run out first (__GFP_NORETRY, \
+             no compaction in these kernels); the mirror keeps a 1/32 reserve for GFP_ATOMIC only"
         }
     }
 }
