@@ -202,7 +202,7 @@ impl SlabCache {
     pub(super) fn release_emptied(&self, was_full: bool) -> bool {
         let with_room =
             self.lists[ListKind::Partial as usize].len + self.lists[ListKind::Empty as usize].len;
-        with_room - u64::from(was_full) >= self.empty_limit
+        with_room.saturating_sub(u64::from(was_full)) >= self.empty_limit
     }
 
     /// Puts object `index` on `slab`'s freelist and moves the slab between

@@ -23,6 +23,7 @@
 //! object size rounded up to a power of two.
 
 use crate::dev::uapi;
+use crate::frag::Rng;
 use crate::replay::Step;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -65,29 +66,6 @@ pub const CACHE_SIZES: [u64; 4] = [64, 192, 512, 1000];
 
 /// Most objects live at once: well below the replay's id table.
 const MAX_LIVE: usize = 60_000;
-
-/// xorshift32, seeded (the in-kernel workloads and `frag` use the same).
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u32) -> u32 {
-        self.next() % n.max(1)
-    }
-
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        f64::from(self.next()) < p * f64::from(u32::MAX)
-    }
-}
 
 /// An allocation: family and argument (bytes, or the order for pages).
 type Alloc = (u32, u64);
