@@ -5,7 +5,7 @@
 //! `render::SLABSTAT_COLUMNS`), then one line per cache. Columns are found
 //! by name, so a column added later does not break an older reader.
 
-use super::{CacheStat, Counts, Side};
+use super::{CacheStat, Side};
 use crate::dev::DEBUGFS;
 use memlab_core::render::SLABSTAT_COLUMNS;
 
@@ -52,20 +52,9 @@ pub fn parse(text: &str, page_size: u64) -> Result<Vec<CacheStat>, String> {
                     .parse()
                     .map_err(|_| format!("line {}: {c} {:?} is not a number", i + 2, cells[col(c)]))
             };
-            let counts = Counts {
-                object_size: num("object_size")?,
-                slab_size: num("slab_size")?,
-                objs_per_slab: num("objs_per_slab")?,
-                order: u32::try_from(num("order")?).map_err(|_| "order out of range")?,
-                objects: num("objects")?,
-                total_objects: num("total_objects")?,
-                slabs: num("slabs")?,
-                partial: num("partial")?,
-                objects_partial: num("objects_partial")?,
-            };
+            let counts = super::counts(&num)?;
             let name = cells[col("name")];
             let mut s = CacheStat::new(Side::Mirror, name, &counts, page_size);
-            s.min_partial = Some(num("min_partial")?);
             s.sheaf_capacity = Some(num("sheaf_capacity")?);
             s.sheaf_fill = Some(num("sheaf_fill")?);
             s.barn_full = Some(num("barn_full")?);
@@ -103,6 +92,24 @@ mod tests {
         assert_eq!(c.free_partial, c.total_objects - c.objects);
         let d = all.iter().find(|s| s.name == "dma-kmalloc-64").unwrap();
         assert_eq!((d.sheaf_capacity, d.flags.as_str()), (Some(0), "d"));
+    }
+
+    /// `mirror/slabinfo`, captured in the same run just before the 100
+    /// objects: the same caches in the same order, with the same geometry.
+    #[test]
+    fn capture_agrees_with_mirror_slabinfo() {
+        let rows =
+            crate::slabstat::proc::parse(include_str!("../testdata/mirror-slabinfo-uml.txt"))
+                .unwrap();
+        let all = parse(CAPTURE, 4096).unwrap();
+        assert_eq!(rows.len(), all.len());
+        for (r, s) in rows.iter().zip(&all) {
+            let want = crate::slabstat::proc::ProcRow::of(s);
+            assert_eq!(
+                (&r.name, r.objsize, r.objperslab, r.pagesperslab),
+                (&want.name, want.objsize, want.objperslab, want.pagesperslab)
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod mirror;
 pub mod proc;
 pub mod real;
 
+pub use memlab_core::slab::SlabStat;
 use serde::{Deserialize, Serialize};
 
 /// Which allocator a cache belongs to.
@@ -74,7 +75,8 @@ pub struct CacheStat {
     /// Slab memory not holding allocated objects, as slabinfo counts it:
     /// `slab_bytes - objects * object_size`.
     pub loss: u64,
-    pub min_partial: Option<u64>,
+    /// Empty slabs kept on the partial list before they are freed.
+    pub min_partial: u64,
     /// Objects per sheaf (`sheaf_capacity`; 0: the cache has no sheaves).
     pub sheaf_capacity: Option<u64>,
     /// Objects on the CPUs' sheaves.
@@ -91,24 +93,11 @@ pub struct CacheStat {
     pub slub_stats: Option<SlubStats>,
 }
 
-/// The raw numbers a side gives; [`CacheStat::new`] derives the rest.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub object_size: u64,
-    pub slab_size: u64,
-    pub objs_per_slab: u64,
-    pub order: u32,
-    pub objects: u64,
-    pub total_objects: u64,
-    pub slabs: u64,
-    pub partial: u64,
-    pub objects_partial: u64,
-}
-
 impl CacheStat {
-    /// A cache of `side` named `name` with `counts`, slabs of `page_size <<
-    /// order` bytes; no sheaf state, flags or stats yet.
-    pub fn new(side: Side, name: &str, c: &Counts, page_size: u64) -> Self {
+    /// A cache of `side` named `name` with the numbers `c` (the attributes
+    /// both sides give, as the mirror's core counts them), slabs of
+    /// `page_size << order` bytes; no sheaf state, flags or stats yet.
+    pub fn new(side: Side, name: &str, c: &SlabStat, page_size: u64) -> Self {
         let slab_bytes = c
             .slabs
             .saturating_mul(page_size.checked_shl(c.order).unwrap_or(0));
@@ -128,7 +117,7 @@ impl CacheStat {
             free_partial: c.total_objects.saturating_sub(c.objects),
             slab_bytes,
             loss: slab_bytes.saturating_sub(c.objects.saturating_mul(c.object_size)),
-            min_partial: None,
+            min_partial: c.min_partial,
             sheaf_capacity: None,
             sheaf_fill: None,
             barn_full: None,
@@ -154,6 +143,22 @@ impl CacheStat {
     pub fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.iter().any(|a| a == name)
     }
+}
+
+/// The numbers both sides give, each read by its attribute name with `get`.
+pub fn counts(get: &dyn Fn(&str) -> Result<u64, String>) -> Result<SlabStat, String> {
+    Ok(SlabStat {
+        object_size: get("object_size")?,
+        slab_size: get("slab_size")?,
+        objs_per_slab: get("objs_per_slab")?,
+        order: u32::try_from(get("order")?).map_err(|_| "order out of range")?,
+        objects: get("objects")?,
+        total_objects: get("total_objects")?,
+        slabs: get("slabs")?,
+        partial: get("partial")?,
+        objects_partial: get("objects_partial")?,
+        min_partial: get("min_partial")?,
+    })
 }
 
 /// Declares [`SlubStats`] with one `u64` per SLUB_STATS attribute of 7.2
@@ -234,8 +239,8 @@ pub fn read_sides(real: bool, mirror: bool) -> Result<Vec<CacheStat>, String> {
 mod tests {
     use super::*;
 
-    fn counts() -> Counts {
-        Counts {
+    fn counts() -> SlabStat {
+        SlabStat {
             object_size: 64,
             slab_size: 64,
             objs_per_slab: 64,
@@ -245,6 +250,7 @@ mod tests {
             slabs: 9,
             partial: 1,
             objects_partial: 34,
+            min_partial: 5,
         }
     }
 
@@ -257,7 +263,7 @@ mod tests {
         // slabinfo.c: partial * 100 / slabs, objects * size * 100 / bytes.
         assert_eq!(s.partial_pct(), 11);
         assert_eq!(s.efficiency_pct(), 94);
-        let empty = CacheStat::new(Side::Mirror, "x", &Counts::default(), 4096);
+        let empty = CacheStat::new(Side::Mirror, "x", &SlabStat::default(), 4096);
         assert_eq!((empty.partial_pct(), empty.efficiency_pct()), (100, 100));
         assert!(s.answers_to("kmalloc-64") && !s.answers_to("kmalloc-32"));
     }

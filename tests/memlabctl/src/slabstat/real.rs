@@ -7,7 +7,7 @@
 //! alias, under the `:` name when several caches were merged into it
 //! (`rename_slabs()`).
 
-use super::{CacheStat, Counts, Side, SlubStats};
+use super::{CacheStat, Side, SlubStats};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
@@ -38,19 +38,8 @@ pub fn from_attrs(
             _ => format!("{name}: no number in {attr}"),
         })
     };
-    let counts = Counts {
-        object_size: need("object_size")?,
-        slab_size: need("slab_size")?,
-        objs_per_slab: need("objs_per_slab")?,
-        order: u32::try_from(need("order")?).map_err(|_| format!("{name}: order out of range"))?,
-        objects: need("objects")?,
-        total_objects: need("total_objects")?,
-        slabs: need("slabs")?,
-        partial: need("partial")?,
-        objects_partial: need("objects_partial")?,
-    };
+    let counts = super::counts(&need)?;
     let mut s = CacheStat::new(Side::Real, name, &counts, page_size);
-    s.min_partial = num("min_partial");
     // Before 6.18 no cache had sheaves and the attribute did not exist.
     s.sheaf_capacity = num("sheaf_capacity");
     s.slub_stats = SlubStats::from_attrs(num);
@@ -207,7 +196,7 @@ pub(crate) mod tests {
             (1, 34, 30)
         );
         assert_eq!(c64.sheaf_capacity, Some(60));
-        assert_eq!(c64.min_partial, Some(5));
+        assert_eq!(c64.min_partial, 5);
         assert_eq!(
             (c64.sheaf_fill, c64.barn_full, c64.barn_empty),
             (None, None, None)

@@ -159,7 +159,18 @@ fn mirror_vs_slabinfo() -> Outcome {
         k64.barn_full.unwrap_or(0),
         k64.barn_empty.unwrap_or(0)
     ));
-    Ok(())
+    // Closing frees the rest onto the sheaves; reading mirror/check drains
+    // every CPU's sheaves and the barns' full ones, so the next tests start
+    // from empty sheaves: the counts must say so.
+    drop(d);
+    let ok = super::mirror_file("check")?;
+    check(ok.trim() == "ok", || format!("mirror/check: {ok}"))?;
+    let after = slabstat::mirror::read()?;
+    let left: u64 = after.iter().filter_map(|s| s.sheaf_fill).sum();
+    let full: u64 = after.iter().filter_map(|s| s.barn_full).sum();
+    check(left == 0 && full == 0, || {
+        format!("{left} objects on sheaves, {full} full sheaves in barns after a drain")
+    })
 }
 
 /// Sheaf numbers that hold for any mirror cache.
