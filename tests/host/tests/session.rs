@@ -13,23 +13,9 @@ use memlab_core::request::{BackendId, Family, Refusal, RequestError};
 use memlab_core::sizeclass::SizeClass;
 use memlab_core::uapi::{self, MemlabReplayStep, MemlabSession};
 
-fn alloc(family: u32, id: u32, arg: u64) -> MemlabReplayStep {
-    MemlabReplayStep {
-        op: uapi::MEMLAB_REPLAY_ALLOC,
-        family,
-        gfp: uapi::MEMLAB_GFP_KERNEL,
-        id,
-        arg,
-    }
-}
+mod steps;
 
-fn free(id: u32) -> MemlabReplayStep {
-    MemlabReplayStep {
-        op: uapi::MEMLAB_REPLAY_FREE,
-        id,
-        ..Default::default()
-    }
-}
+use steps::{alloc, free};
 
 fn open(ids: u32, max_bytes: u64) -> MemlabSession {
     MemlabSession {
