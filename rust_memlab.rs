@@ -25,6 +25,9 @@
 //!    KEEP left; held across a KEEP run, which takes `handles` (to charge
 //!    the file) and everything below under it. FREE_KEPT takes it only to
 //!    take the objects out, and frees them after dropping it.
+//!    `MemlabFile::sessions` (mutex, per open file, never with `kept`):
+//!    the replay sessions; held across a SESSION op, which takes `handles`
+//!    to charge the file, and everything below under it.
 //! 2. `MemlabFile::handles` (mutex, per open file): held across an ALLOC's
 //!    allocation and the copy of its handle to user space, and while a
 //!    charge is taken or given back; everything below may be taken under
@@ -37,7 +40,9 @@
 //!    takes its page block before it, never under it.
 //! 5. `Real::atomic` (spinlock): the atomic-GFP allocations of the real
 //!    backend run under it, to prove they do not sleep.
-//! 6. A mirror drain: `Mirror::drain_spare` (mutex), then
+//! 6. `Mirror::named` (mutex: the replay sessions' caches, listed in the
+//!    mirror's debugfs views; a view reads each cache's sheaves, barn and
+//!    slabs under it). Then a mirror drain: `Mirror::drain_spare` (mutex), then
 //!    `cpus_read_lock`, then an IPI to each CPU in turn
 //!    (`smp_call_function_single`, waiting). Taken by reclaim, `mirror/check`,
 //!    the debugfs files that sum CPUs, and unload; never under 7-9.
@@ -88,6 +93,8 @@ mod real;
 mod replay;
 #[path = "src/request/mod.rs"]
 pub mod request;
+#[path = "src/session.rs"]
+mod session;
 #[path = "src/uapi.rs"]
 pub mod uapi;
 #[path = "src/workload.rs"]

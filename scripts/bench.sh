@@ -19,7 +19,11 @@
 #     of equal size: the guest's zone Normal is FRAG_NORMAL_MB, of which the
 #     mirror's pool takes its share, so that both zones start with about the
 #     same free memory (memlabctl frag prints both and their ratio).
-# memplot then draws out/*.png and out/*.svg from them.
+#  4. VM: divergence (diverge-trace.json, diverge-fragment.json) on the
+#     same equal arenas: a recorded `find /` and a synthetic stream that
+#     fragments the arena, each replayed on both sides in chunks, sampled
+#     alike (memlabctl diverge prints the tables).
+# memplot then draws out/*.png and out/*.svg from them (diverge-*.png too).
 #
 # The in-kernel parts run on a native engine by default (ENGINE=native):
 # QEMU with KVM where it works here, else User-Mode Linux (the uml kernel,
@@ -29,6 +33,7 @@
 #
 #   BENCH_HOST=0   skip the host benchmark
 #   FRAG=0         skip the fragmentation boot
+#   DIVERGE=0      skip the two divergence boots
 #   ENGINE=native|uml|kvm|tcg   (or FLAVOUR=uml|bench)
 #
 # A/B of two kernels: with KSRC_B=/path/to/linux or KVER_B=7.3, the
@@ -142,6 +147,32 @@ ab() {
 	say "wrote $dir/ab.json (each boot's bench.json beside it)"
 }
 
+# Divergence (issue 21) on the same equal arenas, the pin caps raised for
+# the replay sessions: a real workload recorded in one boot (`find /`,
+# traced with the kmem tracepoints, so that the recording's own page cache
+# and dentries are gone in the next), then in a second boot that trace and
+# the synthetic fragmenting stream, each on both sides (diverge-*.json and
+# the divergence tables).
+diverge() {
+	local dir=$1 pool=${FRAG_POOL_MB:-$FRAG_POOL_MB_DEFAULT} normal=${FRAG_NORMAL_MB:-$FRAG_NORMAL_MB_DEFAULT}
+	rm -f "$dir"/diverge-*.json "$dir/find.trace"
+	frag_vm_args "$normal" "$pool" "$ENGINE_NAME" "$DIVERGE_CAPS"
+	say "VM divergence on $ENGINE_NAME: recording a real workload (find /) for the replay (${FRAG_VM[*]})"
+	bash scripts/run-vm.sh "${FLAVOUR_ARGS[@]}" --share "$dir" --timeout 900 "${FRAG_VM[@]}" \
+		--run 'memlabctl trace record -o find.trace -- find / >/dev/null' ||
+		die "recording the trace failed (console: $MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}-run.log)"
+	[ -s "$dir/find.trace" ] || die "the recording left no find.trace in $dir"
+	say "VM divergence on $ENGINE_NAME: the trace and the fragmenting stream on both sides"
+	bash scripts/run-vm.sh "${FLAVOUR_ARGS[@]}" --share "$dir" --timeout 1800 "${FRAG_VM[@]}" \
+		--run 'memlabctl diverge --trace find.trace --sample-every 2000 --out diverge-trace.json &&
+			memlabctl diverge --stream fragment --out diverge-fragment.json' ||
+		die "the divergence run failed (console: $MEMLAB_OUT/console-${FLAVOUR_ARGS[1]}-run.log)"
+	local f
+	for f in trace fragment; do
+		[ -s "$dir/diverge-$f.json" ] || die "the divergence run left no diverge-$f.json in $dir"
+	done
+}
+
 main() {
 	cd "$MEMLAB_ROOT"
 	bash scripts/setup-toolchain.sh
@@ -159,7 +190,7 @@ main() {
 	local args=${MEMLAB_ARGS:-}
 	case " $args " in *" pool_mb="*) ;; *) args="$args pool_mb=1600" ;; esac
 	mkdir -p "$dir"
-	rm -f "$dir"/{bench,latency,frag}.json "$dir"/pagemap-{real,mirror}.txt
+	rm -f "$dir"/{bench,latency,frag}.json "$dir"/pagemap-{real,mirror}.txt "$dir"/diverge-*.json
 	say "VM benchmark: real vs mirror on the ${FLAVOUR_ARGS[1]} kernel under $ENGINE_NAME (data: $dir)"
 	set +e
 	bash scripts/run-vm.sh "${FLAVOUR_ARGS[@]}" --cmd bench --share "$dir" \
@@ -179,6 +210,7 @@ main() {
 	[ -s "$dir/latency.json" ] || die "the VM benchmark left no latency.json in $dir"
 	say "wrote $dir/bench.json and $dir/latency.json"
 	[ "${FRAG:-1}" = 0 ] || frag "$dir"
+	[ "${DIVERGE:-1}" = 0 ] || diverge "$dir"
 	# Pictures of the data the VM left in out/bench (host-only tool).
 	say "plots: $dir -> $MEMLAB_OUT/*.png, *.svg"
 	cargo run --quiet --locked --release -p memplot -- "$dir" --out "$MEMLAB_OUT" ||

@@ -200,18 +200,26 @@ FRAG_POOL_MB_DEFAULT=256
 FRAG_UML_POOL_MB=112
 FRAG_UML_OVERHEAD_MB=30
 
-# frag_vm_args NORMAL POOL [ENGINE]: sets FRAG_VM, run-vm.sh's arguments
-# for that VM: on QEMU (tcg, kvm) NORMAL MiB of zone Normal above 2 GiB
-# below 4 GiB and pool_mb=POOL; on uml, equal arenas of FRAG_UML_POOL_MB
-# (bench.sh runs it, test.sh checks it).
+# frag_vm_args NORMAL POOL [ENGINE [MODULE_ARGS]]: sets FRAG_VM, run-vm.sh's
+# arguments for that VM: on QEMU (tcg, kvm) NORMAL MiB of zone Normal above
+# 2 GiB below 4 GiB and pool_mb=POOL; on uml, equal arenas of
+# FRAG_UML_POOL_MB (bench.sh runs it, test.sh checks it). MODULE_ARGS are
+# more module parameters (diverge's raised pin caps).
 frag_vm_args() {
+	local more=${4:+ $4}
 	if [ "${3:-tcg}" = uml ]; then
 		FRAG_VM=(--mem "$((2 * FRAG_UML_POOL_MB + FRAG_UML_OVERHEAD_MB))M"
-			--module-args "pool_mb=$FRAG_UML_POOL_MB")
+			--module-args "pool_mb=$FRAG_UML_POOL_MB$more")
 	else
-		FRAG_VM=(--lowmem 2048M --mem "$((2048 + $1))M" --module-args "pool_mb=$2")
+		FRAG_VM=(--lowmem 2048M --mem "$((2048 + $1))M" --module-args "pool_mb=$2$more")
 	fi
 }
+
+# A replay session charges the most its stream holds to the file's pin cap
+# and the module's budget, for the whole run: diverge's streams fill most
+# of an arena, so its VM raises both caps (a few hundred MiB at most are
+# ever held).
+DIVERGE_CAPS="max_pinned_mb=2048 max_pinned_total_mb=4096"
 
 # A QEMU -m size (a bare number is MiB; M or G suffix) in MiB.
 mib() {

@@ -29,6 +29,7 @@ use crate::real::Real;
 use crate::request::{
     check_pin_cap, AllocRequest, BackendId, Mode, Refusal, RequestError, WorkloadRequest,
 };
+use crate::session::{Caps, Sessions};
 use crate::uapi;
 use kernel::{
     bindings,
@@ -153,6 +154,20 @@ pub(crate) struct MemlabFile {
     /// free). Taken before `handles`, never under it.
     #[pin]
     kept: Mutex<Option<crate::workload::Kept>>,
+    /// Replay sessions (`crate::session`). Taken before `handles`, never
+    /// under it, and never together with `kept`.
+    #[pin]
+    sessions: Mutex<Sessions>,
+}
+
+impl Caps for MemlabFile {
+    fn take(&self, bytes: usize) -> Result<Charge> {
+        self.charge_pinned(bytes)
+    }
+
+    fn give(&self, bytes: usize) {
+        self.handles.lock().pinned -= bytes;
+    }
 }
 
 impl From<RequestError> for Error {
@@ -395,6 +410,15 @@ impl MemlabFile {
         w.write(&q)
     }
 
+    /// SESSION: see `crate::session`.
+    fn session_cmd(&self, user: UserPtr) -> Result {
+        let size = core::mem::size_of::<uapi::MemlabSession>();
+        let (mut r, mut w) = UserSlice::new(user, size).reader_writer();
+        let mut q: uapi::MemlabSession = r.read()?;
+        self.sessions.lock().cmd(&self.mirror, &mut q, self)?;
+        w.write(&q)
+    }
+
     /// REPLAY: see `crate::replay`.
     fn replay_cmd(&self, user: UserPtr) -> Result {
         let size = core::mem::size_of::<uapi::MemlabReplay>();
@@ -422,6 +446,7 @@ impl MiscDevice for MemlabFile {
                 budget: reg.budget.clone(),
                 handles <- new_mutex!(Handles { slots: KVec::new(), live: 0, pinned: 0 }),
                 kept <- new_mutex!(None),
+                sessions <- new_mutex!(Sessions::default()),
             }),
             GFP_KERNEL,
         )
@@ -437,6 +462,7 @@ impl MiscDevice for MemlabFile {
             uapi::MEMLAB_IOC_EXERCISE => me.exercise_cmd(user)?,
             uapi::MEMLAB_IOC_WORKLOAD => me.workload_cmd(user)?,
             uapi::MEMLAB_IOC_REPLAY => me.replay_cmd(user)?,
+            uapi::MEMLAB_IOC_SESSION => me.session_cmd(user)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)

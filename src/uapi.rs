@@ -11,7 +11,7 @@
 //! changes meaning. User space checks it with [`MEMLAB_IOC_VERSION`] first.
 
 /// ABI version reported by [`MEMLAB_IOC_VERSION`].
-pub const MEMLAB_ABI_VERSION: u32 = 3;
+pub const MEMLAB_ABI_VERSION: u32 = 4;
 
 /// The ioctl "type" byte of every memlab command.
 pub const MEMLAB_IOC_MAGIC: u32 = 0xB7;
@@ -520,4 +520,76 @@ pub const MEMLAB_IOC_REPLAY: u32 = ioc(
     IOC_READ | IOC_WRITE,
     0x06,
     core::mem::size_of::<MemlabReplay>(),
+);
+
+/// Session op: open a replay session on one backend; `session` comes back.
+pub const MEMLAB_SESSION_OPEN: u32 = 0;
+/// Session op: run a chunk of steps in a session; its objects stay live.
+pub const MEMLAB_SESSION_RUN: u32 = 1;
+/// Session op: free everything the session holds, destroy its caches.
+pub const MEMLAB_SESSION_CLOSE: u32 = 2;
+/// Most sessions one open file holds at once (E2BIG past it).
+pub const MEMLAB_SESSION_MAX: u32 = 4;
+
+/// Argument of [`MEMLAB_IOC_SESSION`]: a replay kept open across ioctls, so
+/// that user space can read the allocators' own counters (sysfs, /proc,
+/// debugfs) between chunks of one operation stream while its objects stay
+/// live. Steps are `struct memlab_replay_step`s with REPLAY's rules; ids
+/// and their pairing carry over from chunk to chunk. The session's slab
+/// objects go to caches of its own, `memlab_s<session>_kmalloc-<class>`
+/// (kmalloc; above 8 KiB, pages of `get_order(size)` as kmalloc does) and
+/// `memlab_s<session>_cache-<size>` (kmem_cache), made on first use, with
+/// the same names on both backends (`SLAB_NO_MERGE` on the real one).
+/// Nothing is timed. Closing the file closes its sessions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemlabSession {
+    /// In: `MEMLAB_SESSION_OPEN`, `_RUN` or `_CLOSE`.
+    pub op: u32,
+    /// In (OPEN): `MEMLAB_BACKEND_*`; else 0.
+    pub backend: u32,
+    /// Out (OPEN), in (RUN, CLOSE): the session's number, unique while the
+    /// module is loaded (it names the session's caches).
+    pub session: u32,
+    /// In (OPEN): slots of the id table, `1..=MEMLAB_REPLAY_MAX_IDS`; the
+    /// steps' ids must be below it. Else 0.
+    pub ids: u32,
+    /// In (OPEN): the most bytes the session's live objects may hold at
+    /// once (REPLAY's measure: a page block, or the object size rounded up
+    /// to a power of two), charged with the id table from OPEN to CLOSE; a
+    /// RUN that would pass it is refused (E2BIG). Else 0.
+    pub max_bytes: u64,
+    /// In (RUN): user address of the steps; else 0.
+    pub steps: u64,
+    /// In (RUN): their length in bytes; else 0.
+    pub steps_len: u64,
+    /// Out: steps run by all RUNs so far.
+    pub steps_done: u64,
+    /// Out: allocations that succeeded, so far.
+    pub allocs: u64,
+    /// Out: frees, so far.
+    pub frees: u64,
+    /// Out: allocations that failed, so far (a later free of the id is
+    /// skipped).
+    pub failed: u64,
+    /// Out: objects live now.
+    pub live: u64,
+    /// Out: bytes live now, in `max_bytes`' measure.
+    pub live_bytes: u64,
+    /// Out: bytes charged against the pin caps now (the table, `max_bytes`
+    /// and the caches).
+    pub charged: u64,
+    /// Out: caches the session has made.
+    pub nr_caches: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<MemlabSession>() == 104);
+
+/// `_IOWR(0xB7, 0x07, struct memlab_session)`: a replay session.
+pub const MEMLAB_IOC_SESSION: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    0x07,
+    core::mem::size_of::<MemlabSession>(),
 );

@@ -9,7 +9,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define MEMLAB_ABI_VERSION 3
+#define MEMLAB_ABI_VERSION 4
 #define MEMLAB_IOC_MAGIC 0xB7
 
 struct memlab_version {
@@ -235,5 +235,39 @@ struct memlab_replay {
 #define MEMLAB_IOC_EXERCISE _IOWR(MEMLAB_IOC_MAGIC, 0x04, struct memlab_exercise)
 #define MEMLAB_IOC_WORKLOAD _IOWR(MEMLAB_IOC_MAGIC, 0x05, struct memlab_workload)
 #define MEMLAB_IOC_REPLAY _IOWR(MEMLAB_IOC_MAGIC, 0x06, struct memlab_replay)
+
+/*
+ * A replay session (ABI 4): a replay kept open across ioctls, its objects
+ * live between chunks, so that user space can read the allocators' own
+ * counters between them. Steps are struct memlab_replay_step with REPLAY's
+ * rules; ids carry over from chunk to chunk. Slab objects go to caches of
+ * the session's own, memlab_s<session>_kmalloc-<class> and
+ * memlab_s<session>_cache-<size>, on both backends. Nothing is timed.
+ */
+#define MEMLAB_SESSION_OPEN	0	/* in: backend, ids, max_bytes */
+#define MEMLAB_SESSION_RUN	1	/* in: session, steps, steps_len */
+#define MEMLAB_SESSION_CLOSE	2	/* in: session */
+#define MEMLAB_SESSION_MAX	4	/* sessions per open file */
+
+struct memlab_session {
+	__u32 op;		/* in: MEMLAB_SESSION_* */
+	__u32 backend;		/* in (OPEN): MEMLAB_BACKEND_* */
+	__u32 session;		/* out (OPEN), in (RUN, CLOSE) */
+	__u32 ids;		/* in (OPEN): id table slots, 1..MAX_IDS */
+	__u64 max_bytes;	/* in (OPEN): most bytes live at once */
+	__u64 steps;		/* in (RUN): user address of the steps */
+	__u64 steps_len;	/* in (RUN): bytes, a non-zero multiple of 24 */
+	__u64 steps_done;	/* out: steps run so far */
+	__u64 allocs;		/* out: allocations that succeeded so far */
+	__u64 frees;		/* out */
+	__u64 failed;		/* out: allocations that failed so far */
+	__u64 live;		/* out: objects live now */
+	__u64 live_bytes;	/* out: bytes live now (max_bytes' measure) */
+	__u64 charged;		/* out: bytes charged to the pin caps now */
+	__u32 nr_caches;	/* out: caches made */
+	__u32 reserved;		/* 0 */
+};
+
+#define MEMLAB_IOC_SESSION _IOWR(MEMLAB_IOC_MAGIC, 0x07, struct memlab_session)
 
 #endif /* _UAPI_MEMLAB_H */

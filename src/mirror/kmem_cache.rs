@@ -54,10 +54,23 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
         flags: SlabFlags,
         zone: Option<Zone>,
     ) -> Result<Self> {
+        Self::new_named(mirror, "memlab-mirror", size, align, flags, zone)
+    }
+
+    /// [`KmemCache::new`] with a name (what `mirror/slabinfo`-style reports
+    /// call it): EINVAL also for a name the slab allocator refuses.
+    pub(crate) fn new_named(
+        mirror: M,
+        name: &str,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
+        zone: Option<Zone>,
+    ) -> Result<Self> {
         // Slabs sized for the CPU count, as the kmalloc caches' are.
         let cpus = nr_cpu_ids();
-        let slab = SlabCache::new_for_cpus("memlab-mirror", size, align, flags, None, cpus)
-            .map_err(|_| EINVAL)?;
+        let slab =
+            SlabCache::new_for_cpus(name, size, align, flags, None, cpus).map_err(|_| EINVAL)?;
         let cap = sheaf_capacity(slab.size());
         Ok(KmemCache {
             mirror,
@@ -66,6 +79,33 @@ impl<M: Deref<Target = Mirror>> KmemCache<M> {
             slab: KBox::pin_init(new_spinlock!(slab, "memlab_mirror_cache"), GFP_KERNEL)?,
             zone,
         })
+    }
+
+    /// The mirror the cache's slabs come from.
+    pub(crate) fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    /// Writes the cache's /proc/slabinfo line.
+    pub(crate) fn slabinfo_line(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        crate::render::slabinfo_cache(f, &self.slab.lock())
+    }
+
+    /// Writes the cache's `mirror/slabstat` line: its sheaves counted on
+    /// each CPU (an IPI, which sleeps: before any lock), its barn under
+    /// its lock, its slabs under theirs.
+    pub(crate) fn slabstat_line(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut fill = 0u64;
+        self.cpus.each(&mut |s| fill += s.len() as u64);
+        let (full, empty) = self.barn.lock().counts();
+        let slab = self.slab.lock();
+        let sheaves = crate::render::SheafStat {
+            capacity: sheaf_capacity(slab.size()) as u64,
+            fill,
+            barn_full: full as u64,
+            barn_empty: empty as u64,
+        };
+        crate::render::slabstat_line(f, slab.name(), &slab.stat(), &sheaves)
     }
 
     /// Counts `n` refused frees on the cache's mirror.

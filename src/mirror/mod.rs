@@ -94,6 +94,14 @@ pub(crate) struct Mirror {
     drain_spare: Mutex<Stock>,
     #[pin]
     state: SpinLock<KBox<MirrorState>>,
+    /// The caches of replay sessions while they live, for the debugfs
+    /// views (`mirror/slabinfo`). A session's cache holds an `Arc<Mirror>`
+    /// and this list an `Arc` of the cache: the session takes its caches
+    /// out before it drops them ([`objects::MirrorSessionCache`]), which
+    /// breaks the cycle; every file, so every session, is closed before
+    /// the module unloads.
+    #[pin]
+    named: Mutex<KVec<Arc<KmemCache<Arc<Mirror>>>>>,
     /// memlab's DMA devices, for the DMA family.
     dma: Arc<DmaDevices>,
     /// Dropped after `state`: the frames go back to the kernel last.
@@ -131,11 +139,22 @@ impl Mirror {
                 pcp,
                 drain_spare <- new_mutex!(spare, "memlab_mirror_drain"),
                 state <- new_spinlock!(state, "memlab_mirror"),
+                named <- new_mutex!(KVec::new(), "memlab_mirror_named"),
                 dma,
                 pool,
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Lists `cache` in the debugfs views until [`Mirror::unregister`].
+    fn register(&self, cache: Arc<KmemCache<Arc<Mirror>>>) -> Result {
+        Ok(self.named.lock().push(cache, GFP_KERNEL)?)
+    }
+
+    /// Takes `cache` out of the views.
+    fn unregister(&self, cache: &Arc<KmemCache<Arc<Mirror>>>) {
+        self.named.lock().retain(|c| !Arc::ptr_eq(c, cache));
     }
 
     /// Pages in the pool.

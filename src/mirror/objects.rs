@@ -104,3 +104,39 @@ impl ObjectAllocator for MirrorCache<'_> {
         let _ = unsafe { self.0.free(obj) };
     }
 }
+
+/// A replay session's cache: named as the real side names its own, and
+/// listed in the mirror's debugfs views (`mirror/slabinfo`) while it lives,
+/// as the kernel lists a cache in /proc/slabinfo. Dropping it takes it out
+/// of the views, gives the cached objects back and destroys the cache.
+pub(crate) struct MirrorSessionCache(Arc<KmemCache<Arc<Mirror>>>);
+
+impl MirrorSessionCache {
+    /// A cache named `name` of `size`-byte objects aligned to `align` (0:
+    /// the default), on `mirror`.
+    pub(crate) fn new(mirror: &Arc<Mirror>, name: &str, size: usize, align: usize) -> Result<Self> {
+        let cache = KmemCache::new_named(mirror.clone(), name, size, align, SlabFlags::NONE, None)?;
+        let cache = Arc::new(cache, GFP_KERNEL)?;
+        mirror.register(cache.clone())?;
+        Ok(MirrorSessionCache(cache))
+    }
+}
+
+impl Drop for MirrorSessionCache {
+    fn drop(&mut self) {
+        // The last reference goes with `self`: the cache is destroyed then.
+        self.0.mirror().unregister(&self.0);
+    }
+}
+
+impl ObjectAllocator for MirrorSessionCache {
+    type Obj = NonNull<u8>;
+    fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<NonNull<u8>> {
+        self.0.alloc(gfp)
+    }
+    fn free(&mut self, obj: NonNull<u8>) {
+        // SAFETY: `obj` came from this cache and the session frees each
+        // object once.
+        let _ = unsafe { self.0.free(obj) };
+    }
+}

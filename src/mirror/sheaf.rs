@@ -14,16 +14,19 @@
 //! while consecutive ones share it.
 //!
 //! The barn starts with [`BARN_SHEAVES`] empty sheaves and only ever trades
-//! one sheaf for another, so it never holds more than that, below SLUB's
-//! `MAX_FULL_SHEAVES`, and its vectors never grow (no allocation under the
-//! lock or with preemption off).
+//! one sheaf for another, so it never holds more than that, and its vectors
+//! never grow (no allocation under the lock or with preemption off). That
+//! is SLUB's `MAX_FULL_SHEAVES` (10): a barn may fill with as many full
+//! sheaves as SLUB's, which takes its empty ones from the allocator instead
+//! (up to `MAX_EMPTY_SHEAVES`, 10) where this one owns them from the start.
 
 use crate::slab::BulkFreeError;
 use core::ptr::NonNull;
 use kernel::{new_spinlock, prelude::*, sync::SpinLock};
 
-/// Sheaves a barn owns (SLUB bounds each list at 10; ours trade 1:1).
-pub(crate) const BARN_SHEAVES: usize = 4;
+/// Sheaves a barn owns: SLUB's `MAX_FULL_SHEAVES` (ours trade 1:1, so as
+/// many full sheaves fit as in SLUB's barn).
+pub(crate) const BARN_SHEAVES: usize = 10;
 
 /// Free objects, LIFO; its capacity never changes after it is made.
 pub(crate) type Sheaf = KVec<NonNull<u8>>;

@@ -5,7 +5,7 @@
 //! shared lock and formats into seq_file's buffer, which does not sleep.
 
 use super::percpu::Counters;
-use super::zone::MirrorState;
+use super::zone::{MirrorState, NR_MIRROR_ZONES};
 use super::Mirror;
 use crate::buddy::{Buddy, NR_PAGE_ORDERS};
 use crate::pcp::sheaf_capacity;
@@ -68,13 +68,20 @@ impl Mirror {
             .sum()
     }
 
-    /// Writes `mirror/slabinfo`: "slabinfo - version: 2.1" as /proc/slabinfo.
+    /// Writes `mirror/slabinfo`: "slabinfo - version: 2.1" as /proc/slabinfo:
+    /// The kmalloc caches, then the caches of the replay sessions that
+    /// live now.
     pub(crate) fn slabinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.state.lock();
-        render::slabinfo(
-            f,
-            Iterator::chain(st.kmalloc.caches().iter(), st.kmalloc_dma.caches()),
-        )
+        let named = self.named.lock();
+        {
+            let st = self.state.lock();
+            render::slabinfo(
+                f,
+                Iterator::chain(st.kmalloc.caches().iter(), st.kmalloc_dma.caches()),
+            )?;
+        }
+        // Each under its own slab lock (taken before `state`).
+        named.iter().try_for_each(|c| c.slabinfo_line(f))
     }
 
     /// Writes `mirror/slabstat`: the caches of `mirror/slabinfo`, each with
@@ -95,16 +102,20 @@ impl Mirror {
             s.capacity = sheaf_capacity(class.size()) as u64;
             (s.barn_full, s.barn_empty) = (full as u64, empty as u64);
         }
-        let st = self.state.lock();
-        render::slabstat_header(f)?;
-        for (c, s) in st.kmalloc.caches().iter().zip(&sheaves) {
-            render::slabstat_line(f, c.name(), &c.stat(), s)?;
+        let named = self.named.lock();
+        {
+            let st = self.state.lock();
+            render::slabstat_header(f)?;
+            for (c, s) in st.kmalloc.caches().iter().zip(&sheaves) {
+                render::slabstat_line(f, c.name(), &c.stat(), s)?;
+            }
+            // GFP_DMA requests bypass the CPUs' caches: no sheaves.
+            for c in st.kmalloc_dma.caches() {
+                render::slabstat_line(f, c.name(), &c.stat(), &SheafStat::default())?;
+            }
         }
-        // GFP_DMA requests bypass the CPUs' caches: no sheaves.
-        for c in st.kmalloc_dma.caches() {
-            render::slabstat_line(f, c.name(), &c.stat(), &SheafStat::default())?;
-        }
-        Ok(())
+        // The replay sessions' caches, as `slabinfo` lists them.
+        named.iter().try_for_each(|c| c.slabstat_line(f))
     }
 
     /// Writes `mirror/check`: "ok" if every zone's buddy and every kmalloc
@@ -189,6 +200,14 @@ impl Mirror {
             pages += p;
             objs += o;
         });
+        // Each zone's pages on the CPUs' lists (`count` of /proc/zoneinfo's
+        // pagesets, summed over CPUs).
+        let mut pcp_count = [0u64; NR_MIRROR_ZONES];
+        self.cpus.each(&mut |cc| {
+            for (n, p) in pcp_count.iter_mut().zip(&cc.stock.pcp) {
+                *n += p.count;
+            }
+        });
         let barns: usize = self.barns.iter().map(|b| b.lock().held()).sum();
         writeln!(
             f,
@@ -197,18 +216,19 @@ impl Mirror {
         let st = self.state.lock();
         let MirrorState { zones, reserve, .. } = &**st;
         let zones = Zone::ALL.iter().zip(zones).zip(reserve).zip(&self.pcp);
-        for (((z, buddy), reserve), pcp) in zones {
+        for ((((z, buddy), reserve), pcp), count) in zones.zip(pcp_count) {
             if let Some(b) = buddy {
                 // pcp as /proc/zoneinfo's pagesets give it (every CPU alike).
                 writeln!(
                     f,
-                    "zone {:<6} managed {:>8} free {:>8} reserve {:>6} pcp_batch {:>3} pcp_high {:>5}",
+                    "zone {:<6} managed {:>8} free {:>8} reserve {:>6} pcp_batch {:>3} pcp_high {:>5} pcp_count {:>5}",
                     z.name(),
                     b.managed_pages(),
                     b.free_pages(),
                     reserve,
                     pcp.batch,
-                    pcp.high
+                    pcp.high,
+                    count
                 )?;
             }
         }

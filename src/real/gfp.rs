@@ -25,6 +25,7 @@ const ZERO: gfp_t = bit(bindings::___GFP_ZERO_BIT);
 const DIRECT_RECLAIM: gfp_t = bit(bindings::___GFP_DIRECT_RECLAIM_BIT);
 const KSWAPD_RECLAIM: gfp_t = bit(bindings::___GFP_KSWAPD_RECLAIM_BIT);
 const NOWARN: gfp_t = bit(bindings::___GFP_NOWARN_BIT);
+const NORETRY: gfp_t = bit(bindings::___GFP_NORETRY_BIT);
 const HARDWALL: gfp_t = bit(bindings::___GFP_HARDWALL_BIT);
 const RECLAIM: gfp_t = DIRECT_RECLAIM | KSWAPD_RECLAIM;
 
@@ -45,6 +46,12 @@ pub(crate) trait GfpFlags {
     /// The kernel mask, always with `__GFP_NOWARN`: whatever user space asks
     /// for, a failing allocation must not splat.
     fn flags(self) -> gfp_t;
+
+    /// [`GfpFlags::flags`] with `__GFP_NORETRY`: one light round of
+    /// reclaim and no OOM kill before a failure, for a replay session that
+    /// drives its zone near full (a failure is an answer there, and the
+    /// mirror fails as early: it reclaims its caches once).
+    fn flags_noretry(self) -> gfp_t;
 }
 
 impl GfpFlags for Gfp {
@@ -61,5 +68,9 @@ impl GfpFlags for Gfp {
             GfpSel::Dma32 => KERNEL | DMA32,
         };
         mask | NOWARN | if self.zero { ZERO } else { 0 }
+    }
+
+    fn flags_noretry(self) -> gfp_t {
+        self.flags() | NORETRY
     }
 }

@@ -16,7 +16,13 @@ use core::{
     ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering},
 };
-use kernel::{bindings, page::PAGE_SIZE, prelude::*, str::CString, sync::Arc};
+use kernel::{
+    bindings,
+    page::PAGE_SIZE,
+    prelude::*,
+    str::{CStr, CString},
+    sync::Arc,
+};
 
 /// Constructor calls of every memlab cache since load (the constructor gets
 /// no cache pointer, so the count is global; exercises take differences).
@@ -24,6 +30,12 @@ static CTOR_CALLS: AtomicU64 = AtomicU64::new(0);
 /// Sequence number for unique cache names. 64 bits cannot wrap: at one
 /// cache a nanosecond that takes 584 years (a duplicate name would WARN).
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A name no live memlab cache has: `memlab_<n>`.
+fn next_name() -> Result<CString> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    CString::try_from_fmt(fmt!("memlab_{id}"))
+}
 
 /// Constructor run by the slab allocator on every object of a new slab.
 ///
@@ -120,25 +132,31 @@ impl Cache {
         flags: CacheFlags,
         ctor: bool,
     ) -> Result<Arc<Self>> {
-        Self::create(size, align, flags, ctor, false)
+        Self::create(&next_name()?, size, align, flags, ctor, false)
     }
 
     /// A cache of `size`-byte objects that SLUB may not merge with another
     /// (`SLAB_NO_MERGE`): the benchmarks time this cache's own slabs and
     /// sheaves, not those of the kmalloc cache of the same size.
     pub(crate) fn new_unmerged(size: usize) -> Result<Arc<Self>> {
-        Self::create(size, 0, CacheFlags::default(), false, true)
+        Self::create(&next_name()?, size, 0, CacheFlags::default(), false, true)
+    }
+
+    /// An unmerged cache named `name` (a replay session's: user space
+    /// reads its counters in `/sys/kernel/slab/<name>/`), its objects
+    /// aligned to `align` (0: the default). The caller keeps names unique.
+    pub(crate) fn new_named(name: &CStr, size: usize, align: usize) -> Result<Arc<Self>> {
+        Self::create(name, size, align, CacheFlags::default(), false, true)
     }
 
     fn create(
+        name: &CStr,
         size: usize,
         align: usize,
         flags: CacheFlags,
         ctor: bool,
         no_merge: bool,
     ) -> Result<Arc<Self>> {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let name = CString::try_from_fmt(fmt!("memlab_{id}"))?;
         let mut args = bindings::kmem_cache_args {
             align: u32::try_from(align).map_err(|_| EINVAL)?,
             ctor: if ctor { Some(count_ctor) } else { None },

@@ -9,7 +9,7 @@ use crate::backend::{ObjectAllocator, Placed};
 use crate::real::gfp::GfpFlags;
 use crate::request::Gfp;
 use core::{ffi::c_void, ptr::NonNull};
-use kernel::{prelude::*, sync::Arc};
+use kernel::{prelude::*, str::CStr, sync::Arc};
 
 /// `kmalloc(size)` / `kfree`.
 pub(crate) struct RealKmalloc;
@@ -90,6 +90,45 @@ impl ObjectAllocator for RealCache {
     fn free(&mut self, obj: NonNull<c_void>) {
         // SAFETY: `obj` came from `alloc_raw` on this cache, and the
         // workload frees each object once, before the cache is dropped.
+        unsafe { self.0.free_raw(obj) };
+    }
+}
+
+/// A replay session's `alloc_pages(order)` / `__free_pages`, with
+/// `__GFP_NORETRY` (see [`GfpFlags::flags_noretry`]).
+pub(crate) struct RealSessionPages;
+
+impl ObjectAllocator for RealSessionPages {
+    type Obj = Pages;
+    fn alloc(&mut self, _size: usize, order: u32, gfp: Gfp) -> Result<Pages> {
+        Pages::new(order, gfp.flags_noretry())
+    }
+    fn free(&mut self, obj: Pages) {
+        drop(obj);
+    }
+}
+
+/// A replay session's cache: unmerged, named for user space, allocating
+/// with `__GFP_NORETRY`.
+pub(crate) struct RealSessionCache(Arc<kmem_cache::Cache>);
+
+impl RealSessionCache {
+    /// `kmem_cache_create(name, size, align, SLAB_NO_MERGE)`.
+    pub(crate) fn new(name: &CStr, size: usize, align: usize) -> Result<Self> {
+        Ok(RealSessionCache(kmem_cache::Cache::new_named(
+            name, size, align,
+        )?))
+    }
+}
+
+impl ObjectAllocator for RealSessionCache {
+    type Obj = NonNull<c_void>;
+    fn alloc(&mut self, _size: usize, _order: u32, gfp: Gfp) -> Result<NonNull<c_void>> {
+        self.0.alloc_raw(gfp.flags_noretry()).ok_or(ENOMEM)
+    }
+    fn free(&mut self, obj: NonNull<c_void>) {
+        // SAFETY: `obj` came from `alloc_raw` on this cache, and the
+        // session frees each object once, before the cache is dropped.
         unsafe { self.0.free_raw(obj) };
     }
 }

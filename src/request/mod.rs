@@ -23,6 +23,7 @@
 mod gfp;
 mod refusal;
 pub mod replay;
+pub mod session;
 mod workload;
 
 pub use gfp::{Gfp, GfpSel, Zone};

@@ -45,6 +45,8 @@ pub enum Ioctl {
     Workload,
     /// `MEMLAB_IOC_REPLAY` (its header or a step).
     Replay,
+    /// `MEMLAB_IOC_SESSION`.
+    Session,
 }
 
 impl Ioctl {
@@ -53,6 +55,7 @@ impl Ioctl {
             Ioctl::Alloc => "ALLOC",
             Ioctl::Workload => "WORKLOAD",
             Ioctl::Replay => "REPLAY",
+            Ioctl::Session => "SESSION",
         }
     }
 }
@@ -215,6 +218,32 @@ pub enum Refusal {
     },
     /// The file holds `MAX_HANDLES` handles already (E2BIG).
     Handles(u32),
+    /// A session op other than OPEN, RUN and CLOSE (EINVAL).
+    SessionOp(u32),
+    /// A session id table of 0 or more than `MEMLAB_REPLAY_MAX_IDS`
+    /// slots (EINVAL).
+    SessionIds(u32),
+    /// A session opened with `max_bytes` 0 (EINVAL).
+    SessionBytes,
+    /// A session step's id at or above the session's table (EINVAL).
+    SessionId {
+        /// The id.
+        id: u32,
+        /// The table's slots.
+        ids: u32,
+    },
+    /// A chunk whose live memory would pass the session's `max_bytes`
+    /// (E2BIG).
+    SessionPeak {
+        /// Bytes live at its peak.
+        peak: u64,
+        /// The session's `max_bytes`.
+        max: u64,
+    },
+    /// No session of this number in this file (EINVAL).
+    NoSession(u32),
+    /// The file holds `MEMLAB_SESSION_MAX` sessions already (E2BIG).
+    Sessions,
 }
 
 impl Refusal {
@@ -229,7 +258,9 @@ impl Refusal {
             | Refusal::Caches
             | Refusal::PinCap { .. }
             | Refusal::TotalCap { .. }
-            | Refusal::Handles(_) => TooBig,
+            | Refusal::Handles(_)
+            | Refusal::SessionPeak { .. }
+            | Refusal::Sessions => TooBig,
             _ => Invalid,
         }
     }
@@ -281,7 +312,7 @@ impl Refusal {
                 let takes = match ioctl {
                     Ioctl::Alloc => "kmalloc, vmalloc, pages, kmem_cache or dma",
                     Ioctl::Workload => "kmalloc, vmalloc, pages or kmem_cache",
-                    Ioctl::Replay => "kmalloc, pages or kmem_cache",
+                    Ioctl::Replay | Ioctl::Session => "kmalloc, pages or kmem_cache",
                 };
                 write!(
                     f,
@@ -431,6 +462,37 @@ impl Refusal {
         })
     }
 
+    /// The rules only SESSION has.
+    fn fmt_session(self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
+        Some(match self {
+            Refusal::SessionOp(op) => {
+                write!(f, "session op {op} is not OPEN (0), RUN (1) or CLOSE (2)")
+            }
+            Refusal::SessionIds(n) => write!(
+                f,
+                "a session of {n} ids: ids must be 1..={} (MEMLAB_REPLAY_MAX_IDS)",
+                uapi::MEMLAB_REPLAY_MAX_IDS
+            ),
+            Refusal::SessionBytes => f.write_str("a session needs max_bytes above 0"),
+            Refusal::SessionId { id, ids } => {
+                write!(f, "id {id} is not below the session's {ids} ids")
+            }
+            Refusal::SessionPeak { peak, max } => write!(
+                f,
+                "the steps would hold {} live, past the session's max_bytes {}",
+                Bytes(peak),
+                Bytes(max)
+            ),
+            Refusal::NoSession(n) => write!(f, "this file has no session {n}"),
+            Refusal::Sessions => write!(
+                f,
+                "this file holds MEMLAB_SESSION_MAX {} sessions",
+                uapi::MEMLAB_SESSION_MAX
+            ),
+            _ => return None,
+        })
+    }
+
     /// The caps.
     fn fmt_cap(self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
         Some(match self {
@@ -459,6 +521,7 @@ impl fmt::Display for Refusal {
         self.fmt_alloc(f)
             .or_else(|| self.fmt_workload(f))
             .or_else(|| self.fmt_replay(f))
+            .or_else(|| self.fmt_session(f))
             .or_else(|| self.fmt_cap(f))
             .unwrap_or(Ok(()))
     }

@@ -144,6 +144,8 @@ pub struct ReplayPlan {
     pub ids: usize,
     /// The most [`charge_of`] bytes live at once.
     pub peak_bytes: u64,
+    /// The [`charge_of`] bytes live after the last step.
+    pub end_bytes: u64,
     /// The distinct kmem_cache object sizes, in order of first use.
     pub caches: [usize; MAX_CACHES],
     /// How many of `caches` are used.
@@ -157,6 +159,7 @@ impl Default for ReplayPlan {
             frees: 0,
             ids: 0,
             peak_bytes: 0,
+            end_bytes: 0,
             caches: [0; MAX_CACHES],
             nr_caches: 0,
         }
@@ -192,8 +195,22 @@ pub fn ids_needed(steps: &[uapi::MemlabReplayStep]) -> usize {
 /// Checks `steps` as a whole with `live` as the id table (zeroed, at least
 /// [`ids_needed`] slots; it holds each live id's charge, 0 when free).
 pub fn plan(steps: &[uapi::MemlabReplayStep], live: &mut [u64]) -> Result<ReplayPlan, Refusal> {
-    let mut p = ReplayPlan::default();
-    let mut cur = 0u64;
+    plan_from(steps, live, 0)
+}
+
+/// [`plan`] of steps that follow others: `live` holds the charges of the
+/// ids still live from before (an id outside it is refused as out of
+/// range), which add up to `start` bytes; the peak counts them.
+pub fn plan_from(
+    steps: &[uapi::MemlabReplayStep],
+    live: &mut [u64],
+    start: u64,
+) -> Result<ReplayPlan, Refusal> {
+    let mut p = ReplayPlan {
+        peak_bytes: start,
+        ..ReplayPlan::default()
+    };
+    let mut cur = start;
     for s in steps {
         let op = decode(s)?;
         let id = match op {
@@ -221,12 +238,13 @@ pub fn plan(steps: &[uapi::MemlabReplayStep], live: &mut [u64]) -> Result<Replay
                 if *slot == 0 {
                     return Err(Refusal::IdNotLive(id as u32));
                 }
-                cur -= *slot;
+                cur = cur.saturating_sub(*slot);
                 *slot = 0;
                 p.frees += 1;
             }
         }
     }
+    p.end_bytes = cur;
     Ok(p)
 }
 

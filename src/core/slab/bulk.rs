@@ -171,7 +171,7 @@ impl SlabCache {
                 // SAFETY: `slab` is live: just found by `locate_mut`, or kept
                 // from it while its slab was not discarded.
                 let emptied = unsafe { self.put_object(slab, index)? };
-                if emptied && self.lists[ListKind::Empty as usize].len > self.empty_limit {
+                if emptied.is_some_and(|was_full| self.release_emptied(was_full)) {
                     last = None;
                     // SAFETY: Live, and just moved to the empty list.
                     // Best effort: a refusal leaves the slab cached.
@@ -277,12 +277,12 @@ impl SlabCache {
             self.active_objs = self.active_objs.saturating_sub(u64::from(n));
             if s.inuse == 0 {
                 self.move_slab(slab, ListKind::Empty);
-                if self.lists[ListKind::Empty as usize].len > self.empty_limit {
+                if self.release_emptied(was_full) {
                     // Best effort: a refusal leaves the slab cached.
                     let _ = self.discard_slab(src, slab);
                 }
             } else if was_full {
-                self.move_slab(slab, ListKind::Partial);
+                self.move_slab_to_tail(slab, ListKind::Partial);
             }
         }
     }

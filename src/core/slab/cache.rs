@@ -164,12 +164,14 @@ impl SlabCache {
         self.colours
     }
 
-    /// Most empty slabs kept before the surplus is released.
+    /// SLUB's `min_partial`: a slab that becomes empty is released once
+    /// this many slabs have free objects, empty ones counted.
     pub fn empty_limit(&self) -> u64 {
         self.empty_limit
     }
 
-    /// Sets the number of empty slabs kept (surplus released on later frees).
+    /// Sets [`SlabCache::empty_limit`] (applied on later frees;
+    /// `u64::MAX` keeps every empty slab).
     pub fn set_empty_limit(&mut self, limit: u64) {
         self.empty_limit = limit;
     }

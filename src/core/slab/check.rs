@@ -57,6 +57,10 @@ impl SlabCache {
                 prev = slab;
                 slab = s.next;
             }
+            // The tail is the last slab walked (null for an empty list).
+            if list.tail != prev {
+                return Err(SlabInvariantError::List(k as u8));
+            }
             if !slab.is_null() {
                 return Err(SlabInvariantError::List(k as u8));
             }

@@ -22,12 +22,14 @@ pub(super) enum ListKind {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct SlabList {
     pub(super) head: *mut SlabMeta,
+    pub(super) tail: *mut SlabMeta,
     pub(super) len: u64,
 }
 
 impl SlabList {
     pub(super) const EMPTY: SlabList = SlabList {
         head: ptr::null_mut(),
+        tail: ptr::null_mut(),
         len: 0,
     };
 }
@@ -43,6 +45,20 @@ impl SlabCache {
         unsafe {
             self.list_del(slab);
             self.list_add(slab, to);
+        }
+    }
+
+    /// Moves `slab` from its list to the tail of `to` (SLUB's
+    /// `ADD_TO_TAIL`).
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be a live descriptor of this cache, on one of its lists.
+    pub(super) unsafe fn move_slab_to_tail(&mut self, slab: *mut SlabMeta, to: ListKind) {
+        // SAFETY: Forwarded from the caller.
+        unsafe {
+            self.list_del(slab);
+            self.list_add_tail(slab, to);
         }
     }
 
@@ -62,7 +78,33 @@ impl SlabCache {
                 (*list.head).prev = slab;
             }
         }
+        if list.tail.is_null() {
+            list.tail = slab;
+        }
         list.head = slab;
+        list.len += 1;
+    }
+
+    /// Appends `slab` to list `to`.
+    ///
+    /// # Safety
+    ///
+    /// `slab` must be a live descriptor of this cache, on none of its lists.
+    pub(super) unsafe fn list_add_tail(&mut self, slab: *mut SlabMeta, to: ListKind) {
+        let list = &mut self.lists[to as usize];
+        // SAFETY: `slab` and the list's tail (if any) are live descriptors.
+        unsafe {
+            (*slab).next = ptr::null_mut();
+            (*slab).prev = list.tail;
+            (*slab).list = to as u8;
+            if !list.tail.is_null() {
+                (*list.tail).next = slab;
+            }
+        }
+        if list.head.is_null() {
+            list.head = slab;
+        }
+        list.tail = slab;
         list.len += 1;
     }
 
@@ -81,7 +123,9 @@ impl SlabCache {
             } else {
                 (*prev).next = next;
             }
-            if !next.is_null() {
+            if next.is_null() {
+                list.tail = prev;
+            } else {
                 (*next).prev = prev;
             }
             list.len -= 1;

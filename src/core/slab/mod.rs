@@ -65,10 +65,13 @@
 //!    (tag and order), the pointer must sit exactly on an object (index by a
 //!    reciprocal multiply, `obj_to_index()`) and the object must be in use,
 //!    otherwise an error is returned and nothing changes. A full slab becomes
-//!    partial, a slab whose last object comes back becomes empty.
-//! 4. *Shrink*: more than `empty_limit` empty slabs (SLUB's `min_partial`) and
-//!    the surplus goes back to the page source at once; [`SlabCache::shrink`]
-//!    releases every empty slab.
+//!    partial, at the tail of the partial list (SLUB's `ADD_TO_TAIL`: the
+//!    older partial slabs fill up first); a slab whose last object comes
+//!    back becomes empty.
+//! 4. *Shrink*: a slab that becomes empty goes back to the page source at
+//!    once when `empty_limit` (SLUB's `min_partial`) slabs have free objects,
+//!    empty ones counted, as SLUB's `n->nr_partial >= s->min_partial` counts
+//!    its partial list; [`SlabCache::shrink`] releases every empty slab.
 //!
 //! [`SlabCache::alloc_bulk`] and [`SlabCache::free_bulk`] do the same for
 //! many objects at O(1) each (`kmem_cache_alloc_bulk()`/`_free_bulk()`).

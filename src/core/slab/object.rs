@@ -187,7 +187,7 @@ impl SlabCache {
         // SAFETY: `slab` is live (caller) and only this cache accesses it.
         unsafe {
             let emptied = self.put_object(slab, index)?;
-            if emptied && self.lists[ListKind::Empty as usize].len > self.empty_limit {
+            if emptied.is_some_and(|was_full| self.release_emptied(was_full)) {
                 // Best effort: a refusal leaves the slab cached.
                 let _ = self.discard_slab(src, slab);
             }
@@ -195,8 +195,21 @@ impl SlabCache {
         Ok(())
     }
 
+    /// Whether a slab that just became empty (and moved to the empty list)
+    /// is to be released: SLUB's `n->nr_partial >= s->min_partial`, where
+    /// the partial list holds every slab with a free object, empty ones
+    /// included, and a slab that was full was not on it.
+    pub(super) fn release_emptied(&self, was_full: bool) -> bool {
+        let with_room =
+            self.lists[ListKind::Partial as usize].len + self.lists[ListKind::Empty as usize].len;
+        with_room.saturating_sub(u64::from(was_full)) >= self.empty_limit
+    }
+
     /// Puts object `index` on `slab`'s freelist and moves the slab between
-    /// lists; returns whether the slab became empty. Never releases it.
+    /// lists: a full slab to the tail of the partial list (SLUB's
+    /// `ADD_TO_TAIL`: allocations take the older partial slabs first), an
+    /// emptied one to the empty list. Returns, if the slab became empty,
+    /// whether it was full before. Never releases it.
     ///
     /// # Safety
     ///
@@ -206,7 +219,7 @@ impl SlabCache {
         &mut self,
         slab: *mut SlabMeta,
         index: u16,
-    ) -> Result<bool, SlabError> {
+    ) -> Result<Option<bool>, SlabError> {
         // SAFETY: `slab` is live (caller) and only this cache accesses it;
         // the object is inside its slab (index checked by the caller).
         unsafe {
@@ -236,13 +249,13 @@ impl SlabCache {
             self.active_objs -= 1;
             if s.inuse == 0 {
                 self.move_slab(slab, ListKind::Empty);
-                return Ok(true);
+                return Ok(Some(was_full));
             }
             if was_full {
-                self.move_slab(slab, ListKind::Partial);
+                self.move_slab_to_tail(slab, ListKind::Partial);
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Whether object `index` is on the freelist of `s` (SLUB's

@@ -16,6 +16,7 @@ pub enum Kind {
     Exercise,
     Workload,
     Replay,
+    Session,
     /// Unknown command numbers, and known ones with a wrong size or direction.
     BadCmd,
     /// A known command with a NULL, unmapped, read-only, kernel or
@@ -23,7 +24,7 @@ pub enum Kind {
     BadPtr,
 }
 
-pub const KINDS: [(Kind, &str); 9] = [
+pub const KINDS: [(Kind, &str); 10] = [
     (Kind::Version, "VERSION"),
     (Kind::Alloc, "ALLOC"),
     (Kind::Free, "FREE"),
@@ -31,6 +32,7 @@ pub const KINDS: [(Kind, &str); 9] = [
     (Kind::Exercise, "EXERCISE"),
     (Kind::Workload, "WORKLOAD"),
     (Kind::Replay, "REPLAY"),
+    (Kind::Session, "SESSION"),
     (Kind::BadCmd, "bad command nr"),
     (Kind::BadPtr, "bad pointer"),
 ];
@@ -52,7 +54,7 @@ pub const EXPECTED: [i32; 8] = [
 ];
 
 /// Calls timed separately, for the latency table: ALLOC by family.
-pub const TIMED: [&str; 15] = [
+pub const TIMED: [&str; 16] = [
     "VERSION",
     "ALLOC kmalloc",
     "ALLOC vmalloc",
@@ -68,6 +70,7 @@ pub const TIMED: [&str; 15] = [
     "bad command nr",
     "bad pointer",
     "REPLAY",
+    "SESSION",
 ];
 
 /// The shared counters; all zero at the start (a fresh anonymous mapping).

@@ -490,7 +490,7 @@ impl Proc {
             n += 1;
             let si = r.below(self.slots.len() as u64) as usize;
             let slot = &self.slots[si];
-            match r.weighted(&[220, 200, 150, 50, 20, 15, 100, 120, 3, 1, 1, 8]) {
+            match r.weighted(&[220, 200, 150, 50, 20, 15, 100, 120, 3, 1, 1, 8, 8]) {
                 8 => {
                     self.reopen(slot);
                     continue;
@@ -516,6 +516,7 @@ impl Proc {
                         5 => self.op_workload(&mut r, fd),
                         6 => self.op_badcmd(&mut r, fd),
                         11 => self.op_replay(&mut r, fd),
+                        12 => self.op_session(&mut r, fd),
                         _ => self.op_badptr(&mut r, fd),
                     }
                 }
@@ -818,14 +819,103 @@ impl Proc {
         }
     }
 
+    /// A replay session: OPEN (now and then garbage: a bad op, backend or
+    /// id table, a zero or huge bound, outputs set), a RUN or two of a
+    /// short replay (now and then of another session, or a bad buffer), and
+    /// CLOSE, or the session left open for the file's close to free. A
+    /// valid RUN of an open session fails only for the caps (E2BIG) or the
+    /// allocator (ENOMEM).
+    fn op_session(&self, r: &mut Rng, fd: i32) {
+        let call = |q: &mut MemlabSession| {
+            let arg = q as *mut _ as usize;
+            let e = self
+                .stats
+                .timed(15, || sys::ioctl(fd, MEMLAB_IOC_SESSION, arg));
+            self.stats.judge(Kind::Session, MEMLAB_IOC_SESSION, arg, e);
+            e
+        };
+        let mut open = MemlabSession {
+            op: MEMLAB_SESSION_OPEN,
+            backend: r.backend().min(1),
+            ids: MEMLAB_REPLAY_MAX_IDS,
+            max_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let valid_open = !r.chance(1, 4);
+        if !valid_open {
+            match r.below(6) {
+                0 => open.op = r.pick(&[3, u32::MAX]),
+                1 => open.backend = r.pick(&[2, u32::MAX]),
+                2 => open.ids = r.pick(&[0, MEMLAB_REPLAY_MAX_IDS + 1, u32::MAX]),
+                3 => open.max_bytes = r.pick(&[0, u64::MAX]),
+                4 => open.live = r.next() | 1,
+                _ => open.session = r.u32() | 1,
+            }
+        }
+        let e = call(&mut open);
+        if valid_open && ![0, libc::E2BIG, libc::ENOMEM].contains(&e) {
+            self.stats.unexpected(format_args!(
+                "valid SESSION OPEN on backend {}: {}",
+                open.backend,
+                sys::errno_name(e)
+            ));
+        }
+        let mine = (e == 0).then_some(open.session);
+        for _ in 0..r.range(1, 2) {
+            let case = gen_replay_steps(r);
+            let mut q = MemlabSession {
+                op: MEMLAB_SESSION_RUN,
+                session: mine.unwrap_or_else(|| r.u32()),
+                steps: case.steps.as_ptr() as u64,
+                steps_len: (case.steps.len() * size_of::<MemlabReplayStep>()) as u64,
+                ..Default::default()
+            };
+            let mut valid = case.valid && mine.is_some();
+            if r.chance(1, 5) {
+                valid = false;
+                match r.below(4) {
+                    0 => q.session = q.session.wrapping_add(1),
+                    1 => q.steps_len = r.pick(&[0, q.steps_len - 1, u64::MAX - 7]),
+                    2 => q.steps = r.pick(&[0, self.arena.hole as u64, u64::MAX - 7]),
+                    _ => q.allocs = r.next() | 1,
+                }
+            }
+            let e = call(&mut q);
+            // A valid chunk may still reuse an id an earlier chunk of this
+            // session left live (EINVAL): gen_replay_steps knows only its
+            // own chunk.
+            if valid && ![0, libc::E2BIG, libc::ENOMEM, libc::EINVAL].contains(&e) {
+                self.stats.unexpected(format_args!(
+                    "valid SESSION RUN of {} steps: {}",
+                    case.steps.len(),
+                    sys::errno_name(e)
+                ));
+            }
+        }
+        if let Some(n) = mine.filter(|_| !r.chance(1, 4)) {
+            let mut q = MemlabSession {
+                op: MEMLAB_SESSION_CLOSE,
+                session: n,
+                ..Default::default()
+            };
+            // Another thread of this file may have closed it: EINVAL then.
+            let e = call(&mut q);
+            if ![0, libc::EINVAL].contains(&e) {
+                self.stats
+                    .unexpected(format_args!("SESSION CLOSE of {n}: {}", sys::errno_name(e)));
+            }
+        }
+    }
+
     /// An unknown command number, or a known one with a wrong size or
     /// direction: ENOTTY, always.
     fn op_badcmd(&self, r: &mut Rng, fd: i32) {
-        // REPLAY is driven by op_replay alone (its buffers are its own).
+        // REPLAY and SESSION are driven by their own ops alone (their
+        // buffers are their own).
         let valid: Vec<u32> = CMDS
             .iter()
             .map(|c| c.0)
-            .chain([MEMLAB_IOC_REPLAY])
+            .chain([MEMLAB_IOC_REPLAY, MEMLAB_IOC_SESSION])
             .collect();
         let cmd = loop {
             let c = match r.below(4) {
@@ -834,7 +924,7 @@ impl Proc {
                     (r.u32() & 0xc000_0000)
                         | (r.below(1 << 14) as u32) << 16
                         | 0xb7 << 8
-                        | r.range(7, 255) as u32
+                        | r.range(8, 255) as u32
                 }
                 // A known command with its size off by a little or a lot.
                 1 => {

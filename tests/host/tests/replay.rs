@@ -11,37 +11,10 @@ use memlab_core::request::replay::{
 use memlab_core::request::{Family, Gfp, GfpSel, RequestError};
 use memlab_core::uapi::{self, MemlabReplayStep};
 
+mod steps;
+
+use steps::{alloc, cache, free, kmalloc, pages};
 use RequestError::{Invalid, TooBig};
-
-fn alloc(family: u32, id: u32, arg: u64) -> MemlabReplayStep {
-    MemlabReplayStep {
-        op: uapi::MEMLAB_REPLAY_ALLOC,
-        family,
-        gfp: uapi::MEMLAB_GFP_KERNEL,
-        id,
-        arg,
-    }
-}
-
-fn kmalloc(id: u32, size: u64) -> MemlabReplayStep {
-    alloc(uapi::MEMLAB_FAMILY_KMALLOC, id, size)
-}
-
-fn pages(id: u32, order: u64) -> MemlabReplayStep {
-    alloc(uapi::MEMLAB_FAMILY_PAGES, id, order)
-}
-
-fn cache(id: u32, size: u64) -> MemlabReplayStep {
-    alloc(uapi::MEMLAB_FAMILY_KMEM_CACHE, id, size)
-}
-
-fn free(id: u32) -> MemlabReplayStep {
-    MemlabReplayStep {
-        op: uapi::MEMLAB_REPLAY_FREE,
-        id,
-        ..Default::default()
-    }
-}
 
 fn run(steps: &[MemlabReplayStep]) -> Result<ReplayPlan, RequestError> {
     let mut live = vec![0u64; ids_needed(steps)];

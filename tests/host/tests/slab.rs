@@ -212,7 +212,7 @@ fn stat_counts_as_sysfs_does() {
 }
 
 #[test]
-fn empty_slabs_beyond_the_limit_are_released() {
+fn an_emptied_slab_is_released_once_min_partial_slabs_have_room() {
     let mut pool = pool(256);
     let mut c = cache("c", 2048);
     c.set_empty_limit(2);
@@ -220,15 +220,44 @@ fn empty_slabs_beyond_the_limit_are_released() {
     let mut src = pool.src();
     let objs: Vec<_> = (0..per * 5).map(|_| c.alloc(&mut src).unwrap()).collect();
     assert_eq!(c.info().num_slabs, 5);
-    for o in objs {
+    // Slab by slab: the first to empty is kept (no other slab has room,
+    // SLUB's nr_partial 1 < min_partial 2); from the second on, an emptied
+    // slab finds two with room (itself and the kept one) and goes.
+    for (i, o) in objs.into_iter().enumerate() {
         c.free(&mut src, o.as_ptr()).unwrap();
         c.check_invariants(&src).unwrap();
-        assert!(c.info().num_slabs - c.info().active_slabs <= 2);
+        assert!(
+            c.info().num_slabs - c.info().active_slabs <= 1,
+            "after free {i}"
+        );
     }
-    assert_eq!(c.info().num_slabs, 2);
-    assert_eq!(c.shrink(&mut src).unwrap(), 2);
+    assert_eq!(c.info().num_slabs, 1);
+    assert_eq!(c.shrink(&mut src).unwrap(), 1);
     assert_eq!(c.info().num_slabs, 0);
     assert_eq!(src.buddy().free_pages(), 256);
+}
+
+#[test]
+fn a_full_slab_that_frees_an_object_goes_to_the_tail_of_the_partial_list() {
+    let mut pool = pool(256);
+    let mut c = cache("c", 2048);
+    c.set_empty_limit(8);
+    let per = c.objects_per_slab() as usize;
+    let mut src = pool.src();
+    // Three full slabs, A, B, C.
+    let objs: Vec<_> = (0..per * 3).map(|_| c.alloc(&mut src).unwrap()).collect();
+    let shift = 12 + c.order();
+    let slab_of = |p: std::ptr::NonNull<u8>| p.as_ptr() as usize >> shift;
+    // One object back to A, then one to C: A is partial first, C after it.
+    c.free(&mut src, objs[0].as_ptr()).unwrap();
+    c.free(&mut src, objs[2 * per].as_ptr()).unwrap();
+    c.check_invariants(&src).unwrap();
+    // SLUB takes the head of its partial list: A, the older one, not C.
+    let x = c.alloc(&mut src).unwrap();
+    assert_eq!(slab_of(x), slab_of(objs[0]));
+    let y = c.alloc(&mut src).unwrap();
+    assert_eq!(slab_of(y), slab_of(objs[2 * per]));
+    c.check_invariants(&src).unwrap();
 }
 
 #[test]

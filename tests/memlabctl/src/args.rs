@@ -111,6 +111,11 @@ kinds free order=N, slab, pages DETAIL, reserved, nopage, other (see the README)
         #[arg(required = true, value_name = "LABEL:DIR")]
         boots: Vec<String>,
     },
+    /// One operation stream on the real allocators and on the mirror, in
+    /// chunks, sampled alike (slab caches, zone Normal's free lists and
+    /// per-CPU pages, high-order probes): where the two part, and why
+    #[command(after_help = KEY_VALUE_NOTE)]
+    Diverge(DivergeArgs),
 }
 
 #[derive(Subcommand, Debug, PartialEq)]
@@ -399,6 +404,56 @@ pub struct FragArgs {
     pub json: bool,
     /// Succeed even when the two arenas (zone Normal's free pages at step
     /// 0) differ by more than a tenth, so that the indexes do not compare
+    #[arg(long)]
+    pub unequal_arenas: bool,
+}
+
+/// The synthetic streams of `diverge`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StreamKind {
+    /// 90% of the usable arena live at the peak, in waves down to 75%, a
+    /// third of it long-lived, mixed orders, caches and lifetimes
+    Fragment,
+    /// half the arena live, churn, nothing long-lived
+    Mixed,
+}
+
+#[derive(Args, Debug, PartialEq)]
+pub struct DivergeArgs {
+    /// Replay this trace (`trace record`'s format) instead of a synthetic
+    /// stream
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// The synthetic stream, sized to the usable arena (zone Normal's free
+    /// pages above the real high watermark or the mirror's reserve, the
+    /// smaller side's)
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = StreamKind::Fragment)]
+    pub stream: StreamKind,
+    /// Steps of the synthetic stream (fragment's waves need about 150000
+    /// to reach their fill)
+    #[arg(long, value_name = "N", default_value_t = 150000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(uapi::MEMLAB_REPLAY_MAX_STEPS)))]
+    pub steps: u32,
+    /// Seed of the synthetic stream
+    #[arg(long, value_name = "X", default_value_t = 1)]
+    pub seed: u32,
+    /// Live memory at the peak, percent of the usable arena (synthetic
+    /// streams; default: fragment 90, mixed 50)
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub fill: Option<u32>,
+    /// Sample both sides every S steps
+    #[arg(long, value_name = "S", default_value_t = 2500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample_every: u32,
+    /// Write the report as JSON (diverge.json, what memplot draws) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the JSON instead of the text
+    #[arg(long)]
+    pub json: bool,
+    /// List every cache's metrics in the table, not only the sums
+    #[arg(long)]
+    pub all: bool,
+    /// Succeed even when the two arenas differ by more than a tenth
     #[arg(long)]
     pub unequal_arenas: bool,
 }

@@ -20,7 +20,7 @@ mod run;
 mod stats;
 
 use crate::dev::{uapi, Memlab};
-pub use run::bench;
+pub use run::{bench, parse_pool, zoneinfo_high, zoneinfo_pcp_count, zoneinfo_pcp_sum};
 // The trace format lives with the replay; its old home still names it.
 pub use crate::replay::{parse_trace, replay_on, Step};
 

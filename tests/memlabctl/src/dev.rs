@@ -133,6 +133,61 @@ impl Memlab {
         Ok(())
     }
 
+    /// `MEMLAB_IOC_SESSION` with `q` as given (the tests build bad ones);
+    /// the reply is written into `q`.
+    pub fn session_raw(&self, q: &mut uapi::MemlabSession) -> io::Result<()> {
+        self.ioctl_raw(uapi::MEMLAB_IOC_SESSION, q as *mut _ as usize)?;
+        Ok(())
+    }
+
+    /// Opens a replay session on `backend` with `ids` id slots and at most
+    /// `max_bytes` live; the reply names it (`session`).
+    pub fn session_open(
+        &self,
+        backend: u32,
+        ids: u32,
+        max_bytes: u64,
+    ) -> io::Result<uapi::MemlabSession> {
+        let mut q = uapi::MemlabSession {
+            op: uapi::MEMLAB_SESSION_OPEN,
+            backend,
+            ids,
+            max_bytes,
+            ..Default::default()
+        };
+        self.session_raw(&mut q)?;
+        Ok(q)
+    }
+
+    /// Runs `steps` in session `session`; the reply has its counts so far.
+    pub fn session_run(
+        &self,
+        session: u32,
+        steps: &[uapi::MemlabReplayStep],
+    ) -> io::Result<uapi::MemlabSession> {
+        let mut q = uapi::MemlabSession {
+            op: uapi::MEMLAB_SESSION_RUN,
+            session,
+            steps: steps.as_ptr() as u64,
+            steps_len: std::mem::size_of_val(steps) as u64,
+            ..Default::default()
+        };
+        self.session_raw(&mut q)?;
+        Ok(q)
+    }
+
+    /// Closes session `session`, freeing all it holds; the reply has its
+    /// final counts.
+    pub fn session_close(&self, session: u32) -> io::Result<uapi::MemlabSession> {
+        let mut q = uapi::MemlabSession {
+            op: uapi::MEMLAB_SESSION_CLOSE,
+            session,
+            ..Default::default()
+        };
+        self.session_raw(&mut q)?;
+        Ok(q)
+    }
+
     /// `MEMLAB_IOC_VERSION`.
     pub fn version(&self) -> io::Result<uapi::MemlabVersion> {
         let mut v = uapi::MemlabVersion::default();

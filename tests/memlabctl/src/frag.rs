@@ -30,17 +30,29 @@ use crate::replay::{encode, fraction, trace_text, Step};
 use serde::Serialize;
 use std::process::ExitCode;
 
-/// xorshift32: cheap and seeded (the in-kernel workloads use the same).
-struct Rng(u32);
+/// xorshift32: cheap and seeded (the in-kernel workloads use the same);
+/// `frag`'s workload and `diverge`'s streams draw from it.
+pub struct Rng(pub u32);
 
 impl Rng {
-    fn below(&mut self, n: u32) -> u32 {
+    /// The next number.
+    pub fn next(&mut self) -> u32 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
         self.0 = x;
-        x % n.max(1)
+        x
+    }
+
+    /// A number below `n` (0 for 0).
+    pub fn below(&mut self, n: u32) -> u32 {
+        self.next() % n.max(1)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        f64::from(self.next()) < p * f64::from(u32::MAX)
     }
 }
 

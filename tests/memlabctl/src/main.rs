@@ -19,6 +19,7 @@
 //! memlabctl pagemap --real|--mirror [--zone NAME] [-o FILE]
 //! memlabctl slabinfo [REGEX] [--side real|mirror|both] [-T] [-z] [-S|-L|-P] [-B] [--json]
 //! memlabctl ab [--json FILE] A:DIR B:DIR B:DIR A:DIR ...   (host) two kernels' bench.json
+//! memlabctl diverge [--trace FILE | --stream fragment|mixed] [--steps N] [--seed X] [--fill PCT] [--sample-every S] [--out FILE] [--json] [--all]
 //! ```
 //!
 //! Every `key=value` may also be written `--key value`.
@@ -28,6 +29,7 @@ mod bench;
 mod cli;
 mod demo;
 mod dev;
+mod diverge;
 mod engine;
 mod explain;
 mod frag;
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Cmd::Frag(a) => frag::frag(&a),
         Cmd::Trace(args::TraceCmd::Record(a)) => tracefs::record_cmd(&a),
         Cmd::Slabinfo(a) => slabinfo::slabinfo(&a),
+        Cmd::Diverge(a) => diverge::diverge(&a),
         Cmd::Pagemap(a) => kpage::pagemap_cmd(a.side.mirror, a.zone.as_deref(), a.output.as_ref()),
     }
 }

@@ -78,6 +78,15 @@ fn table() -> Vec<(String, u64)> {
         off!("memlab_replay", MemlabReplay, charged),
         off!("memlab_replay", MemlabReplay, unusable_9),
         off!("memlab_replay_step", MemlabReplayStep, arg),
+        c!(MEMLAB_IOC_SESSION),
+        c!(MEMLAB_SESSION_OPEN),
+        c!(MEMLAB_SESSION_RUN),
+        c!(MEMLAB_SESSION_CLOSE),
+        c!(MEMLAB_SESSION_MAX),
+        size::<uapi::MemlabSession>("memlab_session"),
+        off!("memlab_session", MemlabSession, max_bytes),
+        off!("memlab_session", MemlabSession, charged),
+        off!("memlab_session", MemlabSession, nr_caches),
         off!("memlab_frag_sample", MemlabFragSample, free_blocks),
         c!(MEMLAB_REPLAY_FREE),
         c!(MEMLAB_REPLAY_MAX_STEPS),
@@ -127,6 +136,6 @@ int main(void) {{
     let got = String::from_utf8(out.stdout).unwrap();
     let want: String = table.iter().map(|(n, v)| format!("{n} {v}\n")).collect();
     assert_eq!(got, want);
-    assert_eq!(table.len(), 49, "every item the probe checked before");
+    assert_eq!(table.len(), 58, "every item the probe checked before");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,6 +3,7 @@
 //! generic `Figure::draw` onto both backends, so the two files agree.
 
 pub mod class;
+pub mod diverge;
 pub mod font;
 pub mod frag;
 pub mod latency;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Draw memlab's bench data (latency.json, frag.json, pagemap-real.txt,
-/// pagemap-mirror.txt) as PNG and SVG
+/// pagemap-mirror.txt, diverge-*.json) as PNG and SVG
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     for w in &o.written {
         println!("{}", w.display());
     }
-    if o.missing.len() == memplot::run::INPUTS.len() {
+    if o.missing.len() == memplot::run::INPUTS.len() && o.written.is_empty() {
         eprintln!(
             "memplot: none of {} exists in {}",
             memplot::run::INPUTS.join(", "),

@@ -1,5 +1,6 @@
 //! What `memplot INPUT_DIR` does: draw every figure whose input exists.
 
+use crate::diverge::{DivergeFigure, DivergeFile};
 use crate::frag::{FragFigure, FragFile};
 use crate::latency::{LatencyFigure, LatencyFile};
 use crate::pagemap::Pagemap;
@@ -27,7 +28,7 @@ pub struct Outcome {
 impl Outcome {
     /// Exit status: failure when any input was malformed or nothing existed.
     pub fn ok(&self) -> bool {
-        self.errors.is_empty() && self.missing.len() < INPUTS.len()
+        self.errors.is_empty() && (self.missing.len() < INPUTS.len() || !self.written.is_empty())
     }
 }
 
@@ -83,5 +84,28 @@ pub fn run(input: &Path, out_dir: &Path) -> Outcome {
         let fig = PagemapFigure::new(real.as_ref(), mirror.as_ref());
         emit(save(&fig, out_dir, "pagemap"), "pagemap");
     }
+    // Any number of divergence reports, each its own figure.
+    for path in diverge_files(input) {
+        let Some(stem) = DivergeFile::stem(&path) else {
+            continue;
+        };
+        match DivergeFile::load(&path) {
+            Ok(file) => emit(save(&DivergeFigure { file }, out_dir, &stem), &stem),
+            Err(e) => emit(Err(Box::new(e)), &stem),
+        }
+    }
     out
+}
+
+/// `diverge-*.json` in `dir`, sorted.
+pub fn diverge_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| DivergeFile::stem(p).is_some())
+        .collect();
+    v.sort();
+    v
 }

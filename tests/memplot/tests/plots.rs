@@ -412,3 +412,64 @@ fn frag_arena_is_the_free_memory_of_the_first_sample() {
     };
     assert_eq!(empty.arena_mib(), 0.0);
 }
+
+/// A `memlabctl diverge --out` file: `n` samples a side, the real side
+/// without sheaves (the kernel keeps them private).
+fn diverge_json(n: u64, orders: usize) -> serde_json::Value {
+    let side = |name: &str, k: u64, sheaves: bool| {
+        let samples: Vec<_> = (0..n)
+            .map(|i| {
+                json!({"step": i * 1000, "free_blocks": (0..orders as u64).map(|o| (20 - o) * k + i).collect::<Vec<_>>(),
+                       "pcp_pages": 100 + i * k, "partial": i * k, "free_objects": 3 * i * k,
+                       "sheaf_fill": sheaves.then_some(40 + i), "barn_full": sheaves.then_some(2),
+                       "barn_empty": sheaves.then_some(2)})
+            })
+            .collect();
+        json!({"side": name, "samples": samples})
+    };
+    json!({"engine": "uml", "kernel": "7.2.13", "zone": "Normal", "sample_every": 1000,
+           "stream": {"name": "fragment", "source": "synthetic", "steps": n * 1000},
+           "sides": [side("real", 2, false), side("mirror", 3, true)]})
+}
+
+#[test]
+fn every_divergence_report_gets_its_figure_and_a_bad_one_is_named() {
+    use memplot::diverge::{DivergeFile, DIVERGE_SIZE};
+    let input = scratch("diverge-in");
+    let out = scratch("diverge-out");
+    for name in ["fragment", "trace"] {
+        let path = input.join(format!("diverge-{name}.json"));
+        fs::write(&path, diverge_json(12, 11).to_string()).unwrap();
+    }
+    // Not a report's name: ignored, not drawn.
+    fs::write(input.join("diverge.json"), "{}").unwrap();
+    let o = run(&input, &out);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert!(o.ok(), "diverge reports alone are something to draw");
+    for stem in ["diverge-fragment", "diverge-trace"] {
+        assert_eq!(png_size(&out.join(format!("{stem}.png"))), DIVERGE_SIZE);
+        check_svg(&out.join(format!("{stem}.svg")), DIVERGE_SIZE);
+    }
+    assert_eq!(o.written.len(), 4);
+    // Ten orders where eleven are due: the file is named, the rest drawn.
+    fs::write(
+        input.join("diverge-bad.json"),
+        diverge_json(3, 10).to_string(),
+    )
+    .unwrap();
+    let o = run(&input, &out);
+    assert!(!o.ok());
+    assert!(
+        o.errors
+            .iter()
+            .any(|e| e.contains("diverge-bad.json") && e.contains("expected 11")),
+        "{:?}",
+        o.errors
+    );
+    assert_eq!(o.written.len(), 4);
+    assert_eq!(
+        DivergeFile::stem(Path::new("out/diverge-x.json")).as_deref(),
+        Some("diverge-x")
+    );
+    assert_eq!(DivergeFile::stem(Path::new("diverge-.json")), None);
+}

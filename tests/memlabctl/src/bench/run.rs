@@ -34,6 +34,10 @@ pub struct PoolZone {
     pub free_pages: u64,
     /// The zone's per-CPU page list sizes (`pcp->batch`, `pcp->high`).
     pub pcp: Option<Pcp>,
+    /// Pages on the CPUs' lists now, summed over CPUs.
+    pub pcp_count: Option<u64>,
+    /// Pages only GFP_ATOMIC may take (the mirror's min watermark).
+    pub reserve_pages: Option<u64>,
 }
 
 /// A per-CPU page list's batch and high mark.
@@ -43,8 +47,8 @@ pub struct Pcp {
     pub high: u64,
 }
 
-/// `zone Normal managed 7168 free 7100 reserve 224 pcp_batch 1 pcp_high 4`
-/// lines.
+/// `zone Normal managed 7168 free 7100 reserve 224 pcp_batch 1 pcp_high 4
+/// pcp_count 12` lines.
 pub fn parse_pool(s: &str) -> Vec<PoolZone> {
     s.lines()
         .filter_map(|l| {
@@ -63,11 +67,35 @@ pub fn parse_pool(s: &str) -> Vec<PoolZone> {
                             .map(|(batch, high)| Pcp { batch, high }),
                         _ => None,
                     },
+                    pcp_count: value_after(rest, "pcp_count"),
+                    reserve_pages: value_after(rest, "reserve"),
                 }),
                 _ => None,
             }
         })
         .collect()
+}
+
+/// The number after the word `key` in `words`.
+fn value_after(words: &[&str], key: &str) -> Option<u64> {
+    let i = words.iter().position(|w| *w == key)?;
+    words.get(i + 1)?.parse().ok()
+}
+
+/// Zone `zone`'s high watermark in /proc/zoneinfo (`high N` of its page
+/// counts, boost included as the kernel adds it), in pages.
+pub fn zoneinfo_high(zoneinfo: &str, zone: &str) -> Option<u64> {
+    let mut in_zone = false;
+    let (mut high, mut boost) = (None, 0);
+    for l in zoneinfo.lines() {
+        match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["Node", _, "zone", z, ..] => in_zone = *z == zone,
+            ["high", n] if in_zone => high = n.parse::<u64>().ok(),
+            ["boost", n] if in_zone => boost = n.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    high.map(|h| h + boost)
 }
 
 /// Managed pages from which `zone_batchsize` gives its largest batch, 63:
@@ -95,6 +123,27 @@ pub fn zoneinfo_pcp(zoneinfo: &str, zone: &str) -> Option<Pcp> {
         batch: batch?,
         high: high?,
     })
+}
+
+/// Pages on the per-CPU lists of `zone` in /proc/zoneinfo, summed over
+/// its CPUs' `count`s.
+pub fn zoneinfo_pcp_count(zoneinfo: &str, zone: &str) -> Option<u64> {
+    zoneinfo_pcp_sum(zoneinfo, zone, "count:")
+}
+
+/// The per-CPU field `field` (`count:`, `high_max:`) of `zone`'s pagesets
+/// in /proc/zoneinfo, summed over its CPUs.
+pub fn zoneinfo_pcp_sum(zoneinfo: &str, zone: &str, field: &str) -> Option<u64> {
+    let mut in_zone = false;
+    let mut sum = None;
+    for l in zoneinfo.lines() {
+        match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["Node", _, "zone", z, ..] => in_zone = *z == zone,
+            [f, c] if in_zone && *f == field => *sum.get_or_insert(0) += c.parse::<u64>().ok()?,
+            _ => {}
+        }
+    }
+    sum
 }
 
 /// `bench.json`.
@@ -507,15 +556,24 @@ mod tests {
                     managed_pages: 1024,
                     free_pages: 1000,
                     pcp: None,
+                    pcp_count: None,
+                    reserve_pages: Some(32),
                 },
                 PoolZone {
                     zone: "Normal".into(),
                     managed_pages: 7168,
                     free_pages: 7100,
                     pcp: Some(Pcp { batch: 1, high: 4 }),
+                    pcp_count: None,
+                    reserve_pages: Some(224),
                 },
             ]
         );
+        let now = parse_pool(
+            "zone Normal managed 7168 free 7100 reserve 224 pcp_batch 1 pcp_high 4 pcp_count 12\n",
+        );
+        assert_eq!(now[0].pcp_count, Some(12));
+        assert_eq!(now[0].pcp, Some(Pcp { batch: 1, high: 4 }));
     }
 
     #[test]
@@ -550,6 +608,14 @@ mod tests {
             })
         );
         assert_eq!(zoneinfo_pcp(z, "Movable"), None);
+        assert_eq!(zoneinfo_pcp_count(z, "Normal"), Some(19));
+        assert_eq!(zoneinfo_pcp_count(z, "DMA32"), Some(5));
+        assert_eq!(zoneinfo_pcp_count(z, "Movable"), None);
+        assert_eq!(zoneinfo_pcp_sum(z, "Normal", "high:"), Some(1031));
+        let w = "Node 0, zone   Normal\n  pages free     301263\n        boost    10\n        min      1521\n\
+                 \x20       low      1645\n        high     1769\n        spanned  524288\n";
+        assert_eq!(zoneinfo_high(w, "Normal"), Some(1779));
+        assert_eq!(zoneinfo_high(w, "DMA"), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod pagemap;
 mod params;
 mod refusals;
 mod replay;
+mod session;
 mod slabinfo;
 mod trace;
 mod workloads;
@@ -51,6 +52,7 @@ pub fn suite(inject_failure: bool) -> Suite {
     trace::cases(&mut s);
     workloads::cases(&mut s);
     replay::cases(&mut s);
+    session::cases(&mut s);
     hostile::cases(&mut s);
     refusals::cases(&mut s);
     if inject_failure {

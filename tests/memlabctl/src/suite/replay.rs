@@ -388,13 +388,10 @@ fn exhausted() -> Outcome {
 /// Zone Normal's reserve in `mirror/pool` (`zone Normal managed M free F
 /// reserve R ...`).
 fn normal_reserve(pool: &str) -> Result<u64, String> {
-    pool.lines()
-        .find_map(
-            |l| match l.split_whitespace().collect::<Vec<_>>().as_slice() {
-                ["zone", "Normal", "managed", _, "free", _, "reserve", r, ..] => r.parse().ok(),
-                _ => None,
-            },
-        )
+    crate::bench::parse_pool(pool)
+        .into_iter()
+        .find(|z| z.zone == "Normal")
+        .and_then(|z| z.reserve_pages)
         .ok_or_else(|| format!("no reserve of zone Normal in mirror/pool: {pool:?}"))
 }
 
