@@ -4,7 +4,7 @@
 //! text form.
 //!
 //! ```text
-//! {"engine", "host_cpu", "kernel", "flavour", "zone": "Normal", "sample_every",
+//! {"engine", "host_cpu", "kernel", "kernel_source", "flavour", "zone": "Normal", "sample_every",
 //!  "stream": {"name", "source": "trace"|"synthetic", "seed", "fill", "steps", "peak_bytes"},
 //!  "sides": [{"side": "real"|"mirror", "session", "arena_pages", "allocs", "frees",
 //!             "failed", "samples": [{"step", "free_pages", "free_blocks": [11],
@@ -188,6 +188,8 @@ pub struct DivergeReport {
     pub engine: String,
     pub host_cpu: String,
     pub kernel: String,
+    /// Where the kernel came from (a Debian package, or a tree and commit).
+    pub kernel_source: String,
     pub flavour: String,
     pub zone: &'static str,
     pub sample_every: u32,
@@ -333,6 +335,7 @@ impl DivergeReport {
         DivergeReport {
             engine: engine.engine,
             host_cpu: engine.host_cpu,
+            kernel_source: engine.kernel_source,
             kernel: kernel.trim().into(),
             flavour: engine.flavour,
             zone: ZONE,
@@ -366,6 +369,7 @@ impl DivergeReport {
             engine: self.engine.clone(),
             flavour: self.flavour.clone(),
             host_cpu: self.host_cpu.clone(),
+            kernel_source: self.kernel_source.clone(),
         };
         t += &format!("{}\n", e.describe(&self.kernel));
         t += &self.arenas_line();
