@@ -224,7 +224,13 @@ trait SessionOps: Send {
 
 impl<S: Side> SessionOps for Session<S> {
     fn plan(&mut self, steps: &[MemlabReplayStep]) -> Result<ChunkPlan> {
-        self.scratch.copy_from_slice(&self.charges);
+        // Both tables have the session's id count. An element loop, not
+        // `copy_from_slice`: its length-mismatch panic is a call objtool
+        // (7.2) does not know as noreturn, so the x86 build warned that
+        // the function "falls through".
+        for (to, from) in self.scratch.iter_mut().zip(self.charges.iter()) {
+            *to = *from;
+        }
         Ok(plan_chunk(
             steps,
             &mut self.scratch,
