@@ -57,6 +57,11 @@ on_exit() {
 }
 trap on_exit EXIT
 
+# vm_console FLAVOUR: where run-vm.sh --cmd test leaves that kernel's console.
+vm_console() {
+	echo "$MEMLAB_OUT/console-$1$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
+}
+
 # vm_boot FLAVOUR [run-vm.sh ARGS...]: boots the in-VM tests on that
 # kernel; returns run-vm.sh's status. The console is judged by vm_judge.
 vm_boot() {
@@ -64,7 +69,7 @@ vm_boot() {
 	shift
 	# A run that never booted (the module did not build) must not be judged
 	# by an older run's console.
-	rm -f "$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
+	rm -f "$(vm_console "$flavour")"
 	# The test kernel's suite took about 700 s of guest time on a loaded
 	# host (KASAN, lockdep, kmemleak under TCG): room to spare, never a hang.
 	bash scripts/run-vm.sh --flavour "$flavour" --cmd test --timeout 2400 "$@" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"}
@@ -73,7 +78,8 @@ vm_boot() {
 # vm_judge FLAVOUR VMRC: the console of vm_boot FLAVOUR, judged by vmcheck.
 vm_judge() {
 	local flavour=$1 vmrc=$2
-	local console=$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
+	local console
+	console=$(vm_console "$flavour")
 	if [ ! -f "$console" ] || [ "$vmrc" = 124 ]; then
 		record "VM run on the $flavour kernel (exit $vmrc; console: $console)" 1
 		return
@@ -109,15 +115,16 @@ vm_suite() {
 # suite, then FUZZ_SECS of the ioctl fuzzer (tests/fuzzer) in the same boot
 # (one boot and module load fewer under TCG). QEMU, KASAN, lockdep and
 # kmemleak: it is the longest step, mostly one host CPU, so the native
-# and host steps take the other. 1.25 GiB of guest RAM, 256 MiB of it zone
-# Normal (--lowmem): kmemleak's scans walk every page frame, and took 8.5 s
-# a scan here against 17-20 s at 2 GiB (the job does six).
+# and host steps take the other. 1.5 GiB of guest RAM, 768 MiB of it zone
+# Normal (--lowmem): kmemleak's scans walk every page frame (8.5 s a scan at
+# 1.25 GiB against 17-20 s at 2 GiB; the job does six), and at 1.25 GiB
+# zone Normal ran out and the pagemap and REPLAY checks saw the spill.
 TEST_VM=(--mem 1536M --lowmem 768M)
 tcg_pid=""
 tcg_start() {
 	tcg_log=$MEMLAB_OUT/test-tcg-job.log
 	say "VM: the in-VM tests and ${FUZZ_SECS:-60} s of fuzzing on the test kernel (QEMU), in the background (log: $tcg_log)"
-	rm -f "$MEMLAB_OUT/console-test$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log"
+	rm -f "$(vm_console test)"
 	# A session of its own, so that on_exit can end it whole (QEMU too:
 	# timeout passes the signal on).
 	setsid bash scripts/run-vm.sh --flavour test --cmd test --timeout 2400 "${TEST_VM[@]}" \
@@ -128,7 +135,8 @@ tcg_start() {
 
 tcg_finish() {
 	local start=$SECONDS
-	local rc=0 console=$MEMLAB_OUT/console-test$KERNEL_SUFFIX-test${MEMLAB_INJECT:+-inject-$MEMLAB_INJECT}.log
+	local rc=0 console
+	console=$(vm_console test)
 	wait "$tcg_pid" || rc=$?
 	tcg_pid=""
 	# It wrote its log last when it ended.
