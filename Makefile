@@ -40,6 +40,10 @@ endif
 KDIR ?= $(shell bash scripts/build-kernel.sh $(or $(FLAVOUR),test))
 KARCH = $(if $(filter uml,$(FLAVOUR)),um,x86)
 LLVM ?= -19
+# memlab's kernels carry no BTF, so pahole has no part in them: the kernels
+# and the module are built as if it were absent (empty PAHOLE), and one that
+# appears on the host later does not make kbuild warn that it differs.
+PAHOLE ?=
 # The QEMU flavours' accelerator: auto (KVM if it works here, else TCG),
 # kvm or tcg. bench's ENGINE picks its engine (see make help).
 ACCEL ?=
@@ -72,16 +76,16 @@ export MEMLAB_VM_CPUS = $(CPUS)
 export MEMLAB_VM_LOWMEM = $(LOWMEM)
 
 default:
-	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM)
+	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) PAHOLE=$(PAHOLE)
 
 modules_install: default
-	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) modules_install
+	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) PAHOLE=$(PAHOLE) modules_install
 
 clean:
-	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) clean
+	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) PAHOLE=$(PAHOLE) clean
 
 rust-analyzer:
-	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) rust-analyzer
+	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) PAHOLE=$(PAHOLE) rust-analyzer
 
 setup:
 	bash scripts/setup-toolchain.sh

@@ -133,6 +133,11 @@ fi
 KERNEL_SUFFIX=${KERNEL_CACHE_SUBDIR:+-$KERNEL_CACHE_SUBDIR}
 
 LLVM_SUFFIX=-19
+# memlab's kernels carry no BTF, so pahole has no part in them: kernels and
+# module are built as if it were absent (kbuild records its version in the
+# kernel's config and warns, which fails the module build, when a module is
+# built with another: a pahole installed after a kernel was cached).
+KBUILD_NO_PAHOLE=PAHOLE=
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 BINDGEN_VERSION=0.73.2
 export PATH=$HOME/.cargo/bin:$PATH

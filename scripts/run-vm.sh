@@ -178,7 +178,7 @@ build_module() {
 	mo=$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX
 	mkdir -p "$mo"
 	note "building rust_memlab.ko against the $flavour kernel"
-	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" ARCH="$arch" LLVM="$LLVM_SUFFIX" CLIPPY=1 modules \
+	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" ARCH="$arch" LLVM="$LLVM_SUFFIX" "$KBUILD_NO_PAHOLE" CLIPPY=1 modules \
 		>"$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" 2>&1 ||
 		{ cat "$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" >&2; die "module build failed"; }
 	if [ -s "$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" ]; then
@@ -330,9 +330,12 @@ boot_qemu() {
 
 # boot_uml: the uml flavour. The kernel is a host process: its console
 # (con0) is written to the log, a run's output port (ssl1, the guest's
-# ttyS1) is this script's stdout. It runs in a session of its own, since a
-# panicking UML signals its whole process group (os_dump_core), and with
-# core dumps off; the time limit kills that session.
+# ttyS1) is this script's stdout. It runs in a process group of its own
+# (job control on for that one job), since a panicking UML signals its whole
+# process group (os_dump_core), and with core dumps off; the time limit
+# kills that group. Not a session of its own: under the scheduler's
+# autogroups that would take it out of its caller's nice (make test runs
+# its native suites at nice 10 beside the test kernel's job).
 boot_uml() {
 	local uml=("$kdir/vmlinux" "mem=$(mib "$mem")M" "ncpus=$cpus" seccomp=on
 		"initrd=$run_initrd" con=null ssl=null)
@@ -352,9 +355,11 @@ boot_uml() {
 	: >"$log"
 	local out=(ssl1=null)
 	[ "$mode" = run ] && out=(ssl1=null,fd:1)
-	(ulimit -c 0; exec setsid "${uml[@]}" con0=null,fd:3 "${out[@]}" $append) \
+	set -m
+	(ulimit -c 0; exec "${uml[@]}" con0=null,fd:3 "${out[@]}" $append) \
 		</dev/null 3>>"$log" 2>>"$MEMLAB_OUT/uml-$flavour$KERNEL_SUFFIX-$cmd.err" &
 	local pid=$! follow=""
+	set +m
 	# The console as it comes: to stdout for the jobs, and with --verbose
 	# for a run; stops when the kernel's process does.
 	if [ "$mode" != run ] || [ "$verbose" = 1 ]; then

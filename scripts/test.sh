@@ -125,11 +125,18 @@ tcg_start() {
 	tcg_log=$MEMLAB_OUT/test-tcg-job.log
 	say "VM: the in-VM tests and ${FUZZ_SECS:-60} s of fuzzing on the test kernel (QEMU), in the background (log: $tcg_log)"
 	rm -f "$(vm_console test)"
-	# A session of its own, so that on_exit can end it whole (QEMU too:
-	# timeout passes the signal on).
-	setsid bash scripts/run-vm.sh --flavour test --cmd test --timeout 2400 "${TEST_VM[@]}" \
-		--fuzz-args "secs=${FUZZ_SECS:-60}" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} >"$tcg_log" 2>&1 &
+	# A process group of its own (job control on for this one job), so that
+	# on_exit can end it whole (QEMU too: timeout passes the signal on). Not
+	# a session of its own: with the scheduler's autogroups (the default)
+	# a new session is a new group that shares the CPU equally with this
+	# one, whatever the nice values, and the renice below would not make
+	# the rest yield to the job.
+	set -m
+	bash scripts/run-vm.sh --flavour test --cmd test --timeout 2400 "${TEST_VM[@]}" \
+		--fuzz-args "secs=${FUZZ_SECS:-60}" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} \
+		</dev/null >"$tcg_log" 2>&1 &
 	tcg_pid=$!
+	set +m
 	tcg_t0=$(date +%s)
 }
 
