@@ -14,8 +14,10 @@
 //! files that still hold memory, fork children that share them; another
 //! process reads every debugfs file and tries rmmod (which must refuse)
 //! meanwhile. At the end: `mirror/check` must say exactly `ok`, rmmod must
-//! succeed, the mirror must get every pool page back, and kmemleak (if the
-//! kernel has it) must find nothing. The last line is the verdict; the
+//! succeed, the mirror must get every pool page back, kmemleak (if the
+//! kernel has it) must find nothing, and the kernel log must have gained no
+//! report (a WARNING, a stack dump such as sysfs's duplicate-name one:
+//! vmcheck's list), whatever the console's log level let through. The last line is the verdict; the
 //! exit status is non-zero on any finding. The seed makes the request
 //! stream reproducible; thread interleavings are not.
 
@@ -277,6 +279,7 @@ fn main() -> ExitCode {
     );
     let stats: &'static Stats = sys::shared();
     let mut findings = Vec::new();
+    let reports_before = kernel_reports(&sys::kernel_log()).len();
 
     // Held open (with memory in it) through the storm: the module must stay
     // busy, so the reader's rmmod attempts must fail.
@@ -400,6 +403,11 @@ fn main() -> ExitCode {
     if !hang {
         end_checks(&cfg, &mut findings);
     }
+    let log = sys::kernel_log();
+    let reports = kernel_reports(&log);
+    for line in reports.iter().skip(reports_before) {
+        findings.push(format!("kernel report: {}", line.trim()));
+    }
     let summary = format!(
         "seed={:#x} ioctls={n} secs={wall:.0} ops/s={:.0} procs={}",
         cfg.seed,
@@ -416,6 +424,15 @@ fn main() -> ExitCode {
         println!("memlab-fuzz: FAIL ({} findings) {summary}", findings.len());
         ExitCode::FAILURE
     }
+}
+
+/// The lines of `log` that are a kernel report (vmcheck's list); those
+/// printed since a first reading are the ones past its count (the log
+/// only grows in a run this short).
+fn kernel_reports(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| vmcheck::SPLATS.iter().any(|p| l.contains(p)))
+        .collect()
 }
 
 /// After the storm, with every fd closed: the mirror's invariants, rmmod,

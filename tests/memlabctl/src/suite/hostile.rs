@@ -30,6 +30,10 @@ pub fn cases(s: &mut Suite) {
         kmem_cache_zone_comes_from_the_cache,
     );
     s.case(
+        "kmem_cache: racing creates and destroys of one mergeable geometry never collide in sysfs",
+        mergeable_caches_race_cleanly,
+    );
+    s.case(
         "charges: DMA holds its get_order block and kmem_cache its slab, on both backends",
         charges_are_what_is_held,
     );
@@ -164,6 +168,87 @@ fn req(backend: u32, family: u32, size: u64, order: u32, align: u32) -> uapi::Me
         cache_flags: 0,
         reserved: 0,
     }
+}
+
+/// Threads that each create and destroy a mergeable cache of one geometry
+/// no kernel cache shares (SLAB_CACHE_DMA, 3000 B) as fast as they can.
+/// SLUB names such a cache's sysfs directory after its geometry
+/// (`:d-0003000`), and `kmem_cache_destroy` removes that directory only
+/// after dropping `slab_mutex`: a create in between made the kernel dump
+/// "cannot create duplicate filename" (SLUB carries on without the
+/// cache's sysfs files). Every ALLOC must succeed and the kernel log must
+/// gain no such line. The window is narrow: a failure here is proof, a
+/// pass only a sample.
+fn mergeable_caches_race_cleanly() -> Outcome {
+    const THREADS: usize = 3;
+    const SECS: u64 = 2;
+    let marks = [
+        "cannot create duplicate filename",
+        "kobject_add_internal failed",
+    ];
+    let count = |log: &str| marks.iter().map(|m| log.matches(m).count()).sum::<usize>();
+    let before = count(&super::kernel::log()?);
+    let r = uapi::MemlabAlloc {
+        cache_flags: uapi::MEMLAB_CACHE_DMA,
+        ..req(
+            uapi::MEMLAB_BACKEND_REAL,
+            uapi::MEMLAB_FAMILY_KMEM_CACHE,
+            3000,
+            0,
+            0,
+        )
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(SECS);
+    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
+        // Shrinking the cache through sysfs holds its directory busy, so a
+        // destroy waits longer before the directory goes: a wider window.
+        s.spawn(move || {
+            while std::time::Instant::now() < until {
+                for e in fs::read_dir("/sys/kernel/slab")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.starts_with(":d-") {
+                        let _ = fs::write(e.path().join("shrink"), "1");
+                    }
+                }
+            }
+        });
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(move || {
+                    let m = Memlab::open().map_err(|e| e.to_string())?;
+                    let mut n = 0u64;
+                    while std::time::Instant::now() < until {
+                        let h = m.alloc(&r).map_err(|e| format!("ALLOC {n}: {e}"))?;
+                        m.free(h).map_err(|e| format!("FREE {n}: {e}"))?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err("thread panicked".into())))
+            .collect()
+    });
+    let after = count(&super::kernel::log()?);
+    check(after == before, || {
+        format!(
+            "the kernel log gained {} duplicate-name reports",
+            after - before
+        )
+    })?;
+    let mut total = 0;
+    for r in results {
+        total += r?;
+    }
+    check(total >= THREADS as u64, || {
+        format!("{total} creates in {SECS} s: too few to race")
+    })
 }
 
 /// A process holding allocations on both backends is killed with SIGKILL:

@@ -80,3 +80,15 @@ pub fn need_zone(name: &str) -> Result<(), String> {
         Err(format!("{SKIP}no zone {name} on this kernel"))
     }
 }
+
+/// The kernel log, through syslog(2) (SYSLOG_ACTION_READ_ALL).
+pub fn log() -> Result<String, String> {
+    let mut buf = vec![0u8; 1 << 20];
+    // SAFETY: the buffer is valid for its length.
+    let n = unsafe { libc::klogctl(3, buf.as_mut_ptr().cast(), buf.len() as i32) };
+    if n < 0 {
+        return Err(format!("klogctl: {}", std::io::Error::last_os_error()));
+    }
+    buf.truncate(n as usize);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
