@@ -25,6 +25,7 @@
 #[allow(dead_code)]
 mod uapi;
 
+mod kernel;
 mod rng;
 mod stats;
 mod sys;
@@ -205,13 +206,13 @@ fn debugfs_reader(stats: &Stats, mut r: Rng) {
 /// One fuzzing process: its fds, its threads, then close everything.
 /// Returns how many commands it sent (the parent counts a process that
 /// sent none as a finding).
-fn fuzz_process(stats: &'static Stats, cfg: &Config, i: u64) -> u64 {
+fn fuzz_process(stats: &'static Stats, kernel: kernel::Kernel, cfg: &Config, i: u64) -> u64 {
     let budget = if cfg.iters == 0 {
         0
     } else {
         cfg.iters.div_ceil(cfg.procs * cfg.threads)
     };
-    let p = worker::Proc::new(stats, cfg.fds as usize, budget);
+    let p = worker::Proc::new(stats, kernel, cfg.fds as usize, budget);
     std::thread::scope(|s| {
         for t in 0..cfg.threads {
             let p = &p;
@@ -293,6 +294,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let kernel = match kernel::Kernel::read(DEBUGFS) {
+        Ok(k) => k,
+        Err(e) => {
+            println!("memlab-fuzz: FAIL cannot read the zones: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "fuzz: zones: real {}, mirror {}",
+        kernel.zone_names(uapi::MEMLAB_BACKEND_REAL).join(" "),
+        kernel.zone_names(uapi::MEMLAB_BACKEND_MIRROR).join(" ")
+    );
     for backend in [uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_BACKEND_MIRROR] {
         let mut a = uapi::MemlabAlloc {
             family: uapi::MEMLAB_FAMILY_KMALLOC,
@@ -315,7 +328,7 @@ fn main() -> ExitCode {
     for i in 0..cfg.procs {
         let pid = fork();
         if pid == 0 {
-            let sent = fuzz_process(stats, &cfg, i);
+            let sent = fuzz_process(stats, kernel, &cfg, i);
             // SAFETY: as above.
             unsafe { libc::_exit(if sent == 0 { EXIT_IDLE } else { 0 }) };
         }
