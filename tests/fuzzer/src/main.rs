@@ -507,3 +507,18 @@ fn end_checks(cfg: &Config, findings: &mut Vec<String>) {
         Err(e) => findings.push(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_reports_include_sysfs_duplicate_names() {
+        let log = "[   23.07] rust_memlab: loaded (ABI 4)\n\
+                   [   23.07] sysfs: cannot create duplicate filename '/kernel/slab/:d-0003000'\n\
+                   [   23.07] Call Trace:\n\
+                   [   23.08] kobject: kobject_add_internal failed for :d-0003000 with -EEXIST\n";
+        let r = super::kernel_reports(log);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r[0].contains("duplicate filename") && r[1].contains("Call Trace:"));
+        assert!(super::kernel_reports("[ 1.0] rust_memlab: loaded\n").is_empty());
+    }
+}
