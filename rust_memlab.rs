@@ -35,6 +35,9 @@
 //!    dropping it, as does a refused ALLOC.
 //! 3. `Real::run` (mutex): one exercise at a time; `Real::reports` (mutex)
 //!    nests inside it, only to swap in or render a report.
+//!    `real::kmem_cache::MERGEABLE` (mutex, module-wide): held only across
+//!    the creation or destruction of a mergeable real cache; nothing of
+//!    memlab's is taken under it, only the kernel's own slab locks.
 //! 4. A DMA device's lock (`device->mutex`, through `BoundGuard`): held
 //!    while a coherent buffer or a streaming mapping is made; the mirror
 //!    takes its page block before it, never under it.
@@ -204,6 +207,8 @@ impl kernel::InPlaceModule for Memlab {
             );
             // UML calibrates its TSC here (the clock of every timed window).
             platform::arch::init()?;
+            // SAFETY: once, here, before any cache exists.
+            unsafe { real::kmem_cache::init() };
             let dma = Arc::pin_init(platform::dma::DmaDevices::new(module), GFP_KERNEL)?;
             let real = Arc::pin_init(real::Real::new(dma.clone()), GFP_KERNEL)?;
             let mirror = mirror::Mirror::new(pool_pages, dma)?;

@@ -7,6 +7,16 @@
 //! (`kstrdup_const`), so it need not outlive the call; it must be unique
 //! among live caches (SLUB names its sysfs directory after it), hence the
 //! sequence number. A cache with a constructor is never merged with another.
+//!
+//! A mergeable cache that merges with no other gets a sysfs directory named
+//! after its geometry (`create_unique_id`: `:d-0000512` for a 512 B
+//! SLAB_CACHE_DMA cache), not after its name. `kmem_cache_destroy` (7.2)
+//! removes that directory only after it drops `slab_mutex`, so a create of
+//! the same geometry in between finds no cache to merge with and makes a
+//! directory of the same name: the kernel dumps "cannot create duplicate
+//! filename" and the cache has no sysfs files. Memlab creates and destroys
+//! its mergeable caches under one mutex of its own, [`MERGEABLE`], so none
+//! of its creates lands in that window of one of its destroys.
 
 use crate::platform::{pages::order_for, phys};
 use crate::request::CacheFlags;
@@ -27,6 +37,22 @@ use kernel::{
 /// Constructor calls of every memlab cache since load (the constructor gets
 /// no cache pointer, so the count is global; exercises take differences).
 static CTOR_CALLS: AtomicU64 = AtomicU64::new(0);
+kernel::sync::global_lock! {
+    // SAFETY: `init` runs once, from the module's init, before any cache
+    // is made.
+    unsafe(uninit) static MERGEABLE: Mutex<()> = ();
+}
+
+/// Sets up [`MERGEABLE`].
+///
+/// # Safety
+///
+/// Called once, from the module's init, before any [`Cache`] is made.
+pub(crate) unsafe fn init() {
+    // SAFETY: called once, before any use (requirement).
+    unsafe { MERGEABLE.init() };
+}
+
 /// Sequence number for unique cache names. 64 bits cannot wrap: at one
 /// cache a nanosecond that takes 584 years (a duplicate name would WARN).
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -117,6 +143,9 @@ pub(crate) fn footprint(size: usize, align: usize, flags: CacheFlags) -> usize {
 pub(crate) struct Cache {
     ptr: NonNull<bindings::kmem_cache>,
     size: usize,
+    /// Whether SLUB may merge it (no constructor, no SLAB_NO_MERGE): then
+    /// it is created and destroyed under [`MERGEABLE`].
+    mergeable: bool,
 }
 
 // SAFETY: the slab API is thread-safe; destroying from any thread is fine.
@@ -174,6 +203,8 @@ impl Cache {
         if no_merge {
             slab_flags |= bit(bindings::_slab_flag_bits__SLAB_NO_MERGE);
         }
+        let mergeable = !ctor && !no_merge;
+        let guard = mergeable.then(|| MERGEABLE.lock());
         // SAFETY: `name` is a valid C string (copied by the callee), `args`
         // is initialised and lives across the call.
         let ptr = unsafe {
@@ -184,9 +215,17 @@ impl Cache {
                 slab_flags,
             )
         };
+        drop(guard);
         // INVARIANT: non-NULL is a live cache.
         let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
-        Ok(Arc::new(Cache { ptr, size }, GFP_KERNEL)?)
+        Ok(Arc::new(
+            Cache {
+                ptr,
+                size,
+                mergeable,
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     /// Object size.
@@ -219,6 +258,9 @@ impl Cache {
 
 impl Drop for Cache {
     fn drop(&mut self) {
+        // Held until the cache's sysfs directory is gone (see the module
+        // documentation).
+        let _guard = self.mergeable.then(|| MERGEABLE.lock());
         // SAFETY: live cache (type invariant), no objects left (each holds an Arc).
         unsafe { bindings::kmem_cache_destroy(self.ptr.as_ptr()) };
     }

@@ -14,8 +14,10 @@
 //! files that still hold memory, fork children that share them; another
 //! process reads every debugfs file and tries rmmod (which must refuse)
 //! meanwhile. At the end: `mirror/check` must say exactly `ok`, rmmod must
-//! succeed, the mirror must get every pool page back, and kmemleak (if the
-//! kernel has it) must find nothing. The last line is the verdict; the
+//! succeed, the mirror must get every pool page back, kmemleak (if the
+//! kernel has it) must find nothing, and the kernel log must have gained no
+//! report (a WARNING, a stack dump such as sysfs's duplicate-name one:
+//! vmcheck's list), whatever the console's log level let through. The last line is the verdict; the
 //! exit status is non-zero on any finding. The seed makes the request
 //! stream reproducible; thread interleavings are not.
 
@@ -23,6 +25,7 @@
 #[allow(dead_code)]
 mod uapi;
 
+mod kernel;
 mod rng;
 mod stats;
 mod sys;
@@ -203,13 +206,13 @@ fn debugfs_reader(stats: &Stats, mut r: Rng) {
 /// One fuzzing process: its fds, its threads, then close everything.
 /// Returns how many commands it sent (the parent counts a process that
 /// sent none as a finding).
-fn fuzz_process(stats: &'static Stats, cfg: &Config, i: u64) -> u64 {
+fn fuzz_process(stats: &'static Stats, kernel: kernel::Kernel, cfg: &Config, i: u64) -> u64 {
     let budget = if cfg.iters == 0 {
         0
     } else {
         cfg.iters.div_ceil(cfg.procs * cfg.threads)
     };
-    let p = worker::Proc::new(stats, cfg.fds as usize, budget);
+    let p = worker::Proc::new(stats, kernel, cfg.fds as usize, budget);
     std::thread::scope(|s| {
         for t in 0..cfg.threads {
             let p = &p;
@@ -277,6 +280,7 @@ fn main() -> ExitCode {
     );
     let stats: &'static Stats = sys::shared();
     let mut findings = Vec::new();
+    let reports_before = kernel_reports(&sys::kernel_log()).len();
 
     // Held open (with memory in it) through the storm: the module must stay
     // busy, so the reader's rmmod attempts must fail.
@@ -290,6 +294,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let kernel = match kernel::Kernel::read(DEBUGFS) {
+        Ok(k) => k,
+        Err(e) => {
+            println!("memlab-fuzz: FAIL cannot read the zones: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "fuzz: zones: real {}, mirror {}",
+        kernel.zone_names(uapi::MEMLAB_BACKEND_REAL).join(" "),
+        kernel.zone_names(uapi::MEMLAB_BACKEND_MIRROR).join(" ")
+    );
     for backend in [uapi::MEMLAB_BACKEND_REAL, uapi::MEMLAB_BACKEND_MIRROR] {
         let mut a = uapi::MemlabAlloc {
             family: uapi::MEMLAB_FAMILY_KMALLOC,
@@ -312,7 +328,7 @@ fn main() -> ExitCode {
     for i in 0..cfg.procs {
         let pid = fork();
         if pid == 0 {
-            let sent = fuzz_process(stats, &cfg, i);
+            let sent = fuzz_process(stats, kernel, &cfg, i);
             // SAFETY: as above.
             unsafe { libc::_exit(if sent == 0 { EXIT_IDLE } else { 0 }) };
         }
@@ -400,6 +416,11 @@ fn main() -> ExitCode {
     if !hang {
         end_checks(&cfg, &mut findings);
     }
+    let log = sys::kernel_log();
+    let reports = kernel_reports(&log);
+    for line in reports.iter().skip(reports_before) {
+        findings.push(format!("kernel report: {}", line.trim()));
+    }
     let summary = format!(
         "seed={:#x} ioctls={n} secs={wall:.0} ops/s={:.0} procs={}",
         cfg.seed,
@@ -416,6 +437,15 @@ fn main() -> ExitCode {
         println!("memlab-fuzz: FAIL ({} findings) {summary}", findings.len());
         ExitCode::FAILURE
     }
+}
+
+/// The lines of `log` that are a kernel report (vmcheck's list); those
+/// printed since a first reading are the ones past its count (the log
+/// only grows in a run this short).
+fn kernel_reports(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| vmcheck::SPLATS.iter().any(|p| l.contains(p)))
+        .collect()
 }
 
 /// After the storm, with every fd closed: the mirror's invariants, rmmod,
@@ -475,5 +505,20 @@ fn end_checks(cfg: &Config, findings: &mut Vec<String>) {
             findings.push("kmemleak reported leaks".into());
         }
         Err(e) => findings.push(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_reports_include_sysfs_duplicate_names() {
+        let log = "[   23.07] rust_memlab: loaded (ABI 4)\n\
+                   [   23.07] sysfs: cannot create duplicate filename '/kernel/slab/:d-0003000'\n\
+                   [   23.07] Call Trace:\n\
+                   [   23.08] kobject: kobject_add_internal failed for :d-0003000 with -EEXIST\n";
+        let r = super::kernel_reports(log);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r[0].contains("duplicate filename") && r[1].contains("Call Trace:"));
+        assert!(super::kernel_reports("[ 1.0] rust_memlab: loaded\n").is_empty());
     }
 }

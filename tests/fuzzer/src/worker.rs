@@ -3,6 +3,7 @@
 //! One fuzzing process: several fds to `/dev/memlab`, several threads
 //! sharing them, each thread drawing operations at random.
 
+use crate::kernel::Kernel;
 use crate::rng::Rng;
 use crate::stats::{Kind, Stats, EXPECTED};
 use crate::sys::{self, bytes_of, Arena, PAGE};
@@ -109,6 +110,8 @@ pub struct Proc {
     slots: Vec<Slot>,
     arena: Arena,
     stats: &'static Stats,
+    /// The zones each backend has.
+    kernel: Kernel,
     /// One real exercise at a time per process, and one per
     /// EXERCISE_GAP_MS in the whole run (`Stats::next_exercise_ms`): they
     /// are slow under KASAN (seconds of CPU) and serialise in the module.
@@ -412,7 +415,7 @@ fn gen_replay_steps(r: &mut Rng) -> ReplayCase {
 }
 
 impl Proc {
-    pub fn new(stats: &'static Stats, nfds: usize, budget: u64) -> Proc {
+    pub fn new(stats: &'static Stats, kernel: Kernel, nfds: usize, budget: u64) -> Proc {
         let slots = (0..nfds)
             .map(|_| {
                 let fd = match sys::open_dev() {
@@ -434,6 +437,7 @@ impl Proc {
             slots,
             arena: Arena::new(fill_templates),
             stats,
+            kernel,
             exercising: AtomicBool::new(false),
             budget,
             sent: AtomicU64::new(0),
@@ -725,6 +729,8 @@ impl Proc {
     /// buffers valid or not. Whatever happens, everything it allocated is
     /// freed when it returns (end_checks reads `pinned`); a valid one must
     /// replay every step, unless the pin caps or the allocator refuse it.
+    /// One valid but for a zone its backend lacks (DMA and DMA32 on User-Mode
+    /// Linux) must be refused: EINVAL, or a charge that answers first.
     fn op_replay(&self, r: &mut Rng, fd: i32) {
         let case = gen_replay_steps(r);
         let mut q = MemlabReplay {
@@ -794,6 +800,17 @@ impl Proc {
         // copied in: the pin caps (E2BIG) or the allocator (ENOMEM) may
         // answer first.
         let charged = [libc::E2BIG, libc::ENOMEM];
+        if valid && !self.kernel.has_zone(q.backend, q.zone) {
+            if e != libc::EINVAL && !charged.contains(&e) {
+                self.stats.unexpected(format_args!(
+                    "REPLAY of zone {} on backend {}, which lacks it: {}, want EINVAL",
+                    q.zone,
+                    q.backend,
+                    sys::errno_name(e)
+                ));
+            }
+            return;
+        }
         if must_fault && e != libc::EFAULT && e != libc::EINVAL && !charged.contains(&e) {
             self.stats.unexpected(format_args!(
                 "REPLAY with unreadable steps {:#x}: {}",

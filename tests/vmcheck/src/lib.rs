@@ -24,6 +24,8 @@ pub const SPLATS: &[&str] = &[
     "unreferenced object",
     "sleeping function called from invalid context",
     "Call Trace:",
+    // sysfs_warn_dup: a stack dump follows, but not as a WARNING.
+    "cannot create duplicate filename",
     "UBSAN",
     // Hung tasks and RCU stalls: at loglevel=5 the stack after them may
     // not print, so the first line must be enough.
@@ -202,6 +204,7 @@ mod tests {
             "[    3.1] Oops: general protection fault",
             "unreferenced object 0xffff888003a1c000 (size 64):",
             "[    3.1] WARNING: possible circular locking dependency detected",
+            "[   61.2] sysfs: cannot create duplicate filename '/kernel/slab/:d-0000512'",
         ] {
             fails_console_judge(splat);
         }

@@ -22,7 +22,7 @@
 //! side does not expose one (the kernel's sheaf fill and barns).
 
 use super::sample::{Sample, NR_ORDERS, ZONE};
-use super::score::{gap_over, mechanism, metrics, peak, Gap, Kind, Scale};
+use super::score::{gap_over, mechanism, metrics, peak, scored, Gap, Kind, Scale, State};
 use super::SideRun;
 use crate::slabstat::{CacheStat, Side};
 use serde::Serialize;
@@ -178,8 +178,15 @@ pub struct MetricRow {
     pub gap: Option<Gap>,
     /// For a large gap: the line naming its mechanism.
     pub why: Option<String>,
+    /// For a metric with a state value (extfrag's -1, "block free"): how
+    /// many samples each side (real, mirror) read it at; those samples are
+    /// not in the gap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_samples: Option<[u64; 2]>,
     #[serde(skip)]
     kind: Option<Kind>,
+    #[serde(skip)]
+    state: Option<State>,
 }
 
 /// `diverge.json`.
@@ -314,8 +321,12 @@ impl DivergeReport {
             .iter()
             .zip(&series)
             .map(|(m, [r, v])| {
+                let (sr, sv, at) = match m.state {
+                    Some(st) => scored(r, v, st.value),
+                    None => (r.clone(), v.clone(), [0, 0]),
+                };
                 let scale = match m.scale {
-                    Scale::Peak => peak(&steps, r, v),
+                    Scale::Peak => peak(&steps, &sr, &sv),
                     Scale::Of(whole) => peak_of(whole),
                     Scale::Full(x) => x,
                 };
@@ -324,9 +335,11 @@ impl DivergeReport {
                     unit: m.unit,
                     real_end: r.last().copied().flatten(),
                     mirror_end: v.last().copied().flatten(),
-                    gap: gap_over(&steps, r, v, scale),
+                    gap: gap_over(&steps, &sr, &sv, scale),
                     why: None,
+                    state_samples: m.state.map(|_| at),
                     kind: Some(m.kind),
+                    state: m.state,
                 };
                 row.why = why(&row, m.kind);
                 row
@@ -398,6 +411,9 @@ impl DivergeReport {
               (a part's: of its whole's, zone.free_pages or the slab.* sum; an index's: of 1); \
               score% = the mean of |mirror - real| over the samples, the same share; \
               indexes from the free blocks with mm/vmstat.c's formulas; \
+              extfrag 'block free' (mm/vmstat.c's -1): a block of the order is free, so the \
+              request would succeed and the index does not apply: samples where either side \
+              reads it are not scored, and its row ends with how many samples each side read it at; \
               '-': the side does not expose it)\n";
         t
     }
@@ -482,7 +498,10 @@ fn shown(metric: &str) -> bool {
 }
 
 fn row_text(m: &MetricRow) -> String {
-    let opt = |v: Option<f64>| v.map_or_else(|| "-".into(), num);
+    let opt = |v: Option<f64>| match (v, m.state) {
+        (Some(x), Some(st)) if x == st.value => st.label.to_string(),
+        _ => v.map_or_else(|| "-".into(), num),
+    };
     let (gap, at, share, score) = match &m.gap {
         Some(g) => (
             num(g.max_gap),
@@ -492,8 +511,14 @@ fn row_text(m: &MetricRow) -> String {
         ),
         None => ("-".into(), "-".into(), "-".into(), "-".into()),
     };
+    let states = match (m.state, m.state_samples) {
+        (Some(st), Some([r, v])) if r + v > 0 => {
+            format!("  {}: real {r}, mirror {v} samples", st.label)
+        }
+        _ => String::new(),
+    };
     format!(
-        "{:<34} {:<11} {:>12} {:>12} {:>11} {:>9} {:>5} {:>6}\n",
+        "{:<34} {:<11} {:>12} {:>12} {:>11} {:>9} {:>5} {:>6}{states}\n",
         m.metric,
         m.unit,
         opt(m.real_end),
@@ -519,5 +544,45 @@ fn side_report(r: &SideRun) -> SideReport {
             .last()
             .map(|s| s.caches.clone())
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diverge::score::EXTFRAG_BLOCK_FREE;
+
+    fn row(state: Option<State>, real_end: f64, mirror_end: f64) -> MetricRow {
+        MetricRow {
+            metric: "zone.extfrag_9".into(),
+            unit: "index",
+            real_end: Some(real_end),
+            mirror_end: Some(mirror_end),
+            gap: None,
+            why: None,
+            state_samples: state.map(|_| [1, 3]),
+            kind: Some(Kind::Fragmentation),
+            state,
+        }
+    }
+
+    #[test]
+    fn a_state_is_named_and_counted_not_printed_as_a_number() {
+        let t = row_text(&row(Some(EXTFRAG_BLOCK_FREE), 0.994, -1.0));
+        let cols: Vec<&str> = t.split_whitespace().collect();
+        assert_eq!(&cols[2..6], ["0.994", "block", "free", "-"], "{t}");
+        assert!(
+            t.ends_with("  block free: real 1, mirror 3 samples\n"),
+            "{t}"
+        );
+        // Without a state, -1 is a number like any other.
+        let t = row_text(&row(None, 0.994, -1.0));
+        assert_eq!(t.split_whitespace().nth(3), Some("-1"), "{t}");
+        assert!(!t.contains("block free"), "{t}");
+        // The JSON names the counts only where the metric has a state.
+        let j = serde_json::to_value(row(Some(EXTFRAG_BLOCK_FREE), 0.5, 0.5)).unwrap();
+        assert_eq!(j["state_samples"], serde_json::json!([1, 3]));
+        let j = serde_json::to_value(row(None, 0.5, 0.5)).unwrap();
+        assert!(j.get("state_samples").is_none());
     }
 }

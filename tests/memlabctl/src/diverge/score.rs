@@ -22,6 +22,12 @@
 //! along the way is reported with its step and the same share; a gap is
 //! *large* when that share reaches [`LARGE`], and `since` is then the first
 //! sample from which it stays there with one sign.
+//!
+//! A metric may have a value that is a state, not a figure
+//! ([`Metric::state`]): mm/vmstat.c's extfrag index is -1 when a block of
+//! the order is free (the request would succeed; the index only describes
+//! requests that fail). A sample where either side reads it is not scored
+//! ([`scored`]), and the report counts those samples apart.
 
 use super::sample::{Sample, NR_ORDERS};
 use crate::slabstat::CacheStat;
@@ -160,7 +166,46 @@ pub struct Metric {
     pub unit: &'static str,
     pub kind: Kind,
     pub scale: Scale,
+    /// A value that says a state rather than measures: never scored.
+    pub state: Option<State>,
     pub get: Reader,
+}
+
+/// A metric's value that is a state, and the words the report gives it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct State {
+    pub value: f64,
+    pub label: &'static str,
+}
+
+/// mm/vmstat.c's `__fragmentation_index` when a block of the order is free
+/// (-1000 thousandths): the request would succeed, so the index, which
+/// tells lack of memory (0) from fragmentation (1) in a failing request,
+/// does not apply.
+pub const EXTFRAG_BLOCK_FREE: State = State {
+    value: -1.0,
+    label: "block free",
+};
+
+/// The series as scored: every sample where either side reads `state` left
+/// out of both (`None`), and how many samples each side (real, mirror) read
+/// it at.
+pub fn scored(
+    real: &[Option<f64>],
+    mirror: &[Option<f64>],
+    state: f64,
+) -> (Vec<Option<f64>>, Vec<Option<f64>>, [u64; 2]) {
+    let mut at = [0u64; 2];
+    let (mut r, mut m) = (Vec::new(), Vec::new());
+    for (a, b) in real.iter().zip(mirror) {
+        let (sa, sb) = (*a == Some(state), *b == Some(state));
+        at[0] += u64::from(sa);
+        at[1] += u64::from(sb);
+        let keep = !sa && !sb;
+        r.push(a.filter(|_| keep));
+        m.push(b.filter(|_| keep));
+    }
+    (r, m, at)
 }
 
 fn metric(
@@ -174,6 +219,7 @@ fn metric(
         unit,
         kind,
         scale: Scale::Peak,
+        state: None,
         get: Box::new(get),
     }
 }
@@ -181,6 +227,12 @@ fn metric(
 impl Metric {
     fn over(self, scale: Scale) -> Self {
         Metric { scale, ..self }
+    }
+    fn with_state(self, state: State) -> Self {
+        Metric {
+            state: Some(state),
+            ..self
+        }
     }
 }
 
@@ -245,14 +297,15 @@ pub fn metrics(caches: &[String]) -> Vec<Metric> {
             move |s| Some(s.unusable(order)),
         );
         v.push(m.over(Scale::Full(1.0)));
-        // -1 (a block of the order is free) to 1.
+        // 0 to 1 where the request would fail; -1 (a block of the order is
+        // free) is a state, not scored.
         let m = metric(
             format!("zone.extfrag_{order}"),
             "index",
             Fragmentation,
             move |s| Some(s.extfrag(order)),
         );
-        v.push(m.over(Scale::Full(2.0)));
+        v.push(m.over(Scale::Full(1.0)).with_state(EXTFRAG_BLOCK_FREE));
     }
     v.push(metric("stream.failed", "allocations", Failures, |s| {
         Some(s.failed as f64)
@@ -420,6 +473,36 @@ mod tests {
         // Negative values (an extfrag index of -1) count by magnitude.
         let g = gap(&[0], &some(&[-1.0]), &some(&[0.5])).unwrap();
         assert_eq!((g.max_gap, g.max_gap_share, g.score), (1.5, 1.5, 1.5));
+    }
+
+    #[test]
+    fn extfrag_block_free_is_a_state_not_a_gap() {
+        // Real ran out of order-9 blocks at the second sample (0.994), the
+        // mirror two samples later: two samples with -1 on one side only.
+        let steps = [0, 1, 2, 3];
+        let real = some(&[-1.0, 0.994, 0.994, 0.996]);
+        let mirror = some(&[-1.0, -1.0, -1.0, 0.990]);
+        let (r, m, at) = scored(&real, &mirror, EXTFRAG_BLOCK_FREE.value);
+        assert_eq!(at, [1, 3]);
+        assert_eq!(r, [None, None, None, Some(0.996)]);
+        assert_eq!(m, [None, None, None, Some(0.990)]);
+        let g = gap_over(&steps, &r, &m, 1.0).unwrap();
+        assert_eq!(g.max_gap_step, 3);
+        assert!(g.max_gap_share < 0.01 && !g.is_large(), "{g:?}");
+        // Unmasked, the same series read as a 100% gap of the old range 2.
+        let raw = gap_over(&steps, &real, &mirror, 2.0).unwrap();
+        assert!(raw.is_large() && raw.max_gap_share > 0.99, "{raw:?}");
+        // Nothing left to score: no gap at all.
+        let (r, m, at) = scored(&some(&[-1.0]), &some(&[0.5]), -1.0);
+        assert_eq!((gap(&[0], &r, &m), at), (None, [1, 0]));
+        let all = metrics(&[]);
+        let e = all.iter().find(|m| m.name == "zone.extfrag_9").unwrap();
+        assert_eq!(
+            (e.scale.clone(), e.state),
+            (Scale::Full(1.0), Some(EXTFRAG_BLOCK_FREE))
+        );
+        let u = all.iter().find(|m| m.name == "zone.unusable_9").unwrap();
+        assert_eq!(u.state, None);
     }
 
     #[test]

@@ -12,22 +12,6 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
-/// The running kernel's MAX_PAGE_ORDER, from the kernel itself rather than
-/// a release's value: /proc/buddyinfo has one count per order,
-/// `NR_PAGE_ORDERS` (MAX_PAGE_ORDER + 1) after `Node N, zone NAME`.
-fn kernel_max_page_order() -> Result<u32, String> {
-    let text = super::read("/proc/buddyinfo")?;
-    let counts = text
-        .lines()
-        .next()
-        .map(|l| l.split_whitespace().count().saturating_sub(4))
-        .unwrap_or(0);
-    match counts.checked_sub(1) {
-        Some(o) => Ok(o as u32),
-        None => Err(format!("/proc/buddyinfo has no per-order counts: {text:?}")),
-    }
-}
-
 pub fn cases(s: &mut Suite) {
     s.case("/dev/memlab is a character device with mode 0600", || {
         let md = fs::metadata(DEV_PATH).map_err(|e| format!("{DEV_PATH}: {e}"))?;
@@ -44,7 +28,7 @@ pub fn cases(s: &mut Suite) {
             let want = uapi::MemlabVersion {
                 abi_version: uapi::MEMLAB_ABI_VERSION,
                 struct_size: std::mem::size_of::<uapi::MemlabVersion>() as u32,
-                max_page_order: kernel_max_page_order()?,
+                max_page_order: super::kernel::max_page_order()?,
                 page_size: super::PAGE as u32,
             };
             check(v == want, || format!("got {v:?}, want {want:?}"))
@@ -80,6 +64,15 @@ pub fn cases(s: &mut Suite) {
         })
     });
     refusals(s, bad_allocs());
+    for (b, bn) in BACKENDS {
+        s.case(
+            format!("{bn} ALLOC of pages above the kernel's MAX_PAGE_ORDER fails with EINVAL"),
+            move || {
+                let r = on(b, req::pages(super::kernel::max_page_order()? + 1));
+                super::expect_refused(&open()?, &r, libc::EINVAL)
+            },
+        );
+    }
     s.case(
         "FREE and INSPECT of unknown handles fail with EINVAL",
         || {
@@ -111,7 +104,7 @@ pub fn cases(s: &mut Suite) {
 /// one whose backend is the bad field.
 fn bad_allocs() -> Vec<Refusal> {
     use uapi::*;
-    let rows: [(&str, MemlabAlloc, i32); 10] = [
+    let rows: [(&str, MemlabAlloc, i32); 9] = [
         (
             "with an unknown family",
             req::alloc(MEMLAB_NR_FAMILIES, 64),
@@ -128,11 +121,6 @@ fn bad_allocs() -> Vec<Refusal> {
             libc::EINVAL,
         ),
         ("of zero bytes", req::kmalloc(0), libc::EINVAL),
-        (
-            "of pages above MAX_PAGE_ORDER",
-            req::pages(11),
-            libc::EINVAL,
-        ),
         (
             "of pages with order 2^31",
             req::pages(1 << 31),

@@ -103,7 +103,7 @@ fn bad_params_refused() -> Outcome {
         ),
     ] {
         let message = format!("{MODULE}: {message}");
-        let before = kernel_log()?.matches(&message).count();
+        let before = super::kernel::log()?.matches(&message).count();
         match insmod(args) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(e) => return Err(format!("insmod {args}: {e}, want EINVAL")),
@@ -114,7 +114,7 @@ fn bad_params_refused() -> Outcome {
                 return Err(format!("insmod {args} succeeded"));
             }
         }
-        let after = kernel_log()?.matches(&message).count();
+        let after = super::kernel::log()?.matches(&message).count();
         check(after == before + 1, || {
             format!("insmod {args}: the kernel log has {after} lines {message:?}, {before} before")
         })?;
@@ -122,21 +122,9 @@ fn bad_params_refused() -> Outcome {
     check(!module_loaded(), || format!("{MODULE} is loaded"))
 }
 
-/// The kernel log, through syslog(2) (SYSLOG_ACTION_READ_ALL).
-fn kernel_log() -> Result<String, String> {
-    let mut buf = vec![0u8; 1 << 20];
-    // SAFETY: the buffer is valid for its length.
-    let n = unsafe { libc::klogctl(3, buf.as_mut_ptr().cast(), buf.len() as i32) };
-    if n < 0 {
-        return Err(format!("klogctl: {}", io::Error::last_os_error()));
-    }
-    buf.truncate(n as usize);
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
 /// The mirror logs its pool accounting when the module unloads.
 fn pool_returned() -> Outcome {
-    let log = kernel_log()?;
+    let log = super::kernel::log()?;
     let line = log
         .lines()
         .rev()

@@ -117,9 +117,12 @@ fn kmalloc_classes() -> Outcome {
             format!("kmalloc({size}): usable {} want {usable}", i.usable)
         })?;
     }
-    match d.alloc(&mirror(req::kmalloc((4 << 20) + 1))) {
+    let max = super::kernel::kmalloc_max_size()?;
+    match d.alloc(&mirror(req::kmalloc(max + 1))) {
         Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Ok(()),
-        other => Err(format!("kmalloc(4 MiB + 1): {other:?}, want ENOMEM")),
+        other => Err(format!(
+            "kmalloc(KMALLOC_MAX_SIZE {max} + 1): {other:?}, want ENOMEM"
+        )),
     }
 }
 

@@ -27,11 +27,12 @@ pub fn cases(s: &mut Suite) {
         },
     );
     s.case(
-        "memlabctl alloc pages order=11: one line naming MAX_PAGE_ORDER 10 (EINVAL), no table, exit 1",
+        "memlabctl alloc pages order=MAX_PAGE_ORDER+1: one line naming the kernel's MAX_PAGE_ORDER (EINVAL), no table, exit 1",
         || {
+            let max = super::kernel::max_page_order()?;
             refused(
-                &["alloc", "pages", "order=11"],
-                "order 11 is above MAX_PAGE_ORDER 10 (EINVAL)",
+                &["alloc", "pages", &format!("order={}", max + 1)],
+                &format!("order {} is above MAX_PAGE_ORDER {max} (EINVAL)", max + 1),
             )
         },
     );
@@ -92,6 +93,7 @@ fn over_the_cap() -> Outcome {
 fn kernel_agrees_with_the_rules() -> Outcome {
     let d = open()?;
     let caps = Pinned::read();
+    let max_order = super::kernel::max_page_order()?;
     let base = uapi::MemlabAlloc {
         family: uapi::MEMLAB_FAMILY_KMALLOC,
         size: 64,
@@ -108,7 +110,7 @@ fn kernel_agrees_with_the_rules() -> Outcome {
             uapi::MemlabAlloc {
                 family: uapi::MEMLAB_FAMILY_PAGES,
                 size: 0,
-                order: 11,
+                order: max_order + 1,
                 ..base
             },
             uapi::MemlabAlloc {

@@ -152,7 +152,10 @@ fn bad_buffers() -> Vec<Bad> {
         steps,
         errno,
     };
-    let big: Vec<_> = (0..32).map(|i| pages(i, 10)).collect();
+    // The decoder's limits are memlab's own (src/core), which the module's
+    // build holds equal to the kernel's (src/platform/phys.rs).
+    use memlab_core::{buddy::MAX_PAGE_ORDER, sizeclass::KMALLOC_MAX_SIZE};
+    let big: Vec<_> = (0..32).map(|i| pages(i, MAX_PAGE_ORDER.into())).collect();
     vec![
         b("a truncated buffer", q, good.clone(), libc::EINVAL),
         b("an empty buffer", q, Vec::new(), libc::EINVAL),
@@ -196,17 +199,17 @@ fn bad_buffers() -> Vec<Bad> {
         b(
             "a kmalloc past KMALLOC_MAX_SIZE",
             real,
-            after_good(kmalloc(9, (4 << 20) + 1)),
+            after_good(kmalloc(9, KMALLOC_MAX_SIZE as u64 + 1)),
             libc::E2BIG,
         ),
         b(
             "an order past MAX_PAGE_ORDER",
             q,
-            after_good(pages(9, 11)),
+            after_good(pages(9, u64::from(MAX_PAGE_ORDER) + 1)),
             libc::E2BIG,
         ),
         b(
-            "32 live 4 MiB blocks past max_pinned_mb",
+            "32 live blocks of MAX_PAGE_ORDER past max_pinned_mb",
             real,
             big,
             libc::E2BIG,

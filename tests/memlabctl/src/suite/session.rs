@@ -332,6 +332,30 @@ fn live_per_cache(
     out
 }
 
+/// How the caches of sample `s` differ from their rows in `rows` (a
+/// slabinfo read right after it, where they are named `prefix` + name):
+/// one entry per cache missing or differing, none when all agree.
+fn slabinfo_gaps(
+    s: &crate::diverge::sample::Sample,
+    rows: &[crate::slabstat::proc::ProcRow],
+    prefix: &str,
+) -> Vec<String> {
+    use crate::slabstat::proc::ProcRow;
+    s.caches
+        .iter()
+        .filter_map(|c| {
+            let full = format!("{prefix}{}", c.name);
+            let Some(row) = rows.iter().find(|r| r.name == full) else {
+                return Some(format!("{full} missing"));
+            };
+            let mut mine = ProcRow::of(c);
+            mine.name = full.clone();
+            let diff = mine.diff(row);
+            (!diff.is_empty()).then(|| format!("{full}: {}", diff.join(", ")))
+        })
+        .collect()
+}
+
 /// Issue 21's in-VM check: a short stream in a session on each side,
 /// sampled after every chunk as `memlabctl diverge` samples; each sample's
 /// caches agree with /proc/slabinfo (real) or mirror/slabinfo (mirror),
@@ -368,20 +392,13 @@ fn samples_agree_with_slabinfo() -> Outcome {
             // kernel): sample and read again, up to five times, until they
             // agree; the checks below judge the last pair.
             let mut tries = 0;
-            let (s, rows) = loop {
+            let (s, gaps, rows) = loop {
                 let s = sample::take(&d, side, o.session, q.steps_done, q.failed)?;
                 let rows = proc::parse(&super::read(&slabinfo)?)?;
                 tries += 1;
-                let agree = s.caches.iter().all(|c| {
-                    let full = format!("{prefix}{}", c.name);
-                    rows.iter().find(|r| r.name == full).is_some_and(|r| {
-                        let mut mine = proc::ProcRow::of(c);
-                        mine.name = full.clone();
-                        mine.diff(r).is_empty()
-                    })
-                });
-                if agree || tries == 5 {
-                    break (s, rows);
+                let gaps = slabinfo_gaps(&s, &rows, &prefix);
+                if gaps.is_empty() || tries == 5 {
+                    break (s, gaps, rows);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(200));
             };
@@ -400,18 +417,11 @@ fn samples_agree_with_slabinfo() -> Outcome {
                     ))
                 },
             )?;
+            check(gaps.is_empty(), || {
+                err(format!("sample vs {slabinfo}: {}", gaps.join("; ")))
+            })?;
             for c in &s.caches {
                 let full = format!("{prefix}{}", c.name);
-                let row = theirs
-                    .iter()
-                    .find(|r| r.name == full)
-                    .ok_or_else(|| err(format!("{full} not in {slabinfo}")))?;
-                let mut mine = proc::ProcRow::of(c);
-                mine.name = full.clone();
-                let diff = mine.diff(row);
-                check(diff.is_empty(), || {
-                    err(format!("{full}: sample vs slabinfo: {}", diff.join(", ")))
-                })?;
                 let want = expect[k].get(&c.name).copied().unwrap_or(0);
                 check(c.objects >= want && c.total_objects >= c.objects, || {
                     err(format!(
@@ -432,4 +442,64 @@ fn samples_agree_with_slabinfo() -> Outcome {
         })?;
     }
     pinned_back("both", pinned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slabinfo_gaps;
+    use crate::diverge::sample::{Sample, NR_ORDERS};
+    use crate::slabstat::{proc::ProcRow, CacheStat, Side, SlabStat};
+
+    fn sample(objects: &[(&str, u64)]) -> Sample {
+        let caches = objects
+            .iter()
+            .map(|&(name, objects)| {
+                let c = SlabStat {
+                    object_size: 64,
+                    slab_size: 64,
+                    objs_per_slab: 64,
+                    objects,
+                    total_objects: 128,
+                    slabs: 2,
+                    partial: 1,
+                    ..Default::default()
+                };
+                CacheStat::new(Side::Real, name, &c, 4096)
+            })
+            .collect();
+        Sample {
+            step: 500,
+            free_blocks: [0; NR_ORDERS],
+            pcp_pages: None,
+            probe_failed_3: false,
+            probe_failed_9: false,
+            failed: 0,
+            caches,
+        }
+    }
+
+    fn rows(s: &Sample, prefix: &str) -> Vec<ProcRow> {
+        s.caches
+            .iter()
+            .map(|c| ProcRow {
+                name: format!("{prefix}{}", c.name),
+                ..ProcRow::of(c)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gaps_name_each_cache_missing_or_differing() {
+        let s = sample(&[("kmalloc-64", 70), ("cache-24", 5)]);
+        let mut r = rows(&s, "memlab_s3_");
+        assert!(slabinfo_gaps(&s, &r, "memlab_s3_").is_empty());
+        // Another session's rows do not stand in for this one's.
+        assert_eq!(slabinfo_gaps(&s, &r, "memlab_s4_").len(), 2);
+        r[0].active_objs -= 7;
+        r.pop();
+        let gaps = slabinfo_gaps(&s, &r, "memlab_s3_");
+        assert_eq!(gaps.len(), 2, "{gaps:?}");
+        assert!(gaps[0].starts_with("memlab_s3_kmalloc-64: ") && gaps[0].contains("active_objs"));
+        assert_eq!(gaps[1], "memlab_s3_cache-24 missing");
+    }
 }
