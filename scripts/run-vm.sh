@@ -122,7 +122,8 @@ main() {
 
 	local log=$MEMLAB_OUT/console-$flavour$KERNEL_SUFFIX-$cmd${inject:+-inject-$inject}.log
 	# loglevel=5: warnings (WARN, lockdep) and worse reach the console; info does not.
-	local append="loglevel=5 memlab.cmd=$mode memlab.flavour=$flavour memlab.engine=$engine"
+	# memlab.cpus: the suite checks that the kernel brought them all up.
+	local append="loglevel=5 memlab.cmd=$mode memlab.flavour=$flavour memlab.engine=$engine memlab.cpus=$cpus"
 	[ -n "$inject" ] && append+=" memlab.inject=$inject"
 	[ "$nomodule" = 1 ] && append+=" memlab.nomodule=1"
 	[ -n "$fuzz_args" ] && append+=" memlab.fuzz=$fuzz_args" # Fuzzing

@@ -23,6 +23,36 @@ pub fn loaded(s: &mut Suite) {
     s.case("module is loaded", || {
         check(module_loaded(), || format!("{MODULE} not in /proc/modules"))
     });
+    s.case(
+        "the kernel brought up every CPU the rig gave the VM (memlab.cpus=), so per-CPU paths run on more than one",
+        every_cpu_online,
+    );
+}
+
+/// The rig passes the vCPUs it asked QEMU or UML for as `memlab.cpus=N`.
+/// A kernel that finds fewer (an x86 one with neither ACPI's MADT nor MP
+/// table parsing sees only the boot CPU) would run every per-CPU case on
+/// one CPU, and they would pass.
+fn every_cpu_online() -> Outcome {
+    let cmdline = fs::read_to_string("/proc/cmdline").map_err(|e| format!("/proc/cmdline: {e}"))?;
+    let Some(want) = cmdline_cpus(&cmdline) else {
+        return Err(format!(
+            "no memlab.cpus= on the kernel command line: {}",
+            cmdline.trim()
+        ));
+    };
+    let online = crate::bench::online_cpus();
+    check(online == want, || {
+        format!("{online} CPUs online, the VM was given {want}")
+    })
+}
+
+/// `N` of `memlab.cpus=N` on a kernel command line.
+fn cmdline_cpus(cmdline: &str) -> Option<usize> {
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("memlab.cpus="))
+        .and_then(|n| n.parse().ok())
 }
 
 /// The last cases: nothing may use the module after them.
@@ -153,4 +183,19 @@ fn kmemleak_clean() -> Outcome {
     }
     let report = fs::read_to_string(KMEMLEAK).map_err(|e| e.to_string())?;
     check(report.trim().is_empty(), || report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cmdline_cpus;
+
+    #[test]
+    fn cpus_from_the_command_line() {
+        let line =
+            "console=ttyS0 panic=-1 loglevel=5 memlab.cmd=test memlab.cpus=2 memlab.engine=tcg\n";
+        assert_eq!(cmdline_cpus(line), Some(2));
+        assert_eq!(cmdline_cpus("memlab.cmd=test"), None);
+        assert_eq!(cmdline_cpus("memlab.cpus=x"), None);
+        assert_eq!(cmdline_cpus("xmemlab.cpus=3"), None);
+    }
 }
