@@ -202,6 +202,7 @@ impl kernel::InPlaceModule for Memlab {
                 platform::compat::param_u32(&module_parameters::max_pinned_mb),
                 platform::compat::param_u32(&module_parameters::max_pinned_total_mb)
             );
+            platform::phys::check_nodes()?;
             // UML calibrates its TSC here (the clock of every timed window).
             platform::arch::init()?;
             let dma = Arc::pin_init(platform::dma::DmaDevices::new(module), GFP_KERNEL)?;
