@@ -90,7 +90,9 @@ pub(crate) fn check_nodes() -> kernel::error::Result {
         // read, as `num_online_nodes()` does.
         let nodes = unsafe { core::ptr::read_volatile(&raw const bindings::nr_online_nodes) };
         if nodes != 1 {
-            kernel::pr_err!("{nodes} NUMA nodes online: memlab reads node 0 only and needs a single node\n");
+            kernel::pr_err!(
+                "{nodes} NUMA nodes online: memlab reads node 0 only and needs a single node\n"
+            );
             return Err(kernel::error::code::ENODEV);
         }
     }
