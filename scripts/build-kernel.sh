@@ -41,23 +41,7 @@ main() {
 	} | sha256sum | cut -c1-16)
 	local cache=$MEMLAB_CACHE/kernel${KERNEL_CACHE_SUBDIR:+/$KERNEL_CACHE_SUBDIR}
 	build=$cache/$flavour-$key
-
-	if [ -f "$build/.memlab-complete" ]; then
-		echo "$build"
-		return 0
-	fi
-	# One build of a flavour at a time: a second make (demo beside test, say)
-	# waits here instead of wiping the build in progress, then reuses it.
-	mkdir -p "$cache"
-	exec 9>"$cache/.lock-$flavour"
-	if ! flock -n 9; then
-		say "waiting for another build of the $flavour kernel to finish"
-		flock 9
-	fi
-	if [ -f "$build/.memlab-complete" ]; then
-		echo "$build"
-		return 0
-	fi
+	build_ready "$cache" "$flavour" "$build" && return 0
 
 	[ -z "$KERNEL_CACHE_SUBDIR" ] || say "kernel: $(kernel_describe "$flavour")"
 	case "$arch" in
@@ -89,11 +73,40 @@ main() {
 	# kernel symbol as undefined in out-of-tree modules.
 	run_with_progress "kernel modules ($flavour)" "$build/modules.log" "${kmake[@]}" modules
 	[ -f "$build/Module.symvers" ] || die "no Module.symvers in $build"
+	build_done "$cache" "$flavour" "$build"
+}
+
+# build_ready CACHE FLAVOUR BUILD: prints BUILD and succeeds when it is
+# complete. Otherwise it takes FLAVOUR's lock (fd 9, held until the script
+# ends: one build of a flavour at a time, so a second make, demo beside
+# test say, waits here instead of wiping the build in progress, then
+# reuses it) and fails if the build is still missing, to be made.
+build_ready() {
+	local cache=$1 flavour=$2 build=$3
+	if [ -f "$build/.memlab-complete" ]; then
+		echo "$build"
+		return 0
+	fi
+	mkdir -p "$cache"
+	exec 9>"$cache/.lock-$flavour"
+	if ! flock -n 9; then
+		say "waiting for another build of the $flavour kernel to finish"
+		flock 9
+	fi
+	if [ -f "$build/.memlab-complete" ]; then
+		echo "$build"
+		return 0
+	fi
+	return 1
+}
+
+# build_done CACHE FLAVOUR BUILD: marks BUILD complete, keeps the cache
+# bounded (drops failed builds of FLAVOUR and all but the two newest
+# complete ones) and prints BUILD.
+build_done() {
+	local cache=$1 flavour=$2 build=$3 d
 	kernel_describe "$flavour" >"$build/memlab-kernel.txt"
 	touch "$build/.memlab-complete"
-
-	# Keep the cache bounded: drop failed builds of this flavour and all but the
-	# two newest complete ones.
 	for d in "$cache/$flavour"-*; do
 		[ "$d" = "$build" ] || [ -f "$d/.memlab-complete" ] || rm -rf "$d"
 	done
@@ -130,7 +143,7 @@ build_distro() {
 	key=$( {
 		kernel_identity
 		grep -v '^#' "$DISTRO_DEBS"
-		declare -f build_distro distro_modules
+		declare -f build_distro distro_modules distro_module
 		echo "$DISTRO_CONFIG_MAY_DIFFER"
 		(distro_rustc_env && rustc --version --verbose)
 		gcc --version | head -n 1
@@ -138,20 +151,7 @@ build_distro() {
 		pahole --version
 	} | sha256sum | cut -c1-16)
 	build=$cache/distro-$key
-	if [ -f "$build/.memlab-complete" ]; then
-		echo "$build"
-		return 0
-	fi
-	mkdir -p "$cache"
-	exec 9>"$cache/.lock-distro"
-	if ! flock -n 9; then
-		say "waiting for another preparation of the distro kernel to finish"
-		flock 9
-	fi
-	if [ -f "$build/.memlab-complete" ]; then
-		echo "$build"
-		return 0
-	fi
+	build_ready "$cache" distro "$build" && return 0
 
 	say "kernel: $(kernel_describe distro), built by $text"
 	say "preparing it for out-of-tree modules in $build: its config and the Rust crates' metadata, no kernel build (cold: about 3 min on 2 cores)"
@@ -182,15 +182,7 @@ build_distro() {
 	cp "$DISTRO_SRC/vmlinuz" "$build/arch/x86/boot/bzImage"
 	# 9p for /share: built-in in memlab's kernels, modules in Debian's.
 	distro_modules "$build/memlab-modules" 9p 9pnet_virtio
-	kernel_describe distro >"$build/memlab-kernel.txt"
-	touch "$build/.memlab-complete"
-
-	for d in "$cache"/distro-*; do
-		[ "$d" = "$build" ] || [ -f "$d/.memlab-complete" ] || rm -rf "$d"
-	done
-	ls -dt "$cache"/distro-*/.memlab-complete 2>/dev/null | tail -n +3 |
-		while read -r stamp; do rm -rf "$(dirname "$stamp")"; done
-	echo "$build"
+	build_done "$cache" distro "$build"
 }
 
 # distro_modules DIR NAME...: Debian's modules NAME and those they depend
