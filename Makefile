@@ -22,9 +22,11 @@
 #                (Debian 7.3, bench flavour; MATRIX_KERNELS='KVER=7.3 ...')
 #   make         build rust_memlab.ko against KDIR
 
-# FLAVOUR picks the kernel: bench (x86-64, production-like) for shell, run
-# and demo, test (x86-64: KASAN, lockdep, kmemleak) for the module build,
-# uml (User-Mode Linux, production-like, runs natively); make test runs all.
+# FLAVOUR picks the kernel: distro (Debian's own prebuilt kernel, nothing
+# compiled) for shell, run and demo, bench (x86-64, production-like, built
+# here) for them when KVER or KSRC names another kernel, test (x86-64:
+# KASAN, lockdep, kmemleak) for the module build, uml (User-Mode Linux,
+# production-like, runs natively); make test runs test and uml.
 FLAVOUR ?=
 # The kernel: KVER=7.2 (Debian's, the default) or 7.3, or KSRC=/path/to/linux
 # (a tree of your own, checked before anything is built). Every target
@@ -38,12 +40,12 @@ ifneq ($(KSRC),)
 export KSRC
 endif
 KDIR ?= $(shell bash scripts/build-kernel.sh $(or $(FLAVOUR),test))
-KARCH = $(if $(filter uml,$(FLAVOUR)),um,x86)
-LLVM ?= -19
-# memlab's kernels carry no BTF, so pahole has no part in them: the kernels
-# and the module are built as if it were absent (empty PAHOLE), and one that
-# appears on the host later does not make kbuild warn that it differs.
-PAHOLE ?=
+# Make in KDIR with the compilers that built its kernel (scripts/lib.sh,
+# kernel_make): LLVM 19 for memlab's own, gcc and Debian's rustc for distro.
+KMAKE = bash scripts/kmake.sh $(or $(FLAVOUR),test) -C $(KDIR)
+# The lab's kernel (demo, shell, run): Debian's prebuilt one, unless KVER
+# or KSRC names another kernel, which bench builds.
+LAB_FLAVOUR = $(if $(or $(KSRC),$(filter-out 7.2,$(KVER))),bench,distro)
 # The QEMU flavours' accelerator: auto (KVM if it works here, else TCG),
 # kvm or tcg. bench's ENGINE picks its engine (see make help).
 ACCEL ?=
@@ -68,7 +70,7 @@ NOMODULE ?=
 # CMD and MEMLAB_ARGS reach the scripts as typed: unexpanded by make ($ stays
 # $) and single-quoted for the shell.
 quote = '$(subst ','\'',$(value $(1)))'
-VM_OPTS = --flavour $(or $(FLAVOUR),bench) --mem '$(MEM)' --cpus '$(CPUS)' \
+VM_OPTS = --flavour $(or $(FLAVOUR),$(LAB_FLAVOUR)) --mem '$(MEM)' --cpus '$(CPUS)' \
 	--module-args $(call quote,MEMLAB_ARGS) \
 	$(if $(filter 1,$(NOMODULE)),--no-module) $(if $(filter 1,$(V)),--verbose)
 export MEMLAB_VM_MEM = $(MEM)
@@ -76,16 +78,16 @@ export MEMLAB_VM_CPUS = $(CPUS)
 export MEMLAB_VM_LOWMEM = $(LOWMEM)
 
 default:
-	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) PAHOLE=$(PAHOLE)
+	$(KMAKE) M=$$PWD
 
 modules_install: default
-	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) PAHOLE=$(PAHOLE) modules_install
+	$(KMAKE) M=$$PWD modules_install
 
 clean:
-	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) PAHOLE=$(PAHOLE) clean
+	$(KMAKE) M=$$PWD clean
 
 rust-analyzer:
-	$(MAKE) -C $(KDIR) M=$$PWD ARCH=$(KARCH) LLVM=$(LLVM) PAHOLE=$(PAHOLE) rust-analyzer
+	$(KMAKE) M=$$PWD rust-analyzer
 
 setup:
 	bash scripts/setup-toolchain.sh
@@ -133,8 +135,10 @@ help:
 	@echo '  KVER=7.2|7.3          Debian'"'"'s linux-source package, pinned by sha256 (default 7.2)'
 	@echo '  KSRC=/path/to/linux   your own tree (git or unpacked), built with memlab'"'"'s config into the cache'
 	@echo 'variables (shell, run, demo; MEM and CPUS for every VM):'
-	@echo '  FLAVOUR=bench|test|uml  kernel: bench (default: x86-64, production-like), test (x86-64: KASAN,'
-	@echo '                        lockdep, kmemleak) or uml (User-Mode Linux: native, zone Normal only, no DMA)'
+	@echo '  FLAVOUR=distro|bench|test|uml  kernel: distro (default: Debian'"'"'s own prebuilt 7.2.13, nothing'
+	@echo '                        compiled; bench when KVER/KSRC is given), bench (x86-64, production-like),'
+	@echo '                        test (x86-64: KASAN, lockdep, kmemleak) or uml (User-Mode Linux: native,'
+	@echo '                        zone Normal only, no DMA)'
 	@echo '  ACCEL=auto|kvm|tcg    QEMU flavours: KVM where it works (auto, the default), else TCG'
 	@echo '  ENGINE=native|uml|kvm|tcg  bench: where its VM parts run (native: KVM if usable, else UML)'
 	@echo "  CMD='...'             run: the command line (runs in /share, stdin /dev/null)"

@@ -205,6 +205,7 @@ impl kernel::InPlaceModule for Memlab {
                 platform::compat::param_u32(&module_parameters::max_pinned_mb),
                 platform::compat::param_u32(&module_parameters::max_pinned_total_mb)
             );
+            platform::phys::check_nodes()?;
             // UML calibrates its TSC here (the clock of every timed window).
             platform::arch::init()?;
             // SAFETY: once, here, before any cache exists.

@@ -2,14 +2,16 @@
 # memlab's main job: set everything up, boot the VM, load the module, run
 # the demo (memlabctl demo) and print what it shows.
 #
-#   demo.sh [--flavour bench|test] [other run-vm.sh options]
+#   demo.sh [--flavour distro|bench|test|uml] [other run-vm.sh options]
 #
-# The bench kernel (production-like) by default; the test kernel's KASAN,
-# lockdep and kmemleak inflate every latency the demo prints.
+# Debian's own prebuilt kernel (distro: production-like, nothing compiled)
+# by default, the bench kernel when KVER or KSRC names another; the test
+# kernel's KASAN, lockdep and kmemleak inflate every latency the demo prints.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-	local flavour=bench args=() rc=0
+	local flavour=distro args=() rc=0
+	[ -z "$KSRC" ] && [ "$KVER" = 7.2 ] || flavour=bench
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--flavour) flavour=$2; shift 2 ;;

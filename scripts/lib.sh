@@ -97,9 +97,14 @@ kernel_identity() {
 	fi
 }
 
-# kernel_source: where the kernel comes from, for reports: Debian's package
-# and version, or the tree's path with its git commit (and ", dirty").
+# kernel_source [FLAVOUR]: where the kernel comes from, for reports:
+# Debian's package and version (for the distro flavour, its prebuilt
+# image), or the tree's path with its git commit (and ", dirty").
 kernel_source() {
+	if [ "${1:-}" = distro ]; then
+		echo "Debian linux-image-$DISTRO_RELEASE $DISTRO_VERSION (prebuilt)"
+		return
+	fi
 	if [ -z "$KSRC" ]; then
 		echo "Debian $KERNEL_PKG $KERNEL_PKG_VERSION"
 		return
@@ -117,7 +122,7 @@ kernel_source() {
 # kernel_describe [FLAVOUR]: one line naming the kernel: version, source,
 # flavour.
 kernel_describe() {
-	echo "Linux $(kernel_tree_version "$KERNEL_SRC"), $(kernel_source)${1:+, flavour $1}"
+	echo "Linux $(kernel_tree_version "$KERNEL_SRC"), $(kernel_source "${1:-}")${1:+, flavour $1}"
 }
 
 if [ -n "$KSRC" ]; then
@@ -133,11 +138,6 @@ fi
 KERNEL_SUFFIX=${KERNEL_CACHE_SUBDIR:+-$KERNEL_CACHE_SUBDIR}
 
 LLVM_SUFFIX=-19
-# memlab's kernels carry no BTF, so pahole has no part in them: kernels and
-# module are built as if it were absent (kbuild records its version in the
-# kernel's config and warns, which fails the module build, when a module is
-# built with another: a pahole installed after a kernel was cached).
-KBUILD_NO_PAHOLE=PAHOLE=
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 BINDGEN_VERSION=0.73.2
 export PATH=$HOME/.cargo/bin:$PATH
@@ -145,13 +145,68 @@ export PATH=$HOME/.cargo/bin:$PATH
 mkdir -p "$MEMLAB_CACHE" "$MEMLAB_OUT"
 
 # flavour_arch FLAVOUR: the kernel's ARCH for a flavour (x86 for the QEMU
-# flavours test and bench, um for uml); dies on an unknown flavour.
+# flavours test, bench and distro, um for uml); dies on an unknown flavour.
 flavour_arch() {
 	case "$1" in
-	test | bench) echo x86 ;;
+	test | bench | distro) echo x86 ;;
 	uml) echo um ;;
-	*) die "unknown kernel flavour '$1' (test, bench or uml)" ;;
+	*) die "unknown kernel flavour '$1' (test, bench, distro or uml)" ;;
 	esac
+}
+
+# The distro flavour: Debian's own prebuilt kernel (image, .config,
+# Module.symvers and modules of linux 7.2.13-1, the source package the
+# other flavours build), pinned in $DISTRO_DEBS and unpacked into
+# $DISTRO_SRC by fetch-kernel.sh --distro. Nothing of it is compiled:
+# build-kernel.sh prepares a tree for out-of-tree modules from its config
+# (the Rust crates' metadata, which Debian's headers do not ship).
+DISTRO_DEBS=$MEMLAB_ROOT/scripts/kernel/distro.debs
+DISTRO_RELEASE=$(awk '$1 ~ /^linux-binary-/ { sub(/^linux-binary-/, "", $1); print $1 }' "$DISTRO_DEBS")
+DISTRO_VERSION=$(awk '$1 ~ /^linux-binary-/ { print $2 }' "$DISTRO_DEBS")
+DISTRO_SRC=$MEMLAB_CACHE/src/linux-image-$DISTRO_RELEASE-$DISTRO_VERSION
+
+# distro_rustc_text: the rustc that built Debian's kernel, as its config
+# names it (CONFIG_RUSTC_VERSION_TEXT), e.g. "rustc 1.97.1 (8bab26f4f
+# 2026-07-14) (built from a source tarball)".
+distro_rustc_text() {
+	sed -n 's/^CONFIG_RUSTC_VERSION_TEXT="\(.*\)"$/\1/p' "$DISTRO_SRC/.config"
+}
+
+# distro_rustc_env: exports what builds Rust for Debian's kernel: rustup's
+# toolchain of the release Debian used (setup-toolchain.sh --rustc installs
+# it) first on PATH, and RUSTC_FORCE_RUSTC_VERSION. Debian's rustc is built
+# from the same commit, but its version text ends in "(built from a source
+# tarball)", and rustc hashes that text into every crate's symbol names;
+# told Debian's text, rustup's rustc names the kernel's Rust symbols as
+# Debian's kernel exports them (build-kernel.sh checks it).
+distro_rustc_env() {
+	local text release sysroot
+	text=$(distro_rustc_text)
+	release=$(awk '{ print $2 }' <<<"$text")
+	[ -n "$release" ] || die "no CONFIG_RUSTC_VERSION_TEXT in $DISTRO_SRC/.config"
+	sysroot=$(rustup run "$release" rustc --print sysroot 2>/dev/null) ||
+		die "rustup has no $release toolchain (run scripts/setup-toolchain.sh --rustc $release)"
+	export PATH=$sysroot/bin:$PATH RUSTC_FORCE_RUSTC_VERSION=${text#rustc }
+}
+
+# kernel_make FLAVOUR MAKE-ARGS...: make, for a kernel of FLAVOUR, with the
+# compilers that built it: clang/LLVM 19 and rustup's default rustc for
+# memlab's own kernels; for distro, gcc (Debian's kernel is a GCC build:
+# the module's few C objects need no more than the machine's gcc) and
+# Debian's rustc (distro_rustc_env). The distro module carries no BTF:
+# bookworm's pahole cannot make a Rust module's, and the kernel loads a
+# module without it. memlab's own kernels have no BTF and are configured
+# and used as if no pahole were installed (PAHOLE names none), so that the
+# one the distro flavour installs changes neither their config nor, through
+# kbuild's "pahole version differs" warning, their module builds.
+kernel_make() {
+	local flavour=$1
+	shift
+	if [ "$flavour" = distro ]; then
+		(distro_rustc_env && make ARCH=x86 CONFIG_DEBUG_INFO_BTF_MODULES= "$@")
+	else
+		make ARCH="$(flavour_arch "$flavour")" LLVM="$LLVM_SUFFIX" PAHOLE=memlab-no-pahole "$@"
+	fi
 }
 
 # kvm_unusable FLAVOUR: succeeds, printing why, when KVM cannot run

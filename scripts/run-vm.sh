@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Boot memlab in a VM (QEMU, or User-Mode Linux) and run something inside it.
 #
-#   run-vm.sh [--flavour test|bench|uml] [--cmd test|demo|bench|fuzz] [--inject fail|warn]
+#   run-vm.sh [--flavour test|bench|distro|uml] [--cmd test|demo|bench|fuzz] [--inject fail|warn]
 #             [--fuzz-args secs=N,seed=S,...]   (with --cmd fuzz; or --cmd test: the fuzzer runs after the suite)
-#   run-vm.sh [--flavour test|bench|uml] --shell
-#   run-vm.sh [--flavour test|bench|uml] --run 'SHELL COMMAND LINE'
+#   run-vm.sh [--flavour test|bench|distro|uml] --shell
+#   run-vm.sh [--flavour test|bench|distro|uml] --run 'SHELL COMMAND LINE'
 #   common:   [--timeout SECONDS] [--mem SIZE] [--lowmem SIZE] [--cpus N] [--share DIR]
 #             [--accel auto|kvm|tcg] [--module-args 'pool_mb=64 ...'] [--no-module] [--verbose]
 #
@@ -179,7 +179,7 @@ build_module() {
 	mo=$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX
 	mkdir -p "$mo"
 	note "building rust_memlab.ko against the $flavour kernel"
-	make -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" ARCH="$arch" LLVM="$LLVM_SUFFIX" "$KBUILD_NO_PAHOLE" CLIPPY=1 modules \
+	kernel_make "$flavour" -s -C "$kdir" M="$MEMLAB_ROOT" MO="$mo" CLIPPY=1 modules \
 		>"$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" 2>&1 ||
 		{ cat "$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" >&2; die "module build failed"; }
 	if [ -s "$MEMLAB_OUT/module-$flavour$KERNEL_SUFFIX.log" ]; then
@@ -201,12 +201,15 @@ build_tools() {
 	ctl=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlabctl
 	fuzz=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlab-fuzz
 	initrd=$MEMLAB_OUT/initramfs-$flavour$KERNEL_SUFFIX.cpio.gz
+	# The kernel's own modules the guest needs (distro: 9p), if any.
+	local kmods=
+	[ ! -f "$kdir/memlab-modules/order" ] || kmods=$kdir/memlab-modules
 	local input fresh=1
 	for input in "$mo/rust_memlab.ko" "$ctl" "$fuzz" "$MEMLAB_ROOT/tests/vm/init" \
-		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox; do
+		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox ${kmods:+"$kmods/order"}; do
 		[ "$initrd" -nt "$input" ] || fresh=0
 	done
-	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd" "$fuzz"
+	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd" "$fuzz" $kmods
 }
 
 # pack_run_initrd: this run's own settings travel in a second, small cpio
@@ -224,7 +227,7 @@ pack_run_initrd() {
 	{
 		echo "engine=$engine"
 		echo "flavour=$flavour"
-		echo "kernel_source=$(kernel_source)"
+		echo "kernel_source=$(kernel_source "$flavour")"
 		echo "host_cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 	} >"$extra/etc/memlab/engine"
 	run_initrd=$MEMLAB_OUT/initramfs-$flavour$KERNEL_SUFFIX-$cmd.cpio.gz

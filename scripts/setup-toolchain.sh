@@ -46,6 +46,15 @@ if [ "${1:-}" = --print-mirror ]; then
 	debian_mirror
 	exit 0
 fi
+# --rustc RELEASE (build-kernel.sh distro): also rustup's toolchain RELEASE,
+# the rustc Debian built its kernel with, with rust-src and clippy; and
+# pahole (dwarves), without which Debian's config loses DEBUG_INFO_BTF and
+# with it options that change structures (SCHED_CLASS_EXT: task_struct).
+RUSTC_RELEASE=
+if [ "${1:-}" = --rustc ]; then
+	RUSTC_RELEASE=${2:?--rustc takes a rustc release}
+	APT_PKGS+=(dwarves)
+fi
 
 NEED_UPDATE=0
 ensure_backports
@@ -85,4 +94,12 @@ done
 if ! bindgen --version 2>/dev/null | grep -qF "$BINDGEN_VERSION"; then
 	run_with_progress "cargo install bindgen-cli@$BINDGEN_VERSION" "$MEMLAB_CACHE/bindgen-install.log" \
 		cargo install --locked --quiet bindgen-cli --version "$BINDGEN_VERSION"
+fi
+
+if [ -n "$RUSTC_RELEASE" ]; then
+	for c in rust-src clippy; do
+		rustup component list --toolchain "$RUSTC_RELEASE" --installed 2>/dev/null | grep -q "^$c" ||
+			run_with_progress "rustup: toolchain $RUSTC_RELEASE, $c" "$MEMLAB_CACHE/rustup-$RUSTC_RELEASE.log" \
+				rustup toolchain install "$RUSTC_RELEASE" --profile minimal --component "$c"
+	done
 fi

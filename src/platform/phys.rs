@@ -7,7 +7,9 @@
 //! The memory model (how a linear address, a PFN and a `struct page`
 //! convert) and the kernel's zones differ by architecture: those live in
 //! [`super::arch`], and everything here is written once on top of them.
-//! The node is `contig_page_data` (memlab's kernels are built without NUMA).
+//! The node is node 0: `contig_page_data` on kernels built without NUMA
+//! (memlab's own), `NODE_DATA(0)` on NUMA ones (a distribution's), where
+//! [`check_nodes`] refuses to load when more than one node is online.
 
 use super::arch;
 use crate::request::{Gfp, Zone};
@@ -43,11 +45,58 @@ const _: () = assert!(crate::buddy::MAX_PAGE_ORDER == bindings::MAX_PAGE_ORDER);
 const _: () = assert!(crate::buddy::PAGE_SHIFT == PAGE_SHIFT as u32);
 const _: () = assert!(crate::sizeclass::KMALLOC_MAX_SIZE == bindings::KMALLOC_MAX_SIZE as usize);
 
-/// The kernel's node descriptor (the only node without NUMA).
+// The zones memlab reads are the kernel's first ones; the only zone it
+// may leave out is ZONE_DEVICE (device memory: never on a free list,
+// never handed out by the page allocator).
+const _: () = assert!(arch::KERNEL_ZONES.len() <= bindings::MAX_NR_ZONES as usize);
+#[cfg(CONFIG_ZONE_DEVICE)]
+const _: () = assert!(
+    arch::KERNEL_ZONES.len() == bindings::zone_type_ZONE_DEVICE as usize
+        && bindings::MAX_NR_ZONES == bindings::zone_type_ZONE_DEVICE + 1
+);
+#[cfg(not(CONFIG_ZONE_DEVICE))]
+const _: () = assert!(arch::KERNEL_ZONES.len() == bindings::MAX_NR_ZONES as usize);
+
+/// The kernel's node descriptor of node 0, the only node.
+#[cfg(not(CONFIG_NUMA))]
 fn node() -> *const bindings::pglist_data {
     // `contig_page_data` is a static that lives as long as the kernel;
     // taking its address reads nothing.
     &raw const bindings::contig_page_data
+}
+
+/// The kernel's node descriptor of node 0 (`NODE_DATA(0)`), the only
+/// online node ([`check_nodes`]).
+#[cfg(CONFIG_NUMA)]
+fn node() -> *const bindings::pglist_data {
+    // SAFETY: `node_data` is the kernel's array of node descriptors
+    // (declared with no length); its entry for node 0, which is always
+    // online, is set at boot before any module loads and never changed or
+    // freed afterwards. One aligned pointer read.
+    unsafe {
+        (&raw const bindings::node_data)
+            .cast::<*mut bindings::pglist_data>()
+            .read()
+    }
+}
+
+/// Refuses a kernel with more than one online node: memlab reads node 0's
+/// zones only, so its zone spans and free lists would miss the others.
+/// Without NUMA there is one node and nothing to check.
+pub(crate) fn check_nodes() -> kernel::error::Result {
+    #[cfg(CONFIG_NUMA)]
+    {
+        // SAFETY: a word the kernel updates when a node comes online; one
+        // read, as `num_online_nodes()` does.
+        let nodes = unsafe { core::ptr::read_volatile(&raw const bindings::nr_online_nodes) };
+        if nodes != 1 {
+            kernel::pr_err!(
+                "{nodes} NUMA nodes online: memlab reads node 0 only and needs a single node\n"
+            );
+            return Err(kernel::error::code::ENODEV);
+        }
+    }
+    Ok(())
 }
 
 /// Physical address of any kernel address memlab allocated: vmalloc ones

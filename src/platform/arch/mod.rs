@@ -15,7 +15,8 @@
 //!   memory model (x86: SPARSEMEM_VMEMMAP and a direct map at
 //!   `page_offset_base`; UML: FLATMEM `mem_map` over `uml_physmem`);
 //! - `KERNEL_ZONES`: memlab's zone for each of the kernel's zone indexes
-//!   (x86: DMA, DMA32, Normal, Movable; UML: Normal, Movable).
+//!   (x86: DMA, DMA32, Normal, Movable, and ZONE_DEVICE where the kernel has
+//!   it is not read; UML: Normal, Movable).
 
 #[cfg(all(CONFIG_X86_64, not(CONFIG_UML)))]
 #[path = "x86.rs"]

@@ -23,8 +23,7 @@ compile_error!("memlab's CPU-local sections on um rely on a kernel without CONFI
 
 /// memlab's zone for each kernel zone index: UML has neither ZONE_DMA nor
 /// ZONE_DMA32 (it selects NO_DMA).
-pub(crate) const KERNEL_ZONES: [Zone; bindings::MAX_NR_ZONES as usize] =
-    [Zone::Normal, Zone::Movable];
+pub(crate) const KERNEL_ZONES: [Zone; 2] = [Zone::Normal, Zone::Movable];
 const _: () = assert!(bindings::zone_type_ZONE_NORMAL == 0);
 const _: () = assert!(bindings::zone_type_ZONE_MOVABLE == 1);
 

@@ -6,9 +6,10 @@ use crate::request::Zone;
 use core::ffi::c_void;
 use kernel::{bindings, page::PAGE_SHIFT, prelude::*};
 
-/// memlab's zone for each kernel zone index (`enum zone_type`).
-pub(crate) const KERNEL_ZONES: [Zone; bindings::MAX_NR_ZONES as usize] =
-    [Zone::Dma, Zone::Dma32, Zone::Normal, Zone::Movable];
+/// memlab's zone for each kernel zone index (`enum zone_type`), ZONE_DEVICE
+/// left out where the kernel has it (a distribution's: see `phys`).
+pub(crate) const KERNEL_ZONES: [Zone; 4] = [Zone::Dma, Zone::Dma32, Zone::Normal, Zone::Movable];
+const _: () = assert!(bindings::zone_type_ZONE_MOVABLE == 3);
 const _: () = assert!(Zone::Normal as u32 == bindings::zone_type_ZONE_NORMAL);
 const _: () = assert!(Zone::Dma32 as u32 == bindings::zone_type_ZONE_DMA32);
 
