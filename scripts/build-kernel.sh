@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build (or reuse) a memlab kernel. Usage: build-kernel.sh test|bench|uml|distro
-# Prints the build directory (usable as KDIR) on stdout.
+# Prints the build directory (usable as KDIR) on stdout. With
+# MEMLAB_CACHED_ONLY=1 it builds nothing: exit 3 when the build is missing.
 #   test   x86-64 for QEMU: KASAN, lockdep, kmemleak (base + test fragments)
 #   bench  x86-64 for QEMU: production-like (base + bench fragments)
 #   uml    User-Mode Linux (ARCH=um): production-like, runs natively as a
@@ -89,6 +90,8 @@ build_ready() {
 		echo "$build"
 		return 0
 	fi
+	# MEMLAB_CACHED_ONLY=1: a question (is it built?), never a build.
+	[ "${MEMLAB_CACHED_ONLY:-0}" != 1 ] || exit 3
 	mkdir -p "$cache"
 	exec 9>"$cache/.lock-$flavour"
 	if ! flock -n 9; then

@@ -35,6 +35,11 @@ record() { # record NAME STATUS
 	fi
 }
 
+skip() { # skip NAME-AND-REASON
+	skipped=$((skipped + 1))
+	echo "SKIP $1"
+}
+
 # summary: the failures, then the closing line; fails if anything failed.
 summary() {
 	summarized=1
@@ -160,20 +165,22 @@ tcg_finish() {
 }
 
 # lab_suite: make run / make shell / the share, driven from the host, on the
-# bench kernel (a few seconds a boot). Each check is one PASS or FAIL.
+# lab's default kernel, Debian's prebuilt one (distro: make demo prepared
+# it, so a cold make test after make demo builds no x86 kernel for this),
+# a few seconds a boot. Each check is one PASS or FAIL.
 lab_suite() {
-	say "VM: make run, make shell and the share, on the bench kernel"
+	say "VM: make run, make shell and the share, on Debian's kernel (the lab's default)"
 	local share=$MEMLAB_OUT/test-share
 	rm -rf "$share"
 	mkdir -p "$share"
-	local run=(bash scripts/run-vm.sh --flavour bench --timeout 180 --share "$share")
+	local run=(bash scripts/run-vm.sh --flavour distro --timeout 180 --share "$share")
 	local out err rc ok
 
 	# make run: the command's output and nothing else, and its status.
 	rc=0
-	out=$(make -s --no-print-directory run FLAVOUR=bench TIMEOUT=180 SHARE="$share" CMD='memlabctl version' 2>"$MEMLAB_OUT/test-make-run.err") || rc=$?
+	out=$(make -s --no-print-directory run TIMEOUT=180 SHARE="$share" CMD='memlabctl version' 2>"$MEMLAB_OUT/test-make-run.err") || rc=$?
 	if grep -q 'module build' "$MEMLAB_OUT/test-make-run.err"; then
-		record "host-driven VM checks: the bench module does not build ($(grep -m1 -o 'module build.*' "$MEMLAB_OUT/test-make-run.err"); see $MEMLAB_OUT/module-bench.log)" 1
+		record "host-driven VM checks: the distro module does not build ($(grep -m1 -o 'module build.*' "$MEMLAB_OUT/test-make-run.err"); see $MEMLAB_OUT/module-distro.log)" 1
 		return
 	fi
 	if [ "$rc" = 0 ] && [[ "$out" =~ ^memlab\ ABI ]] && [ "$(wc -l <<<"$out")" = 1 ]; then ok=0; else ok=1; fi
@@ -203,23 +210,34 @@ lab_suite() {
 	if [ "$rc" = 0 ] && [[ "$out" =~ ^memlab\ ABI ]]; then ok=0; else ok=1; fi
 	record "shell, piped 'memlabctl version; poweroff': prints the version, exits 0 (exit $rc)" "$ok"
 
-	# --lowmem: the rest of --mem, exactly, is zone Normal; and with the
-	# fragmentation benchmark's sizes both zones Normal start equal.
+	# --lowmem: the rest of --mem, exactly, is zone Normal (with the
+	# fragmentation benchmark's sizes).
 	local normal=$FRAG_NORMAL_MB_DEFAULT pool=$FRAG_POOL_MB_DEFAULT present ratio
 	frag_vm_args "$normal" "$pool"
 	rc=0
 	out=$("${run[@]}" "${FRAG_VM[@]}" \
-		--run "awk '\$1 == \"Node\" { z = \$4 } z == \"Normal\" && \$1 == \"present\" { print \"present\", \$2 }' /proc/zoneinfo &&
-		memlabctl frag --steps 2000 --sample-every 500" 2>&1) || rc=$?
+		--run "awk '\$1 == \"Node\" { z = \$4 } z == \"Normal\" && \$1 == \"present\" { print \"present\", \$2 }' /proc/zoneinfo" 2>&1) || rc=$?
 	present=$(awk '$1 == "present" { print $2 }' <<<"$out")
 	if [ "$rc" = 0 ] && [ "$present" = "$((normal * 256))" ]; then ok=0; else ok=1; fi
 	record "${FRAG_VM[*]:0:4}: zone Normal has exactly $((normal * 256)) pages (exit $rc, present: ${present:-none})" "$ok"
-	# No arenas line (the run failed) leaves ratio empty: not fatal here.
-	ratio=$(grep -o 'mirror/real [0-9.]*' <<<"$out" | awk '{ print $2 }') || ratio=""
-	local arenas
-	arenas=$(grep -m1 '^arenas' <<<"$out" | cut -c1-120) || arenas="none"
-	if [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then ok=0; else ok=1; fi
-	record "bench's fragmentation VM: both zones Normal start within a tenth of each other (mirror/real ${ratio:-none}: $arenas)" "$ok"
+	# make bench's fragmentation VM under TCG (the bench kernel: Debian's
+	# has less of zone Normal free, 89 against 114 MiB) starts both zones
+	# Normal equal. Only where that kernel is built already: make test
+	# builds no kernel for make bench's sake (UML's equivalent runs always).
+	local name="bench's fragmentation VM (bench kernel, TCG): both zones Normal start within a tenth of each other"
+	if MEMLAB_CACHED_ONLY=1 bash scripts/build-kernel.sh bench >/dev/null 2>&1; then
+		rc=0
+		out=$(bash scripts/run-vm.sh --flavour bench --timeout 180 "${FRAG_VM[@]}" \
+			--run "memlabctl frag --steps 2000 --sample-every 500" 2>&1) || rc=$?
+		# No arenas line (the run failed) leaves ratio empty: not fatal here.
+		ratio=$(grep -o 'mirror/real [0-9.]*' <<<"$out" | awk '{ print $2 }') || ratio=""
+		local arenas
+		arenas=$(grep -m1 '^arenas' <<<"$out" | cut -c1-120) || arenas="none"
+		if [ "$rc" = 0 ] && [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then ok=0; else ok=1; fi
+		record "$name (exit $rc, mirror/real ${ratio:-none}: $arenas)" "$ok"
+	else
+		skip "$name (the bench kernel is not built here; make bench builds it)"
+	fi
 
 	rc=0
 	err=$("${run[@]}" --lowmem 3G --mem 3G --run true 2>&1 >/dev/null) || rc=$?
@@ -297,14 +315,15 @@ uml_lab_suite() {
 # back to TCG with a one-line reason, in seconds; ACCEL=kvm refuses fast.
 engine_suite() {
 	say "engines: KVM probe and the fallback to TCG"
-	local run=(bash scripts/run-vm.sh --flavour bench --timeout 180)
+	# Debian's kernel: make demo's, so no x86 kernel is built for this.
+	local run=(bash scripts/run-vm.sh --flavour distro --timeout 180)
 	local out err rc ok start
 	start=$SECONDS rc=0
 	err=$(MEMLAB_KVM_PROBE_FAKE=hang "${run[@]}" --accel auto --run 'grep -o "memlab.engine=[a-z]*" /proc/cmdline' 2>&1 >"$MEMLAB_OUT/test-engine.out") || rc=$?
 	out=$(cat "$MEMLAB_OUT/test-engine.out")
 	if [ "$rc" = 0 ] && [ "$out" = memlab.engine=tcg ] && [[ "$err" == *"KVM not usable"*"using TCG"* ]]; then ok=0; else ok=1; fi
 	record "ACCEL=auto with a KVM probe that hangs: falls back to TCG with a reason and boots (exit $rc in $((SECONDS - start)) s: ${err:0:120})" "$ok"
-	if why=$(kvm_unusable bench); then
+	if why=$(kvm_unusable distro); then
 		start=$SECONDS rc=0
 		err=$("${run[@]}" --accel kvm --run true 2>&1 >/dev/null) || rc=$?
 		if [ "$rc" = 1 ] && [[ "$err" == *"KVM is not usable here"* ]] && [ $((SECONDS - start)) -lt 60 ]; then ok=0; else ok=1; fi
