@@ -7,7 +7,7 @@
 #
 #   make demo    set everything up, boot the VM, load memlab, show its output
 #   make test    set everything up, run host tests and in-VM tests (test kernel
-#                under QEMU, uml kernel natively)
+#                under QEMU, uml kernel natively, Debian's kernel under QEMU)
 #   make bench   benchmarks (ratios, not tests): host mirror core vs crates.io
 #                peers, then real vs mirror in one VM run on a native engine
 #                (KVM where it works, else User-Mode Linux; ENGINE=tcg: QEMU TCG)
@@ -26,7 +26,7 @@
 # compiled) for shell, run and demo, bench (x86-64, production-like, built
 # here) for them when KVER or KSRC names another kernel, test (x86-64:
 # KASAN, lockdep, kmemleak) for the module build, uml (User-Mode Linux,
-# production-like, runs natively); make test runs test and uml.
+# production-like, runs natively); make test runs test, uml and distro.
 FLAVOUR ?=
 # The kernel: KVER=7.2 (Debian's, the default) or 7.3, or KSRC=/path/to/linux
 # (a tree of your own, checked before anything is built). Every target
@@ -44,7 +44,8 @@ KDIR ?= $(shell bash scripts/build-kernel.sh $(or $(FLAVOUR),test))
 # kernel_make): LLVM 19 for memlab's own, gcc and Debian's rustc for distro.
 KMAKE = bash scripts/kmake.sh $(or $(FLAVOUR),test) -C $(KDIR)
 # The lab's kernel (demo, shell, run): Debian's prebuilt one, unless KVER
-# or KSRC names another kernel, which bench builds.
+# or KSRC names another kernel, which bench builds (lab_flavour in
+# scripts/lib.sh: the same rule, for the scripts).
 LAB_FLAVOUR = $(if $(or $(KSRC),$(filter-out 7.2,$(KVER))),bench,distro)
 # The QEMU flavours' accelerator: auto (KVM if it works here, else TCG),
 # kvm or tcg. bench's ENGINE picks its engine (see make help).
@@ -78,16 +79,16 @@ export MEMLAB_VM_CPUS = $(CPUS)
 export MEMLAB_VM_LOWMEM = $(LOWMEM)
 
 default:
-	$(KMAKE) M=$$PWD
+	+$(KMAKE) M=$$PWD
 
 modules_install: default
-	$(KMAKE) M=$$PWD modules_install
+	+$(KMAKE) M=$$PWD modules_install
 
 clean:
-	$(KMAKE) M=$$PWD clean
+	+$(KMAKE) M=$$PWD clean
 
 rust-analyzer:
-	$(KMAKE) M=$$PWD rust-analyzer
+	+$(KMAKE) M=$$PWD rust-analyzer
 
 setup:
 	bash scripts/setup-toolchain.sh
@@ -122,7 +123,7 @@ run:
 help:
 	@echo 'memlab targets:'
 	@echo '  make demo             boot the VM, run every allocator, print the report'
-	@echo '  make test             every test: host, then in-VM on the test kernel (QEMU) and on UML'
+	@echo '  make test             every test: host, then in-VM on the test kernel (QEMU), on UML and on Debian'"'"'s kernel (QEMU)'
 	@echo '  make bench            benchmarks: ratios, never pass/fail; then the pictures (make plots)'
 	@echo '  make plots            pictures (PNG+SVG) in out/ from the data in out/bench'
 	@echo '  make shell            interactive shell in the VM, memlab loaded (poweroff or exit leaves)'

@@ -90,7 +90,8 @@ build_ready() {
 		echo "$build"
 		return 0
 	fi
-	# MEMLAB_CACHED_ONLY=1: a question (is it built?), never a build.
+	# MEMLAB_CACHED_ONLY=1: a question (is it built?), never a build (the
+	# toolchain and the source, which the key needs, are set up first).
 	[ "${MEMLAB_CACHED_ONLY:-0}" != 1 ] || exit 3
 	mkdir -p "$cache"
 	exec 9>"$cache/.lock-$flavour"
@@ -177,7 +178,9 @@ build_distro() {
 	# The panic handler's symbol (crate ___rustc) is named apart and is not
 	# a module's to call.
 	local ours theirs
-	ours=$(sed -n 's/^EXPORT_SYMBOL_RUST_GPL(\(_R.*\));$/\1/p' "$build"/rust/exports_*_generated.h | grep -v ___rustc | sort -u)
+	# Empty (no files, no symbols) reaches the die below, not set -e.
+	ours=$(sed -n 's/^EXPORT_SYMBOL_RUST_GPL(\(_R.*\));$/\1/p' "$build"/rust/exports_*_generated.h 2>/dev/null |
+		{ grep -v ___rustc || true; } | sort -u)
 	theirs=$(awk '$2 ~ /^_R/ && $2 !~ /___rustc/ { print $2 }' "$DISTRO_SRC/Module.symvers" | sort -u)
 	[ -n "$ours" ] && [ "$ours" = "$theirs" ] ||
 		die "the Rust symbols prepared here differ from those Debian's kernel exports ($(comm -3 <(echo "$ours") <(echo "$theirs") | wc -l) differ): not the rustc Debian used"

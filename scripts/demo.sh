@@ -10,8 +10,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-	local flavour=distro args=() rc=0
-	[ -z "$KSRC" ] && [ "$KVER" = 7.2 ] || flavour=bench
+	local flavour args=() rc=0
+	flavour=$(lab_flavour)
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--flavour) flavour=$2; shift 2 ;;

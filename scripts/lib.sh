@@ -146,6 +146,14 @@ mkdir -p "$MEMLAB_CACHE" "$MEMLAB_OUT"
 
 # flavour_arch FLAVOUR: the kernel's ARCH for a flavour (x86 for the QEMU
 # flavours test, bench and distro, um for uml); dies on an unknown flavour.
+# lab_flavour: the lab's kernel (demo, shell, run, and make test's lab
+# checks): Debian's prebuilt 7.2 one (distro), unless KVER or KSRC names
+# another kernel, which the bench flavour builds. (The Makefile's
+# LAB_FLAVOUR states the same rule.)
+lab_flavour() {
+	if [ -z "$KSRC" ] && [ "$KVER" = 7.2 ]; then echo distro; else echo bench; fi
+}
+
 flavour_arch() {
 	case "$1" in
 	test | bench | distro) echo x86 ;;

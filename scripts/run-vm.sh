@@ -209,7 +209,7 @@ build_tools() {
 		"$MEMLAB_ROOT/scripts/mkinitramfs.sh" /bin/busybox ${kmods:+"$kmods/order"}; do
 		[ "$initrd" -nt "$input" ] || fresh=0
 	done
-	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd" "$fuzz" $kmods
+	[ "$fresh" = 1 ] || bash "$MEMLAB_ROOT/scripts/mkinitramfs.sh" "$mo/rust_memlab.ko" "$ctl" "$initrd" "$fuzz" ${kmods:+"$kmods"}
 }
 
 # pack_run_initrd: this run's own settings travel in a second, small cpio
@@ -302,6 +302,9 @@ boot_qemu() {
 	note "booting QEMU (${engine^^}, $cpus vCPUs, $mem${lowmem:+ ($lowmem below 4 GiB)}, timeout ${timeout}s); console log: $log"
 	local rc
 	set +e
+	# timeout --foreground: in this script's process group, not one of its
+	# own, so that a caller who ends the group (make test's on_exit) ends
+	# QEMU too.
 	if [ "$mode" = run ]; then
 		# The command's stdout and stderr go to the guest's second serial
 		# port (ttyS1), which is this script's stdout: the output and nothing
@@ -310,11 +313,11 @@ boot_qemu() {
 		local qerr=$MEMLAB_OUT/qemu-$flavour$KERNEL_SUFFIX-$cmd.err
 		rm -f "$log"
 		if [ "$verbose" = 1 ]; then
-			timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
+			timeout --foreground -k 10 "$timeout" "${qemu[@]}" -append "$append" \
 				-chardev "stdio,id=con,mux=on,logfile=$log,logappend=off" \
 				-serial chardev:con -serial chardev:con </dev/null 2>"$qerr"
 		else
-			timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
+			timeout --foreground -k 10 "$timeout" "${qemu[@]}" -append "$append" \
 				-chardev "file,id=con,path=$log" -serial chardev:con \
 				-chardev stdio,id=out -serial chardev:out </dev/null 2>"$qerr"
 		fi
@@ -324,7 +327,7 @@ boot_qemu() {
 			cat "$qerr" >&2
 		fi
 	else
-		timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" -serial stdio </dev/null |
+		timeout --foreground -k 10 "$timeout" "${qemu[@]}" -append "$append" -serial stdio </dev/null |
 			sed -u 's/\r$//' | tee "$log"
 		rc=${PIPESTATUS[0]}
 	fi
@@ -360,7 +363,9 @@ boot_uml() {
 	local out=(ssl1=null)
 	[ "$mode" = run ] && out=(ssl1=null,fd:1)
 	set -m
-	(ulimit -c 0; exec "${uml[@]}" con0=null,fd:3 "${out[@]}" $append) \
+	# SIGTTOU ignored: a run's output port may be the terminal, and UML
+	# sets its lines raw (tcsetattr), which stops a background group.
+	(ulimit -c 0; trap '' TTOU TTIN; exec "${uml[@]}" con0=null,fd:3 "${out[@]}" $append) \
 		</dev/null 3>>"$log" 2>>"$MEMLAB_OUT/uml-$flavour$KERNEL_SUFFIX-$cmd.err" &
 	local pid=$! follow=""
 	set +m
