@@ -46,8 +46,8 @@ main() {
 
 	[ -z "$KERNEL_CACHE_SUBDIR" ] || say "kernel: $(kernel_describe "$flavour")"
 	case "$arch" in
-	um) say "building the $flavour kernel (ARCH=um) into $build (cold: about 4 min on 2 cores)" ;;
-	*) say "building the $flavour kernel into $build (cold: about 7-12 min on 2 cores)" ;;
+	um) say "building the $flavour kernel (ARCH=um) into $build (cold: 6-10 min on 2 cores, measured)" ;;
+	*) say "building the $flavour kernel into $build (cold: 6-20 min on 2 cores, measured, as fast as the host CPU is)" ;;
 	esac
 	rm -rf "$build"
 	mkdir -p "$build"
