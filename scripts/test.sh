@@ -131,7 +131,8 @@ tcg_start() {
 	say "VM: the in-VM tests and ${FUZZ_SECS:-60} s of fuzzing on the test kernel (QEMU), in the background (log: $tcg_log)"
 	rm -f "$(vm_console test)"
 	# A process group of its own (job control on for this one job), so that
-	# on_exit can end it whole (QEMU too: timeout passes the signal on). Not
+	# on_exit can end it whole (QEMU too: run-vm.sh runs it under timeout
+	# --foreground, which stays in the group). Not
 	# a session of its own: with the scheduler's autogroups (the default)
 	# a new session is a new group that shares the CPU equally with this
 	# one, whatever the nice values, and the renice below would not make
@@ -169,18 +170,20 @@ tcg_finish() {
 # it, so a cold make test after make demo builds no x86 kernel for this),
 # a few seconds a boot. Each check is one PASS or FAIL.
 lab_suite() {
-	say "VM: make run, make shell and the share, on the lab's kernel ($(lab_flavour))"
+	local lab
+	lab=$(lab_flavour)
+	say "VM: make run, make shell and the share, on the lab's kernel ($lab)"
 	local share=$MEMLAB_OUT/test-share
 	rm -rf "$share"
 	mkdir -p "$share"
-	local run=(bash scripts/run-vm.sh --flavour "$(lab_flavour)" --timeout 180 --share "$share")
+	local run=(bash scripts/run-vm.sh --flavour "$lab" --timeout 180 --share "$share")
 	local out err rc ok
 
 	# make run: the command's output and nothing else, and its status.
 	rc=0
 	out=$(make -s --no-print-directory run TIMEOUT=180 SHARE="$share" CMD='memlabctl version' 2>"$MEMLAB_OUT/test-make-run.err") || rc=$?
 	if grep -q 'module build' "$MEMLAB_OUT/test-make-run.err"; then
-		record "host-driven VM checks: the $(lab_flavour) module does not build ($(grep -m1 -o 'module build.*' "$MEMLAB_OUT/test-make-run.err"); see $MEMLAB_OUT/module-$(lab_flavour)$KERNEL_SUFFIX.log)" 1
+		record "host-driven VM checks: the $lab module does not build ($(grep -m1 -o 'module build.*' "$MEMLAB_OUT/test-make-run.err"); see $MEMLAB_OUT/module-$lab$KERNEL_SUFFIX.log)" 1
 		return
 	fi
 	if [ "$rc" = 0 ] && [[ "$out" =~ ^memlab\ ABI ]] && [ "$(wc -l <<<"$out")" = 1 ]; then ok=0; else ok=1; fi
@@ -317,14 +320,16 @@ engine_suite() {
 	say "engines: KVM probe and the fallback to TCG"
 	# The lab's kernel (Debian's: make demo's, so no x86 kernel is built
 	# for this; bench when KVER or KSRC names another).
-	local run=(bash scripts/run-vm.sh --flavour "$(lab_flavour)" --timeout 180)
+	local lab
+	lab=$(lab_flavour)
+	local run=(bash scripts/run-vm.sh --flavour "$lab" --timeout 180)
 	local out err rc ok start
 	start=$SECONDS rc=0
 	err=$(MEMLAB_KVM_PROBE_FAKE=hang "${run[@]}" --accel auto --run 'grep -o "memlab.engine=[a-z]*" /proc/cmdline' 2>&1 >"$MEMLAB_OUT/test-engine.out") || rc=$?
 	out=$(cat "$MEMLAB_OUT/test-engine.out")
 	if [ "$rc" = 0 ] && [ "$out" = memlab.engine=tcg ] && [[ "$err" == *"KVM not usable"*"using TCG"* ]]; then ok=0; else ok=1; fi
 	record "ACCEL=auto with a KVM probe that hangs: falls back to TCG with a reason and boots (exit $rc in $((SECONDS - start)) s: ${err:0:120})" "$ok"
-	if why=$(kvm_unusable "$(lab_flavour)"); then
+	if why=$(kvm_unusable "$lab"); then
 		start=$SECONDS rc=0
 		err=$("${run[@]}" --accel kvm --run true 2>&1 >/dev/null) || rc=$?
 		if [ "$rc" = 1 ] && [[ "$err" == *"KVM is not usable here"* ]] && [ $((SECONDS - start)) -lt 60 ]; then ok=0; else ok=1; fi
