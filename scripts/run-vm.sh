@@ -278,16 +278,21 @@ boot_qemu() {
 		# early boot (identify_cpu interrupted) on some runs; 4-level paging
 		# is what memlab studies anyway.
 		cpu=(-accel tcg -cpu max,la57=off)
-		# Without ACPI there is no HPET or PM timer, and the PIT cannot
-		# calibrate the TSC under TCG, leaving a jiffies (4 ms) clock. TCG's
+		# Without ACPI (the test kernel) there is no HPET or PM timer, and
+		# the PIT cannot calibrate the TSC under TCG, leaving a jiffies
+		# (4 ms) clock. TCG's
 		# guest TSC runs at the host's rate, so tell the guest that rate:
 		# latencies get ns resolution.
 		local khz
 		khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
 		[ -n "$khz" ] && [ "$khz" -gt 0 ] && append+=" tsc_early_khz=$khz tsc=reliable"
 	fi
-	# Guest RAM is only backed as it is touched.
-	qemu=(qemu-system-x86_64 "${cpu[@]}" -smp "$cpus" -m "$mem"
+	# Guest RAM is only backed as it is touched. The firmware is qboot
+	# (QEMU's own minimal one, from qemu-system-data): it passes QEMU's ACPI
+	# tables on as SeaBIOS does, boots faster, and its MP table lists every
+	# CPU, where SeaBIOS's lists only the boot CPU, so a kernel without ACPI
+	# (the test kernel) still brings them all up.
+	qemu=(qemu-system-x86_64 "${cpu[@]}" -bios qboot.rom -smp "$cpus" -m "$mem"
 		${lowmem:+-machine "pc,max-ram-below-4g=$lowmem"}
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$run_initrd"
 		-display none -monitor none -no-reboot)

@@ -56,6 +56,14 @@ if [ "${1:-}" = --rustc ]; then
 	APT_PKGS+=(dwarves)
 fi
 
+# One set-up at a time (fd 7, held until this script ends): make test runs
+# several of the rig's scripts at once (its background job and kernel
+# builds), and apt, rustup and cargo install refuse or misbehave when two
+# install at the same time.
+mkdir -p "$MEMLAB_CACHE"
+exec 7>"$MEMLAB_CACHE/.lock-setup"
+flock 7
+
 NEED_UPDATE=0
 ensure_backports
 mapfile -t miss < <(missing_pkgs "${APT_PKGS[@]}")
