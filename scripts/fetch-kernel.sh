@@ -61,6 +61,9 @@ apt_fetch() {
 	shift 2
 	mirror=$(bash "$MEMLAB_ROOT/scripts/setup-toolchain.sh" --print-mirror)
 	tmp=$(mktemp -d)
+	# run_with_progress and die exit from inside: the throw-away
+	# configuration goes with the script however it ends.
+	trap 'rm -rf "$tmp"' EXIT
 	mkdir -p "$tmp/lists/partial" "$tmp/archives/partial" "$tmp/debs"
 	cat >"$tmp/sources.list" <<-SRC
 	deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main
@@ -71,13 +74,14 @@ apt_fetch() {
 	run_with_progress "apt-get update ($suite, throw-away config)" "$MEMLAB_CACHE/apt-kernel-update.log" \
 		apt-get "${aptopts[@]}" update
 	(cd "$tmp/debs" && apt-get "${aptopts[@]}" download "$@" >"$MEMLAB_CACHE/apt-kernel-download.log" 2>&1) ||
-		{ rm -rf "$tmp"; die "download of $* failed (see $MEMLAB_CACHE/apt-kernel-download.log); the pinned version may have left $suite"; }
+		{ die "download of $* failed (see $MEMLAB_CACHE/apt-kernel-download.log); the pinned version may have left $suite"; }
 	mkdir -p "$dir"
 	for f in "$tmp"/debs/*.deb; do
 		mv "$f" "$dir/.$(basename "$f").part"
 		mv "$dir/.$(basename "$f").part" "$dir/$(basename "$f")"
 	done
 	rm -rf "$tmp"
+	trap - EXIT
 }
 
 # fetch_distro: Debian's prebuilt kernel for the distro flavour (the

@@ -272,6 +272,11 @@ pick_engine() {
 # boot_qemu: the QEMU flavours, under $engine (kvm or tcg).
 boot_qemu() {
 	append="console=ttyS0 panic=-1 $append"
+	# A kernel with EDD (Debian's) probes the firmware's disks before it
+	# starts, and qboot passes that probe's "Probing EDD" line to the serial
+	# console, where it would be the first line of every run's output.
+	# There are no disks.
+	grep -q '^CONFIG_EDD=' "$kdir/.config" 2>/dev/null && append+=" edd=off"
 	local cpu=(-accel kvm -cpu host)
 	if [ "$engine" = tcg ]; then
 		# la57=off: with 5-level paging KASAN reported a wild access in

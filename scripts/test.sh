@@ -124,7 +124,7 @@ vm_suite() {
 # kmemleak: it is the longest step, mostly one host CPU, so the native
 # and host steps take the other. 1.5 GiB of guest RAM, 768 MiB of it zone
 # Normal (--lowmem): kmemleak's scans walk every page frame (8.5 s a scan at
-# 1.25 GiB against 17-20 s at 2 GiB; the job does six), and at 1.25 GiB
+# 1.25 GiB against 17-20 s at 2 GiB; the job does four), and at 1.25 GiB
 # zone Normal ran out and the pagemap and REPLAY checks saw the spill.
 TEST_VM=(--mem 1536M --lowmem 768M)
 tcg_pid=""

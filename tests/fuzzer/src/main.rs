@@ -37,6 +37,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
+use vmcheck::kmemleak;
 
 const DEBUGFS: &str = "/sys/kernel/debug/memlab";
 const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
@@ -280,7 +281,14 @@ fn main() -> ExitCode {
     );
     let stats: &'static Stats = sys::shared();
     let mut findings = Vec::new();
-    let reports_before = kernel_reports(&sys::kernel_log()).len();
+    // The kernel log's last timestamp now: reports after it are the run's.
+    let log_start = match sys::kernel_log() {
+        Ok(log) => last_stamp(&log),
+        Err(e) => {
+            findings.push(e);
+            None
+        }
+    };
 
     // Held open (with memory in it) through the storm: the module must stay
     // busy, so the reader's rmmod attempts must fail.
@@ -416,10 +424,13 @@ fn main() -> ExitCode {
     if !hang {
         end_checks(&cfg, &mut findings);
     }
-    let log = sys::kernel_log();
-    let reports = kernel_reports(&log);
-    for line in reports.iter().skip(reports_before) {
-        findings.push(format!("kernel report: {}", line.trim()));
+    match sys::kernel_log() {
+        Ok(log) => {
+            for line in kernel_reports(&log, log_start) {
+                findings.push(format!("kernel report: {}", line.trim()));
+            }
+        }
+        Err(e) => findings.push(e),
     }
     let summary = format!(
         "seed={:#x} ioctls={n} secs={wall:.0} ops/s={:.0} procs={}",
@@ -439,12 +450,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// The lines of `log` that are a kernel report (vmcheck's list); those
-/// printed since a first reading are the ones past its count (the log
-/// only grows in a run this short).
-fn kernel_reports(log: &str) -> Vec<&str> {
+/// A kernel log line's timestamp (`<6>[   23.071234] ...`), in seconds.
+fn stamp(line: &str) -> Option<f64> {
+    let (_, rest) = line.split_once('[')?;
+    let (secs, _) = rest.split_once(']')?;
+    secs.trim().parse().ok()
+}
+
+/// The timestamp of the log's last line that has one.
+fn last_stamp(log: &str) -> Option<f64> {
+    log.lines().rev().find_map(stamp)
+}
+
+/// The lines of `log` that are a kernel report (vmcheck's list) and were
+/// printed after `since` (all of them without it). By time, not by count:
+/// the log is a ring, and an old report rotating out must not hide a new
+/// one. A line without a timestamp counts.
+fn kernel_reports(log: &str, since: Option<f64>) -> Vec<&str> {
     log.lines()
         .filter(|l| vmcheck::SPLATS.iter().any(|p| l.contains(p)))
+        .filter(|l| match (since, stamp(l)) {
+            (Some(t), Some(s)) => s > t,
+            _ => true,
+        })
         .collect()
 }
 
@@ -478,7 +506,13 @@ fn end_checks(cfg: &Config, findings: &mut Vec<String>) {
         return;
     }
     println!("end: rmmod: ok");
-    let log = sys::kernel_log();
+    let log = match sys::kernel_log() {
+        Ok(log) => log,
+        Err(e) => {
+            findings.push(e);
+            return;
+        }
+    };
     match log.lines().rev().find(|l| l.contains("mirror: returning")) {
         Some(l) if l.contains("(0 were still allocated") => {
             println!("end: {}", l.trim());
@@ -498,11 +532,30 @@ fn end_checks(cfg: &Config, findings: &mut Vec<String>) {
             return;
         }
     }
+    // Only leaks allocated once memlab was being loaded count; the init
+    // script noted when (vmcheck::kmemleak).
+    let loaded_at = read_to_string(kmemleak::LOADED_AT)
+        .ok()
+        .and_then(|t| kmemleak::parse_jiffies(&t));
     match read_to_string(KMEMLEAK) {
-        Ok(s) if s.trim().is_empty() => println!("end: kmemleak: no new leaks"),
         Ok(s) => {
-            println!("end: kmemleak report:\n{s}");
-            findings.push("kmemleak reported leaks".into());
+            let (leaks, older) = kmemleak::since(&s, loaded_at);
+            let aside = match loaded_at {
+                Some(t) => {
+                    format!("{older} older reports set aside (allocated before jiffies {t})")
+                }
+                None => format!(
+                    "no load time in {}: every report counts",
+                    kmemleak::LOADED_AT
+                ),
+            };
+            if leaks.is_empty() {
+                println!("end: kmemleak: no new leaks; {aside}");
+            } else {
+                let text: String = leaks.iter().map(|e| e.text).collect();
+                println!("end: kmemleak report ({aside}):\n{text}");
+                findings.push("kmemleak reported leaks".into());
+            }
         }
         Err(e) => findings.push(e),
     }
@@ -516,9 +569,26 @@ mod tests {
                    [   23.07] sysfs: cannot create duplicate filename '/kernel/slab/:d-0003000'\n\
                    [   23.07] Call Trace:\n\
                    [   23.08] kobject: kobject_add_internal failed for :d-0003000 with -EEXIST\n";
-        let r = super::kernel_reports(log);
+        let r = super::kernel_reports(log, None);
         assert_eq!(r.len(), 2, "{r:?}");
         assert!(r[0].contains("duplicate filename") && r[1].contains("Call Trace:"));
-        assert!(super::kernel_reports("[ 1.0] rust_memlab: loaded\n").is_empty());
+        assert!(super::kernel_reports("[ 1.0] rust_memlab: loaded\n", None).is_empty());
+    }
+
+    #[test]
+    fn kernel_reports_since_a_time_survive_rotation() {
+        let start = "<4>[   10.000001] WARNING: CPU: 0 PID: 1 at old\n\
+                     <6>[   12.500000] rust_memlab: loaded (ABI 4)\n";
+        let t = super::last_stamp(start);
+        assert_eq!(t, Some(12.5));
+        // The old WARNING rotated out, a new one came: the count of report
+        // lines is the same as at the start, the new one is still found.
+        let end = "<6>[   12.500000] rust_memlab: loaded (ABI 4)\n\
+                   <4>[   40.100000] WARNING: CPU: 1 PID: 99 at new\n";
+        let r = super::kernel_reports(end, t);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(r[0].contains("at new"));
+        assert!(super::kernel_reports(start, t).is_empty());
+        assert_eq!(super::stamp("no stamp here"), None);
     }
 }

@@ -68,12 +68,18 @@ pub fn monotonic_ms() -> u64 {
 }
 
 /// The kernel log buffer (syslog(SYSLOG_ACTION_READ_ALL)).
-pub fn kernel_log() -> String {
+pub fn kernel_log() -> Result<String, String> {
     let mut buf = vec![0u8; 1 << 20];
     // SAFETY: `buf` is writable for its length.
     let n = unsafe { libc::klogctl(3, buf.as_mut_ptr().cast(), buf.len() as i32) };
-    buf.truncate(n.max(0) as usize);
-    String::from_utf8_lossy(&buf).into_owned()
+    if n < 0 {
+        return Err(format!(
+            "reading the kernel log (syslog READ_ALL): {}",
+            errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        ));
+    }
+    buf.truncate(n as usize);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// An anonymous `MAP_SHARED` mapping of a zeroed `T`, shared with every

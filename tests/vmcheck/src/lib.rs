@@ -8,6 +8,8 @@
 //! warned, oopsed, or reported a KASAN, lockdep or kmemleak finding did not
 //! pass.
 
+pub mod kmemleak;
+
 /// Console substrings that mean the kernel found something wrong.
 pub const SPLATS: &[&str] = &[
     "BUG:",
