@@ -111,6 +111,8 @@ main() {
 	[ -n "$timeout" ] || timeout=900
 
 	bash "$MEMLAB_ROOT/scripts/setup-toolchain.sh"
+	local tools_pid tools_log
+	tools_start
 	local kdir arch
 	kdir=$(bash "$MEMLAB_ROOT/scripts/build-kernel.sh" "$flavour")
 	arch=$(flavour_arch "$flavour")
@@ -191,13 +193,30 @@ build_module() {
 	fi
 }
 
-# build_tools: memlabctl and memlab-fuzz (static, musl: the initramfs has
-# no libc; the same binaries run under QEMU and UML), and the initramfs
-# ($initrd), packed again only when one of its inputs changed.
-build_tools() {
-	note "building memlabctl and memlab-fuzz (static, musl)"
+# tools_start: memlabctl and memlab-fuzz (static, musl: the initramfs has
+# no libc; the same binaries run under QEMU and UML), built in the
+# background from the start: they do not depend on the kernel, so a kernel
+# or module build goes on beside them (a fresh clone builds them from
+# nothing, a cold cache a kernel). build_tools waits for them; if the
+# script ends first (a failed kernel build), they are stopped.
+tools_start() {
+	note "building memlabctl and memlab-fuzz (static, musl), beside the kernel and module"
+	tools_log=$(mktemp)
 	cargo build --quiet --release --locked --target x86_64-unknown-linux-musl -p memlabctl -p memlab-fuzz \
-		--manifest-path "$MEMLAB_ROOT/Cargo.toml"
+		--manifest-path "$MEMLAB_ROOT/Cargo.toml" </dev/null >"$tools_log" 2>&1 &
+	tools_pid=$!
+	trap 'kill "$tools_pid" 2>/dev/null; rm -f "$tools_log"' EXIT
+}
+
+# build_tools: waits for tools_start's build, then the initramfs ($initrd),
+# packed again only when one of its inputs changed.
+build_tools() {
+	local rc=0
+	wait "$tools_pid" || rc=$?
+	trap - EXIT
+	cat "$tools_log" >&2
+	rm -f "$tools_log"
+	[ "$rc" = 0 ] || die "building memlabctl and memlab-fuzz failed (exit $rc)"
 	ctl=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlabctl
 	fuzz=$MEMLAB_ROOT/target/x86_64-unknown-linux-musl/release/memlab-fuzz
 	initrd=$MEMLAB_OUT/initramfs-$flavour$KERNEL_SUFFIX.cpio.gz
