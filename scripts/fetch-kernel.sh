@@ -62,8 +62,9 @@ apt_fetch() {
 	mirror=$(bash "$MEMLAB_ROOT/scripts/setup-toolchain.sh" --print-mirror)
 	tmp=$(mktemp -d)
 	# run_with_progress and die exit from inside: the throw-away
-	# configuration goes with the script however it ends.
-	trap 'rm -rf "$tmp"' EXIT
+	# configuration goes with the script however it ends (its path now: a
+	# set -e exit leaves the local unset by the time the trap runs).
+	trap "rm -rf $(printf '%q' "$tmp")" EXIT
 	mkdir -p "$tmp/lists/partial" "$tmp/archives/partial" "$tmp/debs"
 	cat >"$tmp/sources.list" <<-SRC
 	deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main

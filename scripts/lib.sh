@@ -238,7 +238,7 @@ kvm_unusable() {
 			{ echo "the CPU shows no vmx/svm flag: nested virtualisation is off"; return 0; }
 		local bzimage boot_id
 		bzimage=$(bash "$MEMLAB_ROOT/scripts/build-kernel.sh" "$1")/arch/x86/boot/bzImage
-		probe=(qemu-system-x86_64 -accel kvm -cpu host -m 256M -smp 1 -kernel "$bzimage"
+		probe=(qemu-system-x86_64 -accel kvm -cpu host -bios qboot.rom -m 256M -smp 1 -kernel "$bzimage"
 			-append "console=ttyS0 panic=-1" -display none -monitor none -no-reboot -serial stdio)
 		boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
 		stamp=$MEMLAB_CACHE/kvm-probe-$boot_id-$(stat -c '%n %Y' "$bzimage" | sha256sum | cut -c1-12)

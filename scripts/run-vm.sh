@@ -202,10 +202,15 @@ build_module() {
 tools_start() {
 	note "building memlabctl and memlab-fuzz (static, musl), beside the kernel and module"
 	tools_log=$(mktemp)
+	# A process group of its own, so that stopping it stops rustc too.
+	set -m
 	cargo build --quiet --release --locked --target x86_64-unknown-linux-musl -p memlabctl -p memlab-fuzz \
 		--manifest-path "$MEMLAB_ROOT/Cargo.toml" </dev/null >"$tools_log" 2>&1 &
 	tools_pid=$!
-	trap 'kill "$tools_pid" 2>/dev/null; rm -f "$tools_log"' EXIT
+	set +m
+	# The values now: a set -e exit leaves main's locals unset by the time
+	# an EXIT trap runs.
+	trap "kill -- -$tools_pid 2>/dev/null; rm -f $(printf '%q' "$tools_log")" EXIT
 }
 
 # build_tools: waits for tools_start's build, then the initramfs ($initrd),

@@ -10,6 +10,10 @@ BPO_PKGS=(qemu-system-x86)
 
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
+# In a background job (make test's kernel builds) a password prompt would
+# stop the job and leave it holding the set-up lock below: there, sudo
+# fails instead, and the foreground's own set-up asks later.
+[ -z "$SUDO" ] || [ "${MEMLAB_BACKGROUND:-0}" != 1 ] || SUDO="sudo -n"
 
 missing_pkgs() {
 	local p

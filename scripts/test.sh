@@ -140,7 +140,7 @@ tcg_start() {
 	# one, whatever the nice values, and the renice below would not make
 	# the rest yield to the job.
 	set -m
-	bash scripts/run-vm.sh --flavour test --cmd test --timeout 2400 "${TEST_VM[@]}" \
+	MEMLAB_BACKGROUND=1 bash scripts/run-vm.sh --flavour test --cmd test --timeout 2400 "${TEST_VM[@]}" \
 		--fuzz-args "secs=${FUZZ_SECS:-60}" ${MEMLAB_INJECT:+--inject "$MEMLAB_INJECT"} \
 		</dev/null >"$tcg_log" 2>&1 &
 	tcg_pid=$!
@@ -180,17 +180,24 @@ prebuild_start() {
 	local f
 	for f in "$@"; do
 		set -m
-		nice -n 19 bash scripts/build-kernel.sh "$f" </dev/null >"$MEMLAB_OUT/test-prebuild-$f.log" 2>&1 &
+		MEMLAB_BACKGROUND=1 nice -n 19 bash scripts/build-kernel.sh "$f" </dev/null >"$MEMLAB_OUT/test-prebuild-$f.log" 2>&1 &
 		prebuild_pids+=($!)
 		set +m
 	done
 }
 
 # prebuild_join: the background builds at the foreground's nice (10), now
-# that it is about to wait for them.
+# that it is about to wait for them. Lowering a nice value takes privilege
+# (root, or RLIMIT_NICE): without it they stay at 19, and say so once.
 prebuild_join() {
-	local pid
-	for pid in "${prebuild_pids[@]}"; do renice -n 10 -g "$pid" >/dev/null 2>&1 || true; done
+	local pid warned=0
+	for pid in "${prebuild_pids[@]}"; do
+		kill -0 -- "-$pid" 2>/dev/null || continue
+		renice -n 10 -g "$pid" >/dev/null 2>&1 || [ "$warned" = 1 ] || {
+			say "cannot raise the background kernel builds from nice 19 (no privilege to lower a nice value): they go on at 19"
+			warned=1
+		}
+	done
 }
 
 # lab_suite: make run / make shell / the share, driven from the host, on the
@@ -397,12 +404,18 @@ kernel_choice_suite() {
 	fake_tree "$fakes/inplace" 7 2 rust
 	touch "$fakes/inplace/.config"
 	touch "$fakes/notlinux/README"
-	# The cache as the refused kernels could change it, less the default
-	# kernels' builds and locks: the test kernel's job and the background
-	# builds (prebuild_start) may be writing those meanwhile.
+	# The cache as the refused kernels could change it, less what the
+	# default kernels' own builds write (the test kernel's job and the
+	# background builds of prebuild_start may be at it meanwhile): their
+	# build directories and locks, this kernel's sources (Debian's source
+	# package, Debian's image for distro) and their temporary forms, and the
+	# directories these live in.
 	cache_listing() {
-		find "$MEMLAB_CACHE/kernel" "$MEMLAB_CACHE/src" -maxdepth 2 2>/dev/null |
-			grep -vE "^$MEMLAB_CACHE/kernel/([^/]+/)?((test|bench|uml|distro)-[0-9a-f]{16}(/.*)?|\.lock-[a-z]+)\$" | sort
+		local c=$MEMLAB_CACHE
+		find "$c/kernel" "$c/src" -maxdepth 2 2>/dev/null |
+			grep -vxE "$c/(kernel|src|kernel/${KERNEL_CACHE_SUBDIR:-})" |
+			grep -vxE "$c/kernel/([^/]+/)?((test|bench|uml|distro)-[0-9a-f]{16}(/.*)?|\.lock-[a-z]+)" |
+			grep -vxE "$c/src/linux-(source-$KVER|image-)[^/]*(/.*)?" | sort
 	}
 	local before after
 	before=$(cache_listing)
