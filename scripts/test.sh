@@ -409,13 +409,14 @@ kernel_choice_suite() {
 	# background builds of prebuild_start may be at it meanwhile): their
 	# build directories and locks, this kernel's sources (Debian's source
 	# package, Debian's image for distro) and their temporary forms, and the
-	# directories these live in.
+	# directories these live in. (On a cold cache nothing is left: grep's
+	# status 1 is not a failure here.)
 	cache_listing() {
 		local c=$MEMLAB_CACHE
 		find "$c/kernel" "$c/src" -maxdepth 2 2>/dev/null |
 			grep -vxE "$c/(kernel|src|kernel/${KERNEL_CACHE_SUBDIR:-})" |
 			grep -vxE "$c/kernel/([^/]+/)?((test|bench|uml|distro)-[0-9a-f]{16}(/.*)?|\.lock-[a-z]+)" |
-			grep -vxE "$c/src/linux-(source-$KVER|image-)[^/]*(/.*)?" | sort
+			grep -vxE "$c/src/linux-(source-$KVER|image-)[^/]*(/.*)?" | sort || true
 	}
 	local before after
 	before=$(cache_listing)
