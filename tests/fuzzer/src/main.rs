@@ -40,7 +40,6 @@ use std::time::{Duration, Instant};
 use vmcheck::kmemleak;
 
 const DEBUGFS: &str = "/sys/kernel/debug/memlab";
-const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 /// No ioctl completing for this long is a hang.
 const HANG_SECS: u64 = 180;
 
@@ -516,42 +515,17 @@ fn end_checks(cfg: &Config, findings: &mut Vec<String>) {
         },
         Err(e) => findings.push(e),
     }
-    if std::fs::metadata(KMEMLEAK).is_err() {
+    if std::fs::metadata(kmemleak::FILE).is_err() {
         println!("end: kmemleak: not in this kernel");
         return;
     }
-    // kmemleak ignores objects younger than 5 s.
-    std::thread::sleep(Duration::from_secs(6));
-    for _ in 0..2 {
-        if let Err(e) = std::fs::write(KMEMLEAK, "scan") {
-            findings.push(format!("kmemleak scan: {e}"));
-            return;
-        }
-    }
     // Only leaks allocated once memlab was being loaded count; the init
     // script noted when (vmcheck::kmemleak).
-    let loaded_at = read_to_string(kmemleak::LOADED_AT)
-        .ok()
-        .and_then(|t| kmemleak::parse_jiffies(&t));
-    match read_to_string(KMEMLEAK) {
-        Ok(s) => {
-            let (leaks, older) = kmemleak::since(&s, loaded_at);
-            let aside = match loaded_at {
-                Some(t) => {
-                    format!("{older} older reports set aside (allocated before jiffies {t})")
-                }
-                None => format!(
-                    "no load time in {}: every report counts",
-                    kmemleak::LOADED_AT
-                ),
-            };
-            if leaks.is_empty() {
-                println!("end: kmemleak: no new leaks; {aside}");
-            } else {
-                let text: String = leaks.iter().map(|e| e.text).collect();
-                println!("end: kmemleak report ({aside}):\n{text}");
-                findings.push("kmemleak reported leaks".into());
-            }
+    match kmemleak::scan_and_judge() {
+        Ok(v) if v.leaks.is_empty() => println!("end: kmemleak: no new leaks; {}", v.aside),
+        Ok(v) => {
+            println!("end: kmemleak report ({}):\n{}", v.aside, v.leaks);
+            findings.push("kmemleak reported leaks".into());
         }
         Err(e) => findings.push(e),
     }

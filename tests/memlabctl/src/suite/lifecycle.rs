@@ -11,7 +11,6 @@ use std::io;
 use vmcheck::kmemleak;
 
 const MODULE: &str = "rust_memlab";
-const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 
 fn module_loaded() -> bool {
     fs::read_to_string("/proc/modules")
@@ -173,33 +172,14 @@ fn pool_returned() -> Outcome {
 /// loaded (the init script noted the jiffies before insmod); older ones,
 /// the kernel's own boot's, are only counted in the TAP line.
 fn kmemleak_clean() -> Outcome {
-    if fs::metadata(KMEMLEAK).is_err() {
+    if fs::metadata(kmemleak::FILE).is_err() {
         // The bench kernel has no kmemleak; the test kernel must (test.sh
         // fails a test-kernel run with any skip).
-        return Err(format!("{SKIP}no {KMEMLEAK} in this kernel"));
+        return Err(format!("{SKIP}no {} in this kernel", kmemleak::FILE));
     }
-    // kmemleak ignores objects younger than 5 s; let unload's frees settle.
-    std::thread::sleep(std::time::Duration::from_secs(6));
-    for _ in 0..2 {
-        fs::write(KMEMLEAK, "scan").map_err(|e| format!("scan: {e}"))?;
-    }
-    let report = fs::read_to_string(KMEMLEAK).map_err(|e| e.to_string())?;
-    let loaded_at = fs::read_to_string(kmemleak::LOADED_AT)
-        .ok()
-        .and_then(|t| kmemleak::parse_jiffies(&t));
-    let (leaks, older) = kmemleak::since(&report, loaded_at);
-    match loaded_at {
-        Some(t) => note(format!(
-            "{older} older reports set aside (allocated before jiffies {t}, memlab's load)"
-        )),
-        None => note(format!(
-            "no load time in {}: every report counts",
-            kmemleak::LOADED_AT
-        )),
-    }
-    check(leaks.is_empty(), || {
-        leaks.iter().map(|e| e.text).collect::<String>()
-    })
+    let v = kmemleak::scan_and_judge()?;
+    note(v.aside);
+    check(v.leaks.is_empty(), || v.leaks)
 }
 
 #[cfg(test)]
